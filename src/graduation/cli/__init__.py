@@ -1,0 +1,11 @@
+"""The ``registry`` command line. Each module registers the commands of one area on ``app``."""
+
+from graduation.cli.app import app
+from graduation.cli import domains  # noqa: F401  (registers commands)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

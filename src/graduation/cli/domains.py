@@ -1,0 +1,184 @@
+"""Domain commands: init, schema, validate, register, list, show, history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from graduation.cli.app import EXIT_INPUT, JSON_OPTION, command, print_json, state
+
+PATHS_ARG = typer.Argument(..., help="Domain files, or directories to search for *.yaml.", show_default=False)
+
+
+@command("init")
+def init_cmd(
+    directory: Path = typer.Argument(Path("."), help="Where to create the project."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the example files if they exist."),
+) -> None:
+    """Scaffold a project: domains/ (with an example), policies/, registry/."""
+    from graduation.scaffold import scaffold
+    from graduation.cli.output import info
+
+    for path, status in scaffold(directory, force=force):
+        info(f"{status:>9}  {path}")
+    info("\nNext: edit domains/example.yaml, then `registry validate domains/` and `registry register domains/`.")
+
+
+@command("schema")
+def schema_cmd(
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+) -> None:
+    """Print the JSON Schema of domain files (point your editor at it)."""
+    from graduation.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out:
+        from graduation.fsutil import atomic_write_text
+
+        atomic_write_text(out, text)
+    else:
+        typer.echo(text, nl=False)
+
+
+@command("validate")
+def validate_cmd(
+    ctx: typer.Context,
+    paths: list[Path] = PATHS_ARG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Check domain files without writing anything. Every problem is reported with file:line."""
+    from graduation.errors import SpecError
+    from graduation.project import load_many
+
+    try:
+        loaded = load_many(paths, state(ctx).root)
+    except SpecError as exc:
+        if as_json:
+            print_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
+            raise typer.Exit(EXIT_INPUT) from None
+        raise
+    if as_json:
+        print_json({"valid": True, "domains": [
+            {"domain": d.spec.domain, "file": d.source_file, "content_hash": d.content_hash} for d in loaded]})
+        return
+    from graduation.cli.output import info
+
+    for d in loaded:
+        info(f"[green]ok[/]  {d.source_file}  ({d.spec.domain}, risk {d.spec.risk.value})")
+
+
+@command("register")
+def register_cmd(
+    ctx: typer.Context,
+    paths: list[Path] = PATHS_ARG,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record domain files in the registry: unchanged content is a no-op, changed content a new version.
+
+    All files are validated first; if any is broken, nothing is written.
+    """
+    from graduation.project import load_many
+    from graduation.store.domains import register
+
+    st = state(ctx)
+    loaded = load_many(paths, st.root)
+    db = st.database()
+    with db.write() as session:
+        results = [register(session, item) for item in loaded]
+    if as_json:
+        print_json({"registered": [r.to_dict() for r in results]})
+        return
+    from graduation.cli.output import info, show, table
+
+    show(table(None, ["domain", "version", "status", "file"],
+               [(r.domain, r.version, r.status, r.source_file) for r in results]))
+    changed = sum(r.status != "unchanged" for r in results)
+    info(f"{changed} changed, {len(results) - changed} unchanged" if changed else "no changes")
+
+
+@command("list")
+def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """List the registered domains with their newest version."""
+    from graduation.store.domains import iso, list_domains
+
+    with state(ctx).database().read() as session:
+        rows = list_domains(session)
+    data = [{"domain": r.name, "version": r.latest_version, "risk": r.risk, "title": r.title,
+             "updated_at": iso(r.updated_at)} for r in rows]
+    if as_json:
+        print_json(data)
+        return
+    from graduation.cli.output import info, show, table
+
+    if not data:
+        info("no domains registered yet; run `registry register domains/`")
+        return
+    show(table(None, ["domain", "version", "risk", "title", "updated"],
+               [(d["domain"], d["version"], d["risk"], d["title"], d["updated_at"]) for d in data]))
+
+
+@command("show")
+def show_cmd(
+    ctx: typer.Context,
+    domain: str = typer.Argument(..., help="Domain name.", autocompletion=lambda: _domain_names()),
+    version: int | None = typer.Option(None, "--version", "-v", min=1, help="A stored version (default newest)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a registered domain version: its spec, hashes and source file."""
+    from graduation.store.domains import get_version, iso
+
+    with state(ctx).database().read() as session:
+        row = get_version(session, domain, version)
+    data = {"domain": row.domain, "version": row.version, "risk": row.risk, "content_hash": row.content_hash,
+            "basis_hash": row.basis_hash, "source_file": row.source_file, "registered_at": iso(row.created_at),
+            "files": json.loads(row.data_hashes_json), "spec": json.loads(row.spec_json)}
+    if as_json:
+        print_json(data)
+        return
+    import yaml
+
+    from graduation.cli.output import info, show, table
+
+    show(table(f"{row.domain} v{row.version}", ["field", "value"], [
+        ("risk", row.risk), ("content hash", row.content_hash[:16]), ("evidence basis", row.basis_hash[:16]),
+        ("source", row.source_file), ("registered", data["registered_at"])]))
+    info(yaml.safe_dump(data["spec"], sort_keys=False, allow_unicode=True).rstrip())
+
+
+@command("history")
+def history_cmd(
+    ctx: typer.Context,
+    domain: str = typer.Argument(..., help="Domain name.", autocompletion=lambda: _domain_names()),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Every stored version of a domain, oldest first."""
+    from graduation.store.domains import history, iso
+
+    with state(ctx).database().read() as session:
+        rows = history(session, domain)
+    data = [{"version": r.version, "content_hash": r.content_hash, "basis_hash": r.basis_hash,
+             "risk": r.risk, "source_file": r.source_file, "registered_at": iso(r.created_at)} for r in rows]
+    if as_json:
+        print_json({"domain": domain, "versions": data})
+        return
+    from graduation.cli.output import show, table
+
+    show(table(f"history of {domain}", ["version", "registered", "risk", "content hash", "evidence basis"],
+               [(d["version"], d["registered_at"], d["risk"], d["content_hash"][:16], d["basis_hash"][:16])
+                for d in data]))
+
+
+def _domain_names() -> list[str]:
+    """Shell completion: names from the default registry, quietly empty if there is none."""
+    try:
+        from graduation.project import find_project_root
+        from graduation.store import Database, resolve_url
+        from graduation.store.domains import list_domains
+
+        db = Database(resolve_url(None, find_project_root()), create=False)
+        with db.read() as session:
+            return [r.name for r in list_domains(session)]
+    except Exception:  # completion must never print a traceback into the shell
+        return []

@@ -1,0 +1,88 @@
+"""Errors raised by graduation, and what each one means.
+
+    GraduationError                 base class; ``str(err)`` is the message a user sees
+    ├── InputError                  bad input from a user: file, data row, CLI argument (exit 2)
+    │   ├── SpecError               a domain or policy file that does not load; holds every Problem
+    │   ├── DataError               a malformed data row (names file and line)
+    │   └── NotFoundError           a domain, version, job or decision that does not exist
+    ├── StoreError                  the registry database cannot be opened or written
+    └── VerifierError               a verifier could not be built from its declaration
+
+Every message names the file and line, or the field, echoes the bad value, and says what to do.
+The CLI turns any ``GraduationError`` into one message and an exit code; no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input, located as precisely as we can."""
+
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    field: str | None = None
+    hint: str | None = None
+
+    def location(self) -> str:
+        where = self.file or "<input>"
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def render(self) -> str:
+        text = f"{self.location()}: "
+        if self.field:
+            text += f"{self.field}: "
+        text += self.message
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class GraduationError(Exception):
+    """Base of every error graduation raises on purpose."""
+
+    exit_code = 2
+
+
+class InputError(GraduationError):
+    """A user's input is wrong; nothing was written."""
+
+
+@dataclass
+class SpecError(InputError):
+    """A file that does not load. Holds every problem found, each with its location."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+class DataError(InputError):
+    """A malformed data row."""
+
+
+class NotFoundError(InputError):
+    """Something named on the command line does not exist."""
+
+
+class StoreError(GraduationError):
+    """The registry database cannot be used."""
+
+
+class VerifierError(GraduationError):
+    """A verifier cannot be built from its declaration."""

@@ -1,0 +1,104 @@
+"""The project on disk: finding its root, collecting domain files, hashing the files they reference.
+
+This is the I/O edge between the pure spec and the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from graduation.errors import InputError, Problem, SpecError
+from graduation.spec import DomainSpec, load_domain
+from graduation.store.domains import LoadedDomain
+
+MARKERS = ("domains", "policies", "registry")
+ENV_PROJECT = "GRADUATION_PROJECT"
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory (from ``start`` up) holding domains/, policies/ or registry/; else ``start``."""
+    if os.environ.get(ENV_PROJECT):
+        return Path(os.environ[ENV_PROJECT]).resolve()
+    start = (start or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if any((candidate / m).is_dir() for m in MARKERS):
+            return candidate
+    return start
+
+
+def domain_files(paths: list[Path]) -> list[Path]:
+    """Expand directories to their ``*.yaml``/``*.yml`` files (sorted); keep files as given."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                raise InputError(f"{path}: no domain files (*.yaml) in this directory")
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file or directory")
+    return files
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dict[str, str]:
+    """SHA-256 of every file the domain references; a missing file is a located error."""
+    hashes: dict[str, str] = {}
+    problems: list[Problem] = []
+    for rel in spec.referenced_paths():
+        path = root / rel
+        if not path.is_file():
+            problems.append(Problem(f"referenced file {rel!r} does not exist", source_file,
+                                    hint="create it or fix the path (paths are relative to the domain file)"))
+            continue
+        hashes[rel] = sha256_file(path)
+    if problems:
+        raise SpecError(problems)
+    return hashes
+
+
+def load_project_domain(path: Path, root: Path) -> LoadedDomain:
+    spec = load_domain(path, root)
+    source = _display(path, root)
+    return LoadedDomain(spec, source, hash_referenced_files(spec, root, source))
+
+
+def load_many(paths: list[Path], root: Path) -> list[LoadedDomain]:
+    """Load every file; collect the problems of all of them before failing, so one run shows all."""
+    loaded: list[LoadedDomain] = []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for file in domain_files(paths):
+        try:
+            item = load_project_domain(file, root)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        if item.spec.domain in seen:
+            problems.append(Problem(f"domain {item.spec.domain!r} is also declared in {seen[item.spec.domain]}",
+                                    item.source_file, field="domain", hint="each domain name must be unique"))
+            continue
+        seen[item.spec.domain] = item.source_file
+        loaded.append(item)
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,159 @@
+"""Evidence record schemas: the contract between what gathers evidence and what decides on it.
+
+Each evidence row in the registry has a ``kind`` and a JSON ``summary`` that validates as one of the
+models below. Records are immutable once stored. Rates are fractions in [0, 1].
+
+    kind                 model                        written by
+    eval                 EvalRecord                   `registry evaluate`
+    training_round       EvalRecord (job, step set)   `registry jobs run`, every evaluation round
+    data_audit           DataAuditRecord              `registry audit-data`
+    verifier_validation  VerifierValidationRecord     verifier checks against references and controls
+    human_audit          HumanAuditRecord             `registry evidence add --kind human_audit`
+    signoff              SignoffRecord                `registry approve` / `evidence add --kind signoff`
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff"]
+EVIDENCE_KINDS: tuple[str, ...] = ("eval", "training_round", "data_audit", "verifier_validation",
+                                   "human_audit", "signoff")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VerifierStats(Record):
+    name: str
+    role: Literal["substance", "format"]
+    kind: str
+    version: str = "1"
+    total: int = Field(ge=0)
+    passed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    pass_rate: float = Field(ge=0, le=1)
+
+
+class SliceStats(Record):
+    name: str
+    n: int = Field(ge=0)
+    passed: int = Field(ge=0)
+    pass_rate: float = Field(ge=0, le=1)
+    wilson_lower: float = Field(ge=0, le=1)
+    substance_pass_rate: float = Field(0.0, ge=0, le=1)
+    format_pass_rate: float = Field(0.0, ge=0, le=1)
+
+
+class SymbolFlag(Record):
+    """An identifier that recurs in outputs or data but never occurs in trusted ground truth."""
+
+    symbol: str
+    rows: int = Field(ge=0)
+    rate: float = Field(ge=0, le=1)
+    examples: list[str] = Field(default_factory=list, description="A few row ids or line numbers.")
+
+
+class Consistency(Record):
+    """Agreement of k samples per prompt: a stable pattern answers the same way every time."""
+
+    k: int = Field(ge=1)
+    prompts: int = Field(ge=0)
+    pass_at_1: float = Field(ge=0, le=1)
+    pass_all_k: float = Field(ge=0, le=1, description="pass^k: fraction of prompts with all k samples correct.")
+    flip_rate: float = Field(ge=0, le=1, description="Fraction of prompts whose samples disagree "
+                                                     "(in verdict or in extracted label).")
+
+
+class EvalRecord(Record):
+    """Verified model outputs on held-out prompts (kind eval, or training_round when a job wrote it)."""
+
+    model: str
+    round: int | None = None
+    outputs_file: str | None = None
+    n: int = Field(ge=0, description="Items verified (prompt x sample).")
+    passed: int = Field(ge=0, description="Items passing every substance verifier.")
+    errors: int = Field(0, ge=0, description="Items with a verifier error (never a pass).")
+    pass_rate: float = Field(ge=0, le=1)
+    wilson_lower: float = Field(ge=0, le=1)
+    substance_pass_rate: float = Field(ge=0, le=1)
+    format_pass_rate: float = Field(ge=0, le=1)
+    shape_gap: float = Field(ge=-1, le=1, description="format pass rate minus substance pass rate")
+    verifiers: list[VerifierStats] = Field(default_factory=list)
+    slices: list[SliceStats] = Field(default_factory=list)
+    symbols: list[SymbolFlag] = Field(default_factory=list)
+    consistency: Consistency | None = None
+    job: str | None = None
+    step: int | None = None
+
+
+class DataAuditRecord(Record):
+    """A candidate SFT dataset, scanned before anyone trains on it."""
+
+    file: str
+    rows: int = Field(ge=0)
+    substance_failed: int = Field(ge=0)
+    substance_fail_rate: float = Field(ge=0, le=1)
+    format_pass_rate: float = Field(ge=0, le=1)
+    shape_gap: float = Field(ge=-1, le=1)
+    errors: int = Field(0, ge=0)
+    malformed_rows: int = Field(0, ge=0)
+    symbols: list[SymbolFlag] = Field(default_factory=list)
+    provenance: str = "unknown"
+    lineage_depth: int = Field(0, ge=0)
+    ungraduated_generators: list[str] = Field(default_factory=list)
+    slices: list[SliceStats] = Field(default_factory=list)
+
+
+class VerifierCheck(Record):
+    name: str
+    role: Literal["substance", "format"]
+    kind: str
+    version: str = "1"
+    references: int = Field(ge=0)
+    references_accepted: int = Field(ge=0)
+    controls: int = Field(ge=0, description="Declared known-wrong outputs plus generated mutations.")
+    controls_rejected: int = Field(ge=0)
+    trustworthy: bool
+    leaked_controls: list[str] = Field(default_factory=list, description="Controls it accepted (first few).")
+    reasons: list[str] = Field(default_factory=list)
+
+
+class VerifierValidationRecord(Record):
+    verifiers: list[VerifierCheck]
+
+
+class AuditItem(Record):
+    id: str
+    verdict: Literal["pass", "fail"]
+    verifier_verdict: Literal["pass", "fail", "error"] | None = None
+
+
+class HumanAuditRecord(Record):
+    auditor: str
+    checked: int = Field(ge=0)
+    held: int = Field(ge=0, description="How many of the checked items a person found correct.")
+    scope: Literal["outputs", "ground_truth"] = "outputs"
+    items: list[AuditItem] = Field(default_factory=list)
+    agreement: float | None = Field(None, ge=0, le=1, description="Verifier-vs-person agreement on items.")
+    note: str | None = None
+
+
+class SignoffRecord(Record):
+    by: str = Field(min_length=1)
+    role: str = Field(min_length=1)
+    note: str | None = None
+
+
+RECORD_MODELS: dict[str, type[Record]] = {
+    "eval": EvalRecord,
+    "training_round": EvalRecord,
+    "data_audit": DataAuditRecord,
+    "verifier_validation": VerifierValidationRecord,
+    "human_audit": HumanAuditRecord,
+    "signoff": SignoffRecord,
+}

@@ -1,0 +1,80 @@
+"""``registry init``: a new project with an example domain, the default policy and a registry home."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from graduation.fsutil import atomic_write_text
+
+EXAMPLE_DOMAIN = """\
+# yaml-language-server: $schema=../registry/domain.schema.json
+# An example domain. Validate with `registry validate domains/`, record with `registry register domains/`.
+domain: example-arithmetic
+title: Two-number arithmetic
+description: Add two small integers; the answer is a single number.
+risk: low
+owners: [you@example.org]
+task: {prompt_field: prompt, answer_field: answer}
+ground_truth:
+  - name: reference
+    path: data/example-arithmetic/reference.jsonl
+    provenance: expert
+    split: all
+verifiers:
+  - name: exact-answer
+    kind: numeric
+    role: substance
+    options: {abs_tol: 0}
+  - name: digits-only
+    kind: regex
+    role: format
+    options: {pattern: '^-?[0-9]+$'}
+deployment: {target: assisted}
+"""
+
+GITIGNORE = "registry.db*\njobs/\nreports/\ncache/\n"
+
+
+def _example_rows() -> str:
+    import json
+
+    rows = []
+    for a in range(2, 9):
+        for b in range(1, 4):
+            rows.append(json.dumps({"prompt": f"{a}+{b}=", "answer": str(a + b)}))
+    return "\n".join(rows) + "\n"
+
+
+def _default_policy() -> str | None:
+    try:
+        return resources.files("graduation.policy").joinpath("default.yaml").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+
+
+def scaffold(directory: Path, force: bool = False) -> list[tuple[str, str]]:
+    """Create the project skeleton; returns (path, status) for each file. Existing files are kept."""
+    from graduation.spec import json_schema
+    import json
+
+    directory = Path(directory)
+    files: dict[str, str] = {
+        "domains/example.yaml": EXAMPLE_DOMAIN,
+        "domains/data/example-arithmetic/reference.jsonl": _example_rows(),
+        "registry/.gitignore": GITIGNORE,
+        "registry/domain.schema.json": json.dumps(json_schema(), indent=2) + "\n",
+    }
+    policy = _default_policy()
+    if policy is not None:
+        files["policies/default.yaml"] = policy
+    results = []
+    for rel, content in files.items():
+        path = directory / rel
+        if path.exists() and not force:
+            results.append((rel, "kept"))
+            continue
+        atomic_write_text(path, content)
+        results.append((rel, "created"))
+    (directory / "policies").mkdir(parents=True, exist_ok=True)
+    return results

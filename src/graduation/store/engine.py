@@ -1,0 +1,126 @@
+"""Opening the registry database: URL selection, SQLite pragmas, migrations, transactions.
+
+The default database is SQLite at ``<project>/registry/registry.db`` in WAL mode; ``--db URL`` or
+``REGISTRY_DB_URL`` selects any SQLAlchemy URL (PostgreSQL included). The schema is brought to the
+newest Alembic revision on first use; a database already at head costs one small query.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlmodel import Session, create_engine
+
+from graduation.errors import StoreError
+
+HEAD_REVISION = "0001"
+ENV_URL = "REGISTRY_DB_URL"
+BUSY_TIMEOUT_MS = 60_000
+
+
+def default_url(project_root: Path) -> str:
+    return f"sqlite:///{(project_root / 'registry' / 'registry.db').as_posix()}"
+
+
+def resolve_url(url: str | None, project_root: Path) -> str:
+    return url or os.environ.get(ENV_URL) or default_url(project_root)
+
+
+class Database:
+    """An engine plus the two ways to use it: ``read()`` and ``write()`` sessions."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(f"invalid database URL {url!r}; use e.g. sqlite:///registry/registry.db or "
+                             "postgresql+psycopg://user@host/db") from None
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
+            db_path = Path(parsed.database)
+            if not db_path.exists():
+                if not create:
+                    raise StoreError(f"no registry at {db_path}; run `registry register` first")
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = self._make_engine(url)
+        except (ModuleNotFoundError, ImportError) as exc:
+            raise StoreError(f"the database driver for {parsed.drivername!r} is not installed ({exc}); "
+                             "for PostgreSQL install graduation[postgres]") from None
+        self._writer = self.engine.execution_options(graduation_write=True)
+        self.ensure_schema()
+
+    def _make_engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_conn, _record) -> None:  # pragma: no cover - exercised by every test
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see below)
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # pragma: no cover
+            # A writer takes the lock up front, so that two writers never deadlock on an upgrade.
+            immediate = conn.get_execution_options().get("graduation_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    # -- schema ------------------------------------------------------------------------------------
+    def current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):
+            return None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the registry database {self.safe_url()}: {exc}") from None
+
+    def ensure_schema(self) -> None:
+        if self.current_revision() == HEAD_REVISION:
+            return
+        from graduation.store.migrate import upgrade
+
+        try:
+            upgrade(self)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {exc}") from None
+
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    # -- sessions ----------------------------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"registry database error ({self.safe_url()}): {exc.orig}") from None
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits on success and rolls back on any error: all or nothing."""
+        try:
+            with Session(self._writer, expire_on_commit=False) as session:
+                with session.begin():
+                    yield session
+        except OperationalError as exc:
+            raise StoreError(f"registry database error ({self.safe_url()}): {exc.orig}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()

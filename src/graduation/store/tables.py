@@ -1,0 +1,110 @@
+"""SQLModel tables of the registry. Schema changes go with an Alembic migration (``migrations/``).
+
+Rows are written once and never updated, except ``domains.latest_version`` and a job's ``state``:
+evidence and audit entries are immutable records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class DomainRow(SQLModel, table=True):
+    __tablename__ = "domains"
+
+    name: str = Field(primary_key=True, max_length=64)
+    latest_version: int = Field(default=0)
+    risk: str = Field(max_length=16)
+    title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DomainVersionRow(SQLModel, table=True):
+    __tablename__ = "domain_versions"
+    __table_args__ = (UniqueConstraint("domain", "version", name="uq_domain_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(foreign_key="domains.name", index=True, max_length=64)
+    version: int
+    content_hash: str = Field(max_length=64, index=True)
+    basis_hash: str = Field(max_length=64)
+    risk: str = Field(max_length=16)
+    source_file: str = Field(sa_column=Column(Text, nullable=False))
+    spec_json: str = Field(sa_column=Column(Text, nullable=False))
+    data_hashes_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvidenceRow(SQLModel, table=True):
+    """One immutable evidence record: eval, data_audit, human_audit, signoff, training_round, ..."""
+
+    __tablename__ = "evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(max_length=64, unique=True)
+    domain: str = Field(foreign_key="domains.name", index=True, max_length=64)
+    domain_version: int
+    basis_hash: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=32, index=True)
+    model: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    round: int | None = Field(default=None)
+    data_hash: str | None = Field(default=None, max_length=64)
+    author: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow)
+    summary_json: str = Field(sa_column=Column(Text, nullable=False))
+    record_hash: str = Field(max_length=64)
+
+
+class VerdictCacheRow(SQLModel, table=True):
+    """Verdicts keyed by sha256(verifier identity, reference, output): a rescan of unchanged data is free."""
+
+    __tablename__ = "verdict_cache"
+
+    key: str = Field(primary_key=True, max_length=64)
+    verdict: str = Field(max_length=8)
+    score: float = 0.0
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AuditEntryRow(SQLModel, table=True):
+    """An entry of the hash-chained decision log. ``entry_hash`` covers ``prev_hash`` and the payload."""
+
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True)
+    kind: str = Field(max_length=32)
+    domain: str | None = Field(default=None, max_length=64, index=True)
+    created_at: str = Field(max_length=40)
+    payload_json: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64, unique=True)
+
+
+class JobRow(SQLModel, table=True):
+    """A generated training job and its state."""
+
+    __tablename__ = "jobs"
+
+    id: str = Field(primary_key=True, max_length=128)
+    domain: str = Field(foreign_key="domains.name", index=True, max_length=64)
+    domain_version: int
+    mode: str = Field(max_length=16)
+    target: str = Field(max_length=16)
+    state: str = Field(max_length=16, default="generated")
+    path: str = Field(sa_column=Column(Text, nullable=False))
+    decision_id: str | None = Field(default=None, max_length=64)
+    from_job: str | None = Field(default=None, max_length=128)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    detail_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
+
+
+ALL_TABLES = [DomainRow, DomainVersionRow, EvidenceRow, VerdictCacheRow, AuditEntryRow, JobRow]
