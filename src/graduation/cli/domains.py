@@ -122,7 +122,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 @command("show")
 def show_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="Domain name.", autocompletion=lambda: _domain_names()),
+    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=lambda: _domain_names()),
     version: int | None = typer.Option(None, "--version", "-v", min=1, help="A stored version (default newest)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -150,7 +150,7 @@ def show_cmd(
 @command("history")
 def history_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="Domain name.", autocompletion=lambda: _domain_names()),
+    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=lambda: _domain_names()),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Every stored version of a domain, oldest first."""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.exc import (ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError,
+                            SQLAlchemyError)
 from sqlmodel import Session, create_engine
 
 from graduation.errors import StoreError
@@ -51,7 +52,7 @@ class Database:
                 db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine = self._make_engine(url)
-        except (ModuleNotFoundError, ImportError) as exc:
+        except (ModuleNotFoundError, ImportError, NoSuchModuleError) as exc:
             raise StoreError(f"the database driver for {parsed.drivername!r} is not installed ({exc}); "
                              "for PostgreSQL install graduation[postgres]") from None
         self._writer = self.engine.execution_options(graduation_write=True)
