@@ -1,0 +1,62 @@
+"""``regex``: the output matches a pattern, with google-re2 (linear time: no catastrophic backtracking)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graduation.errors import VerifierError
+from graduation.verifiers.base import Check, Verdict, text_of, verifier
+
+
+@verifier("regex", isolated=False)
+def regex(*, pattern: str, full_match: bool = False, case_sensitive: bool = True, strip: bool = False,
+          max_chars: int = 1_000_000) -> Check:
+    """Pass when ``pattern`` matches the output (anywhere, or all of it with ``full_match``).
+
+    The pattern may use ``{reference}`` to stand for the escaped reference, e.g. ``Answer: {reference}$``.
+    """
+    import re2
+
+    if not isinstance(pattern, str) or not pattern:
+        raise VerifierError(f"option pattern must be a non-empty string, got {pattern!r}")
+    options = re2.Options()
+    options.case_sensitive = bool(case_sensitive)
+    options.max_mem = 64 << 20
+    uses_reference = "{reference}" in pattern
+    if not uses_reference:
+        try:
+            compiled = re2.compile(pattern, options)
+        except Exception as exc:
+            raise VerifierError(f"option pattern: invalid regular expression {pattern!r}: {exc}") from None
+    else:
+        try:
+            re2.compile(pattern.replace("{reference}", "x"), options)
+        except Exception as exc:
+            raise VerifierError(f"option pattern: invalid regular expression {pattern!r}: {exc}") from None
+    per_reference: dict[str, Any] = {}
+    limit = int(max_chars)
+
+    def compiled_for(reference: Any):
+        if not uses_reference:
+            return compiled
+        ref = "" if reference is None else str(reference)
+        found = per_reference.get(ref)
+        if found is None:
+            found = re2.compile(pattern.replace("{reference}", re2.escape(ref)), options)
+            if len(per_reference) < 4096:
+                per_reference[ref] = found
+        return found
+
+    def check(output: Any, reference: Any, row=None) -> Verdict:
+        text, refused = text_of(output, limit=limit)
+        if refused is not None:
+            return refused
+        if strip:
+            text = text.strip()
+        rx = compiled_for(reference)
+        match = rx.fullmatch(text) if full_match else rx.search(text)
+        if match is None:
+            return Verdict("fail", 0.0, None, f"does not match {pattern[:80]!r}")
+        return Verdict("pass", 1.0, None, None)
+
+    return check
