@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Runs the whole test suite from .venv. Kept as a script so `make test` stays one line.
+# The whole test suite: once on the embedded SQLite registry, then every test that touches the
+# registry again against a real PostgreSQL server that this script starts and stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p .artifacts
-exec "$PY" -m pytest -n 2 --dist loadgroup -q "$@"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+echo "== test suite (SQLite)"
+"$PY" -m pytest -n 2 -q -p no:cacheprovider "$@"
+
+echo "== registry tests against PostgreSQL"
+scripts/with-postgres.sh "$PY" -m pytest -n 2 -q -p no:cacheprovider -m db "$@"

@@ -44,6 +44,13 @@ def write_domain(root: Path, name: str = "toy", *, title: str = "Toy", risk: str
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the registry database also runs against PostgreSQL (`-m db`)."""
+    for item in items:
+        if "db_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """An empty project: domains/, policies/, registry/."""

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,17 @@ import pytest
 from tests.conftest import MINIMAL, run_registry, write_domain
 
 
-def db_snapshot(project: Path) -> list:
-    path = project / "registry" / "registry.db"
-    if not path.exists():
-        return []
-    conn = sqlite3.connect(path)
+def db_snapshot(db_url: str) -> list:
+    """Every row of every registry table (works for SQLite and PostgreSQL)."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(db_url)
     try:
-        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                for t in ("domains", "domain_versions", "evidence", "audit_log")]
+        with engine.connect() as conn:
+            tables = sorted(inspect(conn).get_table_names())
+            return [(t, conn.execute(text(f"SELECT * FROM {t} ORDER BY 1")).fetchall()) for t in tables]
     finally:
-        conn.close()
+        engine.dispose()
 
 
 def test_register_twice_then_edit_makes_version_two(cli, project: Path):
@@ -64,10 +64,11 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
-def test_broken_file_fails_cleanly_and_writes_nothing(cli, project: Path, case: str):
+def test_broken_file_fails_cleanly_and_writes_nothing(cli, project: Path, db_url: str, case: str):
     write_domain(project, "good")
     assert cli("register", str(project / "domains")).exit_code == 0
-    before = db_snapshot(project)
+    before = db_snapshot(db_url)
+    assert before and any(rows for _, rows in before)
 
     extra, where, what = BROKEN[case]
     text = MINIMAL.format(name="alpha", title="Alpha", risk="low")
@@ -89,7 +90,7 @@ def test_broken_file_fails_cleanly_and_writes_nothing(cli, project: Path, case: 
         assert result.exit_code == 2, (command, result.output)
         assert where in result.output and what in result.output, result.output
         assert "Traceback" not in result.output
-    assert db_snapshot(project) == before
+    assert db_snapshot(db_url) == before
 
 
 def test_validate_json_lists_every_problem(cli, project: Path):
