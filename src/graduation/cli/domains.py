@@ -84,9 +84,7 @@ def register_cmd(
 
     st = state(ctx)
     loaded = load_many(paths, st.root)
-    db = st.database()
-    with db.write() as session:
-        results = [register(session, item) for item in loaded]
+    results = st.database().transact(lambda session: [register(session, item) for item in loaded])
     if as_json:
         print_json({"registered": [r.to_dict() for r in results]})
         return

@@ -8,18 +8,22 @@ newest Alembic revision on first use; a database already at head costs one small
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import (ArgumentError, NoSuchModuleError, OperationalError, ProgrammingError,
-                            SQLAlchemyError)
+from sqlalchemy.exc import (ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError,
+                            ProgrammingError, SQLAlchemyError)
 from sqlmodel import Session, create_engine
 
 from graduation.errors import StoreError
 
+T = TypeVar("T")
 HEAD_REVISION = "0001"
 ENV_URL = "REGISTRY_DB_URL"
 BUSY_TIMEOUT_MS = 60_000
@@ -121,7 +125,43 @@ class Database:
                 with session.begin():
                     yield session
         except OperationalError as exc:
+            if _transient(exc):
+                raise
             raise StoreError(f"registry database error ({self.safe_url()}): {exc.orig}") from None
+
+    def transact(self, fn: Callable[[Session], T], attempts: int = 8) -> T:
+        """Run ``fn`` in a write transaction, retrying when a concurrent writer got there first.
+
+        Retried: a unique-key race (two processes creating the same row), a PostgreSQL serialization
+        failure or deadlock, and SQLite's "database is locked" past its busy timeout. Each attempt is
+        all-or-nothing, so a retry never duplicates a record.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as session:
+                    return fn(session)
+            except (IntegrityError, DBAPIError, StoreError) as exc:
+                if attempt == attempts or not _transient(exc):
+                    if isinstance(exc, StoreError):
+                        raise
+                    raise StoreError(f"registry write failed ({self.safe_url()}): {getattr(exc, 'orig', exc)}") \
+                        from None
+                time.sleep(min(0.05 * 2 ** attempt, 1.0) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "23505", "55P03"}  # serialization, deadlock, unique race, lock
+
+
+def _transient(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return True
+    text_ = str(orig or exc).lower()
+    if "database is locked" in text_ or "database is busy" in text_:
+        return True
+    return isinstance(exc, IntegrityError) and "unique" in text_
