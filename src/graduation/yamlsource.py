@@ -140,6 +140,9 @@ def load_yaml(text: str, file: str) -> Located:
                                  hint="fix the YAML syntax at this position")]) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(f"YAML error: {exc}", file)]) from None
+    except RecursionError:
+        raise SpecError([Problem(f"nesting deeper than {MAX_DEPTH} levels", file, 1, 1,
+                                 hint="flatten the document")]) from None
     if node is None:
         return Located(None, file, {(): (1, 1)})
     builder = _Builder(file)
