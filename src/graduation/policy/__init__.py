@@ -1,0 +1,16 @@
+"""The policy engine: policy files, facts, phases and decisions.
+
+    load_policy(path=None, project_root=None) -> Policy      read + validate + compile (SpecError on problems)
+    parse_policy(text, file) -> Policy                       the same from text
+    default_policy_path(project_root) -> Path                policies/default.yaml, else the packaged one
+    decide(domain, evidence, policy) -> Decision             pure; default deny; forbid beats permit
+    ACTIONS                                                  every action a decision covers
+
+The pure core (facts, phase, engine) does no I/O; ``load_policy`` is the only function here that reads.
+"""
+
+from graduation.policy.engine import ActionDecision, Decision, decide, deny_all
+from graduation.policy.model import ACTIONS, Policy, Thresholds, default_policy_path, load_policy, parse_policy
+
+__all__ = ["ACTIONS", "ActionDecision", "Decision", "Policy", "Thresholds", "decide", "default_policy_path",
+           "deny_all", "load_policy", "parse_policy"]

@@ -1,0 +1,294 @@
+"""Facts: what a policy's CEL conditions see about one domain (pure, no I/O).
+
+``summarize(spec, evidence)`` folds a domain spec and its current-basis evidence into a ``Summary``:
+plain numbers, strings and lists, independent of any policy. ``graduation.policy.phase`` then adds
+the threshold-dependent part (the ``graduation`` map and ``phase``), and the engine hands the whole
+to CEL. ``FACT_SCHEMA`` below documents every field and is what policy conditions are type-checked
+against when a policy loads.
+
+CEL types are strict: an ``int`` field is always an int and a ``double`` always a float, so a
+condition such as ``eval.wilson_lower >= thresholds.min_wilson_lower`` never mixes them by surprise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, Provenance, lineage_depths
+
+RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+# A symbol flag as CEL sees it: {symbol, rate, rows, file}.
+SYMBOL = {
+    "symbol": ("string", "The identifier that recurs but never occurs in trusted ground truth."),
+    "rate": ("double", "Fraction of rows (or outputs) carrying it."),
+    "rows": ("int", "How many rows carry it."),
+    "file": ("string", "The scanned file (data audits) or the outputs file (evals); may be empty."),
+}
+
+#: Every fact a condition may use: ``{name: (type, doc)}`` or ``{name: {...}}`` for a map.
+#: Types: string, int, double, bool, list<string>, list<symbol> (each element a SYMBOL map).
+FACT_SCHEMA: dict[str, Any] = {
+    "domain": {
+        "name": ("string", "The domain's name."),
+        "risk": ("string", "low | medium | high | critical."),
+        "risk_rank": ("int", "0 low, 1 medium, 2 high, 3 critical."),
+        "target": ("string", "The deployment mode the team aims for (sandbox .. autonomous)."),
+        "slices": ("list<string>", "Declared slices; each must meet the bar on its own."),
+        "external_sources": ("list<string>", "Audited ground-truth sources with authoritative/expert provenance."),
+        "ungraduated_generators": ("list<string>", "Models that wrote ground truth while not graduated here."),
+        "lineage_depth": ("int", "Most generations of model-written copies behind any ground-truth source."),
+    },
+    "verifiers": {
+        "substance": ("int", "Declared substance verifiers."),
+        "format": ("int", "Declared format verifiers."),
+        "validated": ("list<string>", "Substance verifiers whose newest validation is trustworthy."),
+        "untrustworthy": ("list<string>", "Verifiers (any role) whose newest validation failed (accepted controls "
+                                          "or rejected references)."),
+        "unvalidated": ("list<string>", "Declared substance verifiers with no validation record yet."),
+        "substance_validated": ("bool", "At least one substance verifier is validated and none is untrustworthy."),
+        "references_verified": ("bool", "Every validated substance verifier accepted all references it was given."),
+    },
+    "eval": {
+        "rounds": ("int", "Evaluation rounds (eval and training_round records) for the current basis."),
+        "n": ("int", "Items verified in the newest round (0 without rounds)."),
+        "passed": ("int", "Items passing every substance verifier in the newest round."),
+        "pass_rate": ("double", "Newest round's pass rate."),
+        "wilson_lower": ("double", "Newest round's Wilson 95% lower bound."),
+        "shape_gap": ("double", "Newest round's format pass rate minus substance pass rate."),
+        "has_consistency": ("bool", "Whether the newest round sampled k answers per prompt."),
+        "pass_k": ("double", "Newest round's pass^k (all k samples correct); 0.0 when not measured."),
+        "flip_rate": ("double", "Newest round's rate of prompts whose answers flip; 0.0 when not measured."),
+        "symbols": ("list<symbol>", "Unsupported recurrent symbols in the newest round's outputs."),
+    },
+    "data": {
+        "audits": ("int", "Candidate SFT datasets scanned (newest audit per file)."),
+        "files": ("list<string>", "Those files."),
+        "max_substance_fail_rate": ("double", "Highest fraction of rows failing substance verifiers."),
+        "symbols": ("list<symbol>", "Unsupported recurrent symbols found in any of them."),
+        "lineage_depth": ("int", "Deepest lineage of any scanned dataset or ground-truth source."),
+        "ungraduated_generators": ("list<string>", "Ungraduated models that wrote scanned data or ground truth."),
+        "untrusted": ("list<string>", "Scanned files whose provenance is not trusted."),
+    },
+    "human": {
+        "audits": ("int", "Human audit records."),
+        "checked": ("int", "Items people checked, in all."),
+        "held": ("int", "Items people found correct."),
+        "held_rate": ("double", "held / checked (0.0 when nothing was checked)."),
+    },
+    "signoffs": {
+        "count": ("int", "Distinct people who signed off."),
+        "people": ("list<string>", "Their names."),
+        "roles": ("list<string>", "Their roles (distinct)."),
+    },
+    "graduation": {
+        "route": ("string", "external | internal | '' (not graduated)."),
+        "meets_bar": ("bool", "The newest round meets every per-round criterion."),
+        "stable_rounds": ("int", "Consecutive newest rounds meeting the bar."),
+        "required_rounds": ("int", "Stable rounds the risk level requires."),
+        "failing_slices": ("list<string>", "Declared slices that miss the bar in the newest round."),
+        "was_graduated": ("bool", "An earlier window of rounds met the bar (internal route)."),
+        "regression_p": ("double", "One-sided exact p-value: newest round worse than the graduating window "
+                                   "(1.0 when not tested)."),
+        "human_audit_ok": ("bool", "Human audit requirement of the risk level met."),
+        "unmet": ("list<string>", "Graduation criteria not met, with their numbers."),
+    },
+    "phase": ("string", "discovery | candidate | graduated | regressed."),
+    "thresholds": {
+        "min_wilson_lower": ("double", "Wilson lower bound the pass rate must reach."),
+        "min_samples": ("int", "Items per round."),
+        "stable_rounds": ("int", "Consecutive rounds meeting the bar."),
+        "max_shape_gap": ("double", "Largest allowed format-minus-substance gap."),
+        "min_human_audit": ("int", "Items a person must have checked."),
+        "min_human_held_rate": ("double", "Fraction of them that must hold."),
+        "required_signoffs": ("int", "Distinct people who must sign off before assisted/autonomous deployment."),
+        "max_lineage_depth": ("int", "Deepest allowed lineage of SFT data."),
+        "min_pass_k": ("double", "pass^k consistency required (0.0: not required)."),
+        "max_data_fail_rate": ("double", "Largest fraction of SFT rows allowed to fail substance verifiers."),
+        "regression_alpha": ("double", "Significance level of the regression test."),
+    },
+}
+
+
+@dataclass(slots=True)
+class Round:
+    """One evaluation round, as phase computation needs it."""
+
+    n: int
+    passed: int
+    wilson_lower: float
+    shape_gap: float
+    slices: dict[str, tuple[int, int, float]]  # name -> (n, passed, wilson_lower)
+    pass_k: float | None
+    flip_rate: float | None
+    k: int | None
+    label: str
+
+
+@dataclass(slots=True)
+class Summary:
+    """A domain and its evidence, folded: ``facts`` (for CEL) plus the rounds (for phase computation)."""
+
+    facts: dict[str, Any]
+    rounds: list[Round] = field(default_factory=list)
+    evidence_hashes: list[str] = field(default_factory=list)
+
+
+def _symbols(flags, file: str) -> list[dict[str, Any]]:
+    return [{"symbol": f.symbol, "rate": float(f.rate), "rows": int(f.rows), "file": file} for f in flags]
+
+
+def summarize(spec: DomainSpec, evidence: list) -> Summary:
+    """Fold ``spec`` and its current-basis ``evidence`` (oldest first) into facts. Pure."""
+    risk = spec.risk.value
+    substance = [v for v in spec.verifiers if v.role.value == "substance"]
+    substance_names = {v.name: v.version for v in substance}
+    all_versions = {v.name: v.version for v in spec.verifiers}
+    depths = lineage_depths(spec.ground_truth) if spec.ground_truth else {}
+    gt_ungraduated = sorted({s.generated_by.model for s in spec.ground_truth
+                             if s.generated_by is not None and not s.generated_by.graduated})
+    external = [s.name for s in spec.ground_truth if s.provenance in EXTERNAL_PROVENANCE and s.audited]
+
+    rounds: list[Round] = []
+    newest_eval = None
+    checks: dict[str, Any] = {}
+    audits: dict[str, Any] = {}
+    human_audits = checked = held = 0
+    signers: dict[str, tuple[str, str]] = {}
+    hashes: list[str] = []
+    for ev in evidence:
+        kind = ev.kind
+        rec = ev.record
+        hashes.append(ev.record_hash)
+        if kind == "eval" or kind == "training_round":
+            c = rec.consistency
+            rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
+                                {s.name: (s.n, s.passed, s.wilson_lower) for s in rec.slices},
+                                c.pass_all_k if c is not None else None, c.flip_rate if c is not None else None,
+                                c.k if c is not None else None,
+                                f"round {rec.round}" if rec.round is not None else f"round {len(rounds) + 1}"))
+            newest_eval = rec
+        elif kind == "verifier_validation":
+            for check in rec.verifiers:
+                if all_versions.get(check.name) == check.version:
+                    checks[check.name] = check
+        elif kind == "data_audit":
+            audits[rec.file] = rec
+        elif kind == "human_audit":
+            human_audits += 1
+            checked += rec.checked
+            held += rec.held
+        elif kind == "signoff":
+            signers.setdefault(rec.by.strip().casefold(), (rec.by.strip(), rec.role))
+
+    validated = sorted(n for n, c in checks.items() if n in substance_names and c.trustworthy)
+    untrustworthy = sorted(n for n, c in checks.items() if not c.trustworthy)
+    unvalidated = sorted(n for n in substance_names if n not in checks)
+    substance_untrusted = any(n in substance_names for n in untrustworthy)
+    refs_ok = bool(validated) and all(checks[n].references > 0 and checks[n].references_accepted == checks[n].references
+                                      for n in validated)
+
+    data_symbols: list[dict[str, Any]] = []
+    data_ungraduated = set(gt_ungraduated)
+    data_depth = max(depths.values(), default=0)
+    max_fail = 0.0
+    untrusted: list[str] = []
+    trusted_names = {p.value for p in TRUSTED_PROVENANCE}
+    for file, rec in audits.items():
+        data_symbols.extend(_symbols(rec.symbols, file))
+        data_ungraduated.update(rec.ungraduated_generators)
+        data_depth = max(data_depth, rec.lineage_depth)
+        max_fail = max(max_fail, float(rec.substance_fail_rate))
+        if rec.provenance not in trusted_names:
+            untrusted.append(file)
+
+    if newest_eval is not None:
+        c = newest_eval.consistency
+        eval_facts = {
+            "rounds": len(rounds), "n": newest_eval.n, "passed": newest_eval.passed,
+            "pass_rate": float(newest_eval.pass_rate), "wilson_lower": float(newest_eval.wilson_lower),
+            "shape_gap": float(newest_eval.shape_gap), "has_consistency": c is not None,
+            "pass_k": float(c.pass_all_k) if c is not None else 0.0,
+            "flip_rate": float(c.flip_rate) if c is not None else 0.0,
+            "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or ""),
+        }
+    else:
+        eval_facts = {"rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
+                      "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": []}
+
+    people = sorted(name for name, _role in signers.values())
+    facts = {
+        "domain": {
+            "name": spec.domain, "risk": risk, "risk_rank": RISK_RANK[risk], "target": spec.deployment.target.value,
+            "slices": [s.name for s in spec.slices], "external_sources": external,
+            "ungraduated_generators": gt_ungraduated, "lineage_depth": max(depths.values(), default=0),
+        },
+        "verifiers": {
+            "substance": len(substance), "format": len(spec.verifiers) - len(substance),
+            "validated": validated, "untrustworthy": untrustworthy, "unvalidated": unvalidated,
+            "substance_validated": bool(validated) and not substance_untrusted,
+            "references_verified": refs_ok,
+        },
+        "eval": eval_facts,
+        "data": {
+            "audits": len(audits), "files": sorted(audits), "max_substance_fail_rate": max_fail,
+            "symbols": data_symbols, "lineage_depth": data_depth,
+            "ungraduated_generators": sorted(data_ungraduated), "untrusted": sorted(untrusted),
+        },
+        "human": {"audits": human_audits, "checked": checked, "held": held,
+                  "held_rate": held / checked if checked else 0.0},
+        "signoffs": {"count": len(people), "people": people, "roles": sorted({role for _name, role in signers.values()})},
+    }
+    return Summary(facts, rounds, hashes)
+
+
+def example_facts(variant: int) -> dict[str, Any]:
+    """Facts of every field with a value of its declared type (for type-checking conditions at load).
+
+    ``variant`` 0 gives zero values and empty lists, 1 non-zero values and one-element lists.
+    """
+    def value(kind: str) -> Any:
+        full = variant == 1
+        if kind == "string":
+            return "graduated" if full else ""
+        if kind == "int":
+            return 1 if full else 0
+        if kind == "double":
+            return 0.5 if full else 0.0
+        if kind == "bool":
+            return full
+        if kind == "list<string>":
+            return ["x"] if full else []
+        if kind == "list<symbol>":
+            return [{k: value(t) for k, (t, _doc) in SYMBOL.items()}] if full else []
+        raise ValueError(kind)
+
+    def build(node: Any) -> Any:
+        if isinstance(node, tuple):
+            return value(node[0])
+        return {k: build(v) for k, v in node.items()}
+
+    return {k: build(v) for k, v in FACT_SCHEMA.items()}
+
+
+def describe_facts() -> list[tuple[str, str, str]]:
+    """(path, type, doc) of every fact, for `registry policy facts` and the docs."""
+    out: list[tuple[str, str, str]] = []
+
+    def walk(prefix: str, node: Any) -> None:
+        for key, sub in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(sub, tuple):
+                out.append((path, sub[0], sub[1]))
+            else:
+                walk(path, sub)
+
+    walk("", FACT_SCHEMA)
+    for key, (kind, doc) in SYMBOL.items():
+        out.append((f"<symbol>.{key}", kind, doc))
+    return out
+
+
+__all__ = ["FACT_SCHEMA", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts", "example_facts",
+           "summarize"]

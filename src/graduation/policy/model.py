@@ -1,0 +1,374 @@
+"""Policy files: thresholds per risk level plus permit/forbid rules with CEL conditions.
+
+Loading is ``parse -> validate -> compile -> type-check``, and every problem of a file is reported at
+once with ``file:line:column`` and the field (``SpecError``):
+
+* unknown keys, wrong types, missing risk levels, duplicate rule ids, unknown actions;
+* a condition (``when``) that does not compile as CEL, names a fact that does not exist (checked
+  statically against ``graduation.policy.facts.FACT_SCHEMA``, with a did-you-mean), or fails on
+  example facts of the declared types (CEL does not coerce, so ``domain.risk > 3`` is a type error),
+  or does not yield a bool;
+* a ``reason`` whose ``{placeholder}`` is not a fact.
+
+Conditions are compiled once per policy (``cel.compile``) and never passed to Python's ``eval``.
+The policy also records which facts its conditions use, so the engine hands CEL only those.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from graduation.errors import Problem, SpecError
+from graduation.policy.facts import FACT_SCHEMA, SYMBOL, example_facts
+from graduation.spec import Risk, Strict, read_text, sha256_json, validate_located
+from graduation.yamlsource import Located, load_yaml
+
+ACTIONS: tuple[str, ...] = ("train:grpo", "train:sft", "deploy:sandbox", "deploy:shadow", "deploy:assisted",
+                            "deploy:autonomous", "online:grpo")
+CRITERIA = ("graduation", "verifiers", "data", "signoffs")
+RULE_ID = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
+MACROS = ("all", "exists", "exists_one", "map", "filter")
+CEL_NAMES = {"true", "false", "null", "int", "uint", "double", "string", "bytes", "bool", "list", "map", "type",
+             "dyn", "null_type", "in"}
+
+
+class Thresholds(Strict):
+    """The bar of one risk level."""
+
+    min_wilson_lower: float = Field(ge=0, le=1, description="Wilson 95% lower bound of the verified pass rate.")
+    min_samples: int = Field(ge=1, description="Items per evaluation round.")
+    stable_rounds: int = Field(ge=1, description="Consecutive rounds that must meet the bar.")
+    max_shape_gap: float = Field(ge=0, le=1, description="Largest format-minus-substance pass-rate gap.")
+    min_human_audit: int = Field(0, ge=0, description="Items a person must have checked (0: none).")
+    min_human_held_rate: float = Field(0.95, ge=0, le=1, description="Fraction of checked items that must hold.")
+    required_signoffs: int = Field(0, ge=0, description="Distinct people signing off assisted/autonomous use.")
+    max_lineage_depth: int = Field(0, ge=0, description="Generations of model-written copies allowed in SFT data.")
+    min_pass_k: float = Field(0.0, ge=0, le=1, description="pass^k consistency required (0: not required).")
+    max_data_fail_rate: float = Field(0.0, ge=0, le=1, description="SFT rows allowed to fail substance checks.")
+    regression_alpha: float = Field(0.01, gt=0, lt=1, description="Significance of the regression test.")
+
+
+class RuleSpec(Strict):
+    """One permit or forbid rule."""
+
+    id: str = Field(pattern=RULE_ID, description="Unique id, lowercase with dashes; named in every decision.")
+    effect: Literal["permit", "forbid"]
+    actions: list[str] = Field(min_length=1, description="Actions, or '*', 'train:*', 'deploy:*'.")
+    when: str = Field("true", min_length=1, description="CEL condition over the facts; must yield a bool.")
+    reason: str = Field(min_length=1, description="Why; {fact.path} placeholders are filled in.")
+    criteria: list[Literal["graduation", "verifiers", "data", "signoffs"]] = Field(
+        default_factory=list, description="Criteria whose unmet items explain a permit that did not apply.")
+    description: str = ""
+
+
+class PolicyFile(Strict):
+    """A policy file: ``policies/<name>.yaml``."""
+
+    policy: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="The policy's name.")
+    description: str = ""
+    thresholds: dict[Risk, Thresholds]
+    rules: list[RuleSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> "PolicyFile":
+        missing = [r.value for r in Risk if r not in self.thresholds]
+        if missing:
+            raise ValueError(f"thresholds: missing risk level(s) {', '.join(missing)}; every level needs its bar")
+        return self
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A loaded rule: its spec, the expanded actions and the compiled condition."""
+
+    id: str
+    effect: str
+    actions: tuple[str, ...]
+    when: str
+    reason: str
+    criteria: tuple[str, ...]
+    program: Any = field(repr=False, compare=False)
+    placeholders: tuple[str, ...] = ()
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated, compiled policy. Build it with ``parse_policy`` or ``load_policy``."""
+
+    name: str
+    file: str
+    digest: str
+    thresholds: dict[str, Thresholds]
+    rules: tuple[Rule, ...]
+    uses: dict[str, frozenset[str] | None]  # fact root -> second-level keys used (None: all)
+    combined: Any = field(repr=False, compare=False, default=None)
+    description: str = ""
+    threshold_facts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def rules_for(self, action: str) -> list[Rule]:
+        return [r for r in self.rules if action in r.actions]
+
+
+# -- CEL static checks ------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"""
+    (?P<string>[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+  | (?P<number>0[xX][0-9a-fA-F]+[uU]?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<punct>\.|\(|\)|,|\[|\]|\{|\}|[^\sA-Za-z0-9_.(),\[\]{}])
+  | (?P<space>\s+)
+""", re.VERBOSE)
+
+
+def _tokens(source: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for m in _TOKEN.finditer(source):
+        kind = m.lastgroup
+        if kind != "space":
+            out.append((kind, m.group()))
+    return out
+
+
+def _chains(source: str) -> tuple[list[list[str]], dict[str, list[str]]]:
+    """Member-access chains (``eval.wilson_lower``) and macro-bound variables (``s`` -> receiver chain)."""
+    toks = _tokens(source)
+    chains: list[list[str]] = []
+    bound: dict[str, list[str]] = {}
+    i = 0
+    while i < len(toks):
+        kind, text = toks[i]
+        prev = toks[i - 1][1] if i else ""
+        if kind != "ident" or prev == ".":
+            i += 1
+            continue
+        chain = [text]
+        j = i + 1
+        while j + 1 < len(toks) and toks[j][1] == "." and toks[j + 1][0] == "ident":
+            chain.append(toks[j + 1][1])
+            j += 2
+        # a name followed by '(' is a call: the chain before it is its receiver (or nothing)
+        if j < len(toks) and toks[j][1] == "(":
+            call = chain.pop()
+            if call in MACROS and chain and j + 2 < len(toks) and toks[j + 1][0] == "ident" and toks[j + 2][1] == ",":
+                bound[toks[j + 1][1]] = chain
+        if chain:
+            chains.append(chain)
+        i = j
+    return chains, bound
+
+
+def _describe(node: Any) -> str:
+    return node[0] if isinstance(node, tuple) else "map"
+
+
+def _check_chain(chain: list[str], bound: dict[str, list[str]]) -> tuple[str | None, list[str] | None]:
+    """(error, resolved path from a fact root) for one chain."""
+    root = chain[0]
+    if root in FACT_SCHEMA:
+        node: Any = FACT_SCHEMA[root]
+        path = [root]
+    elif root in bound:
+        error, recv = _check_chain(bound[root], {k: v for k, v in bound.items() if k != root})
+        if error:
+            return error, None
+        node = _node(recv)
+        kind = _describe(node)
+        if kind == "list<symbol>":
+            node = SYMBOL
+        elif kind.startswith("list<"):
+            node = (kind[5:-1], "")
+        else:
+            return f"{'.'.join(bound[root])} is a {kind}, not a list, so {root!r} cannot range over it", None
+        path = None
+    elif root in CEL_NAMES:
+        return None, None
+    else:
+        close = difflib.get_close_matches(root, list(FACT_SCHEMA), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; facts are {', '.join(FACT_SCHEMA)}"
+        return f"unknown name {root!r}{hint}", None
+    for i, name in enumerate(chain[1:], start=1):
+        if not isinstance(node, dict):
+            return f"{'.'.join(chain[:i])} is a {_describe(node)} and has no field {name!r}", None
+        if name not in node:
+            close = difflib.get_close_matches(name, list(node), n=1)
+            hint = f"; did you mean {'.'.join(chain[:i] + [close[0]])!r}?" if close else \
+                f"; known: {', '.join(node)}"
+            return f"unknown fact {'.'.join(chain[:i + 1])!r}{hint}", None
+        node = node[name]
+    return None, path if path is None else chain
+
+
+def _node(path: list[str] | None) -> Any:
+    node: Any = FACT_SCHEMA
+    for name in path or []:
+        node = node[name] if isinstance(node, dict) else node
+    return node
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+
+
+def check_condition(source: str) -> tuple[list[str], dict[str, set[str] | None]]:
+    """Static check of a CEL condition's names: (errors, facts used: root -> keys or None for all)."""
+    errors: list[str] = []
+    uses: dict[str, set[str] | None] = {}
+    chains, bound = _chains(source)
+    for chain in chains:
+        error, path = _check_chain(chain, bound)
+        if error:
+            errors.append(error)
+            continue
+        if path:
+            _use(uses, path)
+    for recv in bound.values():
+        if recv and recv[0] in FACT_SCHEMA:
+            _use(uses, recv)
+    return errors, uses
+
+
+def _use(uses: dict[str, set[str] | None], path: list[str]) -> None:
+    root = path[0]
+    if len(path) == 1 or not isinstance(FACT_SCHEMA[root], dict):
+        uses[root] = None
+    elif root not in uses:
+        uses[root] = {path[1]}
+    elif uses[root] is not None:
+        uses[root].add(path[1])
+
+
+def compile_cel(source: str):
+    """Compile a CEL expression (the one place policy code imports the CEL package)."""
+    import cel
+
+    return cel.compile(source)
+
+
+def _type_check(program: Any) -> str | None:
+    """Run a compiled condition on example facts of every declared type; None if it yields bools."""
+    for variant in (0, 1):
+        try:
+            result = program.execute(example_facts(variant))
+        except (ZeroDivisionError, OverflowError, ArithmeticError):
+            continue  # a runtime value problem, not a type error: it denies when it happens
+        except Exception as exc:  # noqa: BLE001 - the CEL package raises several types; all mean "type error"
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        if not isinstance(result, bool):
+            return f"yields {type(result).__name__} {result!r}, not a bool"
+    return None
+
+
+def _expand_actions(actions: list[str], located: Located, path: tuple) -> tuple[list[str], list[Problem]]:
+    out: list[str] = []
+    problems: list[Problem] = []
+    for i, action in enumerate(actions):
+        if action == "*":
+            matched = list(ACTIONS)
+        elif action.endswith(":*"):
+            matched = [a for a in ACTIONS if a.startswith(action[:-1])]
+        else:
+            matched = [action] if action in ACTIONS else []
+        if not matched:
+            close = difflib.get_close_matches(action, ACTIONS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "actions: " + ", ".join(ACTIONS)
+            problems.append(located.problem(path + (i,), f"unknown action {action!r}", hint))
+        out.extend(a for a in matched if a not in out)
+    return out, problems
+
+
+def parse_policy(text: str, file: str) -> Policy:
+    """Parse, validate, compile and type-check a policy file's text. Raises ``SpecError`` (all problems)."""
+    located = load_yaml(text, file)
+    if not isinstance(located.data, dict):
+        raise SpecError([located.problem((), "a policy file must be a YAML mapping",
+                                         "start from policies/default.yaml")])
+    spec: PolicyFile = validate_located(PolicyFile, located, {})
+    problems: list[Problem] = []
+    rules: list[Rule] = []
+    uses: dict[str, set[str] | None] = {}
+    seen: dict[str, int] = {}
+    for index, rs in enumerate(spec.rules):
+        base = ("rules", index)
+        if rs.id in seen:
+            problems.append(located.problem(base + ("id",), f"rule id {rs.id!r} is used twice (also rules[{seen[rs.id]}])",
+                                            "give every rule a unique id"))
+        seen.setdefault(rs.id, index)
+        actions, action_problems = _expand_actions(rs.actions, located, base + ("actions",))
+        problems.extend(action_problems)
+        errors, rule_uses = check_condition(rs.when)
+        program = None
+        if not errors:
+            try:
+                program = compile_cel(rs.when)
+            except Exception as exc:  # noqa: BLE001 - parse errors come as ValueError/RuntimeError
+                errors.append("CEL syntax error: " + " ".join(str(exc).split()))
+        if program is not None and not errors:
+            type_error = _type_check(program)
+            if type_error:
+                errors.append(f"CEL type error: {type_error}")
+        for error in errors:
+            problems.append(located.problem(base + ("when",), f"rule {rs.id!r}: {error}",
+                                            "conditions use the facts listed by `registry policy facts`"))
+        placeholders = tuple(_PLACEHOLDER.findall(rs.reason))
+        for ph in placeholders:
+            error, _ = _check_chain(ph.split("."), {})
+            if error:
+                problems.append(located.problem(base + ("reason",), f"rule {rs.id!r}: reason placeholder {{{ph}}}: "
+                                                f"{error}", "placeholders name facts, e.g. {data.symbols}"))
+        for root, keys in rule_uses.items():
+            if keys is None or uses.get(root, set()) is None:
+                uses[root] = None
+            else:
+                uses.setdefault(root, set()).update(keys)
+        pos = located.position(base)
+        rules.append(Rule(rs.id, rs.effect, tuple(actions), rs.when, rs.reason, tuple(rs.criteria), program,
+                          placeholders, pos[0] if pos else None))
+    if problems:
+        raise SpecError(problems)
+    combined = compile_cel("[" + ", ".join(f"({r.when})" for r in rules) + "]")
+    canonical = spec.model_dump(mode="json")
+    return Policy(
+        name=spec.policy, file=file, digest=sha256_json(canonical),
+        thresholds={risk.value: t for risk, t in spec.thresholds.items()}, rules=tuple(rules),
+        uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()}, combined=combined,
+        description=spec.description,
+        threshold_facts={risk.value: t.model_dump() for risk, t in spec.thresholds.items()},
+    )
+
+
+# -- files --------------------------------------------------------------------------------------------
+
+PACKAGED = "default.yaml"
+
+
+def packaged_policy_path() -> Path:
+    """The default policy shipped inside the package."""
+    return Path(__file__).resolve().parent / PACKAGED
+
+
+def default_policy_path(project_root: Path | None) -> Path:
+    """``<project>/policies/default.yaml`` if present, else the packaged default."""
+    if project_root is not None:
+        candidate = Path(project_root) / "policies" / "default.yaml"
+        if candidate.is_file():
+            return candidate
+    return packaged_policy_path()
+
+
+def load_policy(path: Path | str | None = None, project_root: Path | None = None) -> Policy:
+    """Read and parse a policy file (the project's default when ``path`` is None)."""
+    path = Path(path) if path is not None else default_policy_path(project_root)
+    from graduation.spec import display_path
+
+    shown = display_path(path, Path(project_root)) if project_root is not None else str(path)
+    return parse_policy(read_text(path), shown)
+
+
+__all__ = ["ACTIONS", "CRITERIA", "Policy", "PolicyFile", "Rule", "RuleSpec", "Thresholds", "check_condition",
+           "default_policy_path", "load_policy", "packaged_policy_path", "parse_policy"]

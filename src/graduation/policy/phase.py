@@ -1,0 +1,245 @@
+"""Phase computation (pure): discovery, candidate, graduated or regressed, and why.
+
+Two routes lead to ``graduated``:
+
+* **external**: an audited ground-truth source with authoritative or expert provenance, and a
+  validated substance verifier that accepts every reference (the discovery happened elsewhere, as
+  with a clinical protocol);
+* **internal**: the newest ``stable_rounds`` evaluation rounds each meet the bar of the risk level
+  (samples, Wilson lower bound, shape gap, every declared slice on its own, pass^k if required),
+  verified by a validated substance verifier, with the human audit the risk level asks for.
+
+``candidate``: the newest round meets the bar but stability or the human audit is missing.
+``regressed``: an earlier window of rounds met the bar, and now the newest round misses it, the
+window is no longer stable, or the newest round is significantly worse than that window by a
+one-sided exact test (Fisher's, computed here without scipy so that ``registry status`` starts fast).
+Everything else is ``discovery``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from graduation.policy.facts import Round, Summary
+
+Z95 = 1.959963984540054
+
+
+def wilson_lower(passed: int, n: int, z: float = Z95) -> float:
+    """Lower bound of the Wilson score interval (two-sided 95% by default)."""
+    if n <= 0:
+        return 0.0
+    p = passed / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, (centre - margin) / (1 + z2 / n))
+
+
+def samples_to_clear(bar: float, observed: float) -> tuple[int, int, float] | None:
+    """(passes, samples, assumed rate): about how much evidence would lift the Wilson bound to ``bar``.
+
+    Assumes future samples pass at the observed rate, or halfway between the bar and 1 if the observed
+    rate is not above the bar (at or below it, no amount of samples can clear it). None if bar >= 1.
+    """
+    if bar >= 1.0:
+        return None
+    rate = observed if observed > bar + 1e-9 and observed < 1.0 else (bar + 1.0) / 2
+    if observed >= 1.0:
+        rate = 1.0
+    lo, hi = 1, 1
+    while wilson_lower(round(rate * hi), hi) < bar:
+        lo, hi = hi, hi * 2
+        if hi > 10**9:
+            return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if wilson_lower(round(rate * mid), mid) >= bar:
+            hi = mid
+        else:
+            lo = mid + 1
+    return round(rate * hi), hi, rate
+
+
+def fisher_less(a: int, b: int, c: int, d: int) -> float:
+    """One-sided Fisher exact p-value that row 1 ([a passes, b fails]) does worse than row 2 ([c, d]).
+
+    P(X <= a) for X hypergeometric with the table's margins (``scipy.stats.fisher_exact(...,
+    alternative='less')``).
+    """
+    row1, col1, total = a + b, a + c, a + b + c + d
+    if total == 0 or row1 == 0 or col1 == 0 or row1 == total:
+        return 1.0
+    lo = max(0, row1 + col1 - total)
+    hi = min(row1, col1)
+    lg = math.lgamma
+    const = lg(col1 + 1) + lg(total - col1 + 1) + lg(row1 + 1) + lg(total - row1 + 1) - lg(total + 1)
+
+    def logpmf(x: int) -> float:
+        return const - lg(x + 1) - lg(col1 - x + 1) - lg(row1 - x + 1) - lg(total - col1 - row1 + x + 1)
+
+    mode = (row1 + 1) * (col1 + 1) // (total + 2)
+
+    def tail(start: int, stop: int, step: int) -> float:
+        # terms fall monotonically away from the mode: stop once they no longer change the sum
+        acc = 0.0
+        for x in range(start, stop, step):
+            term = math.exp(logpmf(x))
+            acc += term
+            if term < acc * 1e-17:
+                break
+        return acc
+
+    if a <= mode:
+        p = tail(a, lo - 1, -1)
+    else:
+        p = 1.0 - tail(a + 1, hi + 1, 1)
+    return min(1.0, max(0.0, p))
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseResult:
+    phase: str
+    route: str
+    unmet: tuple[str, ...]
+    graduation: dict[str, Any]
+
+
+def _num(x: int) -> str:
+    return f"{x:,}"
+
+
+def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
+    """The per-round criteria ``r`` misses, with numbers; and the failing slices."""
+    unmet: list[str] = []
+    bar = t.min_wilson_lower
+    if r.n < t.min_samples:
+        unmet.append(f"samples {_num(r.n)} < {_num(t.min_samples)} ({r.label})")
+    if r.wilson_lower < bar:
+        rate = r.passed / r.n if r.n else 0.0
+        msg = f"Wilson lower bound {r.wilson_lower:.2f} < {bar:.2f} ({_num(r.passed)}/{_num(r.n)} passed, {r.label})"
+        need = samples_to_clear(bar, rate)
+        if need is not None:
+            passes, n, assumed = need
+            msg += f"; about {_num(passes)} passes in {_num(max(n, t.min_samples))} samples would clear it"
+            if assumed != rate:
+                msg += f" (at a pass rate of {assumed:.3f})"
+        unmet.append(msg)
+    if r.shape_gap > t.max_shape_gap:
+        unmet.append(f"shape gap {r.shape_gap:.2f} > {t.max_shape_gap:.2f}: outputs look right more often than "
+                     f"they are right ({r.label})")
+    failing: list[str] = []
+    for name in slices:
+        s = r.slices.get(name)
+        if s is None:
+            failing.append(name)
+            unmet.append(f"slice {name}: no evidence in {r.label}")
+        elif s[2] < bar:
+            failing.append(name)
+            rate = s[1] / s[0] if s[0] else 0.0
+            unmet.append(f"slice {name}: Wilson lower bound {s[2]:.2f} < {bar:.2f} (pass rate {rate:.2f} "
+                         f"on {_num(s[0])} samples, {r.label})")
+    if t.min_pass_k > 0:
+        if r.pass_k is None:
+            unmet.append(f"pass^k consistency not measured ({r.label}): sample k answers per prompt; "
+                         f"{t.min_pass_k:.2f} required")
+        elif r.pass_k < t.min_pass_k:
+            unmet.append(f"pass^{r.k} {r.pass_k:.2f} < {t.min_pass_k:.2f}; answers flip on "
+                         f"{r.flip_rate:.0%} of prompts ({r.label})")
+    return unmet, failing
+
+
+def compute_phase(summary: Summary, t) -> PhaseResult:
+    """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure."""
+    facts = summary.facts
+    rounds = summary.rounds
+    slices = facts["domain"]["slices"]
+    verifiers = facts["verifiers"]
+    verified = verifiers["substance_validated"]
+    need = t.stable_rounds
+
+    meets = [not round_unmet(r, t, slices)[0] for r in rounds] if rounds else []
+    stable = 0
+    for ok in reversed(meets):
+        if not ok:
+            break
+        stable += 1
+    newest_unmet, failing = round_unmet(rounds[-1], t, slices) if rounds else ([], list(slices))
+
+    human = facts["human"]
+    human_unmet: list[str] = []
+    if t.min_human_audit > 0:
+        if human["checked"] < t.min_human_audit:
+            human_unmet.append(f"human audit: {_num(human['checked'])} items checked < {_num(t.min_human_audit)}")
+        elif human["held_rate"] < t.min_human_held_rate:
+            human_unmet.append(f"human audit: {human['held_rate']:.2f} of checked items held < "
+                               f"{t.min_human_held_rate:.2f}")
+
+    # earliest window of `need` consecutive rounds meeting the bar: the rounds it graduated on
+    window_end = -1
+    run = 0
+    for i, ok in enumerate(meets):
+        run = run + 1 if ok else 0
+        if run >= need:
+            window_end = i
+            break
+    was_graduated = verified and window_end >= 0 and not human_unmet
+    p_value = 1.0
+    significantly_worse = False
+    if was_graduated and window_end < len(rounds) - 1:
+        window = rounds[window_end - need + 1: window_end + 1]
+        wp = sum(r.passed for r in window)
+        wn = sum(r.n for r in window)
+        newest = rounds[-1]
+        p_value = fisher_less(newest.passed, newest.n - newest.passed, wp, wn - wp)
+        significantly_worse = p_value < t.regression_alpha
+
+    unmet: list[str] = []
+    if not verified:
+        if verifiers["substance"] == 0:
+            unmet.append("no substance verifier declared: nothing can tell right from wrong; write one")
+        elif verifiers["untrustworthy"]:
+            unmet.append("untrustworthy verifier(s) " + ", ".join(verifiers["untrustworthy"]) +
+                         ": they accept known-wrong controls or reject references")
+        else:
+            unmet.append("no validated substance verifier: validate " + ", ".join(verifiers["unvalidated"]) +
+                         " against references and controls")
+
+    external = bool(facts["domain"]["external_sources"]) and verified and verifiers["references_verified"]
+    internal = verified and stable >= need and not human_unmet and rounds
+    route = ""
+    if external:
+        phase, route = "graduated", "external"
+    elif internal:
+        phase, route = "graduated", "internal"
+    elif rounds and not newest_unmet and verified:
+        phase = "candidate"
+    else:
+        phase = "discovery"
+    if was_graduated and (phase != "graduated" or significantly_worse) and window_end < len(rounds) - 1:
+        phase = "regressed"
+        route = ""
+        if significantly_worse:
+            newest = rounds[-1]
+            unmet.append(f"newest round ({newest.label}, {newest.passed}/{newest.n}) is significantly worse than the "
+                         f"rounds it graduated on (one-sided exact test p={p_value:.2g} < {t.regression_alpha:g})")
+
+    if phase != "graduated" or route == "internal":
+        if not rounds:
+            unmet.append("no evaluation rounds yet: evaluate the model on held-out prompts (`registry evaluate`)")
+        unmet.extend(newest_unmet)
+        if rounds and stable < need:
+            unmet.append(f"stable rounds {stable} < {need}")
+        unmet.extend(human_unmet)
+    graduation = {
+        "route": route, "meets_bar": bool(rounds) and not newest_unmet, "stable_rounds": stable,
+        "required_rounds": need, "failing_slices": failing if rounds else list(slices),
+        "was_graduated": bool(was_graduated), "regression_p": float(p_value), "human_audit_ok": not human_unmet,
+        "unmet": unmet if phase != "graduated" else [],
+    }
+    return PhaseResult(phase, route, tuple(graduation["unmet"]), graduation)
+
+
+__all__ = ["PhaseResult", "Z95", "compute_phase", "fisher_less", "round_unmet", "samples_to_clear", "wilson_lower"]
