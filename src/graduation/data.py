@@ -1,0 +1,264 @@
+"""Streaming readers for data rows: JSONL, JSON (an array of objects), CSV and Parquet.
+
+    report = ReadReport("data/train.jsonl")
+    for line, row in iter_rows(path, report):   # line: 1-based line (JSONL/JSON/CSV) or row number (Parquet)
+        ...
+    report.raise_if_any()                        # DataError listing every malformed row with file:line
+
+Memory stays flat: JSONL and CSV are read line by line, JSON arrays object by object with an incremental
+decoder, Parquet in record batches. A malformed row is never skipped silently: it is recorded in the report
+(which the caller turns into an error before writing anything), or raised at once without a report.
+Text is decoded as UTF-8 with ``surrogateescape``, so a row whose output holds invalid UTF-8 still reads and
+its verifier answers ``error`` for that output alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graduation.errors import DataError
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet",
+           ".pq": "parquet"}
+MAX_REPORTED = 20
+
+
+@dataclass
+class ReadReport:
+    """Malformed rows found while reading one file."""
+
+    file: str
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, line: int, message: str) -> None:
+        self.count += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append((line, message))
+
+    def raise_if_any(self) -> None:
+        if not self.count:
+            return
+        lines = [f"{self.file}:{line}: {message}" for line, message in self.problems]
+        more = f"\n... and {self.count - len(self.problems)} more" if self.count > len(self.problems) else ""
+        raise DataError(f"{self.count} malformed row(s); fix or remove them (nothing was written):\n"
+                        + "\n".join(lines) + more)
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    if fmt is not None:
+        if fmt not in set(FORMATS.values()):
+            raise DataError(f"unknown data format {fmt!r}; use one of jsonl, json, csv, parquet")
+        return fmt
+    found = FORMATS.get(Path(path).suffix.lower())
+    if found is None:
+        raise DataError(f"{path}: cannot tell the format from the suffix {Path(path).suffix!r}; "
+                        "use .jsonl, .json, .csv or .parquet")
+    return found
+
+
+def iter_rows(path: Path | str, report: ReadReport | None = None, *, fmt: str | None = None,
+              display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line, row)`` for every well-formed row. Without a report, the first bad row raises."""
+    path = Path(path)
+    name = display or str(path)
+    if not path.is_file():
+        raise DataError(f"{name}: no such file" if not path.exists() else f"{name}: not a file")
+    kind = detect_format(path, fmt)
+    own = report is None
+    report = report if report is not None else ReadReport(name)
+    reader = {"jsonl": _jsonl, "json": _json, "csv": _csv, "parquet": _parquet}[kind]
+    for line, row in reader(path, report):
+        if own and report.count:
+            report.raise_if_any()
+        yield line, row
+    if own:
+        report.raise_if_any()
+
+
+def read_rows(path: Path | str, *, fmt: str | None = None, display: str | None = None) -> list[dict[str, Any]]:
+    """All rows of a (small) file; raises ``DataError`` listing every malformed row."""
+    report = ReadReport(display or str(path))
+    rows = [row for _, row in iter_rows(path, report, fmt=fmt, display=display)]
+    report.raise_if_any()
+    return rows
+
+
+def _object_or_problem(value: Any, line: int, report: ReadReport) -> dict | None:
+    if isinstance(value, dict):
+        return value
+    report.add(line, f"expected a JSON object, got {type(value).__name__} {_short(value)}")
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _jsonl(path: Path, report: ReadReport) -> Iterator[tuple[int, dict]]:
+    loads = json.loads
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = raw.decode("utf-8", "surrogateescape")
+            if not text.strip():
+                continue
+            try:
+                value = loads(text)
+            except RecursionError:
+                report.add(number, "JSON nested too deeply")
+                continue
+            except ValueError as exc:
+                report.add(number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+                           if isinstance(exc, json.JSONDecodeError) else f"not valid JSON ({exc})")
+                continue
+            if type(value) is dict:
+                yield number, value
+            else:
+                _object_or_problem(value, number, report)
+
+
+def _json(path: Path, report: ReadReport, chunk: int = 1 << 20) -> Iterator[tuple[int, dict]]:
+    """A top-level array of objects, decoded one element at a time (``{"rows": [...]}`` is read whole)."""
+    decoder = json.JSONDecoder()
+    with path.open("r", encoding="utf-8", errors="surrogateescape") as fh:
+        state = {"buf": fh.read(chunk), "pos": 0, "line": 1}
+        state["eof"] = len(state["buf"]) < chunk
+
+        def refill() -> bool:
+            if state["eof"]:
+                return False
+            more = fh.read(chunk)
+            state["eof"] = len(more) < chunk
+            state["buf"] = state["buf"][state["pos"]:] + more
+            state["pos"] = 0
+            return bool(more)
+
+        def advance(to: int) -> None:
+            state["line"] += state["buf"].count("\n", state["pos"], to)
+            state["pos"] = to
+
+        def skip_ws() -> str | None:
+            while True:
+                buf, pos = state["buf"], state["pos"]
+                end = pos
+                while end < len(buf) and buf[end] in " \t\r\n":
+                    end += 1
+                advance(end)
+                if end < len(buf):
+                    return buf[end]
+                if not refill():
+                    return None
+
+        first = skip_ws()
+        if first != "[":
+            rest = state["buf"][state["pos"]:] + fh.read()
+            try:
+                value = json.loads(rest)
+            except RecursionError:
+                report.add(state["line"], "JSON nested too deeply")
+                return
+            except ValueError as exc:
+                report.add(state["line"] + getattr(exc, "lineno", 1) - 1, f"not valid JSON ({getattr(exc, 'msg', exc)})")
+                return
+            rows = value.get("rows") if isinstance(value, dict) else None
+            if not isinstance(rows, list):
+                report.add(state["line"], 'a JSON data file must hold an array of objects (or {"rows": [...]})')
+                return
+            for number, item in enumerate(rows, 1):
+                obj = _object_or_problem(item, number, report)
+                if obj is not None:
+                    yield number, obj
+            return
+        advance(state["pos"] + 1)
+        expect_value, started = True, False
+        while True:
+            char = skip_ws()
+            if char is None:
+                report.add(state["line"], "the JSON array is not closed (missing ']')")
+                return
+            if char == "]":
+                if expect_value and started:
+                    report.add(state["line"], "a ',' before ']' in the JSON array")
+                return
+            if char == ",":
+                if expect_value:
+                    report.add(state["line"], "unexpected ',' in the JSON array")
+                    return
+                expect_value = True
+                advance(state["pos"] + 1)
+                continue
+            if not expect_value:
+                report.add(state["line"], "missing ',' between elements of the JSON array")
+                return
+            while True:
+                try:
+                    value, end = decoder.raw_decode(state["buf"], state["pos"])
+                    break
+                except RecursionError:
+                    report.add(state["line"], "JSON nested too deeply")
+                    return
+                except ValueError as exc:
+                    if not refill():
+                        report.add(state["line"], f"not valid JSON ({getattr(exc, 'msg', exc)})")
+                        return
+            obj = _object_or_problem(value, state["line"], report)
+            if obj is not None:
+                yield state["line"], obj
+            advance(end)
+            expect_value, started = False, True
+
+
+def _csv(path: Path, report: ReadReport) -> Iterator[tuple[int, dict]]:
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            report.add(1, f"bad CSV header ({exc})")
+            return
+        if len(set(header)) != len(header) or not all(h.strip() for h in header):
+            report.add(1, f"the CSV header must name every column once, got {header!r}")
+            return
+        width = len(header)
+        while True:
+            start = reader.line_num + 1
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                report.add(start, f"bad CSV row ({exc})")
+                continue
+            if not values:
+                continue
+            if len(values) != width:
+                report.add(start, f"{len(values)} values for {width} columns")
+                continue
+            yield start, dict(zip(header, values))
+
+
+def _parquet(path: Path, report: ReadReport) -> Iterator[tuple[int, dict]]:
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except Exception as exc:
+        report.add(1, f"not a readable Parquet file ({exc})")
+        return
+    number = 0
+    for batch in source.iter_batches(batch_size=2048):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row

@@ -1,0 +1,410 @@
+"""Evidence from verdicts: pure functions, no I/O.
+
+- ``wilson_lower(passed, n)``: the Wilson 95% lower bound (7/8 -> about 0.53), as statsmodels computes it;
+- ``Tally``: feed it one row and its verdicts at a time (memory does not grow with rows, except one small
+  integer per prompt for consistency), then ask for an ``EvalRecord`` or a ``DataAuditRecord``;
+- ``compile_slices``: a domain's slices as predicates over a row (field/equals, or CEL compiled once);
+- ``SymbolScanner``: identifiers that recur in outputs or data but never occur in trusted ground truth;
+- ``lineage``: provenance, depth of model-written copies and ungraduated generators of a source;
+- ``agreement``: how often verifiers and people agree on the same items.
+
+Conventions: an item passes when every *substance* verifier passes (an ``error`` is never a pass); with no
+substance verifier nothing passes. The shape gap is the format pass rate minus the substance pass rate; with
+no format verifier no gap is measured (0.0).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from graduation.errors import InputError
+from graduation.records import (
+    AuditItem,
+    Consistency,
+    DataAuditRecord,
+    EvalRecord,
+    SliceStats,
+    SymbolFlag,
+    VerifierStats,
+)
+
+Z95 = 1.959963984540054  # scipy.stats.norm.isf(0.025)
+
+
+# -- rates and bounds ------------------------------------------------------------------------------
+
+def rate(k: int, n: int) -> float:
+    return k / n if n else 0.0
+
+
+def wilson_interval(passed: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval for ``passed`` successes in ``n`` trials (statsmodels' formula)."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= passed <= n:
+        raise ValueError(f"passed must be within 0..{n}, got {passed}")
+    p = passed / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def wilson_lower(passed: int, n: int, z: float = Z95) -> float:
+    """Lower bound of the Wilson 95% interval; 0.0 when there is nothing to count."""
+    return wilson_interval(passed, n, z)[0] if n > 0 else 0.0
+
+
+def shape_gap(format_pass_rate: float, substance_pass_rate: float, has_format: bool = True) -> float:
+    return format_pass_rate - substance_pass_rate if has_format else 0.0
+
+
+# -- slices ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Slice:
+    name: str
+    matches: Callable[[Mapping[str, Any]], bool]
+
+
+def compile_slices(slices: Sequence[Any]) -> list[Slice]:
+    """Predicates for a domain's ``SliceSpec`` list; a CEL predicate is compiled once, here.
+
+    A row on which a CEL predicate errors (a missing field, a type mismatch) is not in the slice.
+    """
+    compiled = []
+    for spec in slices:
+        if spec.when is not None:
+            compiled.append(Slice(spec.name, _cel_predicate(spec.name, spec.when)))
+        else:
+            compiled.append(Slice(spec.name, _equals_predicate(spec.field, spec.equals)))
+    return compiled
+
+
+def _cel_predicate(name: str, expression: str) -> Callable[[Mapping[str, Any]], bool]:
+    import cel
+
+    try:
+        program = cel.compile(expression)
+    except Exception as exc:
+        raise InputError(f"slice {name!r}: the CEL predicate {expression!r} does not compile: {exc}") from None
+
+    def matches(row: Mapping[str, Any]) -> bool:
+        try:
+            return program.execute(dict(row)) is True
+        except Exception:
+            return False
+
+    return matches
+
+
+def _equals_predicate(field_name: str, expected: Any) -> Callable[[Mapping[str, Any]], bool]:
+    def matches(row: Mapping[str, Any]) -> bool:
+        if field_name not in row:
+            return False
+        return same_value(row[field_name], expected)
+
+    return matches
+
+
+def same_value(value: Any, expected: Any) -> bool:
+    """Equality that tolerates text from CSV files: ``"false" == False``, ``"3" == 3``."""
+    if isinstance(value, bool) or isinstance(expected, bool):
+        if isinstance(value, str):
+            return value.strip().lower() == str(expected).lower()
+        return value is expected or (isinstance(value, bool) and isinstance(expected, bool) and value == expected)
+    if value == expected:
+        return True
+    if isinstance(value, str) and isinstance(expected, (int, float)):
+        try:
+            return float(value) == float(expected)
+        except ValueError:
+            return False
+    if isinstance(expected, str) and isinstance(value, (int, float)):
+        return str(value) == expected
+    return False
+
+
+# -- unsupported recurrent symbols -----------------------------------------------------------------
+
+# Identifier shapes that ordinary prose does not produce: snake_case, camelCase, letters mixed with digits.
+_SYMBOL = re.compile(
+    r"(?<![A-Za-z0-9_])(?:"
+    r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+"     # golden_hour_sun, k_max, x_1
+    r"|[a-z]+(?:[A-Z][a-z0-9]+)+"                 # goldenHourSun
+    r"|[A-Za-z]{2,}[0-9]+[A-Za-z0-9]*"            # zeta9, abc123x
+    r")(?![A-Za-z0-9_])")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def symbols_in(text: str) -> set[str]:
+    """Candidate invented identifiers in a text (lowercased)."""
+    if not text:
+        return set()
+    return {m.lower() for m in _SYMBOL.findall(text)}
+
+
+def vocabulary_of(values: Iterable[Any]) -> set[str]:
+    """Every identifier-like token (lowercased) in trusted ground truth values, keys included."""
+    vocab: set[str] = set()
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            vocab.update(t.lower() for t in _WORD.findall(value))
+            vocab.update(symbols_in(value))
+        elif isinstance(value, Mapping):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return vocab
+
+
+def text_of_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, (Mapping, list, tuple)):
+        import json
+
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+@dataclass
+class SymbolScanner:
+    """Counts, per row, identifiers absent from the trusted vocabulary; reports those that recur.
+
+    A symbol is flagged when it appears in at least ``max(min_rows, min_rate * rows)`` rows.
+    """
+
+    supported: set[str]
+    min_rate: float = 0.02
+    min_rows: int = 3
+    max_examples: int = 5
+    rows: int = 0
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    spelled: dict[str, str] = field(default_factory=dict)
+
+    def add(self, text: str, where: str) -> None:
+        self.rows += 1
+        if not text:
+            return
+        found = _SYMBOL.findall(text)
+        if not found:
+            return
+        seen = set()
+        for raw in found:
+            token = raw.lower()
+            if token in seen or token in self.supported:
+                continue
+            seen.add(token)
+            self.counts[token] += 1
+            examples = self.examples.setdefault(token, [])
+            if len(examples) < self.max_examples:
+                examples.append(where)
+            self.spelled.setdefault(token, raw)
+
+    def flags(self, limit: int = 20) -> list[SymbolFlag]:
+        if not self.rows:
+            return []
+        threshold = max(self.min_rows, math.ceil(self.min_rate * self.rows))
+        found = [(token, n) for token, n in self.counts.items() if n >= threshold]
+        found.sort(key=lambda item: (-item[1], item[0]))
+        return [SymbolFlag(symbol=self.spelled.get(token, token), rows=n, rate=n / self.rows,
+                           examples=list(self.examples.get(token, [])))
+                for token, n in found[:limit]]
+
+
+# -- lineage and agreement -------------------------------------------------------------------------
+
+def lineage(sources: Sequence[Any], name: str) -> tuple[str, int, list[str]]:
+    """(provenance, depth of model-written copies, ungraduated generators along the chain) of a source."""
+    from graduation.spec import lineage_depths
+
+    by_name = {s.name: s for s in sources}
+    if name not in by_name:
+        raise InputError(f"no ground truth source named {name!r} (have: {sorted(by_name)})")
+    depth = lineage_depths(list(sources))[name]
+    ungraduated: list[str] = []
+    current = by_name[name]
+    seen = set()
+    while current is not None and current.name not in seen:
+        seen.add(current.name)
+        if current.generated_by is not None and not current.generated_by.graduated:
+            ungraduated.append(current.generated_by.model)
+        current = by_name.get(current.derived_from) if current.derived_from else None
+    return current_provenance(by_name[name]), depth, ungraduated
+
+
+def current_provenance(source: Any) -> str:
+    value = source.provenance
+    return getattr(value, "value", value)
+
+
+def agreement(items: Iterable[AuditItem]) -> float | None:
+    """Fraction of items on which the verifiers and the person agree (verifier ``error`` counts as fail)."""
+    judged = [(i.verdict == "pass", i.verifier_verdict == "pass") for i in items if i.verifier_verdict is not None]
+    if not judged:
+        return None
+    return sum(a == b for a, b in judged) / len(judged)
+
+
+# -- the tally -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VerifierInfo:
+    name: str
+    role: str
+    kind: str
+    version: str = "1"
+
+
+_COUNT_BITS = 20
+_COUNT_MASK = (1 << _COUNT_BITS) - 1
+
+
+class Tally:
+    """Accumulates verdicts row by row. ``add`` is the hot loop; the records are built at the end."""
+
+    def __init__(self, verifiers: Sequence[VerifierInfo], slices: Sequence[Slice] = (),
+                 symbols: SymbolScanner | None = None, consistency: bool = True) -> None:
+        self.verifiers = list(verifiers)
+        self.substance = [i for i, v in enumerate(self.verifiers) if v.role == "substance"]
+        self.format = [i for i, v in enumerate(self.verifiers) if v.role == "format"]
+        self.slices = list(slices)
+        self.symbols = symbols
+        self.track_consistency = consistency
+        self.n = 0
+        self.passed = 0
+        self.format_passed = 0
+        self.errors = 0
+        # per verifier: [pass, fail, error]
+        self.per_verifier = [[0, 0, 0] for _ in self.verifiers]
+        # per slice: [n, substance pass, format pass]
+        self.per_slice = [[0, 0, 0] for _ in self.slices]
+        # per prompt, one packed int: samples | passes << 20 | flipped << 40 | label hash << 41
+        self._groups: dict[int, int] = {}
+
+    def add(self, row: Mapping[str, Any] | None, verdicts: Sequence[Any], *, prompt_key: Any = None,
+            label: Any = None, symbol_text: str | None = None, where: str = "") -> bool:
+        """Count one item; returns whether it passed (every substance verifier passed)."""
+        self.n += 1
+        any_error = False
+        for counts, verdict in zip(self.per_verifier, verdicts):
+            v = verdict[0]
+            if v == "pass":
+                counts[0] += 1
+            elif v == "fail":
+                counts[1] += 1
+            else:
+                counts[2] += 1
+                any_error = True
+        if any_error:
+            self.errors += 1
+        ok = bool(self.substance) and all(verdicts[i][0] == "pass" for i in self.substance)
+        fmt_ok = bool(self.format) and all(verdicts[i][0] == "pass" for i in self.format)
+        self.passed += ok
+        self.format_passed += fmt_ok
+        if self.slices and row is not None:
+            for counts, sl in zip(self.per_slice, self.slices):
+                if sl.matches(row):
+                    counts[0] += 1
+                    counts[1] += ok
+                    counts[2] += fmt_ok
+        if self.symbols is not None and symbol_text is not None:
+            self.symbols.add(symbol_text, where)
+        if self.track_consistency and prompt_key is not None:
+            self._group(prompt_key, ok, label)
+        return ok
+
+    def _group(self, prompt_key: Any, ok: bool, label: Any) -> None:
+        key = hash(prompt_key)
+        label_hash = hash(label) & ((1 << 20) - 1)
+        state = self._groups.get(key)
+        if state is None:
+            self._groups[key] = 1 | (int(ok) << _COUNT_BITS) | (label_hash << 41)
+            return
+        samples = state & _COUNT_MASK
+        passes = (state >> _COUNT_BITS) & _COUNT_MASK
+        flipped = (state >> 40) & 1  # labels differ; verdict flips are read off the counts at the end
+        first_label = state >> 41
+        if first_label != label_hash:
+            flipped = 1
+        samples, passes = min(samples + 1, _COUNT_MASK), min(passes + ok, _COUNT_MASK)
+        self._groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | (first_label << 41)
+
+    # -- summaries --
+    def verifier_stats(self) -> list[VerifierStats]:
+        out = []
+        for info, (p, f, e) in zip(self.verifiers, self.per_verifier):
+            total = p + f + e
+            out.append(VerifierStats(name=info.name, role=info.role, kind=info.kind, version=info.version,
+                                     total=total, passed=p, failed=f, errors=e, pass_rate=rate(p, total)))
+        return out
+
+    def slice_stats(self) -> list[SliceStats]:
+        out = []
+        for sl, (n, sub, fmt) in zip(self.slices, self.per_slice):
+            out.append(SliceStats(name=sl.name, n=n, passed=sub, pass_rate=rate(sub, n),
+                                  wilson_lower=wilson_lower(sub, n), substance_pass_rate=rate(sub, n),
+                                  format_pass_rate=rate(fmt, n)))
+        return out
+
+    def consistency(self) -> Consistency | None:
+        groups = [s for s in self._groups.values() if (s & _COUNT_MASK) >= 2]
+        if not groups:
+            return None
+        sizes = Counter(s & _COUNT_MASK for s in groups)
+        k = sizes.most_common(1)[0][0]
+        pass_at_1 = sum(((s >> _COUNT_BITS) & _COUNT_MASK) / (s & _COUNT_MASK) for s in groups) / len(groups)
+        all_k = sum(((s >> _COUNT_BITS) & _COUNT_MASK) == (s & _COUNT_MASK) for s in groups) / len(groups)
+        flips = sum(1 for s in groups if (s >> 40) & 1
+                    or 0 < ((s >> _COUNT_BITS) & _COUNT_MASK) < (s & _COUNT_MASK)) / len(groups)
+        return Consistency(k=k, prompts=len(groups), pass_at_1=pass_at_1, pass_all_k=all_k, flip_rate=flips)
+
+    @property
+    def substance_pass_rate(self) -> float:
+        return rate(self.passed, self.n)
+
+    @property
+    def format_pass_rate(self) -> float:
+        return rate(self.format_passed, self.n) if self.format else 0.0
+
+    @property
+    def shape_gap(self) -> float:
+        return shape_gap(self.format_pass_rate, self.substance_pass_rate, bool(self.format))
+
+    def eval_record(self, *, model: str, round: int | None = None, outputs_file: str | None = None,
+                    job: str | None = None, step: int | None = None) -> EvalRecord:
+        return EvalRecord(
+            model=model, round=round, outputs_file=outputs_file, n=self.n, passed=self.passed, errors=self.errors,
+            pass_rate=self.substance_pass_rate, wilson_lower=wilson_lower(self.passed, self.n),
+            substance_pass_rate=self.substance_pass_rate, format_pass_rate=self.format_pass_rate,
+            shape_gap=self.shape_gap, verifiers=self.verifier_stats(), slices=self.slice_stats(),
+            symbols=self.symbols.flags() if self.symbols is not None else [],
+            consistency=self.consistency(), job=job, step=step)
+
+    def audit_record(self, *, file: str, provenance: str = "unknown", lineage_depth: int = 0,
+                     ungraduated_generators: Sequence[str] = (), malformed_rows: int = 0) -> DataAuditRecord:
+        failed = self.n - self.passed if self.substance else 0
+        return DataAuditRecord(
+            file=file, rows=self.n, substance_failed=failed, substance_fail_rate=rate(failed, self.n),
+            format_pass_rate=self.format_pass_rate, shape_gap=self.shape_gap, errors=self.errors,
+            malformed_rows=malformed_rows, symbols=self.symbols.flags() if self.symbols is not None else [],
+            provenance=provenance, lineage_depth=lineage_depth,
+            ungraduated_generators=list(ungraduated_generators), slices=self.slice_stats())
+
+
+__all__ = ["Slice", "SymbolScanner", "Tally", "VerifierInfo", "Z95", "agreement", "compile_slices", "lineage",
+           "rate", "same_value", "shape_gap", "symbols_in", "text_of_value", "vocabulary_of", "wilson_interval",
+           "wilson_lower"]

@@ -1,0 +1,149 @@
+"""Verifier validation: a verifier must accept its references and reject its controls.
+
+Controls are (1) the domain's declared known-wrong outputs (``controls:`` JSONL, field ``output`` next to the
+row's reference) and (2) mutations generated from each reference: a perturbed number, a dropped term, a
+swapped sign, an injected extra symbol. A verifier that lets a declared control through, or more than
+``max_mutation_leak`` of the mutations, is untrustworthy, and the record names the controls it accepted.
+A verifier with no references or no controls is untrustworthy too: nothing shows it can tell right from wrong.
+
+Mutations are for *substance* verifiers (a perturbed number is still well-formed, so a format check is right
+to accept it); a format verifier is held to its declared controls and to the empty output.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graduation.records import VerifierCheck, VerifierValidationRecord
+from graduation.verifiers.base import Verifier, reference_text
+
+MAX_LEAKS_LISTED = 10
+INJECTED = "q"
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_TERM_SPLIT = re.compile(r"\s+[+-]\s+")
+_MATHLIKE = re.compile(r"^[A-Za-z0-9\s.+\-*/^()\\{}\[\],=<>|_!']{1,200}$")
+
+
+@dataclass(frozen=True)
+class Control:
+    """An output the verifier must reject, with the reference it is judged against and where it came from."""
+
+    output: str
+    reference: Any
+    row: Mapping[str, Any] | None
+    origin: str  # "controls.jsonl:3" or "mutation:perturbed_number"
+
+    @property
+    def declared(self) -> bool:
+        return not self.origin.startswith("mutation:")
+
+
+def mutations(reference: Any) -> list[tuple[str, str]]:
+    """(name, mutated output) pairs that differ from the reference; each should be judged wrong."""
+    text = reference_text(reference).strip()
+    if not text:
+        return []
+    wrap = "$" not in text and bool(_MATHLIKE.match(text)) and any(c.isdigit() for c in text)
+    found: list[tuple[str, str]] = []
+
+    numbers = list(_NUMBER.finditer(text))
+    if numbers:
+        last = numbers[-1]
+        value = last.group(0)
+        if "." in value:
+            new = f"{float(value) * 1.5 + 1:.{len(value.split('.')[1])}f}"
+        else:
+            new = str(int(value) + 1)
+        found.append(("perturbed_number", text[:last.start()] + new + text[last.end():]))
+
+    terms = _TERM_SPLIT.split(text)
+    if len(terms) > 1:
+        cut = list(_TERM_SPLIT.finditer(text))[-1]
+        found.append(("dropped_term", text[:cut.start()]))
+    elif "," in text:
+        found.append(("dropped_term", text.rsplit(",", 1)[0]))
+    elif len(text.split()) > 1:
+        found.append(("dropped_term", text.rsplit(None, 1)[0]))
+
+    all_zero = numbers and all(float(m.group(0)) == 0 for m in numbers)
+    if "+" in text:
+        found.append(("swapped_sign", text.replace("+", "-", 1)))
+    elif "-" in text and not all_zero:
+        found.append(("swapped_sign", text.replace("-", "+", 1) if not text.startswith("-") else text[1:]))
+    elif numbers and not all_zero:
+        first = numbers[0]
+        found.append(("swapped_sign", text[:first.start()] + "-" + text[first.start():]))
+
+    found.append(("injected_symbol", f"{text} + {INJECTED}" if wrap else f"{text} {INJECTED}_extra"))
+
+    out = []
+    for name, mutated in found:
+        if wrap:
+            mutated = f"${mutated}$"
+        if mutated.strip() and mutated.strip("$ ") != text:
+            out.append((name, mutated))
+    return out
+
+
+def controls_for(verifier_role: str, references: Sequence[tuple[Any, Mapping[str, Any] | None]],
+                 declared: Sequence[Control], use_mutations: bool) -> list[Control]:
+    """Every control of one verifier: declared ones, the empty output, and (substance) reference mutations."""
+    out = list(declared)
+    if references:
+        ref, row = references[0]
+        out.append(Control("", ref, row, "mutation:empty_output"))
+    if use_mutations and verifier_role == "substance":
+        for ref, row in references:
+            for name, mutated in mutations(ref):
+                out.append(Control(mutated, ref, row, f"mutation:{name}"))
+    return out
+
+
+def validate(verifiers: Sequence[Verifier], references: Sequence[tuple[Any, Mapping[str, Any] | None]],
+             declared: Mapping[str, Sequence[Control]], run: Any, *,
+             mutations_for: Mapping[str, bool] | None = None, min_reference_acceptance: float = 0.98,
+             max_mutation_leak: float = 0.05, notes: Sequence[str] = ()) -> VerifierValidationRecord:
+    """Check each verifier on references and controls. ``run(jobs) -> verdicts`` runs (verifier, item) pairs
+    (``VerifierPool.verify_many``), so that untrusted checks stay isolated."""
+    checks = []
+    for verifier in verifiers:
+        controls = controls_for(verifier.role, references, declared.get(verifier.name, ()),
+                                (mutations_for or {}).get(verifier.name, True))
+        jobs = [(verifier, (reference_text(ref), ref, row)) for ref, row in references]
+        jobs += [(verifier, (c.output, c.reference, c.row)) for c in controls]
+        verdicts = run(jobs) if jobs else []
+        ref_verdicts = verdicts[:len(references)]
+        control_verdicts = verdicts[len(references):]
+        accepted = sum(v.verdict == "pass" for v in ref_verdicts)
+        leaked = [c for c, v in zip(controls, control_verdicts) if v.verdict == "pass"]
+        declared_leaks = [c for c in leaked if c.declared]
+        generated = [c for c in controls if not c.declared]
+        generated_leaks = [c for c in leaked if not c.declared]
+        reasons = list(notes)
+        if not references:
+            reasons.append("no references to check against: it cannot be shown to accept right answers")
+        elif accepted / len(references) < min_reference_acceptance:
+            rejected = [v for v in ref_verdicts if v.verdict != "pass"]
+            example = rejected[0].explanation if rejected else None
+            reasons.append(f"accepts only {accepted} of {len(references)} references "
+                           f"(needs {min_reference_acceptance:.0%})" + (f"; e.g. {example}" if example else ""))
+        if not controls:
+            reasons.append("no controls: nothing shows it can reject a wrong answer")
+        if declared_leaks:
+            reasons.append(f"accepts {len(declared_leaks)} of its {sum(c.declared for c in controls)} declared "
+                           "known-wrong outputs")
+        if generated and len(generated_leaks) / len(generated) > max_mutation_leak:
+            kinds = sorted({c.origin.split(":", 1)[1] for c in generated_leaks})
+            reasons.append(f"accepts {len(generated_leaks)} of {len(generated)} generated wrong answers "
+                           f"({', '.join(kinds)})")
+        trustworthy = bool(references) and bool(controls) and not [r for r in reasons if r not in notes]
+        checks.append(VerifierCheck(
+            name=verifier.name, role=verifier.role, kind=verifier.kind, version=verifier.version,
+            references=len(references), references_accepted=accepted, controls=len(controls),
+            controls_rejected=len(controls) - len(leaked), trustworthy=trustworthy,
+            leaked_controls=[f"{c.origin}: {c.output[:80]!r}" for c in leaked[:MAX_LEAKS_LISTED]],
+            reasons=reasons))
+    return VerifierValidationRecord(verifiers=checks)
