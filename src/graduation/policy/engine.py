@@ -163,8 +163,6 @@ def data_unmet(facts: dict[str, Any], t) -> list[str]:
         out.append("SFT data written by ungraduated model(s): " + ", ".join(d["ungraduated_generators"]))
     if d["lineage_depth"] > t.max_lineage_depth:
         out.append(f"SFT data lineage depth {d['lineage_depth']} > {t.max_lineage_depth} (copies of model-written copies)")
-    if d["untrusted"]:
-        out.append("SFT data of untrusted provenance: " + ", ".join(d["untrusted"]))
     return out
 
 
