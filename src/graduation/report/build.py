@@ -1,0 +1,466 @@
+"""The static HTML report: collect what the registry knows, render it with Jinja2, write it atomically.
+
+    result = write_report(db, project_root)            # -> registry/reports/index.html + domains/<name>.html
+    result = write_report(db, project_root, out_dir)   # anywhere else
+
+``collect`` reads the registry once (every domain's newest version, its current-basis evidence, its
+jobs, the audit log) and asks the policy engine for each domain's decision; ``render`` turns the
+collected data into HTML pages (pure, no I/O); ``write_report`` writes them. Nothing here decides
+anything: phases, allowed actions and their reasons come from the policy engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from graduation.report.svg import GapRow, RoundPoint, SliceBar, wilson_interval
+
+REPORT_DIR = Path("registry") / "reports"
+TEMPLATES = Path(__file__).parent / "templates"
+
+#: ``(session, version_row, spec, evidence) -> decision as a dict`` (see ``DecisionView.from_dict``).
+DecideFn = Callable[[Any, Any, Any, list], Mapping[str, Any]]
+
+
+# -- the report's view of the registry ----------------------------------------------------------------
+@dataclass(frozen=True)
+class ActionView:
+    action: str
+    allowed: bool
+    effect: str = ""
+    rules: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    unmet: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """What the report shows of a decision: the phase, the route, and every action with its reasons."""
+
+    phase: str
+    route: str
+    actions: list[ActionView]
+    recommendation: str = ""
+    unmet: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    policy: str = ""
+    decision_id: str = ""
+
+    @property
+    def allowed(self) -> list[str]:
+        return [a.action for a in self.actions if a.allowed]
+
+    @property
+    def denied(self) -> list[str]:
+        return [a.action for a in self.actions if not a.allowed]
+
+    @property
+    def min_wilson_lower(self) -> float | None:
+        value = self.thresholds.get("min_wilson_lower")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @property
+    def max_shape_gap(self) -> float | None:
+        value = self.thresholds.get("max_shape_gap")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DecisionView":
+        """Read ``Decision.to_dict(facts=True)`` of ``graduation.policy.engine`` (thresholds from its facts)."""
+        actions = [ActionView(
+            action=name, allowed=bool(a["allowed"]), effect=str(a.get("effect") or ""), rules=list(a.get("rules", [])),
+            reasons=list(a.get("reasons", [])), unmet=list(a.get("unmet", [])), errors=list(a.get("errors", [])),
+        ) for name, a in data["actions"].items()]
+        policy = data.get("policy") or {}
+        facts = data.get("facts") or {}
+        return cls(phase=str(data["phase"]), route=str(data.get("route") or ""), actions=actions,
+                   recommendation=str(data.get("recommendation") or ""), unmet=list(data.get("unmet", [])),
+                   errors=list(data.get("errors", [])), thresholds=dict(facts.get("thresholds") or {}),
+                   policy=str(policy.get("name", "")) if isinstance(policy, Mapping) else str(policy),
+                   decision_id=str(data.get("decision_id") or ""))
+
+
+@dataclass(frozen=True)
+class RoundView:
+    label: str
+    kind: str
+    model: str
+    n: int
+    passed: int
+    pass_rate: float
+    wilson_lower: float
+    wilson_upper: float
+    format_rate: float
+    substance_rate: float
+    shape_gap: float
+    flip_rate: float | None
+    pass_k: float | None
+    job: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SymbolView:
+    symbol: str
+    rate: float
+    rows: int
+    where: str
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class SourceView:
+    name: str
+    provenance: str
+    depth: int
+    generated_by: str
+    generator_graduated: bool | None
+    audited: bool
+    path: str
+
+
+@dataclass(frozen=True)
+class DataAuditView:
+    file: str
+    rows: int
+    substance_fail_rate: float
+    format_pass_rate: float
+    shape_gap: float
+    provenance: str
+    lineage_depth: int
+    ungraduated_generators: list[str]
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SignoffView:
+    by: str
+    role: str
+    note: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class HumanAuditView:
+    auditor: str
+    checked: int
+    held: int
+    scope: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class VerifierView:
+    name: str
+    kind: str
+    role: str
+    validated: str  # "trustworthy" | "untrustworthy" | "not validated"
+    detail: str
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    mode: str
+    target: str
+    state: str
+    domain_version: int
+    decision_id: str
+    from_job: str
+    path: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AuditView:
+    """The hash-chained decision log: this domain's entries, and whether the whole chain verifies."""
+
+    entries: int
+    last_kind: str
+    last_at: str
+    last_hash: str
+    chain_ok: bool | None  # None: no entries to verify
+    chain_detail: str
+
+
+@dataclass
+class DomainReport:
+    name: str
+    title: str
+    description: str
+    risk: str
+    version: int
+    source_file: str
+    registered_at: str
+    basis_hash: str
+    owners: list[str]
+    target: str
+    decision: DecisionView
+    rounds: list[RoundView]
+    slices: list[SliceBar]
+    symbols: list[SymbolView]
+    sources: list[SourceView]
+    data_audits: list[DataAuditView]
+    signoffs: list[SignoffView]
+    human_audits: list[HumanAuditView]
+    verifiers: list[VerifierView]
+    jobs: list[JobView]
+    audit: AuditView
+    evidence_count: int
+
+    @property
+    def page(self) -> str:
+        return f"domains/{self.name}.html"
+
+    @property
+    def round_points(self) -> list[RoundPoint]:
+        return [RoundPoint(r.label, r.n, r.passed, r.pass_rate, r.wilson_lower, r.wilson_upper) for r in self.rounds]
+
+    @property
+    def gap_rows(self) -> list[GapRow]:
+        rows = [GapRow(r.label, r.format_rate, r.substance_rate, r.shape_gap) for r in self.rounds[-10:]]
+        rows += [GapRow(f"data: {Path(a.file).name}", a.format_pass_rate, 1.0 - a.substance_fail_rate, a.shape_gap)
+                 for a in self.data_audits]
+        return rows
+
+    @property
+    def newest(self) -> RoundView | None:
+        return self.rounds[-1] if self.rounds else None
+
+
+@dataclass
+class ReportData:
+    generated_at: str
+    project: str
+    database: str
+    domains: list[DomainReport]
+    audit_chain_ok: bool | None
+    audit_chain_detail: str
+    audit_entries: int
+
+    def phase_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for d in self.domains:
+            counts[d.decision.phase] = counts.get(d.decision.phase, 0) + 1
+        return counts
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    out_dir: Path
+    index: Path
+    pages: list[Path]
+    summary: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": str(self.out_dir), "index": str(self.index), "pages": [str(p) for p in self.pages],
+                "summary": self.summary}
+
+
+# -- collecting ----------------------------------------------------------------------------------------
+def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_path: Path | None = None,
+            now: datetime | None = None) -> ReportData:
+    """Read everything the report shows from the registry ``db`` (a ``graduation.store.Database``)."""
+    from sqlmodel import col, select
+
+    from graduation.store.domains import get_version, iso, list_domains, version_spec
+    from graduation.store.evidence import evidence_for_domains
+    from graduation.store.tables import AuditEntryRow, JobRow
+
+    decide = decide or default_decider(project_root, policy_path)
+    domains: list[DomainReport] = []
+    with db.read() as session:
+        rows = list_domains(session)
+        versions = {r.name: get_version(session, r.name) for r in rows}
+        evidence = evidence_for_domains(session, {name: v.basis_hash for name, v in versions.items()})
+        jobs: dict[str, list[Any]] = {}
+        for job in session.exec(select(JobRow).order_by(col(JobRow.created_at))).all():
+            jobs.setdefault(job.domain, []).append(job)
+        audit_rows = list(session.exec(select(AuditEntryRow).order_by(col(AuditEntryRow.seq))).all())
+        chain_ok, chain_detail = verify_audit_chain(session, audit_rows)
+        for row in rows:
+            version = versions[row.name]
+            spec = version_spec(version)
+            evs = evidence[row.name]
+            decision = DecisionView.from_dict(decide(session, version, spec, evs))
+            domains.append(_domain_report(spec, version, evs, jobs.get(row.name, []),
+                                          [a for a in audit_rows if a.domain == row.name],
+                                          chain_ok, chain_detail, decision, iso))
+    return ReportData(
+        generated_at=iso(now or datetime.now(timezone.utc)), project=str(project_root), database=db.safe_url(),
+        domains=domains, audit_chain_ok=chain_ok, audit_chain_detail=chain_detail, audit_entries=len(audit_rows))
+
+
+def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail, decision: DecisionView,
+                   iso) -> DomainReport:
+    from graduation.spec import lineage_depths
+
+    rounds: list[RoundView] = []
+    newest_eval = None
+    audits: dict[str, DataAuditView] = {}
+    audit_symbols: dict[str, list] = {}
+    signoffs: list[SignoffView] = []
+    human: list[HumanAuditView] = []
+    checks: dict[str, Any] = {}
+    for ev in evs:
+        rec = ev.record
+        if ev.kind in ("eval", "training_round"):
+            _lo, hi = wilson_interval(rec.passed, rec.n)
+            c = rec.consistency
+            label = f"r{rec.round}" if rec.round is not None else f"r{len(rounds) + 1}"
+            rounds.append(RoundView(
+                label=label, kind=ev.kind, model=rec.model, n=rec.n, passed=rec.passed, pass_rate=rec.pass_rate,
+                wilson_lower=rec.wilson_lower, wilson_upper=max(hi, rec.wilson_lower),
+                format_rate=rec.format_pass_rate, substance_rate=rec.substance_pass_rate, shape_gap=rec.shape_gap,
+                flip_rate=c.flip_rate if c is not None else None, pass_k=c.pass_all_k if c is not None else None,
+                job=rec.job or "", created_at=iso(ev.created_at)))
+            newest_eval = rec
+        elif ev.kind == "data_audit":
+            audits[rec.file] = DataAuditView(
+                file=rec.file, rows=rec.rows, substance_fail_rate=rec.substance_fail_rate,
+                format_pass_rate=rec.format_pass_rate, shape_gap=rec.shape_gap, provenance=rec.provenance,
+                lineage_depth=rec.lineage_depth, ungraduated_generators=list(rec.ungraduated_generators),
+                created_at=iso(ev.created_at))
+            audit_symbols[rec.file] = list(rec.symbols)
+        elif ev.kind == "signoff":
+            signoffs.append(SignoffView(rec.by, rec.role, rec.note or "", iso(ev.created_at)))
+        elif ev.kind == "human_audit":
+            human.append(HumanAuditView(rec.auditor, rec.checked, rec.held, rec.scope, iso(ev.created_at)))
+        elif ev.kind == "verifier_validation":
+            for check in rec.verifiers:
+                checks[check.name] = check
+
+    symbols: list[SymbolView] = []
+    if newest_eval is not None:
+        where = f"model outputs ({rounds[-1].label})"
+        symbols += [SymbolView(s.symbol, s.rate, s.rows, where, list(s.examples)) for s in newest_eval.symbols]
+    for file, flags in audit_symbols.items():
+        symbols += [SymbolView(s.symbol, s.rate, s.rows, f"data: {file}", list(s.examples)) for s in flags]
+    symbols.sort(key=lambda s: (-s.rate, s.symbol))
+
+    slices = [SliceBar(s.name, s.n, s.passed, s.pass_rate, s.wilson_lower)
+              for s in (newest_eval.slices if newest_eval is not None else [])]
+
+    depths = lineage_depths(spec.ground_truth)
+    sources = [SourceView(
+        name=s.name, provenance=s.provenance.value, depth=depths.get(s.name, 0),
+        generated_by=s.generated_by.model if s.generated_by else "",
+        generator_graduated=s.generated_by.graduated if s.generated_by else None,
+        audited=s.audited, path=s.path) for s in spec.ground_truth]
+
+    verifiers = []
+    for v in spec.verifiers:
+        check = checks.get(v.name)
+        if check is None or check.version != v.version:
+            verifiers.append(VerifierView(v.name, v.kind, v.role.value, "not validated", ""))
+        else:
+            detail = (f"accepted {check.references_accepted}/{check.references} references, rejected "
+                      f"{check.controls_rejected}/{check.controls} controls")
+            verifiers.append(VerifierView(v.name, v.kind, v.role.value,
+                                          "trustworthy" if check.trustworthy else "untrustworthy", detail))
+
+    job_views = [JobView(j.id, j.mode, j.target, j.state, j.domain_version, j.decision_id or "", j.from_job or "",
+                         j.path, iso(j.created_at), iso(j.updated_at)) for j in jobs]
+    last = audit_rows[-1] if audit_rows else None
+    audit = AuditView(entries=len(audit_rows), last_kind=last.kind if last else "", last_at=last.created_at if last
+                      else "", last_hash=last.entry_hash if last else "", chain_ok=chain_ok, chain_detail=chain_detail)
+    return DomainReport(
+        name=spec.domain, title=spec.title, description=spec.description, risk=spec.risk.value,
+        version=version.version, source_file=version.source_file, registered_at=iso(version.created_at),
+        basis_hash=version.basis_hash, owners=list(spec.owners), target=spec.deployment.target.value,
+        decision=decision, rounds=rounds, slices=slices, symbols=symbols, sources=sources,
+        data_audits=list(audits.values()), signoffs=signoffs, human_audits=human, verifiers=verifiers,
+        jobs=job_views, audit=audit, evidence_count=len(evs))
+
+
+def verify_audit_chain(session, rows: Sequence[Any]) -> tuple[bool | None, str]:
+    """Whether the hash-chained decision log verifies, as the audit module reports it."""
+    if not rows:
+        return None, "no audit entries yet"
+    from graduation.policy import audit
+
+    report = audit.verify_chain(session)
+    ok = bool(getattr(report, "ok", report))
+    detail = str(getattr(report, "detail", "") or getattr(report, "message", "") or "")
+    return ok, detail or (f"{len(rows)} entries, every hash verified" if ok else "the chain does not verify")
+
+
+def default_decider(project_root: Path, policy_path: Path | None = None) -> DecideFn:
+    """The policy engine's decision for a stored domain: ``decide(spec, evidence, policy)`` with the
+    project's policy (``policies/default.yaml``, else the packaged default) loaded once."""
+    from graduation.policy import decide, load_policy
+
+    policy = load_policy(policy_path, project_root)
+
+    def decide_stored(_session, _version, spec, evidence) -> Mapping[str, Any]:
+        return decide(spec, evidence, policy).to_dict(facts=True)
+
+    return decide_stored
+
+
+# -- rendering -----------------------------------------------------------------------------------------
+def environment():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "css"],
+                      default_for_string=True, default=True), undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True, keep_trailing_newline=True)
+    from graduation.report import svg
+
+    env.globals.update(svg=svg)
+    env.filters["pct"] = lambda x, digits=0: "–" if x is None else f"{100 * float(x):.{digits}f}%"
+    env.filters["num"] = lambda x, digits=2: "–" if x is None else f"{float(x):.{digits}f}"
+    env.filters["signed"] = lambda x, digits=2: "–" if x is None else f"{float(x):+.{digits}f}"
+    env.filters["action_slug"] = lambda a: str(a).replace(":", "-")
+    return env
+
+
+def render(data: ReportData) -> dict[str, str]:
+    """Every page of the report: ``{relative path: html}`` (pure)."""
+    env = environment()
+    pages = {"index.html": env.get_template("index.html").render(report=data, root="")}
+    page = env.get_template("domain.html")
+    for d in data.domains:
+        pages[d.page] = page.render(report=data, d=d, root="../")
+    return pages
+
+
+def write_report(db, project_root: Path, out_dir: Path | None = None, *, decide: DecideFn | None = None,
+                 policy_path: Path | None = None, now: datetime | None = None) -> ReportResult:
+    """Collect, render and write the report; each file is written atomically."""
+    from graduation.fsutil import atomic_write_text
+
+    out = Path(out_dir) if out_dir is not None else Path(project_root) / REPORT_DIR
+    data = collect(db, Path(project_root), decide=decide, policy_path=policy_path, now=now)
+    pages = render(data)
+    written: list[Path] = []
+    for rel, html in pages.items():
+        path = out / rel
+        atomic_write_text(path, html)
+        written.append(path)
+    summary = {
+        "generated_at": data.generated_at,
+        "domains": len(data.domains),
+        "phases": data.phase_counts(),
+        "audit_chain_ok": data.audit_chain_ok,
+        "by_domain": {d.name: {"phase": d.decision.phase, "risk": d.risk, "allowed": d.decision.allowed,
+                               "rounds": len(d.rounds)} for d in data.domains},
+    }
+    return ReportResult(out_dir=out, index=out / "index.html", pages=written, summary=summary)
+
+
+def to_json(data: ReportData) -> dict[str, Any]:
+    """The collected data as plain JSON (for scripts; the HTML shows the same)."""
+    return json.loads(json.dumps(asdict(data), default=str))
+
+
+__all__ = ["ActionView", "DecisionView", "DomainReport", "ReportData", "ReportResult", "collect",
+           "default_decider", "render", "to_json", "verify_audit_chain", "write_report"]

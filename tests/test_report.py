@@ -1,0 +1,348 @@
+"""The static HTML report: rendered from a real registry, checked as HTML and in a real headless browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from graduation.records import (Consistency, DataAuditRecord, EvalRecord, SignoffRecord, SliceStats, SymbolFlag,
+                                VerifierCheck, VerifierValidationRecord)
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / ".artifacts"
+HOSTILE_TITLE = '<script>alert("title")</script> & co'
+HOSTILE_MODEL = '"><img src=x onerror=alert(1)>'
+HOSTILE_SIGNER = "<b>Mallory</b>"
+
+HAMILTONIAN = """\
+domain: hamiltonian-mechanics
+title: Equations of motion from a Hamiltonian
+risk: high
+owners: [physics-ml@example.org]
+ground_truth:
+  - {name: textbook, path: data/ham/textbook.jsonl, provenance: expert}
+  - name: distilled
+    path: data/ham/distilled.jsonl
+    provenance: model_generated
+    derived_from: textbook
+    generated_by: {model: some-instruct-32b, graduated: false}
+verifiers:
+  - {name: equations, kind: exact, role: substance}
+  - {name: latex-shape, kind: regex, role: format, options: {pattern: '^\\\\$.*\\\\$$'}}
+deployment: {target: assisted}
+"""
+
+PEDESTRIAN = """\
+domain: pedestrian-perception
+title: Road users from track descriptions
+risk: critical
+owners: [perception@example.org]
+ground_truth:
+  - {name: labelled, path: data/ped/labelled.jsonl, provenance: human_verified}
+verifiers:
+  - {name: label, kind: exact, role: substance}
+slices:
+  - {name: at_crosswalk, field: at_crosswalk, equals: true}
+  - {name: off_crosswalk, field: at_crosswalk, equals: false}
+deployment: {target: autonomous}
+"""
+
+HOSTILE = f"""\
+domain: hostile
+title: '{HOSTILE_TITLE}'
+risk: low
+owners: [mallory@example.org]
+ground_truth:
+  - {{name: ref, path: data/hostile.jsonl, provenance: expert}}
+verifiers:
+  - {{name: answer, kind: exact, role: substance}}
+"""
+
+
+def wl(passed: int, n: int) -> float:
+    from graduation.policy.phase import wilson_lower
+
+    return wilson_lower(passed, n)
+
+
+def eval_record(model: str, rnd: int, n: int, passed: int, fmt: float, *, slices=(), symbols=(),
+                consistency: Consistency | None = None) -> EvalRecord:
+    rate = passed / n
+    return EvalRecord(model=model, round=rnd, n=n, passed=passed, pass_rate=rate, wilson_lower=wl(passed, n),
+                      substance_pass_rate=rate, format_pass_rate=fmt, shape_gap=fmt - rate,
+                      slices=list(slices), symbols=list(symbols), consistency=consistency)
+
+
+def validation(name: str) -> VerifierValidationRecord:
+    return VerifierValidationRecord(verifiers=[VerifierCheck(
+        name=name, role="substance", kind="exact", references=50, references_accepted=50, controls=120,
+        controls_rejected=120, trustworthy=True)])
+
+
+def populate(root: Path, db) -> None:
+    """Three domains: a rising hamiltonian with golden_hour_sun in its distilled data, a pedestrian domain
+    failing off the crosswalk, and a domain whose title, model id and signer are hostile markup."""
+    from graduation.project import load_many
+    from graduation.store.domains import register
+    from graduation.store.evidence import add_evidence
+
+    files = {"hamiltonian-mechanics.yaml": HAMILTONIAN, "pedestrian-perception.yaml": PEDESTRIAN,
+             "hostile.yaml": HOSTILE}
+    for name, text in files.items():
+        (root / "domains" / name).write_text(text)
+    for rel in ("data/ham/textbook.jsonl", "data/ham/distilled.jsonl", "data/ped/labelled.jsonl",
+                "data/hostile.jsonl"):
+        path = root / "domains" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text('{"prompt": "p", "answer": "a"}\n')
+    loaded = load_many([root / "domains"], root)
+    with db.write() as s:
+        for item in loaded:
+            register(s, item)
+        ham = "hamiltonian-mechanics"
+        add_evidence(s, ham, "verifier_validation", validation("equations"))
+        for rnd, passed in enumerate((96, 128, 150, 166, 176, 182), start=1):
+            add_evidence(s, ham, "eval", eval_record("qwen-0.5b-grpo", rnd, 200, passed, 0.97), model="qwen-0.5b-grpo",
+                         round=rnd)
+        add_evidence(s, ham, "data_audit", DataAuditRecord(
+            file="domains/data/ham/distilled.jsonl", rows=500, substance_failed=205, substance_fail_rate=0.41,
+            format_pass_rate=0.99, shape_gap=0.40, provenance="model_generated", lineage_depth=1,
+            ungraduated_generators=["some-instruct-32b"],
+            symbols=[SymbolFlag(symbol="golden_hour_sun", rows=203, rate=0.406, examples=["line 3", "line 7"])]))
+        add_evidence(s, ham, "signoff", SignoffRecord(by="Ada Lovelace", role="domain lead"))
+        add_evidence(s, ham, "signoff", SignoffRecord(by="Emmy Noether", role="physics reviewer", note="checked 40"))
+
+        ped = "pedestrian-perception"
+        add_evidence(s, ped, "verifier_validation", validation("label"))
+        for rnd, (cw, off) in enumerate(((92, 40), (95, 44), (97, 47)), start=1):
+            slices = [SliceStats(name="at_crosswalk", n=100, passed=cw, pass_rate=cw / 100, wilson_lower=wl(cw, 100)),
+                      SliceStats(name="off_crosswalk", n=100, passed=off, pass_rate=off / 100,
+                                 wilson_lower=wl(off, 100))]
+            add_evidence(s, ped, "eval", eval_record("perception-v3", rnd, 200, cw + off, 0.99, slices=slices,
+                                                     consistency=Consistency(k=4, prompts=200, pass_at_1=0.7,
+                                                                             pass_all_k=0.45, flip_rate=0.31)),
+                         model="perception-v3", round=rnd)
+
+        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model=HOSTILE_MODEL, round=1)
+        add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
+
+
+@pytest.fixture
+def report(project: Path, db_url: str):
+    """A populated registry and its report written under the project's registry/reports/."""
+    from graduation.report.build import write_report
+    from graduation.store import Database
+
+    db = Database(db_url)
+    populate(project, db)
+    result = write_report(db, project)
+    db.dispose()
+    return result
+
+
+class _Tags(HTMLParser):
+    """Collects start tags and attributes; fails on nothing, so checks stay explicit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def test_report_files_and_summary(report, project: Path):
+    out = project / "registry" / "reports"
+    assert report.index == out / "index.html"
+    assert sorted(p.relative_to(out).as_posix() for p in report.pages) == [
+        "domains/hamiltonian-mechanics.html", "domains/hostile.html", "domains/pedestrian-perception.html",
+        "index.html"]
+    assert report.summary["domains"] == 3
+    ham = report.summary["by_domain"]["hamiltonian-mechanics"]
+    assert ham["rounds"] == 6 and ham["risk"] == "high"
+    assert "train:grpo" in ham["allowed"] and "train:sft" not in ham["allowed"]
+    assert not list(out.rglob("*.tmp")), "atomic writes left temporary files behind"
+
+
+def test_overview_lists_phase_risk_and_actions(report, project: Path):
+    html = report.index.read_text()
+    rows = {a["data-domain"] for t, a in tags(html) if t == "tr" and "data-domain" in a}
+    assert rows == {"hamiltonian-mechanics", "pedestrian-perception", "hostile"}
+    row = re.search(r'<tr data-domain="pedestrian-perception">(.*?)</tr>', html, re.S).group(1)
+    assert 'data-risk="critical"' in row
+    assert 'data-phase="discovery"' in row
+    assert '<span class="chip allow">deploy:sandbox</span>' in row
+    assert '<span class="chip allow">deploy:autonomous</span>' not in row
+    assert html.count('data-chart="sparkline"') == 3
+    assert 'href="domains/hamiltonian-mechanics.html"' in html
+
+
+def test_domain_page_values(report, project: Path):
+    html = (project / "registry/reports/domains/hamiltonian-mechanics.html").read_text()
+    # pass-rate chart: six rounds, Wilson band, the policy's bar from the real policy thresholds
+    svg = re.search(r'<svg[^>]*data-chart="pass-rate"[^>]*>', html).group(0)
+    assert 'data-rounds="6"' in svg
+    from graduation.policy import load_policy
+
+    bar = load_policy(None, project).threshold_facts["high"]["min_wilson_lower"]
+    assert f'data-threshold="{bar:.4f}"' in svg
+    assert 'data-mark="wilson-band"' in html and html.count('data-mark="round"') == 6
+    assert "r6: 182/200 passed (91%)" in html  # the newest round's tooltip
+    # flagged symbol with its rate, and the lineage of the distilled data
+    assert re.search(r'data-symbol="golden_hour_sun".*?40\.6%.*?203', html, re.S)
+    assert "some-instruct-32b" in html and "ungraduated" in html
+    # shape gap: six rounds plus the audited file
+    assert re.search(r'data-chart="shape-gap"[^>]*data-rows="7"', html)
+    assert "gap +0.40" in html
+    # sign-offs and the decision with its reasons
+    assert 'data-signoff="Ada Lovelace"' in html and 'data-signoff="Emmy Noether"' in html
+    sft = re.search(r'<tr data-action="train:sft" data-allowed="false">(.*?)</tr>', html, re.S).group(1)
+    assert "golden_hour_sun" in sft
+    assert 'data-action="train:grpo" data-allowed="true"' in html
+    assert 'data-audit-chain="none"' in html  # no audit entries in this registry
+
+
+def test_slices_and_flip_rate(report, project: Path):
+    html = (project / "registry/reports/domains/pedestrian-perception.html").read_text()
+    assert re.search(r'data-chart="slices"[^>]*data-slices="2"', html)
+    assert "off_crosswalk: 47/100 passed (47%)" in html
+    assert "flip rate (newest)" in html and "31%" in html
+    reasons = re.search(r'data-section="unmet">(.*?)</ul>', html, re.S).group(1)
+    assert "off_crosswalk" in reasons
+
+
+def test_hostile_strings_are_escaped(report, project: Path):
+    for path in report.pages:
+        html = path.read_text()
+        assert "<script" not in html.lower(), path
+        assert "onerror=alert" not in html.replace("onerror=alert(1)&gt;", ""), path
+        assert "<b>Mallory" not in html and "<i>role" not in html
+        for tag, attrs in tags(html):
+            assert not any(k.startswith("on") for k in attrs), (path, tag, attrs)
+            assert tag not in ("img", "script", "iframe", "link"), (path, tag)
+    page = (project / "registry/reports/domains/hostile.html").read_text()
+    assert "&lt;script&gt;alert(&#34;title&#34;)&lt;/script&gt; &amp; co" in page
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "&lt;b&gt;Mallory&lt;/b&gt;" in page
+
+
+def test_report_works_offline(report):
+    for path in report.pages:
+        html = path.read_text()
+        for tag, attrs in tags(html):
+            for key in ("src", "href"):
+                value = attrs.get(key) or ""
+                assert not re.match(r"^(https?:)?//", value), (path, tag, value)
+        assert "@import" not in html and "url(" not in html
+
+
+def test_cli_report_json(cli, project: Path, db_url: str, tmp_path: Path):
+    import json
+
+    from graduation.store import Database
+
+    db = Database(db_url)
+    populate(project, db)
+    db.dispose()
+    out = tmp_path / "elsewhere"
+    result = cli("report", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["index"] == str(out / "index.html")
+    assert (out / "domains" / "hostile.html").is_file()
+    assert data["summary"]["by_domain"]["pedestrian-perception"]["phase"] == "discovery"
+    plain = cli("report")
+    assert plain.exit_code == 0
+    assert str(project / "registry" / "reports" / "index.html") in plain.stdout.replace("\n", "")
+
+
+# -- the real browser ---------------------------------------------------------------------------------
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium; installed with apt-get when missing (as root), else the browser tests skip."""
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+                ["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        if cmd[1] == "install" and proc.returncode == 0:
+            break
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip(f"chromium could not be installed: {proc.stderr.strip()[-300:]}")
+    return found
+
+
+def browse(chromium: str, page: Path, *mode: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        return subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *mode, page.as_uri()],
+                              capture_output=True, text=True, timeout=60)
+
+
+CONSOLE_ERROR = re.compile(r"Uncaught|:CONSOLE\(\d+\)\].*(error|Error)|Failed to load resource|ERR_FILE_NOT_FOUND"
+                           r"|Refused to|Not allowed to load")
+
+
+def console_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if CONSOLE_ERROR.search(line)]
+
+
+def test_console_error_detection_catches_a_broken_page(chromium: str, tmp_path: Path):
+    """The scan below must be able to fail: a page that throws and loads a missing file is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><body><img src="missing.png">'
+                   '<script>throw new Error("boom")</script></body></html>')
+    proc = browse(chromium, bad, "--dump-dom")
+    errors = console_errors(proc.stderr)
+    assert any("boom" in e for e in errors), proc.stderr[-2000:]
+
+
+def test_report_in_headless_browser(chromium: str, report, project: Path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    for path in (report.index, project / "registry/reports/domains/hamiltonian-mechanics.html",
+                 project / "registry/reports/domains/pedestrian-perception.html"):
+        proc = browse(chromium, path, "--dump-dom")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert console_errors(proc.stderr) == [], path
+        dom = proc.stdout
+        assert "</html>" in dom
+        charts = re.findall(r'<svg[^>]*data-chart="([a-z-]+)"', dom)
+        if path == report.index:
+            assert charts.count("sparkline") == 3
+        else:
+            assert {"pass-rate", "shape-gap"} <= set(charts)
+            assert 'data-mark="threshold"' in dom and 'data-mark="round"' in dom
+        if "pedestrian" in path.name:
+            assert "slices" in charts
+    for name, path in (("report-index.png", report.index),
+                       ("report-hamiltonian-mechanics.png", project / "registry/reports/domains/hamiltonian-mechanics.html"),
+                       ("report-pedestrian-perception.png", project / "registry/reports/domains/pedestrian-perception.html")):
+        shot = ARTIFACTS / name
+        shot.unlink(missing_ok=True)
+        proc = browse(chromium, path, f"--screenshot={shot}", "--window-size=1280,1600", "--hide-scrollbars")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert console_errors(proc.stderr) == []
+        assert shot.stat().st_size > 20_000  # a blank page compresses to a few kB
