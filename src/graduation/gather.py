@@ -32,7 +32,7 @@ from graduation.evidence import (
     text_of_value,
     vocabulary_of,
 )
-from graduation.records import DataAuditRecord, EvalRecord, Record, VerifierValidationRecord
+from graduation.records import AuditItem, DataAuditRecord, EvalRecord, Record, VerifierValidationRecord
 from graduation.spec import TRUSTED_PROVENANCE, DomainSpec, Provenance
 from graduation.verifiers.base import Verdict, Verifier, build, safe_call
 from graduation.verifiers.pool import VerifierPool
@@ -525,6 +525,63 @@ def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verifica
         verification.save(session)
 
 
+def human_audit_items(db: Any, root: Path, domain: str, file: Path, *, pool: VerifierPool | None = None
+                      ) -> list[AuditItem]:
+    """Per-item human verdicts, each with the verifiers' verdict on the same item (for agreement).
+
+    Rows: ``id``, ``verdict`` (pass or fail, the person's), and either ``verifier_verdict`` or the ``output``
+    (with the prompt/id found in the ground truth, or the answer field) to verify now.
+    """
+    ctx = load_context(db, root, domain)
+    task = ctx.spec.task
+    display = _display(file, root, None)
+    report = ReadReport(display)
+    index = reference_index(ctx, None)
+    pending: list[tuple[int, str, str, Any, Any, Mapping[str, Any]]] = []
+    given: list[tuple[int, AuditItem]] = []
+    for line, row in iter_rows(file, report, display=display):
+        verdict = row.get("verdict")
+        if verdict not in ("pass", "fail"):
+            report.add(line, f"verdict must be 'pass' or 'fail' (the person's judgement), got {verdict!r}")
+            continue
+        item_id = row.get("id", row.get(task.id_field or "id"))
+        if item_id is None:
+            item_id = f"{display}:{line}"
+        if row.get("verifier_verdict") is not None:
+            if row["verifier_verdict"] not in ("pass", "fail", "error"):
+                report.add(line, f"verifier_verdict must be pass, fail or error, got {row['verifier_verdict']!r}")
+                continue
+            given.append((line, AuditItem(id=str(item_id), verdict=verdict,
+                                          verifier_verdict=row["verifier_verdict"])))
+            continue
+        if task.output_field not in row:
+            given.append((line, AuditItem(id=str(item_id), verdict=verdict)))
+            continue
+        key = row_key(row, ctx.spec)
+        found = index.get(key) if key is not None else None
+        if found is not None:
+            pending.append((line, str(item_id), verdict, row[task.output_field], found[0], found[1]))
+        elif task.answer_field in row:
+            pending.append((line, str(item_id), verdict, row[task.output_field], row[task.answer_field], row))
+        else:
+            report.add(line, f"no reference for this item: give its prompt/id from the ground truth, "
+                             f"its {task.answer_field!r}, or a verifier_verdict")
+    report.raise_if_any()
+    items = dict(given)
+    substance = [v for v in ctx.verifiers if v.role == "substance"]
+    if pending and substance:
+        with _pool(pool) as active:
+            per_verifier = [active.verify(v, [(p[3], p[4], p[5]) for p in pending]) for v in substance]
+        for n, (line, item_id, verdict, *_rest) in enumerate(pending):
+            verdicts = [vs[n].verdict for vs in per_verifier]
+            combined = "error" if "error" in verdicts else "pass" if all(v == "pass" for v in verdicts) else "fail"
+            items[line] = AuditItem(id=item_id, verdict=verdict, verifier_verdict=combined)
+    elif pending:
+        for line, item_id, verdict, *_rest in pending:
+            items[line] = AuditItem(id=item_id, verdict=verdict)
+    return [items[line] for line in sorted(items)]
+
+
 def digest_rows(rows: Iterable[Mapping[str, Any]]) -> str:
     """A content hash of rows held in memory (what ``data_hash`` records for them)."""
     digest = hashlib.sha256()
@@ -536,4 +593,4 @@ def digest_rows(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 __all__ = ["DomainContext", "Gathered", "Verification", "audit_data", "check_verifiers", "evaluate",
-           "load_context", "reference_index", "row_key", "validation_for"]
+           "human_audit_items", "load_context", "reference_index", "row_key", "validation_for"]

@@ -38,7 +38,7 @@ def math(*, float_rounding: int = 6, numeric_precision: int = 15, strict: bool =
             return found
         attempts = [ref]
         if "$" not in ref and "\\boxed" not in ref:
-            attempts.insert(0 if "\\" in ref else 1, f"${ref}$")
+            attempts.insert(0, f"${ref}$")
         gold: list = []
         for attempt in attempts:
             gold = parse(attempt, extraction_config=configs, parsing_timeout=own_timeout())

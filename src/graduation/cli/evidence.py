@@ -1,0 +1,314 @@
+"""Evidence commands: evaluate, audit-data, verifiers check, evidence add/list (and `evidence DOMAIN`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+from typer.core import TyperGroup
+
+from graduation.cli.app import EXIT_DENIED, JSON_OPTION, app, command, print_json, state
+from graduation.errors import InputError
+
+DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
+TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per verified item before it is an error.")
+WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
+NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
+
+
+class _EvidenceGroup(TyperGroup):
+    """`registry evidence DOMAIN` means `registry evidence list DOMAIN`."""
+
+    def parse_args(self, ctx, args):
+        if args and not args[0].startswith("-") and args[0] not in self.commands:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+verifiers_app = typer.Typer(help="Verifier checks: references accepted, controls rejected.", no_args_is_help=True)
+evidence_app = typer.Typer(cls=_EvidenceGroup, no_args_is_help=True,
+                           help="Evidence records of a domain: `registry evidence DOMAIN` lists them.")
+app.add_typer(verifiers_app, name="verifiers")
+app.add_typer(evidence_app, name="evidence")
+
+
+@contextmanager
+def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress display on stderr (rows verified so far), or nothing with --json."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from graduation.cli.output import err_console
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), console=err_console,
+                  transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _pool(workers: int | None, timeout: float):
+    from graduation.verifiers.pool import VerifierPool
+
+    return VerifierPool(workers, timeout=timeout)
+
+
+@command("evaluate")
+def evaluate_cmd(
+    ctx: typer.Context,
+    domain: str = DOMAIN_ARG,
+    outputs: Path = typer.Option(..., "--outputs", "-o", help="Model outputs on held-out prompts "
+                                 "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
+    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs."),
+    round_: int | None = typer.Option(None, "--round", "-r", min=0, help="Evaluation round number."),
+    timeout: float = TIMEOUT_OPTION,
+    workers: int | None = WORKERS_OPTION,
+    no_cache: bool = NO_CACHE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
+    from graduation.gather import evaluate
+
+    st = state(ctx)
+    with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
+        result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
+                          cache=not no_cache, progress=progress)
+    _render(result, as_json)
+
+
+@command("audit-data")
+def audit_data_cmd(
+    ctx: typer.Context,
+    domain: str = DOMAIN_ARG,
+    file: Path = typer.Argument(..., help="The candidate SFT dataset (JSONL, JSON, CSV or Parquet).",
+                                show_default=False),
+    source: str | None = typer.Option(None, "--source", help="The ground truth source this file is "
+                                      "(found by path when omitted)."),
+    generated_by: str | None = typer.Option(None, "--generated-by", help="The model that wrote the data."),
+    graduated: bool = typer.Option(False, "--graduated", help="The generator had graduated in this domain."),
+    derived_from: str | None = typer.Option(None, "--derived-from", help="The source the data was made from."),
+    timeout: float = TIMEOUT_OPTION,
+    workers: int | None = WORKERS_OPTION,
+    no_cache: bool = NO_CACHE_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
+    from graduation.gather import audit_data
+
+    st = state(ctx)
+    with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
+        result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
+                            graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
+                            progress=progress)
+    _render(result, as_json)
+
+
+@command("check", group=verifiers_app)
+def verifiers_check_cmd(
+    ctx: typer.Context,
+    domain: str = DOMAIN_ARG,
+    timeout: float = TIMEOUT_OPTION,
+    workers: int | None = WORKERS_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate the domain's verifiers against references and controls, and record the result.
+
+    Exits 1 when any verifier is untrustworthy.
+    """
+    from graduation.gather import check_verifiers
+
+    st = state(ctx)
+    with _pool(workers, timeout) as pool:
+        result = check_verifiers(st.database(), st.root, domain, pool=pool)
+    _render(result, as_json)
+    if not all(v.trustworthy for v in result.record.verifiers):
+        raise typer.Exit(EXIT_DENIED)
+
+
+@command("add", group=evidence_app)
+def evidence_add_cmd(
+    ctx: typer.Context,
+    domain: str = DOMAIN_ARG,
+    kind: str = typer.Option(..., "--kind", help="human_audit or signoff."),
+    by: str | None = typer.Option(None, "--by", help="Who audited or signed (a person's name or email)."),
+    role: str | None = typer.Option(None, "--role", help="Signoff: the signer's role."),
+    checked: int | None = typer.Option(None, "--checked", min=0, help="Human audit: items checked."),
+    held: int | None = typer.Option(None, "--held", min=0, help="Human audit: items found correct."),
+    items: Path | None = typer.Option(None, "--items", help="Human audit: JSONL of per-item verdicts "
+                                      "(id, verdict pass|fail, and output to re-verify or verifier_verdict)."),
+    scope: str = typer.Option("outputs", "--scope", help="Human audit: outputs or ground_truth."),
+    note: str | None = typer.Option(None, "--note", help="A free-text note."),
+    timeout: float = TIMEOUT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Record what people checked by hand (human_audit) or approved (signoff)."""
+    from graduation.records import HumanAuditRecord, SignoffRecord
+    from graduation.store.evidence import add_evidence
+
+    st = state(ctx)
+    if not by or not by.strip():
+        raise InputError("--by is required: name the person who audited or signed")
+    if kind == "signoff":
+        if not role or not role.strip():
+            raise InputError("a signoff needs --role (e.g. --role clinical-lead)")
+        record: Any = SignoffRecord(by=by.strip(), role=role.strip(), note=note)
+    elif kind == "human_audit":
+        if scope not in ("outputs", "ground_truth"):
+            raise InputError(f"--scope must be outputs or ground_truth, got {scope!r}")
+        record = _human_audit(st, domain, by.strip(), checked, held, items, scope, note, timeout)
+        assert isinstance(record, HumanAuditRecord)
+    else:
+        raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
+                         "come from `registry evaluate` and `registry audit-data`)")
+    with st.database().write() as session:
+        stored = add_evidence(session, domain, kind, record, author=by.strip())
+    if as_json:
+        print_json(stored.to_dict())
+        return
+    from graduation.cli.output import info
+
+    info(f"recorded {kind} {stored.uid[:12]} for {domain} v{stored.domain_version}")
+    if kind == "human_audit":
+        agreement = record.agreement
+        info(f"checked {record.checked}, held {record.held}"
+             + (f", verifier agreement {agreement:.1%}" if agreement is not None else ""))
+
+
+def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None, items_file: Path | None,
+                 scope: str, note: str | None, timeout: float):
+    from graduation.records import HumanAuditRecord
+
+    if items_file is None:
+        if checked is None or held is None:
+            raise InputError("a human audit needs --checked N --held M, or --items FILE with per-item verdicts")
+        if held > checked:
+            raise InputError(f"--held {held} is more than --checked {checked}")
+        return HumanAuditRecord(auditor=by, checked=checked, held=held, scope=scope, note=note)
+    from graduation.gather import human_audit_items
+
+    with _pool(None, timeout) as pool:
+        items = human_audit_items(st.database(), st.root, domain, items_file, pool=pool)
+    from graduation.evidence import agreement
+
+    passed = sum(i.verdict == "pass" for i in items)
+    if checked is not None and checked != len(items) or held is not None and held != passed:
+        raise InputError(f"--checked/--held disagree with {items_file}: it holds {len(items)} items, "
+                         f"{passed} judged pass; omit the counts or fix them")
+    return HumanAuditRecord(auditor=by, checked=len(items), held=passed, scope=scope, items=items,
+                            agreement=agreement(items), note=note)
+
+
+@command("list", group=evidence_app)
+def evidence_list_cmd(
+    ctx: typer.Context,
+    domain: str = DOMAIN_ARG,
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind of evidence."),
+    all_bases: bool = typer.Option(False, "--all", help="Include evidence of earlier verifier/ground-truth "
+                                   "bases (by default only the current basis counts)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List a domain's evidence, oldest first."""
+    from graduation.records import EVIDENCE_KINDS
+    from graduation.store.domains import get_version
+    from graduation.store.evidence import list_evidence
+
+    if kind is not None and kind not in EVIDENCE_KINDS:
+        raise InputError(f"--kind {kind!r} is not an evidence kind; use one of {', '.join(EVIDENCE_KINDS)}")
+    with state(ctx).database().read() as session:
+        current = get_version(session, domain)
+        found = list_evidence(session, domain, basis_hash=None if all_bases else current.basis_hash,
+                              kinds=[kind] if kind else None)
+    if as_json:
+        print_json({"domain": domain, "version": current.version, "basis_hash": current.basis_hash,
+                    "evidence": [e.to_dict() for e in found]})
+        return
+    from graduation.cli.output import info, show, table
+    from graduation.store.domains import iso
+
+    if not found:
+        info(f"no evidence for {domain} (basis {current.basis_hash[:12]}) yet; run `registry evaluate` or "
+             "`registry audit-data`")
+        return
+    show(table(f"evidence of {domain}", ["uid", "kind", "created", "version", "model", "round", "summary"],
+               [(e.uid[:12], e.kind, iso(e.created_at), e.domain_version, e.model, e.round, _summary(e.record))
+                for e in found]))
+
+
+def _summary(record: Any) -> str:
+    from graduation.records import (DataAuditRecord, EvalRecord, HumanAuditRecord, SignoffRecord,
+                                    VerifierValidationRecord)
+
+    if isinstance(record, EvalRecord):
+        return (f"{record.passed}/{record.n} pass, wilson {record.wilson_lower:.3f}, "
+                f"shape gap {record.shape_gap:+.2f}")
+    if isinstance(record, DataAuditRecord):
+        symbols = ", ".join(f"{s.symbol} {s.rate:.0%}" for s in record.symbols[:3])
+        return (f"{record.substance_failed}/{record.rows} fail substance" + (f"; symbols: {symbols}" if symbols
+                                                                                else ""))
+    if isinstance(record, VerifierValidationRecord):
+        return ", ".join(f"{v.name} {'ok' if v.trustworthy else 'UNTRUSTWORTHY'}" for v in record.verifiers)
+    if isinstance(record, HumanAuditRecord):
+        return f"{record.auditor}: {record.held}/{record.checked} held"
+    if isinstance(record, SignoffRecord):
+        return f"{record.by} ({record.role})"
+    return ""
+
+
+def _render(result: Any, as_json: bool) -> None:
+    data = {"kind": result.kind, "record": result.record.model_dump(mode="json"),
+            "evidence": result.evidence_uids, "data_hash": result.data_hash,
+            "verifier_validation": result.validation.model_dump(mode="json") if result.validation else None,
+            "validation_ran": result.validation_ran, "cache_hits": result.cache_hits, "verified": result.verified}
+    if as_json:
+        print_json(data)
+        return
+    from graduation.cli.output import info, show, table
+
+    record = result.record
+    if result.kind in ("eval", "training_round"):
+        show(table(f"evaluation of {record.model}" + (f" (round {record.round})" if record.round is not None
+                                                      else ""), ["metric", "value"], [
+            ("items", record.n), ("passed (substance)", record.passed), ("errors", record.errors),
+            ("pass rate", f"{record.pass_rate:.4f}"), ("Wilson 95% lower bound", f"{record.wilson_lower:.4f}"),
+            ("format pass rate", f"{record.format_pass_rate:.4f}"), ("shape gap", f"{record.shape_gap:+.4f}")]
+            + ([("pass^k (k={})".format(record.consistency.k), f"{record.consistency.pass_all_k:.4f}"),
+                ("flip rate", f"{record.consistency.flip_rate:.4f}")] if record.consistency else [])))
+        _verifier_table(record.verifiers)
+    elif result.kind == "data_audit":
+        show(table(f"audit of {record.file}", ["metric", "value"], [
+            ("rows", record.rows), ("substance failures", f"{record.substance_failed} "
+                                    f"({record.substance_fail_rate:.1%})"),
+            ("format pass rate", f"{record.format_pass_rate:.1%}"), ("shape gap", f"{record.shape_gap:+.2f}"),
+            ("errors", record.errors), ("provenance", record.provenance), ("lineage depth", record.lineage_depth),
+            ("ungraduated generators", ", ".join(record.ungraduated_generators) or "-")]))
+    if getattr(record, "slices", None):
+        show(table("slices", ["slice", "n", "pass rate", "Wilson lower"],
+                   [(s.name, s.n, f"{s.pass_rate:.4f}", f"{s.wilson_lower:.4f}") for s in record.slices]))
+    if getattr(record, "symbols", None):
+        show(table("unsupported recurrent symbols (never in trusted ground truth)", ["symbol", "rows", "rate",
+                                                                                     "e.g."],
+                   [(s.symbol, s.rows, f"{s.rate:.1%}", ", ".join(s.examples[:2])) for s in record.symbols]))
+    if result.validation is not None and (result.validation_ran or result.kind == "verifier_validation"):
+        show(table("verifier validation", ["verifier", "role", "references", "controls rejected", "trustworthy",
+                                           "why not"],
+                   [(v.name, v.role, f"{v.references_accepted}/{v.references}",
+                     f"{v.controls_rejected}/{v.controls}", "yes" if v.trustworthy else "NO",
+                     "; ".join(v.reasons) + ("; let through: " + " | ".join(v.leaked_controls[:3])
+                                             if v.leaked_controls else ""))
+                    for v in result.validation.verifiers]))
+    if result.evidence_uids:
+        info(f"recorded {', '.join(u[:12] for u in result.evidence_uids)}"
+             + (f" ({result.cache_hits:,} verdicts from cache)" if result.cache_hits else ""))
+
+
+def _verifier_table(stats: list) -> None:
+    from graduation.cli.output import show, table
+
+    if stats:
+        show(table("per verifier", ["verifier", "role", "kind", "pass", "fail", "error", "pass rate"],
+                   [(s.name, s.role, s.kind, s.passed, s.failed, s.errors, f"{s.pass_rate:.4f}") for s in stats]))

@@ -1,0 +1,218 @@
+"""Pure evidence functions: Wilson bound, tally, slices, consistency, symbols, lineage, agreement."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graduation.evidence import (
+    SymbolScanner,
+    Tally,
+    VerifierInfo,
+    agreement,
+    compile_slices,
+    lineage,
+    symbols_in,
+    vocabulary_of,
+    wilson_interval,
+    wilson_lower,
+)
+from graduation.records import AuditItem
+from graduation.spec import GroundTruthSource, SliceSpec
+from graduation.verifiers import Verdict
+
+P, F, E = Verdict("pass", 1.0), Verdict("fail"), Verdict("error")
+
+
+def test_seven_of_eight_is_about_053():
+    assert wilson_lower(7, 8) == pytest.approx(0.529, abs=0.001)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=1, max_value=100_000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_wilson_matches_statsmodels(case):
+    from statsmodels.stats.proportion import proportion_confint
+
+    passed, n = case
+    low, high = proportion_confint(passed, n, alpha=0.05, method="wilson")
+    ours = wilson_interval(passed, n)
+    assert abs(ours[0] - max(0.0, low)) <= 1e-9
+    assert abs(ours[1] - min(1.0, high)) <= 1e-9
+
+
+def test_wilson_edges():
+    assert wilson_lower(0, 0) == 0.0
+    assert wilson_lower(0, 10) == 0.0
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+
+
+def _infos():
+    return [VerifierInfo("answer", "substance", "exact"), VerifierInfo("shape", "format", "regex")]
+
+
+def test_tally_counts_errors_as_failures_and_measures_shape_gap():
+    tally = Tally(_infos())
+    tally.add({}, [P, P])
+    tally.add({}, [F, P])
+    tally.add({}, [E, P])
+    tally.add({}, [P, F])
+    record = tally.eval_record(model="m")
+    assert (record.n, record.passed, record.errors) == (4, 2, 1)
+    assert record.pass_rate == 0.5
+    assert record.format_pass_rate == 0.75
+    assert record.shape_gap == pytest.approx(0.25)
+    answer = record.verifiers[0]
+    assert (answer.passed, answer.failed, answer.errors) == (2, 1, 1)
+    assert record.wilson_lower == pytest.approx(wilson_lower(2, 4))
+
+
+def test_no_substance_verifier_means_nothing_passes():
+    tally = Tally([VerifierInfo("shape", "format", "regex")])
+    tally.add({}, [P])
+    assert tally.eval_record(model="m").passed == 0
+
+
+def test_slices_by_field_and_by_cel_predicate():
+    slices = compile_slices([SliceSpec(name="outside", when="at_crosswalk == false && speed > 10"),
+                             SliceSpec(name="night", field="light", equals="night")])
+    tally = Tally(_infos(), slices)
+    tally.add({"at_crosswalk": True, "speed": 30, "light": "day"}, [P, P])
+    tally.add({"at_crosswalk": False, "speed": 30, "light": "night"}, [F, P])
+    tally.add({"at_crosswalk": False, "speed": 5, "light": "night"}, [P, P])
+    tally.add({"light": "night"}, [P, P])  # CEL errors on a missing field: not in the slice
+    outside, night = tally.eval_record(model="m").slices
+    assert (outside.n, outside.passed, outside.pass_rate) == (1, 0, 0.0)
+    assert (night.n, night.passed) == (3, 2)
+    assert night.wilson_lower == pytest.approx(wilson_lower(2, 3))
+
+
+def test_csv_text_values_match_typed_slice_values():
+    (flag,) = compile_slices([SliceSpec(name="x", field="at_crosswalk", equals=False)])
+    assert flag.matches({"at_crosswalk": "false"}) and not flag.matches({"at_crosswalk": "true"})
+    assert not flag.matches({"at_crosswalk": 0})
+
+
+def test_bad_cel_slice_is_an_input_error():
+    from graduation.errors import InputError
+
+    with pytest.raises(InputError, match="does not compile"):
+        compile_slices([SliceSpec(name="bad", when="at_crosswalk ==")])
+
+
+def test_consistency_pass_k_and_flips():
+    tally = Tally(_infos())
+    for label in ("4", "4", "4"):
+        tally.add({}, [P, P], prompt_key="a", label=label)          # stable and correct
+    for verdict in (P, F, P):
+        tally.add({}, [verdict, P], prompt_key="b", label="x")      # verdict flips
+    for label in ("7", "8", "7"):
+        tally.add({}, [F, P], prompt_key="c", label=label)          # always wrong, label flips
+    for label in ("1", "1", "1"):
+        tally.add({}, [F, P], prompt_key="d", label=label)          # always wrong, stable
+    c = tally.eval_record(model="m").consistency
+    assert (c.k, c.prompts) == (3, 4)
+    assert c.pass_all_k == 0.25
+    assert c.pass_at_1 == pytest.approx((1 + 2 / 3 + 0 + 0) / 4)
+    assert c.flip_rate == 0.5
+
+
+def test_single_samples_have_no_consistency():
+    tally = Tally(_infos())
+    tally.add({}, [P, P], prompt_key="a")
+    assert tally.eval_record(model="m").consistency is None
+
+
+def _answers(symbol: str, fraction: float, rows: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    chosen = set(rng.sample(range(rows), round(fraction * rows)))
+    out = []
+    for i in range(rows):
+        base = (f"The sunset angle is theta_{i % 7} = {rng.randint(1, 90)} degrees, so the photographer "
+                f"should use exposure {rng.randint(1, 16)} and the usual settings.")
+        out.append(base + (f" Adjust by {symbol} = 0.{i % 9}." if i in chosen else ""))
+    return out
+
+
+def _scan(texts: list[str], supported: set[str]) -> SymbolScanner:
+    scanner = SymbolScanner(supported)
+    for i, text in enumerate(texts, 1):
+        scanner.add(text, f"data.jsonl:{i}")
+    return scanner
+
+
+def test_golden_hour_sun_is_named_with_its_rate():
+    trusted = [f"The sunset angle is theta_{k} = 12 degrees, so the photographer should use exposure 4."
+               for k in range(7)]
+    flags = _scan(_answers("golden_hour_sun", 0.4, 1000, 1), vocabulary_of(trusted)).flags()
+    assert [f.symbol for f in flags] == ["golden_hour_sun"]
+    assert flags[0].rate == pytest.approx(0.40, abs=0.01)
+    assert flags[0].rows == 400 and flags[0].examples[0].startswith("data.jsonl:")
+
+
+@pytest.mark.parametrize("seed", [7, 11])
+def test_an_unseen_invented_symbol_is_found_too(seed):
+    rng = random.Random(seed)
+    words = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 7))) for _ in range(3)]
+    style = rng.choice(["snake", "camel"])
+    symbol = "_".join(words) if style == "snake" else words[0] + "".join(w.title() for w in words[1:])
+    rate = rng.uniform(0.1, 0.35)
+    trusted = [f"The sunset angle is theta_{k} = 12 degrees, so the photographer should use exposure 4."
+               for k in range(7)]
+    flags = _scan(_answers(symbol, rate, 800, seed), vocabulary_of(trusted)).flags()
+    assert [f.symbol for f in flags] == [symbol]
+    assert flags[0].rate == pytest.approx(round(rate * 800) / 800, abs=1e-9)
+
+
+def test_no_false_positives_on_english_or_ground_truth_tokens():
+    prose = ["However, the committee decided that the measurement was accurate and reliable overall.",
+             "Nevertheless photographers usually prefer warm light in the evening.",
+             "The answer uses k_max and x_1 exactly as the textbook does."]
+    texts = [prose[i % 3] for i in range(300)]
+    assert _scan(texts, vocabulary_of(["Use k_max and x_1 for the bound."])).flags() == []
+    assert symbols_in("ordinary words only, nothing invented here") == set()
+
+
+def test_rare_symbols_are_not_recurrent():
+    texts = ["plain text"] * 500 + ["a one_off_name here"] * 2
+    assert _scan(texts, set()).flags() == []
+
+
+def test_lineage_depth_and_ungraduated_generators():
+    sources = [
+        GroundTruthSource(name="book", path="a.jsonl", provenance="expert"),
+        GroundTruthSource(name="copy", path="b.jsonl", provenance="model_generated", derived_from="book",
+                          generated_by={"model": "m-32b", "graduated": False}),
+        GroundTruthSource(name="copy2", path="c.jsonl", provenance="model_generated", derived_from="copy",
+                          generated_by={"model": "m-7b", "graduated": True}),
+    ]
+    assert lineage(sources, "book") == ("expert", 0, [])
+    assert lineage(sources, "copy2") == ("model_generated", 2, ["m-32b"])
+
+
+def test_agreement_between_people_and_verifiers():
+    items = [AuditItem(id="1", verdict="pass", verifier_verdict="pass"),
+             AuditItem(id="2", verdict="fail", verifier_verdict="pass"),
+             AuditItem(id="3", verdict="fail", verifier_verdict="error"),
+             AuditItem(id="4", verdict="pass")]
+    assert agreement(items) == pytest.approx(2 / 3)
+    assert agreement([AuditItem(id="1", verdict="pass")]) is None
+
+
+def test_evidence_module_does_no_io():
+    import ast
+    from pathlib import Path
+
+    import graduation.evidence as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
+                for a in n.names} | {n.module.split(".")[0] for n in ast.walk(tree)
+                                     if isinstance(n, ast.ImportFrom) and n.module}
+    assert "open" not in names
+    assert not imported & {"os", "pathlib", "sqlmodel", "sqlalchemy", "subprocess", "shutil"}
