@@ -1,0 +1,270 @@
+"""The decision log: a hash chain of the decisions the registry relied on, and attestations of them.
+
+Every entry holds ``prev_hash`` (the previous entry's hash; 64 zeros for the first) and
+``entry_hash = sha256(canonical JSON of {seq, kind, domain, created_at, payload, prev_hash})``.
+Changing any field of an entry breaks its own hash; removing or reordering entries breaks the
+``seq`` sequence or the next entry's ``prev_hash``. Removing the newest entries leaves a shorter
+chain that is still consistent, so each append also moves an anchor file (``registry/audit-head.json``)
+forward; ``verify`` compares the chain with it.
+
+    append(session, kind, payload, domain=None) -> AuditEntry      inside a write transaction
+    record_decision(db, decision, action=..., context=..., anchor=...) -> AuditEntry
+    verify(session, anchor=None) -> Verification                     names the first bad entry
+    statement(entry) -> dict                                         in-toto Statement, SLSA VSA predicate
+
+What a job launch should call: ``record_decision(db, decision, action="train:sft", context="jobs run",
+anchor=anchor_path(project_root))``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from graduation.errors import InputError, NotFoundError
+from graduation.spec import sha256_json
+
+GENESIS = "0" * 64
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+VSA_TYPE = "https://slsa.dev/verification_summary/v1"
+VERIFIER_ID = "https://graduation.dev/registry"
+ANCHOR_FILE = "audit-head.json"
+
+
+def canonical(payload: Any) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_hash(seq: int, kind: str, domain: str | None, created_at: str, payload: Any, prev_hash: str) -> str:
+    return sha256_json({"seq": seq, "kind": kind, "domain": domain, "created_at": created_at, "payload": payload,
+                        "prev_hash": prev_hash})
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    seq: int
+    kind: str
+    domain: str | None
+    created_at: str
+    payload: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+    @classmethod
+    def from_row(cls, row) -> "AuditEntry":
+        return cls(row.seq, row.kind, row.domain, row.created_at, json.loads(row.payload_json), row.prev_hash,
+                   row.entry_hash)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def append(session, kind: str, payload: dict[str, Any], domain: str | None = None) -> AuditEntry:
+    """Append one entry in the caller's write transaction (serialized against other appenders)."""
+    from graduation.store import audit as q
+    from graduation.store.tables import AuditEntryRow
+
+    if not kind or len(kind) > 32:
+        raise InputError(f"audit entry kind {kind!r} must be 1..32 characters")
+    q.lock_for_append(session)
+    last = q.tail(session)
+    seq = 1 if last is None else last.seq + 1
+    prev = GENESIS if last is None else last.entry_hash
+    created = _now()
+    payload = json.loads(canonical(payload))  # exactly what is stored is what is hashed
+    digest = compute_hash(seq, kind, domain, created, payload, prev)
+    q.insert(session, AuditEntryRow(seq=seq, kind=kind, domain=domain, created_at=created,
+                                    payload_json=canonical(payload), prev_hash=prev, entry_hash=digest))
+    return AuditEntry(seq, kind, domain, created, payload, prev, digest)
+
+
+def decision_payload(decision, *, action: str | None, context: str, policy_file: str | None = None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the log keeps of a decision: enough to attest it without the database."""
+    payload: dict[str, Any] = {
+        "decision_id": decision.id, "domain": decision.domain, "domain_digest": decision.domain_digest,
+        "risk": decision.risk, "phase": decision.phase, "route": decision.route or None,
+        "policy": {"name": decision.policy_name, "digest": decision.policy_digest, "file": policy_file},
+        "evidence": list(decision.evidence_hashes), "allowed_actions": decision.allowed_actions,
+        "context": context, "action": action,
+    }
+    if action is not None:
+        ad = decision.actions[action]
+        payload.update(allowed=ad.allowed, effect=ad.effect, rules=list(ad.rules), reasons=list(ad.reasons),
+                       unmet=list(ad.unmet), errors=list(ad.errors))
+    if extra:
+        payload["extra"] = extra
+    return payload
+
+
+def record_decision(db, decision, *, action: str | None = None, context: str, policy_file: str | None = None,
+                    anchor: Path | None = None, extra: dict[str, Any] | None = None) -> AuditEntry:
+    """Append a decision that something relies on, in its own transaction; then move the anchor."""
+    payload = decision_payload(decision, action=action, context=context, policy_file=policy_file, extra=extra)
+    entry = db.transact(lambda session: append(session, "decision", payload, decision.domain))
+    if anchor is not None:
+        write_anchor(anchor, entry)
+    return entry
+
+
+# -- the anchor ---------------------------------------------------------------------------------------
+
+def anchor_path(project_root: Path) -> Path:
+    return Path(project_root) / "registry" / ANCHOR_FILE
+
+
+def write_anchor(path: Path, entry: AuditEntry) -> None:
+    """Move the anchor to ``entry`` unless it already points at a later entry (concurrent appenders)."""
+    import fcntl
+
+    from graduation.fsutil import atomic_write_text
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_anchor(path)
+        if current is None or current[0] < entry.seq:
+            atomic_write_text(path, json.dumps({"seq": entry.seq, "entry_hash": entry.entry_hash}) + "\n")
+
+
+def read_anchor(path: Path) -> tuple[int, str] | None:
+    try:
+        data = json.loads(Path(path).read_text())
+        return int(data["seq"]), str(data["entry_hash"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: the audit anchor is unreadable ({exc}); it should hold "
+                         '{"seq": N, "entry_hash": "..."}') from None
+
+
+# -- verification -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    bad_seq: int | None = None
+    problem: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def verify_rows(rows, anchor: tuple[int, str] | None = None) -> Verification:
+    """Walk the chain in seq order; stop at the first entry that does not hold."""
+    expected_seq, prev_hash, count = 1, GENESIS, 0
+    for row in rows:
+        count += 1
+        if row.seq != expected_seq:
+            if row.seq > expected_seq:
+                missing = f"entry {expected_seq}" if row.seq == expected_seq + 1 else \
+                    f"entries {expected_seq}..{row.seq - 1}"
+                return Verification(False, count, expected_seq, f"{missing} removed: the log jumps from entry "
+                                                                  f"{expected_seq - 1} to entry {row.seq}")
+            return Verification(False, count, row.seq, f"entry {row.seq} is out of order")
+        try:
+            payload = json.loads(row.payload_json)
+        except ValueError:
+            return Verification(False, count, row.seq, f"entry {row.seq} changed: its payload is not valid JSON")
+        if row.prev_hash != prev_hash:
+            return Verification(False, count, row.seq, f"entry {row.seq} does not follow entry {row.seq - 1} "
+                                                       "(its prev_hash differs): entries were reordered, removed "
+                                                       "or changed")
+        digest = compute_hash(row.seq, row.kind, row.domain, row.created_at, payload, row.prev_hash)
+        if digest != row.entry_hash:
+            return Verification(False, count, row.seq, f"entry {row.seq} changed: its content no longer matches "
+                                                       "its hash")
+        prev_hash = row.entry_hash
+        expected_seq += 1
+    if anchor is not None:
+        seq, digest = anchor
+        if count < seq:
+            first = count + 1
+            return Verification(False, count, first, f"entry {first} removed: the anchor records entry {seq}, "
+                                                     f"the log ends at entry {count}")
+    return Verification(True, count)
+
+
+def verify(session, anchor: Path | None = None) -> Verification:
+    from graduation.store import audit as q
+
+    head = read_anchor(anchor) if anchor is not None else None
+    result = verify_rows(q.entries(session), head)
+    if result.ok and head is not None:
+        row = q.get(session, head[0])
+        if row is not None and row.entry_hash != head[1]:
+            return Verification(False, result.entries, head[0], f"entry {head[0]} differs from the anchor's hash: "
+                                                                "the log was rewritten from there on")
+    return result
+
+
+# -- attestations -------------------------------------------------------------------------------------
+
+def find_decision(session, ref: str) -> AuditEntry:
+    """An entry by decision id (or a prefix of 8+ hex digits), entry hash prefix, or ``#seq``."""
+    from graduation.store import audit as q
+
+    ref = ref.strip()
+    if ref.lstrip("#").isdigit() and (ref.startswith("#") or len(ref) < 8):
+        row = q.get(session, int(ref.lstrip("#")))
+        if row is None:
+            raise NotFoundError(f"no audit entry #{ref.lstrip('#')}; `registry audit verify` shows how many exist")
+        return AuditEntry.from_row(row)
+    if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref.lower()):
+        raise InputError(f"decision reference {ref!r}: give a decision id (8+ hex digits) or #SEQ")
+    rows = q.decisions(session, ref.lower()) or q.by_hash_prefix(session, ref.lower())
+    if not rows:
+        raise NotFoundError(f"no recorded decision {ref!r}; decisions are recorded by `registry status --require`, "
+                            "`registry approve` and job launches")
+    return AuditEntry.from_row(rows[0])
+
+
+def statement(entry: AuditEntry) -> dict[str, Any]:
+    """An in-toto Statement whose predicate follows the SLSA Verification Summary (VSA v1) shape."""
+    p = entry.payload
+    if entry.kind != "decision":
+        raise InputError(f"audit entry #{entry.seq} is a {entry.kind!r} entry, not a decision")
+    from graduation import __version__
+
+    passed = p.get("allowed") if p.get("action") else bool(p.get("allowed_actions"))
+    levels = [f"GRADUATION_PHASE_{str(p.get('phase')).upper()}"]
+    if p.get("action"):
+        levels.append(f"GRADUATION_{'ALLOWED' if p.get('allowed') else 'DENIED'}_{p['action']}")
+    else:
+        levels += [f"GRADUATION_ALLOWED_{a}" for a in p.get("allowed_actions", [])]
+    policy = p.get("policy") or {}
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": f"domain/{p.get('domain')}", "digest": {"sha256": p.get("domain_digest", "")}}],
+        "predicateType": VSA_TYPE,
+        "predicate": {
+            "verifier": {"id": VERIFIER_ID, "version": {"graduation": __version__}},
+            "timeVerified": entry.created_at,
+            "resourceUri": f"graduation:domain/{p.get('domain')}",
+            "policy": {"uri": f"graduation:policy/{policy.get('name')}" + (f"?file={policy['file']}" if policy.get("file")
+                                                                          else ""),
+                       "digest": {"sha256": policy.get("digest", "")}},
+            "inputAttestations": [{"uri": f"graduation:evidence/{h}", "digest": {"sha256": h}}
+                                  for h in p.get("evidence", [])],
+            "verificationResult": "PASSED" if passed else "FAILED",
+            "verifiedLevels": levels,
+            "slsaVersion": "1.0",
+            "decision": {"id": p.get("decision_id"), "action": p.get("action"), "phase": p.get("phase"),
+                         "rules": p.get("rules", []), "reasons": p.get("reasons", []), "unmet": p.get("unmet", []),
+                         "audit_entry": {"seq": entry.seq, "sha256": entry.entry_hash}},
+        },
+    }
+
+
+__all__ = ["ANCHOR_FILE", "AuditEntry", "GENESIS", "Verification", "anchor_path", "append", "canonical",
+           "compute_hash", "decision_payload", "find_decision", "read_anchor", "record_decision", "statement",
+           "verify", "verify_rows", "write_anchor"]

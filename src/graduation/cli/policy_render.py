@@ -1,0 +1,109 @@
+"""Renderers of `registry status`: table, JSON, JUnit XML and SARIF (each denied action a failed check)."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from graduation.policy.model import ACTIONS
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def status_json(results, policy, required: list[str], denied: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "policy": {"name": policy.name, "file": policy.file, "digest": policy.digest},
+        "require": required, "ok": not denied,
+        "denied": [{"domain": d, "action": a} for d, a in denied],
+        "decisions": [{**r.decision.to_dict(), "version": r.version, "content_hash": r.content_hash,
+                       "source_file": r.source_file} for r in results],
+    }
+
+
+def status_table(results, policy, required: list[str], denied: list[tuple[str, str]], full: bool) -> None:
+    from graduation.cli.output import info, show, table
+
+    if not results:
+        info("no domains registered yet; run `registry register domains/`")
+        return
+    if full:
+        r = results[0]
+        info(f"policy {policy.name} ({policy.file}); {r.decision.domain} v{r.version}")
+        print(r.decision.explain())
+    else:
+        show(table(f"policy {policy.name}", ["domain", "risk", "phase", "allowed", "next"],
+                   [(r.decision.domain, r.decision.risk, r.decision.phase,
+                     ", ".join(r.decision.allowed_actions) or "nothing", r.decision.recommendation)
+                    for r in results]))
+    for domain, action in denied:
+        d = next(r.decision for r in results if r.decision.domain == domain).actions[action]
+        why = "; ".join(list(d.reasons[:2]) + list(d.unmet[:3]) + list(d.errors[:2])) or "no rule permits it"
+        info(f"[red]denied[/] {domain} {action}: {why}")
+    if required and not denied:
+        info(f"[green]allowed[/] {', '.join(required)} for {len(results)} domain(s)")
+
+
+def _checks(results, required: list[str]):
+    for r in results:
+        for action in (required or ACTIONS):
+            yield r, action, r.decision.actions[action]
+
+
+def _message(ad) -> str:
+    parts = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+    return "\n".join(parts) or "default deny: no permit rule applies"
+
+
+def junit(results, required: list[str]) -> str:
+    """JUnit XML: a test suite per domain, a test case per action; a denied action is a failure."""
+    suites = []
+    total = failures = 0
+    by_domain: dict[str, list] = {}
+    for r, action, ad in _checks(results, required):
+        by_domain.setdefault(r.decision.domain, []).append((r, action, ad))
+    for domain, checks in by_domain.items():
+        cases = []
+        fails = 0
+        for _r, action, ad in checks:
+            name = quoteattr(action)
+            if ad.allowed:
+                cases.append(f'    <testcase classname={quoteattr("graduation." + domain)} name={name}/>')
+            else:
+                fails += 1
+                kind = quoteattr(ad.effect)
+                message = quoteattr((ad.reasons + ad.unmet + ad.errors + ("default deny",))[0])
+                cases.append(f'    <testcase classname={quoteattr("graduation." + domain)} name={name}>\n'
+                             f'      <failure type={kind} message={message}>{escape(_message(ad))}</failure>\n'
+                             f'    </testcase>')
+        total += len(checks)
+        failures += fails
+        suites.append(f'  <testsuite name={quoteattr(domain)} tests="{len(checks)}" failures="{fails}" errors="0">\n'
+                      + "\n".join(cases) + "\n  </testsuite>")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<testsuites name="graduation" tests="{total}" failures="{failures}">\n' + "\n".join(suites)
+            + "\n</testsuites>\n")
+
+
+def sarif(results, required: list[str], policy) -> dict[str, Any]:
+    """SARIF 2.1.0: one result per denied action, located at the domain file."""
+    rules: dict[str, dict[str, Any]] = {}
+    out = []
+    for r, action, ad in _checks(results, required):
+        if ad.allowed:
+            continue
+        rule_id = ad.rules[0] if ad.rules else ("rule-error" if ad.effect == "error" else "default-deny")
+        rules.setdefault(rule_id, {"id": rule_id, "shortDescription": {"text": next(
+            (x.reason for x in policy.rules if x.id == rule_id), "no permit rule applies (default deny)")}})
+        out.append({
+            "ruleId": rule_id,
+            "level": "error" if (not required or action in required) else "warning",
+            "message": {"text": f"{r.decision.domain}: {action} denied ({r.decision.phase}). {_message(ad)}"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": r.source_file},
+                                                "region": {"startLine": 1}}}],
+            "properties": {"domain": r.decision.domain, "action": action, "phase": r.decision.phase,
+                           "decision_id": r.decision.id, "rules": list(ad.rules)},
+        })
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "graduation", "informationUri": "https://graduation.dev",
+                            "rules": list(rules.values())}},
+        "results": out}]}
