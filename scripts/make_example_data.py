@@ -577,12 +577,28 @@ GENERATORS = {"hamiltonian-mechanics": make_hamiltonian, "acls-cardiac-arrest": 
               "pedestrian-perception": make_pedestrian, "arith-reasoning-gym": make_arith}
 
 
+MANIFEST = "examples.manifest.json"
+
+
+def generator_versions() -> dict[str, str]:
+    """The versions whose output the committed files are: sympy prints the equations, reasoning-gym draws
+    the arithmetic entries. A different version may legitimately write different (equally valid) bytes."""
+    from importlib.metadata import version
+
+    return {"sympy": version("sympy"), "reasoning-gym": version("reasoning-gym")}
+
+
 def generate(out: Path, domains: list[str] | None = None) -> list[Path]:
-    """Write every example domain's data under ``out``; return the files written (sorted)."""
-    for name in domains or list(GENERATORS):
-        GENERATORS[name](out)
+    """Write every example domain's data under ``out``, then ``examples.manifest.json`` (the generator's
+    versions and every file's SHA-256) when all domains were written; return the data files (sorted)."""
     names = domains or list(GENERATORS)
-    return sorted(p for name in names for p in (out / name).rglob("*") if p.is_file())
+    for name in names:
+        GENERATORS[name](out)
+    files = sorted(p for name in names for p in (out / name).rglob("*") if p.is_file())
+    if not domains:
+        write_json(out / MANIFEST, {"generator": "scripts/make_example_data.py", "versions": generator_versions(),
+                                    "files": {p.relative_to(out).as_posix(): _digest(p) for p in files}})
+    return files
 
 
 def _digest(path: Path) -> str:
@@ -593,7 +609,7 @@ def check(out: Path) -> list[str]:
     """Files under ``out`` that differ from (or are missing in) a fresh run."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
-        files = generate(fresh)
+        files = generate(fresh) + [fresh / MANIFEST]
         problems = []
         for path in files:
             rel = path.relative_to(fresh)
