@@ -93,14 +93,22 @@ def load_context(db: Any, root: Path, domain: str) -> DomainContext:
     return DomainContext(domain, row.version, row.basis_hash, spec, Path(root), verifiers)
 
 
-def row_key(row: Mapping[str, Any], spec: DomainSpec) -> str | None:
+def row_keys(row: Mapping[str, Any], spec: DomainSpec) -> list[str]:
+    """The keys a row is found by: its id (when the task has an id field), then its prompt."""
     task = spec.task
+    keys = []
     if task.id_field and row.get(task.id_field) is not None:
-        return f"id:{row[task.id_field]}"
+        keys.append(f"id:{row[task.id_field]}")
     prompt = row.get(task.prompt_field)
-    if prompt is None:
-        return None
-    return "prompt:" + (prompt if isinstance(prompt, str) else text_of_value(prompt))
+    if prompt is not None:
+        keys.append("prompt:" + (prompt if isinstance(prompt, str) else text_of_value(prompt)))
+    return keys
+
+
+def row_key(row: Mapping[str, Any], spec: DomainSpec) -> str | None:
+    """The primary key of a row (id, else prompt): what groups samples of one prompt."""
+    keys = row_keys(row, spec)
+    return keys[0] if keys else None
 
 
 def ground_truth_rows(ctx: DomainContext, *, splits: tuple[str, ...] | None = None, trusted_only: bool = False,
@@ -117,17 +125,34 @@ def ground_truth_rows(ctx: DomainContext, *, splits: tuple[str, ...] | None = No
             yield source, source.path, line, row
 
 
-def reference_index(ctx: DomainContext, splits: tuple[str, ...] | None) -> dict[str, tuple[Any, dict]]:
-    """Reference answer and row by row key (id or prompt), from the ground truth of the given splits."""
+class ReferenceIndex(dict):
+    """Reference answer and row by key (``id:...`` and ``prompt:...``)."""
+
+    def find(self, row: Mapping[str, Any], spec: DomainSpec) -> tuple[Any, dict] | None:
+        for key in row_keys(row, spec):
+            found = self.get(key)
+            if found is not None:
+                return found
+        return None
+
+
+def reference_index(ctx: DomainContext, splits: tuple[str, ...] | None, *, trusted_only: bool = False,
+                    exclude: str | None = None) -> ReferenceIndex:
+    """Reference answers from the ground truth of the given splits (trusted sources first)."""
     answer = ctx.spec.task.answer_field
-    index: dict[str, tuple[Any, dict]] = {}
+    index = ReferenceIndex()
     problems = ReadReport("ground truth")
-    for _source, file, line, row in ground_truth_rows(ctx, splits=splits):
-        key = row_key(row, ctx.spec)
-        if key is None or answer not in row:
+    ordered = list(ground_truth_rows(ctx, splits=splits, trusted_only=True, exclude=exclude))
+    if not trusted_only:
+        ordered += [r for r in ground_truth_rows(ctx, splits=splits, exclude=exclude)
+                    if r[0].provenance not in TRUSTED_PROVENANCE]
+    for _source, file, line, row in ordered:
+        keys = row_keys(row, ctx.spec)
+        if not keys or answer not in row:
             problems.add(line, f"{file}: the row has no {ctx.spec.task.prompt_field!r} or {answer!r} field")
             continue
-        index.setdefault(key, (row[answer], row))
+        for key in keys:
+            index.setdefault(key, (row[answer], row))
     problems.raise_if_any()
     return index
 
@@ -235,7 +260,7 @@ def validation_for(ctx: DomainContext, run: Callable, *, max_references: int = M
             else:
                 if index is None:
                     index = reference_index(ctx, None)
-                found = index.get(row_key(row, ctx.spec) or "")
+                found = index.find(row, ctx.spec)
                 if found is None:
                     report.add(line, f"a control needs {answer!r}, or a prompt/id found in the ground truth")
                     continue
@@ -388,7 +413,7 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
             report.add(line, f"no {task.output_field!r} field (the model's output); fields: {sorted(row)[:8]}")
             return None
         key = row_key(row, ctx.spec)
-        found = index.get(key) if key is not None else None
+        found = index.find(row, ctx.spec)
         if found is not None:
             return row[task.output_field], found[0], found[1], key
         if task.answer_field in row:
@@ -445,7 +470,8 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
             ungraduated += [m for m in parent_ungraduated if m not in ungraduated]
     else:
         provenance, depth, ungraduated = Provenance.unknown.value, 1, []
-    index = reference_index(ctx, None)
+    trusted = any(s.provenance in TRUSTED_PROVENANCE and s.name != source for s in ctx.spec.ground_truth)
+    index = reference_index(ctx, None, trusted_only=trusted, exclude=source)
     report = ReadReport(display)
 
     def resolve(line: int, row: Mapping[str, Any]):
@@ -454,7 +480,7 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
             report.add(line, f"no {task.answer_field!r} (or {task.output_field!r}) field; fields: {sorted(row)[:8]}")
             return None
         key = row_key(row, ctx.spec)
-        found = index.get(key) if key is not None else None
+        found = index.find(row, ctx.spec)
         if found is not None:
             return row[field_name], found[0], found[1], key
         if field_name == task.output_field and task.answer_field in row:
@@ -557,8 +583,7 @@ def human_audit_items(db: Any, root: Path, domain: str, file: Path, *, pool: Ver
         if task.output_field not in row:
             given.append((line, AuditItem(id=str(item_id), verdict=verdict)))
             continue
-        key = row_key(row, ctx.spec)
-        found = index.get(key) if key is not None else None
+        found = index.find(row, ctx.spec)
         if found is not None:
             pending.append((line, str(item_id), verdict, row[task.output_field], found[0], found[1]))
         elif task.answer_field in row:

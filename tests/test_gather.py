@@ -1,0 +1,246 @@
+"""Gathering evidence end to end: domains on disk, the registry, the pool and the verdict cache."""
+
+from __future__ import annotations
+
+import json
+import random
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from graduation.errors import DataError, InputError
+from graduation.gather import audit_data, check_verifiers, evaluate
+from graduation.project import load_project_domain
+from graduation.store import Database
+from graduation.store.domains import register
+from graduation.store.evidence import list_evidence
+from graduation.verifiers import VerifierPool
+
+PHOTO = """\
+domain: photo
+title: Exposure settings
+risk: high
+owners: [team@example.org]
+task: {prompt_field: prompt, answer_field: answer, id_field: id}
+ground_truth:
+  - {name: manual, path: data/photo/manual.jsonl, provenance: expert}
+  - name: distilled
+    path: data/photo/distilled.jsonl
+    provenance: model_generated
+    derived_from: manual
+    generated_by: {model: helper-7b, graduated: false}
+verifiers:
+  - {name: settings, kind: exact, role: substance, controls: data/photo/wrong.jsonl}
+  - name: shape
+    kind: regex
+    role: format
+    options: {pattern: '^exposure = [^,]+, aperture = .+$'}
+slices:
+  - {name: night, field: light, equals: night}
+  - {name: bright, when: 'lux > 500'}
+"""
+
+
+def write(path: Path, rows) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def manual_rows(n=100):
+    return [{"id": f"p{i}", "prompt": f"Scene {i}: what settings?", "light": "night" if i % 4 == 0 else "day",
+             "lux": 100 * (i % 10), "answer": f"exposure = {i % 13 + 1}, aperture = {i % 7 + 2}"} for i in range(n)]
+
+
+def register_domain(project: Path, db_url: str, text: str, name: str) -> Database:
+    path = project / "domains" / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text))
+    db = Database(db_url)
+    with db.write() as session:
+        register(session, load_project_domain(path, project))
+    return db
+
+
+@pytest.fixture
+def photo(project: Path, db_url: str):
+    data = project / "domains" / "data" / "photo"
+    manual = manual_rows()
+    write(data / "manual.jsonl", manual)
+    rng = random.Random(3)
+    planted = set(rng.sample(range(100), 40))
+    distilled = []
+    for i, row in enumerate(manual):
+        answer = row["answer"]
+        if i in planted:
+            answer = answer.replace(", aperture", " * golden_hour_sun, aperture")
+        distilled.append({**row, "id": f"d{i}", "answer": answer})
+    write(data / "distilled.jsonl", distilled)
+    write(data / "wrong.jsonl", [{"id": "p1", "output": "exposure = 3, aperture = 3"}])
+    db = register_domain(project, db_url, PHOTO, "photo")
+    return db
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with VerifierPool(workers=2, timeout=3) as p:
+        yield p
+
+
+def test_audit_flags_golden_hour_sun_with_rate_failures_shape_gap_and_lineage(photo, project, pool):
+    result = audit_data(photo, project, "photo", project / "domains/data/photo/distilled.jsonl", pool=pool)
+    record = result.record
+    assert record.rows == 100
+    assert [s.symbol for s in record.symbols] == ["golden_hour_sun"]
+    assert record.symbols[0].rate == pytest.approx(0.40, abs=0.01)
+    assert record.substance_failed == 40 and record.substance_fail_rate == pytest.approx(0.4)
+    assert record.format_pass_rate == 1.0 and record.shape_gap == pytest.approx(0.4)
+    assert (record.provenance, record.lineage_depth, record.ungraduated_generators) == \
+        ("model_generated", 1, ["helper-7b"])
+    night = next(s for s in record.slices if s.name == "night")
+    assert night.n == 25
+    with photo.read() as session:
+        kinds = [e.kind for e in list_evidence(session, "photo")]
+    assert kinds == ["verifier_validation", "data_audit"]
+
+
+def test_audit_of_an_undeclared_file_takes_lineage_from_options(photo, project, pool, tmp_path):
+    rows = [{"prompt": f"Scene {i}: what settings?", "answer": f"exposure = {i % 13 + 1}, aperture = {i % 7 + 2}"
+             + (" with lunarDriftCoef" if i % 5 == 0 else "")} for i in range(100)]
+    path = write(tmp_path / "candidate.jsonl", rows)
+    result = audit_data(photo, project, "photo", path, generated_by="new-model", derived_from="distilled",
+                        pool=pool, store=False)
+    record = result.record
+    assert record.lineage_depth == 2 and record.ungraduated_generators == ["new-model", "helper-7b"]
+    assert [(s.symbol, s.rate) for s in record.symbols] == [("lunarDriftCoef", 0.2)]
+    assert record.substance_failed == 20
+
+
+def test_evaluate_outputs_slices_and_consistency(photo, project, pool, tmp_path):
+    rows = []
+    for row in manual_rows()[:50]:
+        for k in range(2):
+            wrong = row["light"] == "night" and k == 1
+            rows.append({"id": row["id"], "output": "exposure = 99, aperture = 1" if wrong else row["answer"]})
+    path = write(tmp_path / "out.jsonl", rows)
+    result = evaluate(photo, project, "photo", path, model="m1", round=2, pool=pool)
+    record = result.record
+    assert (record.n, record.passed) == (100, 87)
+    night = next(s for s in record.slices if s.name == "night")
+    assert (night.n, night.passed) == (26, 13)
+    assert record.consistency.k == 2 and record.consistency.flip_rate == pytest.approx(13 / 50)
+    with photo.read() as session:
+        stored = list_evidence(session, "photo", kinds=["eval"])
+    assert stored[0].record == record and stored[0].model == "m1" and stored[0].round == 2
+    assert stored[0].data_hash == result.data_hash
+
+
+def test_malformed_rows_are_reported_by_line_and_nothing_is_written(photo, project, pool, tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "p1", "output": "x"}\n{"id": "p2", "output": \n{"id": "nope", "output": "y"}\n'
+                    '{"id": "p3"}\n')
+    with pytest.raises(DataError) as err:
+        evaluate(photo, project, "photo", path, model="m", pool=pool)
+    message = str(err.value)
+    assert "bad.jsonl:2" in message and "bad.jsonl:3" in message and "bad.jsonl:4" in message
+    with photo.read() as session:
+        assert list_evidence(session, "photo") == []
+
+
+def test_changed_ground_truth_must_be_registered_again(photo, project, pool):
+    path = project / "domains/data/photo/manual.jsonl"
+    path.write_text(path.read_text() + json.dumps({"id": "new", "prompt": "n", "answer": "a"}) + "\n")
+    with pytest.raises(InputError, match="changed since domain 'photo' v1 was registered"):
+        evaluate(photo, project, "photo", path, model="m", pool=pool)
+
+
+MATH = """\
+domain: algebra
+title: Algebra
+risk: low
+owners: [team@example.org]
+ground_truth:
+  - {name: book, path: data/algebra.jsonl, provenance: expert}
+verifiers:
+  - {name: equal, kind: math, role: substance}
+"""
+
+
+def test_second_scan_is_served_from_the_cache(project, db_url, pool, tmp_path):
+    rows = [{"prompt": f"q{i}", "answer": f"\\frac{{{i}}}{{{i + 1}}}"} for i in range(1, 61)]
+    write(project / "domains/data/algebra.jsonl", rows)
+    db = register_domain(project, db_url, MATH, "algebra")
+    outputs = write(tmp_path / "o.jsonl", [{"prompt": r["prompt"], "output": f"${r['answer']}$" if i % 2 else "$7$"}
+                                           for i, r in enumerate(rows)])
+    first = evaluate(db, project, "algebra", outputs, model="m", pool=pool)
+    second = evaluate(db, project, "algebra", outputs, model="m", pool=pool)
+    assert first.cache_hits == 0 and first.verified == 60
+    assert second.cache_hits == 60 and second.verified == 0
+    assert first.record == second.record and first.record.passed == 30
+    assert second.validation_ran is False
+
+
+def test_reasoning_gym_pass_rate_matches_its_own_scorer(project, db_url, pool, tmp_path):
+    import reasoning_gym
+
+    data = reasoning_gym.create_dataset("basic_arithmetic", size=60, seed=5)
+    entries = [dict(data[i], id=f"e{i}") for i in range(60)]
+    write(project / "domains/data/gym.jsonl", entries)
+    db = register_domain(project, db_url, """\
+        domain: gym
+        title: Basic arithmetic
+        risk: low
+        owners: [team@example.org]
+        task: {prompt_field: question, answer_field: answer, id_field: id}
+        ground_truth:
+          - {name: gym, path: data/gym.jsonl, provenance: verifier_checked}
+        verifiers:
+          - {name: score, kind: reasoning_gym, role: substance, options: {dataset: basic_arithmetic}}
+        """, "gym")
+    rng = random.Random(9)
+    outputs = []
+    for e in entries:
+        answer = e["answer"]
+        choice = rng.random()
+        if choice < 0.25:
+            answer = str(int(answer) + rng.choice([-1, 1, 10]))         # planted wrong answer
+        elif choice < 0.35:
+            answer = f"The answer is {answer}"                          # partial credit, not a pass
+        outputs.append({"id": e["id"], "output": answer})
+    path = write(tmp_path / "gym_out.jsonl", outputs)
+    record = evaluate(db, project, "gym", path, model="m", pool=pool).record
+    scorer = data.score_answer
+    expected = sum(scorer(o["output"], e) >= 1.0 for o, e in zip(outputs, entries))
+    assert record.passed == expected and record.pass_rate == expected / 60
+    assert 0 < expected < 60
+
+
+ALWAYS = """\
+domain: lenient
+title: A verifier that cannot fail
+risk: low
+owners: [team@example.org]
+ground_truth:
+  - {name: book, path: data/lenient.jsonl, provenance: expert}
+verifiers:
+  - name: anything-goes
+    kind: python
+    role: substance
+    options: {function: "lenient_checks:always"}
+    controls: data/lenient_wrong.jsonl
+  - {name: strict, kind: exact, role: substance, controls: data/lenient_wrong.jsonl}
+"""
+
+
+def test_an_always_true_verifier_is_untrustworthy(project, db_url, pool):
+    (project / "lenient_checks.py").write_text("def always(output, reference, row):\n    return True\n")
+    write(project / "domains/data/lenient.jsonl", [{"prompt": f"q{i}", "answer": str(i * 7)} for i in range(20)])
+    write(project / "domains/data/lenient_wrong.jsonl", [{"prompt": "q3", "output": "22"}, {"prompt": "q4", "output": "0"}])
+    db = register_domain(project, db_url, ALWAYS, "lenient")
+    record = check_verifiers(db, project, "lenient", pool=pool).record
+    yes, strict = record.verifiers
+    assert not yes.trustworthy
+    assert yes.controls_rejected == 0 and yes.controls > 2
+    assert any("data/lenient_wrong.jsonl:1" in c for c in yes.leaked_controls)
+    assert any("declared known-wrong" in r for r in yes.reasons)
+    assert strict.trustworthy and strict.references_accepted == 20 and strict.controls_rejected == strict.controls
