@@ -288,7 +288,10 @@ def parse_policy(text: str, file: str) -> Policy:
     if not isinstance(located.data, dict):
         raise SpecError([located.problem((), "a policy file must be a YAML mapping",
                                          "start from policies/default.yaml")])
-    spec: PolicyFile = validate_located(PolicyFile, located, {})
+    try:
+        spec: PolicyFile = validate_located(PolicyFile, located, {})
+    except SpecError as exc:
+        raise SpecError([_with_hint(p) for p in exc.problems]) from None
     problems: list[Problem] = []
     rules: list[Rule] = []
     uses: dict[str, set[str] | None] = {}
@@ -340,6 +343,22 @@ def parse_policy(text: str, file: str) -> Policy:
         description=spec.description,
         threshold_facts={risk.value: t.model_dump() for risk, t in spec.thresholds.items()},
     )
+
+
+def _with_hint(problem: Problem) -> Problem:
+    """Add a did-you-mean to an unknown key inside thresholds or rules (pydantic cannot see through dicts)."""
+    if problem.hint or not problem.message.startswith("unknown key") or not problem.field:
+        return problem
+    key = problem.message.split("'")[1]
+    if problem.field.startswith("thresholds."):
+        known = list(Thresholds.model_fields)
+    elif problem.field.startswith("rules["):
+        known = list(RuleSpec.model_fields)
+    else:
+        known = list(PolicyFile.model_fields)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "allowed keys: " + ", ".join(known)
+    return Problem(problem.message, problem.file, problem.line, problem.column, problem.field, hint)
 
 
 # -- files --------------------------------------------------------------------------------------------
