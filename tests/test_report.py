@@ -20,6 +20,8 @@ ARTIFACTS = REPO / ".artifacts"
 HOSTILE_TITLE = '<script>alert("title")</script> & co'
 HOSTILE_MODEL = '"><img src=x onerror=alert(1)>'
 HOSTILE_SIGNER = "<b>Mallory</b>"
+DECISION_ID = "ab" * 32
+JOB_ID = "hamiltonian-mechanics-grpo-0001"
 
 HAMILTONIAN = """\
 domain: hamiltonian-mechanics
@@ -133,6 +135,17 @@ def populate(root: Path, db) -> None:
         add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model=HOSTILE_MODEL, round=1)
         add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
 
+        # a recorded decision and the job it approved
+        from graduation import audit
+        from graduation.store.tables import JobRow
+
+        audit.append(s, "decision", {"decision_id": DECISION_ID, "domain": ham, "context": "jobs run",
+                                     "action": "train:grpo", "allowed": True, "phase": "discovery"}, domain=ham)
+        audit.append(s, "decision", {"decision_id": "cd" * 32, "domain": ham, "context": "status --require",
+                                     "action": "train:sft", "allowed": False, "phase": "discovery"}, domain=ham)
+        s.add(JobRow(id=JOB_ID, domain=ham, domain_version=1, mode="grpo", target="trl", state="succeeded",
+                     path=f"registry/jobs/{JOB_ID}", decision_id=DECISION_ID))
+
 
 @pytest.fixture
 def report(project: Path, db_url: str):
@@ -184,8 +197,9 @@ def test_overview_lists_phase_risk_and_actions(report, project: Path):
     row = re.search(r'<tr data-domain="pedestrian-perception">(.*?)</tr>', html, re.S).group(1)
     assert 'data-risk="critical"' in row
     assert 'data-phase="discovery"' in row
-    assert '<span class="chip allow">deploy:sandbox</span>' in row
-    assert '<span class="chip allow">deploy:autonomous</span>' not in row
+    assert 'data-action="deploy:sandbox" data-allowed="true"' in row
+    assert 'data-action="deploy:autonomous" data-allowed="false"' in row
+    assert 'data-action="train:sft" data-allowed="false"' in row
     assert html.count('data-chart="sparkline"') == 3
     assert 'href="domains/hamiltonian-mechanics.html"' in html
 
@@ -212,7 +226,31 @@ def test_domain_page_values(report, project: Path):
     sft = re.search(r'<tr data-action="train:sft" data-allowed="false">(.*?)</tr>', html, re.S).group(1)
     assert "golden_hour_sun" in sft
     assert 'data-action="train:grpo" data-allowed="true"' in html
-    assert 'data-audit-chain="none"' in html  # no audit entries in this registry
+    # the job and the decision log
+    assert f'data-job="{JOB_ID}"' in html and DECISION_ID[:16] in html
+    assert 'data-audit-chain="ok"' in html
+    assert 'data-audit-seq="1"' in html and 'data-audit-seq="2"' in html
+
+
+def test_tampered_audit_log_is_shown_broken(project: Path, db_url: str):
+    from sqlalchemy import text
+
+    from graduation.report.build import write_report
+    from graduation.store import Database
+
+    db = Database(db_url)
+    populate(project, db)
+    with db.write() as s:
+        s.execute(text("UPDATE audit_log SET payload_json = :p WHERE seq = 1"),
+                  {"p": '{"action":"train:sft","allowed":true}'})
+    result = write_report(db, project)
+    db.dispose()
+    assert result.summary["audit_chain_ok"] is False
+    index = result.index.read_text()
+    assert 'data-audit-chain="broken"' in index
+    page = (project / "registry/reports/domains/hamiltonian-mechanics.html").read_text()
+    assert 'data-audit-chain="broken"' in page
+    assert "entry 1 changed" in page
 
 
 def test_slices_and_flip_rate(report, project: Path):

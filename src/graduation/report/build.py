@@ -12,7 +12,7 @@ anything: phases, allowed actions and their reasons come from the policy engine.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +50,7 @@ class DecisionView:
     unmet: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    graduation: dict[str, Any] = field(default_factory=dict)
     policy: str = ""
     decision_id: str = ""
 
@@ -60,6 +61,16 @@ class DecisionView:
     @property
     def denied(self) -> list[str]:
         return [a.action for a in self.actions if not a.allowed]
+
+    def action(self, name: str) -> ActionView | None:
+        return next((a for a in self.actions if a.action == name), None)
+
+    def own_unmet(self, action: ActionView) -> list[str]:
+        """The action's unmet criteria less the graduation criteria listed once for the whole decision."""
+        return [u for u in action.unmet if u not in self.unmet]
+
+    def needs_graduation(self, action: ActionView) -> bool:
+        return any(u in self.unmet for u in action.unmet)
 
     @property
     def min_wilson_lower(self) -> float | None:
@@ -83,6 +94,7 @@ class DecisionView:
         return cls(phase=str(data["phase"]), route=str(data.get("route") or ""), actions=actions,
                    recommendation=str(data.get("recommendation") or ""), unmet=list(data.get("unmet", [])),
                    errors=list(data.get("errors", [])), thresholds=dict(facts.get("thresholds") or {}),
+                   graduation=dict(facts.get("graduation") or {}),
                    policy=str(policy.get("name", "")) if isinstance(policy, Mapping) else str(policy),
                    decision_id=str(data.get("decision_id") or ""))
 
@@ -180,13 +192,24 @@ class JobView:
 
 
 @dataclass(frozen=True)
+class AuditEntryView:
+    seq: int
+    created_at: str
+    kind: str
+    context: str
+    action: str
+    verdict: str  # "allowed" | "denied" | "" (a whole decision, no single action)
+    phase: str
+    decision_id: str
+    entry_hash: str
+
+
+@dataclass(frozen=True)
 class AuditView:
     """The hash-chained decision log: this domain's entries, and whether the whole chain verifies."""
 
     entries: int
-    last_kind: str
-    last_at: str
-    last_hash: str
+    recent: list[AuditEntryView]
     chain_ok: bool | None  # None: no entries to verify
     chain_detail: str
 
@@ -246,6 +269,16 @@ class ReportData:
     audit_chain_detail: str
     audit_entries: int
 
+    @property
+    def actions(self) -> list[str]:
+        """Every action any decision covers, in the policy engine's order."""
+        seen: list[str] = []
+        for d in self.domains:
+            for a in d.decision.actions:
+                if a.action not in seen:
+                    seen.append(a.action)
+        return seen
+
     def phase_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for d in self.domains:
@@ -285,14 +318,17 @@ def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_pa
         for job in session.exec(select(JobRow).order_by(col(JobRow.created_at))).all():
             jobs.setdefault(job.domain, []).append(job)
         audit_rows = list(session.exec(select(AuditEntryRow).order_by(col(AuditEntryRow.seq))).all())
-        chain_ok, chain_detail = verify_audit_chain(session, audit_rows)
+        audit_by_domain: dict[str | None, list[Any]] = {}
+        for entry in audit_rows:
+            audit_by_domain.setdefault(entry.domain, []).append(entry)
+        chain_ok, chain_detail = verify_audit_chain(session, project_root, len(audit_rows))
         for row in rows:
             version = versions[row.name]
             spec = version_spec(version)
             evs = evidence[row.name]
             decision = DecisionView.from_dict(decide(session, version, spec, evs))
             domains.append(_domain_report(spec, version, evs, jobs.get(row.name, []),
-                                          [a for a in audit_rows if a.domain == row.name],
+                                          audit_by_domain.get(row.name, []),
                                           chain_ok, chain_detail, decision, iso))
     return ReportData(
         generated_at=iso(now or datetime.now(timezone.utc)), project=str(project_root), database=db.safe_url(),
@@ -369,9 +405,8 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
 
     job_views = [JobView(j.id, j.mode, j.target, j.state, j.domain_version, j.decision_id or "", j.from_job or "",
                          j.path, iso(j.created_at), iso(j.updated_at)) for j in jobs]
-    last = audit_rows[-1] if audit_rows else None
-    audit = AuditView(entries=len(audit_rows), last_kind=last.kind if last else "", last_at=last.created_at if last
-                      else "", last_hash=last.entry_hash if last else "", chain_ok=chain_ok, chain_detail=chain_detail)
+    audit = AuditView(entries=len(audit_rows), recent=[_audit_entry(r) for r in reversed(audit_rows[-RECENT_AUDIT:])],
+                      chain_ok=chain_ok, chain_detail=chain_detail)
     return DomainReport(
         name=spec.domain, title=spec.title, description=spec.description, risk=spec.risk.value,
         version=version.version, source_file=version.source_file, registered_at=iso(version.created_at),
@@ -381,16 +416,36 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
         jobs=job_views, audit=audit, evidence_count=len(evs))
 
 
-def verify_audit_chain(session, rows: Sequence[Any]) -> tuple[bool | None, str]:
-    """Whether the hash-chained decision log verifies, as the audit module reports it."""
-    if not rows:
-        return None, "no audit entries yet"
-    from graduation.policy import audit
+RECENT_AUDIT = 8
 
-    report = audit.verify_chain(session)
-    ok = bool(getattr(report, "ok", report))
-    detail = str(getattr(report, "detail", "") or getattr(report, "message", "") or "")
-    return ok, detail or (f"{len(rows)} entries, every hash verified" if ok else "the chain does not verify")
+
+def _audit_entry(row) -> AuditEntryView:
+    try:
+        payload = json.loads(row.payload_json)
+    except ValueError:  # a tampered entry: verification names it; show what can be shown
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    allowed = payload.get("allowed")
+    return AuditEntryView(seq=row.seq, created_at=row.created_at, kind=row.kind, context=str(payload.get("context")
+                          or ""), action=str(payload.get("action") or ""),
+                          verdict="" if allowed is None else ("allowed" if allowed else "denied"),
+                          phase=str(payload.get("phase") or ""), decision_id=str(payload.get("decision_id") or ""),
+                          entry_hash=row.entry_hash)
+
+
+def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | None, str]:
+    """Whether the hash-chained decision log verifies (against the anchor file when there is one)."""
+    if count == 0:
+        return None, "no decisions recorded yet"
+    from graduation.audit import anchor_path, verify
+
+    anchor = anchor_path(project_root)
+    result = verify(session, anchor if anchor.is_file() else None)
+    if result.ok:
+        return True, f"{result.entries} entries, every hash verified" + (
+            " against the anchor" if anchor.is_file() else "")
+    return False, result.problem or f"entry {result.bad_seq} does not verify"
 
 
 def default_decider(project_root: Path, policy_path: Path | None = None) -> DecideFn:

@@ -114,10 +114,12 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
 
     count = len(rounds)
 
+    inset = 18  # keep the first and last rounds off the axes
+
     def x(i: int) -> float:
         if count <= 1:
             return left + pw / 2
-        return left + pw * i / (count - 1)
+        return left + inset + (pw - 2 * inset) * i / (count - 1)
 
     # grid and y axis
     for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
@@ -174,7 +176,7 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
 
 def shape_gap_chart(rows: Sequence[GapRow], max_gap: float | None, *, width: int = 640) -> Markup:
     """Format vs substance pass rate per round or dataset; the gap between them is what looks right but is not."""
-    left, right, top = 170, 90, 40
+    left, right, top = 140, 78, 40
     row_h = 30
     height = top + max(1, len(rows)) * row_h + 34
     pw = width - left - right
@@ -216,7 +218,7 @@ def shape_gap_chart(rows: Sequence[GapRow], max_gap: float | None, *, width: int
 
 def slice_chart(slices: Sequence[SliceBar], threshold: float | None, *, width: int = 640) -> Markup:
     """Pass rate per declared slice (bar) with its Wilson 95% lower bound (tick) and the policy's bar."""
-    left, right, top = 170, 70, 40
+    left, right, top = 140, 84, 40
     row_h = 28
     height = top + max(1, len(slices)) * row_h + 34
     pw = width - left - right
