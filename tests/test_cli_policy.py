@@ -1,0 +1,201 @@
+"""`registry status/explain/approve`, `policy validate/test`, `audit verify/export` end to end."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from graduation.records import EvalRecord, SliceStats, Consistency, VerifierCheck, VerifierValidationRecord
+from graduation.store import Database
+from graduation.store.evidence import add_evidence
+from tests.conftest import write_domain
+
+REPO = Path(__file__).resolve().parent.parent
+
+TEMPE = """\
+domain: tempe
+title: Road users
+risk: critical
+owners: [safety@example.org]
+ground_truth:
+  - {name: tracks, path: data/tempe.jsonl, provenance: human_verified}
+verifiers:
+  - {name: label, kind: exact, role: substance}
+slices:
+  - {name: outside-crosswalk, field: at_crosswalk, equals: false}
+deployment: {target: autonomous}
+"""
+
+ACLS = """\
+domain: acls
+title: ACLS
+risk: critical
+owners: [resus@example.org]
+ground_truth:
+  - {name: protocol, path: data/acls.jsonl, provenance: authoritative, audited: true}
+verifiers:
+  - {name: step, kind: exact, role: substance}
+deployment: {target: assisted}
+"""
+
+
+def validation(name: str) -> VerifierValidationRecord:
+    return VerifierValidationRecord(verifiers=[VerifierCheck(
+        name=name, role="substance", kind="exact", references=10, references_accepted=10, controls=30,
+        controls_rejected=30, trustworthy=True)])
+
+
+@pytest.fixture
+def registry(project: Path, db_url: str, cli):
+    write_domain(project, "tempe", text=TEMPE)
+    write_domain(project, "acls", text=ACLS)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    db = Database(db_url)
+    with db.write() as s:
+        add_evidence(s, "tempe", "verifier_validation", validation("label"))
+        add_evidence(s, "acls", "verifier_validation", validation("step"))
+        for r in range(3):
+            add_evidence(s, "tempe", "eval", EvalRecord(
+                model="m", round=r + 1, n=4000, passed=3910, pass_rate=0.9775, wilson_lower=0.9725,
+                substance_pass_rate=0.9775, format_pass_rate=0.98, shape_gap=0.0025,
+                slices=[SliceStats(name="outside-crosswalk", n=200, passed=110, pass_rate=0.55, wilson_lower=0.48)],
+                consistency=Consistency(k=4, prompts=1000, pass_at_1=0.97, pass_all_k=0.7, flip_rate=0.31)), round=r + 1)
+    yield db
+    db.dispose()
+
+
+def audit_count(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+
+
+def test_status_table_and_require_denied_with_reason_and_audit(cli, registry):
+    result = cli("status")
+    assert result.exit_code == 0
+    assert "tempe" in result.stdout and "acls" in result.stdout
+    result = cli("status", "tempe", "--require", "deploy:autonomous")
+    assert result.exit_code == 1
+    assert "denied tempe deploy:autonomous" in result.stdout
+    assert "critical-never-autonomous" in result.stdout
+    assert "outside-crosswalk" in result.stdout and "31%" in result.stdout
+    assert audit_count(registry) == 1
+    assert cli("status", "tempe", "--require", "deploy:sandbox").exit_code == 0
+    assert audit_count(registry) == 2
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_status_json_for_one_and_all(cli, registry):
+    data = json.loads(cli("status", "--json").stdout)
+    by = {d["domain"]: d for d in data["decisions"]}
+    assert by["tempe"]["phase"] == "discovery" and by["tempe"]["allowed"] == ["train:grpo", "deploy:sandbox"]
+    assert by["acls"]["phase"] == "graduated" and "train:sft" in by["acls"]["allowed"]
+    assert "online:grpo" not in by["acls"]["allowed"]
+    one = json.loads(cli("status", "acls", "--json", "--require", "deploy:assisted").stdout)
+    assert one["ok"] is False and one["denied"] == [{"domain": "acls", "action": "deploy:assisted"}]
+    assert any("sign-offs 0 < 2" in u for u in one["decisions"][0]["actions"]["deploy:assisted"]["unmet"])
+
+
+def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry):
+    assert cli("approve", "acls", "--by", "Ann Lee", "--role", "resus-lead").exit_code == 0
+    dup = cli("approve", "acls", "--by", "ann lee", "--role", "other")
+    assert dup.exit_code == 2 and "already signed off" in dup.output
+    assert cli("status", "acls", "--require", "deploy:assisted").exit_code == 1
+    assert cli("approve", "acls", "--by", "Bob Diaz", "--role", "safety", "--note", "read it").exit_code == 0
+    assert cli("status", "acls", "--require", "deploy:assisted").exit_code == 0
+    assert cli("status", "acls", "--require", "online:grpo").exit_code == 1
+    assert audit_count(registry) == 5
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_explain_exit_codes(cli, registry):
+    result = cli("explain", "acls", "train:sft")
+    assert result.exit_code == 0 and "sft-only-after-graduation" in result.stdout
+    result = cli("explain", "tempe", "deploy:shadow", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["allowed"] is False and data["effect"] == "deny"
+    assert cli("explain", "tempe", "deploy:moon").exit_code == 2
+    assert cli("explain", "nope", "train:sft").exit_code == 2
+
+
+def test_junit_and_sarif_show_denied_actions_as_failed_checks(cli, registry):
+    result = cli("status", "--format", "junit", "--require", "deploy:autonomous")
+    assert result.exit_code == 1
+    root = ET.fromstring(result.stdout)
+    assert root.get("failures") == "2"
+    failure = root.find(".//testsuite[@name='tempe']/testcase/failure")
+    assert failure is not None and "critical" in failure.get("message")
+    sarif = json.loads(cli("status", "--format", "sarif").stdout)
+    results = sarif["runs"][0]["results"]
+    assert sarif["version"] == "2.1.0"
+    assert {"tempe", "acls"} == {r["properties"]["domain"] for r in results}
+    assert any(r["ruleId"] == "online-grpo-high-stakes" for r in results)
+
+
+def test_broken_policy_is_an_input_error_and_writes_nothing(cli, registry, project):
+    bad = project / "policies" / "default.yaml"
+    text_ = (REPO / "policies" / "default.yaml").read_text().replace("when: verifiers.substance_validated\n",
+                                                                     "when: verifiers.substance_validatd\n")
+    bad.write_text(text_)
+    result = cli("status", "--require", "deploy:sandbox")
+    assert result.exit_code == 2
+    assert "policies/default.yaml:" in result.output and "substance_validated" in result.output
+    assert audit_count(registry) == 0
+    assert cli("policy", "validate").exit_code == 2
+    data = json.loads(cli("policy", "validate", "--json").stdout)
+    assert data["valid"] is False and data["problems"][0]["field"] == "rules[0].when"
+    bad.unlink()
+    assert cli("policy", "validate").exit_code == 0
+
+
+def test_unknown_domain_and_format_are_input_errors(cli, registry):
+    assert cli("status", "nope").exit_code == 2
+    assert cli("status", "--format", "xml").exit_code == 2
+    assert cli("status", "--require", "deploy:everything").exit_code == 2
+
+
+def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp_path):
+    cli("status", "tempe", "--require", "deploy:autonomous")
+    cli("status", "acls", "--require", "train:sft")
+    data = json.loads(cli("status", "acls", "--json").stdout)
+    decision_id = data["decisions"][0]["decision_id"]
+    out = tmp_path / "att.json"
+    result = cli("audit", "export", decision_id[:16], "--out", str(out))
+    assert result.exit_code == 0
+    statement = json.loads(out.read_text())
+    assert statement["predicate"]["verificationResult"] == "PASSED"
+    assert statement["predicate"]["decision"]["action"] == "train:sft"
+    assert cli("audit", "export", "#1").exit_code == 0
+    with registry.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET domain = 'acls' WHERE seq = 1"))
+    result = cli("audit", "verify")
+    assert result.exit_code == 1 and "entry 1" in result.output
+    assert json.loads(cli("audit", "verify", "--json").stdout)["bad_seq"] == 1
+
+
+def test_policy_test_runs_the_shipped_cases_with_coverage(cli, project):
+    result = cli("policy", "test", str(REPO / "policies" / "tests"), "--policy", str(REPO / "policies" / "default.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "rule coverage 15/15" in result.stdout.replace("\n", " ")
+    case = project / "policies" / "tests" / "wrong.yaml"
+    case.parent.mkdir(parents=True, exist_ok=True)
+    case.write_text("cases:\n  - name: wrong\n    domain: {domain: x, title: x, risk: low, owners: [a]}\n"
+                    "    expect: {allow: [train:sft]}\n")
+    result = cli("policy", "test", "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["cases"][0]["failures"] and "grpo-needs-validated-verifier" in data["coverage"]["unexercised"]
+    case.write_text("cases:\n  - name: bad\n    domain: {domain: x, title: x, risk: low, owners: [a]}\n"
+                    "    expect: {allow: [train:sfx]}\n")
+    result = cli("policy", "test")
+    assert result.exit_code == 2 and "wrong.yaml:4" in result.output
+
+
+def test_policy_facts_lists_every_fact(cli):
+    data = json.loads(cli("policy", "facts", "--json").stdout)
+    paths = {f["path"] for f in data}
+    assert {"eval.wilson_lower", "data.symbols", "graduation.failing_slices", "phase"} <= paths
