@@ -190,6 +190,19 @@ def test_report_files_and_summary(report, project: Path):
     assert not list(out.rglob("*.tmp")), "atomic writes left temporary files behind"
 
 
+def test_report_shows_the_decisions_of_registry_status(report, project: Path, db_url: str):
+    from graduation.policy.model import load_policy
+    from graduation.policy.registry import decisions
+    from graduation.store import Database
+
+    db = Database(db_url)
+    expected = {r.decision.domain: (r.decision.phase, r.decision.allowed_actions)
+                for r in decisions(db, load_policy(None, project))}
+    db.dispose()
+    shown = {name: (d["phase"], d["allowed"]) for name, d in report.summary["by_domain"].items()}
+    assert shown == expected
+
+
 def test_overview_lists_phase_risk_and_actions(report, project: Path):
     html = report.index.read_text()
     rows = {a["data-domain"] for t, a in tags(html) if t == "tr" and "data-domain" in a}

@@ -449,14 +449,15 @@ def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | 
 
 
 def default_decider(project_root: Path, policy_path: Path | None = None) -> DecideFn:
-    """The policy engine's decision for a stored domain: ``decide(spec, evidence, policy)`` with the
-    project's policy (``policies/default.yaml``, else the packaged default) loaded once."""
-    from graduation.policy import decide, load_policy
+    """The decision `registry status` shows (``graduation.policy.registry.decision_in``), made inside the
+    report's read session so that the decision and the evidence shown beside it are the same snapshot."""
+    from graduation.policy.model import load_policy
+    from graduation.policy.registry import decision_in
 
     policy = load_policy(policy_path, project_root)
 
-    def decide_stored(_session, _version, spec, evidence) -> Mapping[str, Any]:
-        return decide(spec, evidence, policy).to_dict(facts=True)
+    def decide_stored(session, version, _spec, _evidence) -> Mapping[str, Any]:
+        return decision_in(session, version.domain, policy).decision.to_dict(facts=True)
 
     return decide_stored
 

@@ -260,14 +260,17 @@ def slice_chart(slices: Sequence[SliceBar], threshold: float | None, *, width: i
     return Markup("\n".join(out))
 
 
-def sparkline(values: Sequence[float], threshold: float | None, *, width: int = 120, height: int = 28) -> Markup:
+def sparkline(values: Sequence[float], threshold: float | None, *, width: int = 120, height: int = 34) -> Markup:
     """A tiny pass-rate trend for the overview table."""
     pad = 3
     out = _open("sparkline", width, height, "Pass rate trend",
                 f"{len(values)} rounds" + (f", newest {_pct(values[-1])}" if values else ""), rounds=len(values))
 
+    # zoomed to the range that matters (the lowest value or the bar, up to 100%) so a trend is visible
+    floor = max(0.0, min([*values, threshold if threshold is not None else 1.0, 0.9]) - 0.05)
+
     def y(v: float) -> float:
-        return pad + (height - 2 * pad) * (1 - max(0.0, min(1.0, v)))
+        return pad + (height - 2 * pad) * (1 - (max(floor, min(1.0, v)) - floor) / (1.0 - floor))
 
     def x(i: int) -> float:
         return width / 2 if len(values) <= 1 else pad + (width - 2 * pad) * i / (len(values) - 1)
