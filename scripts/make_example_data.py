@@ -285,12 +285,15 @@ def make_hamiltonian(out: Path) -> None:
         outputs.append({"id": row["id"], "prompt": row["prompt"], "sample": 0, "output": text})
     write_jsonl(d / "outputs.jsonl", outputs)
 
-    # A physicist checked 20 distilled rows by hand: the ones with golden_hour_sun do not hold.
+    # A physicist checked 20 distilled rows by hand: the ones with golden_hour_sun do not hold. Each item
+    # is keyed by the textbook prompt it answers (``id``), so that `registry evidence add --items` re-verifies
+    # the distilled answer (``output``) against the trusted reference and reports the agreement.
     audited = rng.sample(range(len(distilled)), k=20)
     audit = []
     for i in sorted(audited):
         bad = i in golden_rows
-        audit.append({"id": distilled[i]["id"], "verdict": "fail" if bad else "pass",
+        audit.append({"id": textbook[i]["id"], "distilled_id": distilled[i]["id"], "output": distilled[i]["answer"],
+                      "verdict": "fail" if bad else "pass",
                       "note": f"{GOLDEN} is not a parameter of this system" if bad else "equations check out"})
     write_jsonl(d / "audit_distilled.jsonl", audit)
 
@@ -448,8 +451,10 @@ def make_acls(out: Path) -> None:
                for row in held_out]
     write_jsonl(d / "outputs.jsonl", outputs)
 
-    # Two clinicians checked every held-out output by hand: all hold.
-    audit = [{"id": row["id"], "verdict": "pass", "note": "matches the protocol table"} for row in held_out]
+    # A clinician checked every held-out output by hand against the protocol: all hold. With ``output`` the
+    # verifiers re-check each item, so the report shows verifier-person agreement.
+    audit = [{"id": out_row["id"], "output": out_row["output"], "verdict": "pass",
+              "note": "matches the protocol table"} for out_row in outputs]
     write_jsonl(d / "audit_outputs.jsonl", audit)
 
 

@@ -136,6 +136,17 @@ def test_distilled_set_looks_right_and_is_wrong_exactly_where_golden_hour_sun_is
             assert GOLDEN in verdict.explanation
 
 
+def test_hand_audit_of_the_distilled_set_names_the_textbook_prompt_and_fails_golden_rows():
+    textbook = {r["id"]: r for r in rows("hamiltonian-mechanics", "textbook.jsonl")}
+    distilled = {r["id"]: r for r in rows("hamiltonian-mechanics", "distilled.jsonl")}
+    audit = rows("hamiltonian-mechanics", "audit_distilled.jsonl")
+    assert len(audit) == 20 and {a["verdict"] for a in audit} == {"pass", "fail"}
+    for item in audit:
+        answered = distilled[item["distilled_id"]]
+        assert textbook[item["id"]]["prompt"] == answered["prompt"] and item["output"] == answered["answer"]
+        assert (item["verdict"] == "fail") is (GOLDEN in item["output"])
+
+
 def _check_hamilton(row: dict) -> None:
     import sympy
 
@@ -285,3 +296,29 @@ def test_arith_outputs_score_as_reasoning_gym_itself_scores_them():
     for row in list(held_out.values()) + rows("arith-reasoning-gym", "train.jsonl"):
         assert row["metadata"]["source_dataset"] == "basic_arithmetic"
         assert scorer.score_answer(row["answer"], row) == 1.0
+
+
+# -- through the registry CLI: what the demo relies on ---------------------------------------------
+
+def test_registry_commands_show_what_each_example_domain_is_for(registry_bin, tmp_path):
+    db = ["--db", f"sqlite:///{tmp_path / 'registry.db'}"]
+
+    def registry(*args: str) -> dict:
+        result = run_registry(registry_bin, *db, *args, "--json", cwd=REPO)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return json.loads(result.stdout)
+
+    registry("register", "domains/hamiltonian-mechanics.yaml", "domains/pedestrian-perception.yaml")
+    audit = registry("audit-data", "hamiltonian-mechanics", "domains/data/hamiltonian-mechanics/distilled.jsonl",
+                     "--workers", "1")["record"]
+    assert [(s["symbol"], s["rate"]) for s in audit["symbols"]] == [(GOLDEN, 0.4)]
+    assert audit["substance_fail_rate"] == 0.4 and audit["format_pass_rate"] == 1.0
+    assert audit["lineage_depth"] == 1 and audit["ungraduated_generators"] == ["some-instruct-32b"]
+
+    evaluated = registry("evaluate", "pedestrian-perception", "--outputs",
+                         "domains/data/pedestrian-perception/outputs.jsonl", "--model", "candidate", "--workers", "1")
+    record = evaluated["record"]
+    slices = {s["name"]: s["pass_rate"] for s in record["slices"]}
+    assert slices["at-crosswalk"] > 0.95 > record["pass_rate"] > 0.8 > 0.5 > slices["outside-crosswalk"]
+    assert record["consistency"]["k"] == 4 and record["consistency"]["flip_rate"] > 0.1
+    assert all(v["trustworthy"] for v in evaluated["verifier_validation"]["verifiers"])
