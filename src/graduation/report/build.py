@@ -377,9 +377,11 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
     symbols: list[SymbolView] = []
     if newest_eval is not None:
         where = f"model outputs ({rounds[-1].label})"
-        symbols += [SymbolView(s.symbol, s.rate, s.rows, where, list(s.examples)) for s in newest_eval.symbols]
+        symbols += [SymbolView(s.symbol, s.rate, s.rows, where, _short_examples(s.examples, newest_eval.outputs_file))
+                    for s in newest_eval.symbols]
     for file, flags in audit_symbols.items():
-        symbols += [SymbolView(s.symbol, s.rate, s.rows, f"data: {file}", list(s.examples)) for s in flags]
+        symbols += [SymbolView(s.symbol, s.rate, s.rows, f"data: {file}", _short_examples(s.examples, file))
+                    for s in flags]
     symbols.sort(key=lambda s: (-s.rate, s.symbol))
 
     slices = [SliceBar(s.name, s.n, s.passed, s.pass_rate, s.wilson_lower)
@@ -417,6 +419,17 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
 
 
 RECENT_AUDIT = 8
+
+
+def _short_examples(examples: list[str], file: str | None) -> list[str]:
+    """``data/x.jsonl:12`` -> ``line 12`` when the file is already named beside it."""
+    out = []
+    for ex in examples:
+        if file and ex.startswith(f"{file}:") and ex[len(file) + 1:].isdigit():
+            out.append(f"line {ex[len(file) + 1:]}")
+        else:
+            out.append(ex)
+    return out
 
 
 def _audit_entry(row) -> AuditEntryView:

@@ -145,6 +145,11 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
             lower = " ".join(f"{_f(x(i))},{_f(y(r.wilson_lower))}" for i, r in reversed(list(enumerate(rounds))))
             out.append(f'<polygon data-mark="wilson-band" points="{upper} {lower}" fill="{BAND}" '
                        f'fill-opacity="0.6" stroke="none"><title>Wilson 95% interval</title></polygon>')
+        if count == 1:
+            r = rounds[0]
+            out.append(f'<rect data-mark="wilson-band" x="{_f(x(0) - 14)}" y="{_f(y(r.wilson_upper))}" width="28" '
+                       f'height="{_f(max(1.0, y(r.wilson_lower) - y(r.wilson_upper)))}" fill="{BAND}" '
+                       f'fill-opacity="0.6"><title>Wilson 95% interval</title></rect>')
         for i, r in enumerate(rounds):
             cx = x(i)
             out.append(f'<line x1="{_f(cx)}" x2="{_f(cx)}" y1="{_f(y(r.wilson_lower))}" '
