@@ -185,6 +185,22 @@ def test_hamiltonian_verifier_rejects_every_control_and_scores_the_outputs_seven
     assert any(o["output"] != held_out[o["id"]]["answer"] and ok for o, ok in zip(outputs, verdicts))
 
 
+@pytest.mark.parametrize(("output", "ok"), [
+    ("dq/dt = 0.5*p, dp/dt = -3*q", True),
+    ("Hamilton's equations: dq/dt = p/2; dp/dt = -q*3.", True),
+    ("dq/dt = (sin(q)**2 + cos(q)**2)*p/2, dp/dt = -3*q", True),
+    ("dq/dt = p/2 + 0.000000000001, dp/dt = -3*q", False),
+    ("dq/dt = p/2 + ((10**-12)**12)**2, dp/dt = -3*q", False),
+    ("dq/dt = p/2, dp/dt = -3*q - golden_hour_sun*p", False),
+    ("dq/dt = p/2, dp/dt = -3*q, dr/dt = 0", False),
+    ("dq/dt = p/2", False),
+])
+def test_hamiltonian_verifier_is_exact_about_mathematics_not_spelling(output, ok):
+    from domains.verifiers.hamiltonian import check
+
+    assert check(output, "dq/dt = p/2, dp/dt = -3*q", {"hamiltonian": "p**2/4 + 3*q**2/2"})[0] is ok
+
+
 @pytest.mark.parametrize("hostile", [
     "__import__('os').system('touch /tmp/pwned')",
     "dq/dt = __import__('os').getcwd(), dp/dt = -q",
