@@ -202,8 +202,8 @@ def test_hamiltonian_verifier_is_exact_about_mathematics_not_spelling(output, ok
 
 
 @pytest.mark.parametrize("hostile", [
-    "__import__('os').system('touch /tmp/pwned')",
-    "dq/dt = __import__('os').getcwd(), dp/dt = -q",
+    "__import__('os').system('touch /tmp/graduation-example-pwned')",
+    "dq/dt = __import__('os').system('touch /tmp/graduation-example-pwned'), dp/dt = -q",
     "dq/dt = p.__class__, dp/dt = -q",
     "dq/dt = " + "(" * 50_000 + "p" + ")" * 50_000 + ", dp/dt = -q",
     "dq/dt = 9**9**9**9, dp/dt = -q",
@@ -213,10 +213,12 @@ def test_hamiltonian_verifier_is_exact_about_mathematics_not_spelling(output, ok
     "dq/dt = p\udcff, dp/dt = -q",
 ])
 def test_hamiltonian_verifier_never_evaluates_hostile_output(hostile):
+    marker = Path("/tmp/graduation-example-pwned")
+    marker.unlink(missing_ok=True)
     equations = verifier("hamiltonian-mechanics", "equations")
     verdict = equations(hostile, "dq/dt = p, dp/dt = -q", {"hamiltonian": "p**2/2 + q**2/2"})
     assert verdict.verdict in ("fail", "error"), verdict
-    assert not Path("/tmp/pwned").exists()
+    assert not marker.exists()
 
 
 # -- acls-cardiac-arrest ---------------------------------------------------------------------------
