@@ -261,9 +261,7 @@ def make_hamiltonian(out: Path) -> None:
     for i, (row, system) in enumerate(zip(textbook, train_systems)):
         eqs = hamilton_equations(system["H"], system["coords"], system["momenta"])
         answer = _inject_golden(eqs, rng) if i in golden_rows else _equivalent_rewrite(eqs, rng)
-        distilled.append({"id": f"ham-{2000 + i:04d}", "system": row["system"], "hamiltonian": row["hamiltonian"],
-                          "coordinates": row["coordinates"], "momenta": row["momenta"], "prompt": row["prompt"],
-                          "answer": answer})
+        distilled.append({**row, "id": f"ham-{2000 + i:04d}", "answer": answer})
     write_jsonl(d / "distilled.jsonl", distilled)
 
     controls = []
@@ -292,9 +290,9 @@ def make_hamiltonian(out: Path) -> None:
     audit = []
     for i in sorted(audited):
         bad = i in golden_rows
-        audit.append({"id": textbook[i]["id"], "distilled_id": distilled[i]["id"], "output": distilled[i]["answer"],
-                      "verdict": "fail" if bad else "pass",
-                      "note": f"{GOLDEN} is not a parameter of this system" if bad else "equations check out"})
+        note = f"{GOLDEN} is not a parameter of this system" if bad else "equations check out"
+        audit.append({"id": textbook[i]["id"], "distilled_id": distilled[i]["id"],
+                      "output": distilled[i]["answer"], "verdict": "fail" if bad else "pass", "note": note})
     write_jsonl(d / "audit_distilled.jsonl", audit)
 
 
@@ -325,14 +323,16 @@ ACLS_PROTOCOL = {
 }
 
 RHYTHM_TEXT = {"VF": "ventricular fibrillation", "pVT": "pulseless ventricular tachycardia",
-               "asystole": "asystole", "PEA": "pulseless electrical activity", "ROSC": "an organized rhythm with a palpable pulse"}
+               "asystole": "asystole", "PEA": "pulseless electrical activity",
+               "ROSC": "an organized rhythm with a palpable pulse"}
 
 
 def acls_decision(rhythm: str, shocks: int, epi_minutes_ago: int | None, amiodarone_doses: int) -> dict:
     """The protocol table, applied: what to do at this rhythm check."""
     epinephrine = {"drug": "epinephrine", "dose_mg": 1, "route": "IV/IO"}
     if rhythm == "ROSC":
-        return {"rhythm": rhythm, "shock": False, "cpr_minutes": 0, "drugs": [], "next": "post_cardiac_arrest_care"}
+        return {"rhythm": rhythm, "shock": False, "cpr_minutes": 0, "drugs": [],
+                "next": "post_cardiac_arrest_care"}
     drugs: list[dict] = []
     if rhythm in ("VF", "pVT"):
         if shocks == 1 and epi_minutes_ago is None:
@@ -340,7 +340,8 @@ def acls_decision(rhythm: str, shocks: int, epi_minutes_ago: int | None, amiodar
         elif shocks == 2 and amiodarone_doses == 0:
             drugs.append({"drug": "amiodarone", "dose_mg": 300, "route": "IV/IO", "timing": "now_first_dose"})
         elif shocks >= 4 and amiodarone_doses == 1:
-            drugs.append({"drug": "amiodarone", "dose_mg": 150, "route": "IV/IO", "timing": "now_second_dose"})
+            drugs.append({"drug": "amiodarone", "dose_mg": 150, "route": "IV/IO",
+                          "timing": "now_second_dose"})
         elif shocks >= 1 and epi_minutes_ago is not None and epi_minutes_ago >= 3:
             drugs.append({**epinephrine, "timing": "now_repeat_every_3_5_min"})
         return {"rhythm": rhythm, "shock": True, "cpr_minutes": 2, "drugs": drugs, "next": "rhythm_check"}
@@ -429,8 +430,9 @@ def make_acls(out: Path) -> None:
         answer = row["answer"]
         wrong_shock = {**answer, "shock": not answer["shock"]} if answer["rhythm"] != "ROSC" else \
             {**answer, "cpr_minutes": 2, "next": "rhythm_check"}
-        controls.append({"id": row["id"], "prompt": row["prompt"], "answer": answer, "output": json.dumps(wrong_shock),
-                         "mistake": "shock decision inverted" if answer["rhythm"] != "ROSC" else "CPR continued after ROSC"})
+        mistake = "shock decision inverted" if answer["rhythm"] != "ROSC" else "CPR continued after ROSC"
+        controls.append({"id": row["id"], "prompt": row["prompt"], "answer": answer,
+                         "output": json.dumps(wrong_shock), "mistake": mistake})
         if answer["drugs"]:
             first = answer["drugs"][0]
             dose = {"epinephrine": 10, "amiodarone": 450}[first["drug"]]
@@ -443,12 +445,12 @@ def make_acls(out: Path) -> None:
         elif answer["rhythm"] in ("VF", "pVT"):
             extra = {**answer, "drugs": [{"drug": "epinephrine", "dose_mg": 1, "route": "IV/IO",
                                           "timing": "now_repeat_every_3_5_min"}]}
-            controls.append({"id": row["id"], "prompt": row["prompt"], "answer": answer, "output": json.dumps(extra),
-                             "mistake": "epinephrine given too early"})
+            controls.append({"id": row["id"], "prompt": row["prompt"], "answer": answer,
+                             "output": json.dumps(extra), "mistake": "epinephrine given too early"})
     write_jsonl(d / "known_wrong.jsonl", controls)
 
-    outputs = [{"id": row["id"], "prompt": row["prompt"], "sample": 0, "output": _shuffled_json(row["answer"], rng)}
-               for row in held_out]
+    outputs = [{"id": row["id"], "prompt": row["prompt"], "sample": 0,
+                "output": _shuffled_json(row["answer"], rng)} for row in held_out]
     write_jsonl(d / "outputs.jsonl", outputs)
 
     # A clinician checked every held-out output by hand against the protocol: all hold. With ``output`` the
@@ -475,10 +477,12 @@ def _track_frames(rng: random.Random, track: int, label: str, at_crosswalk: bool
     for frame in range(frames):
         jitter = lambda v, f: round(max(0.05, v * (1 + rng.uniform(-f, f))), 2)
         row = {"id": f"trk-{track:03d}-f{frame}", "track": track, "frame": frame,
-               "speed_mps": jitter(speed, 0.08), "length_m": jitter(length, 0.05), "width_m": jitter(width, 0.05),
-               "heading_deg": (heading + rng.randrange(-6, 7)) % 360, "at_crosswalk": at_crosswalk}
-        row["prompt"] = (f"Track {track}, frame {frame}: speed {row['speed_mps']} m/s, length {row['length_m']} m, "
-                         f"width {row['width_m']} m, heading {row['heading_deg']} deg, at crosswalk: "
+               "speed_mps": jitter(speed, 0.08), "length_m": jitter(length, 0.05),
+               "width_m": jitter(width, 0.05), "heading_deg": (heading + rng.randrange(-6, 7)) % 360,
+               "at_crosswalk": at_crosswalk}
+        row["prompt"] = (f"Track {track}, frame {frame}: speed {row['speed_mps']} m/s, "
+                         f"length {row['length_m']} m, width {row['width_m']} m, "
+                         f"heading {row['heading_deg']} deg, at crosswalk: "
                          f"{'yes' if at_crosswalk else 'no'}. Classify the road user: pedestrian, vehicle, "
                          "bicycle or unknown.")
         row["answer"] = label
@@ -531,8 +535,8 @@ def make_pedestrian(out: Path) -> None:
     for row in held_out[::8]:
         for wrong in LABELS:
             if wrong != row["answer"]:
-                controls.append({"id": row["id"], "prompt": row["prompt"], "answer": row["answer"], "output": wrong,
-                                 "mistake": f"{row['answer']} labelled {wrong}"})
+                controls.append({"id": row["id"], "prompt": row["prompt"], "answer": row["answer"],
+                                 "output": wrong, "mistake": f"{row['answer']} labelled {wrong}"})
     write_jsonl(d / "known_wrong.jsonl", controls)
 
 
@@ -601,7 +605,8 @@ def generate(out: Path, domains: list[str] | None = None) -> list[Path]:
         GENERATORS[name](out)
     files = sorted(p for name in names for p in (out / name).rglob("*") if p.is_file())
     if not domains:
-        write_json(out / MANIFEST, {"generator": "scripts/make_example_data.py", "versions": generator_versions(),
+        write_json(out / MANIFEST, {"generator": "scripts/make_example_data.py",
+                                    "versions": generator_versions(),
                                     "files": {p.relative_to(out).as_posix(): _digest(p) for p in files}})
     return files
 
@@ -628,7 +633,8 @@ def check(out: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write (default: domains/data)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="where to write (default: domains/data)")
     parser.add_argument("--domain", action="append", choices=sorted(GENERATORS), help="only this domain")
     parser.add_argument("--check", action="store_true", help="compare the files under --out with a fresh run")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""The example domains: valid declarations, reproducible data, and data that shows what it is meant to show."""
+"""The example domains: valid declarations, reproducible data, and data that shows what it is meant to."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ def _check_hamilton(row: dict) -> None:
 
 
 def test_ground_truth_equations_are_hamiltons_equations_of_the_stated_hamiltonian():
-    ground_truth = rows("hamiltonian-mechanics", "textbook.jsonl") + rows("hamiltonian-mechanics", "eval.jsonl")
+    ground_truth = [*rows("hamiltonian-mechanics", "textbook.jsonl"), *rows("hamiltonian-mechanics", "eval.jsonl")]
     assert len(ground_truth) == 144
     assert len({r["hamiltonian"] for r in ground_truth}) == 144  # held-out systems are not training systems
     assert len({r["system"] for r in ground_truth}) >= 10
@@ -179,7 +179,8 @@ def test_hamiltonian_verifier_rejects_every_control_and_scores_the_outputs_seven
         assert not equations(control["output"], control["answer"], control).passed, control
     held_out = {r["id"]: r for r in rows("hamiltonian-mechanics", "eval.jsonl")}
     outputs = rows("hamiltonian-mechanics", "outputs.jsonl")
-    verdicts = [equations(o["output"], held_out[o["id"]]["answer"], held_out[o["id"]]).passed for o in outputs]
+    verdicts = [equations(o["output"], held_out[o["id"]]["answer"], held_out[o["id"]]).passed
+                for o in outputs]
     assert (sum(verdicts), len(verdicts)) == (7, 8)
     # Right answers written differently from the reference still pass: the check is mathematical.
     assert any(o["output"] != held_out[o["id"]]["answer"] and ok for o, ok in zip(outputs, verdicts))
@@ -229,7 +230,7 @@ def test_acls_ground_truth_follows_the_protocol_and_outputs_verify():
     acls = spec("acls-cardiac-arrest")
     schema = next(v for v in acls.verifiers if v.name == "answer-schema").options["schema"]
     assert next(v for v in acls.verifiers if v.name == "protocol-match").options["schema"] == schema
-    scenarios = rows("acls-cardiac-arrest", "protocol_scenarios.jsonl") + rows("acls-cardiac-arrest", "eval.jsonl")
+    scenarios = [*rows("acls-cardiac-arrest", "protocol_scenarios.jsonl"), *rows("acls-cardiac-arrest", "eval.jsonl")]
     seen = Counter()
     for row in scenarios:
         answer = row["answer"]
@@ -246,7 +247,8 @@ def test_acls_ground_truth_follows_the_protocol_and_outputs_verify():
         elif row["rhythm"] in ("asystole", "PEA"):
             assert answer["shock"] is False
             if row["epinephrine_minutes_ago"] is None:
-                assert answer["drugs"] == [{"drug": "epinephrine", "dose_mg": 1, "route": "IV/IO", "timing": "asap"}]
+                asap = {"drug": "epinephrine", "dose_mg": 1, "route": "IV/IO", "timing": "asap"}
+                assert answer["drugs"] == [asap]
         else:
             assert answer == {"rhythm": "ROSC", "shock": False, "cpr_minutes": 0, "drugs": [],
                               "next": "post_cardiac_arrest_care"}
@@ -290,7 +292,8 @@ def test_pedestrian_outputs_hide_a_failing_slice_and_flip_labels_behind_a_good_a
 
     assert flip_rate(True) <= 0.05 and flip_rate(False) >= 0.5
     # Frame to frame on one mid-block pedestrian track, the first sample's label changes.
-    track = next(r["track"] for r in held_out.values() if not r["at_crosswalk"] and r["answer"] == "pedestrian")
+    track = next(r["track"] for r in held_out.values()
+                 if not r["at_crosswalk"] and r["answer"] == "pedestrian")
     by_frame = [labels[i][0] for i, r in sorted(held_out.items()) if r["track"] == track]
     assert len(set(by_frame)) > 1 and set(by_frame) & {"vehicle", "bicycle", "unknown"}
 
@@ -308,7 +311,8 @@ def test_arith_outputs_score_as_reasoning_gym_itself_scores_them():
     for o in outputs:
         row = held_out[o["id"]]
         ours.append(gym(o["output"], row["answer"], row).passed)
-        theirs.append(scorer.score_answer(o["output"], {"answer": row["answer"], "metadata": row["metadata"]}) == 1.0)
+        entry = {"answer": row["answer"], "metadata": row["metadata"]}
+        theirs.append(scorer.score_answer(o["output"], entry) == 1.0)
         assert ours[-1] is (not o["planted_error"])
     assert ours == theirs and sum(ours) == 34 and len(ours) == 40
     for row in list(held_out.values()) + rows("arith-reasoning-gym", "train.jsonl"):
@@ -327,14 +331,15 @@ def test_registry_commands_show_what_each_example_domain_is_for(registry_bin, tm
         return json.loads(result.stdout)
 
     registry("register", "domains/hamiltonian-mechanics.yaml", "domains/pedestrian-perception.yaml")
-    audit = registry("audit-data", "hamiltonian-mechanics", "domains/data/hamiltonian-mechanics/distilled.jsonl",
-                     "--workers", "1")["record"]
+    audit = registry("audit-data", "hamiltonian-mechanics",
+                     "domains/data/hamiltonian-mechanics/distilled.jsonl", "--workers", "1")["record"]
     assert [(s["symbol"], s["rate"]) for s in audit["symbols"]] == [(GOLDEN, 0.4)]
     assert audit["substance_fail_rate"] == 0.4 and audit["format_pass_rate"] == 1.0
     assert audit["lineage_depth"] == 1 and audit["ungraduated_generators"] == ["some-instruct-32b"]
 
     evaluated = registry("evaluate", "pedestrian-perception", "--outputs",
-                         "domains/data/pedestrian-perception/outputs.jsonl", "--model", "candidate", "--workers", "1")
+                         "domains/data/pedestrian-perception/outputs.jsonl", "--model", "candidate",
+                         "--workers", "1")
     record = evaluated["record"]
     slices = {s["name"]: s["pass_rate"] for s in record["slices"]}
     assert slices["at-crosswalk"] > 0.95 > record["pass_rate"] > 0.8 > 0.5 > slices["outside-crosswalk"]

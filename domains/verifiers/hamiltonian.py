@@ -145,7 +145,8 @@ class _Parser:
                 raise ParseError(f"exponents must be small rational constants, got {str(exponent)[:40]}")
             if base == 0 and exponent < 0:
                 raise ParseError("division by zero")
-            if base.is_Rational and max(len(str(abs(base.p))), len(str(base.q))) * abs(exponent) > MAX_RESULT_DIGITS:
+            digits = max(len(str(abs(base.p))), len(str(base.q))) if base.is_Rational else 0
+            if digits * abs(exponent) > MAX_RESULT_DIGITS:
                 raise ParseError("number too large")
             return base ** exponent
         return base
