@@ -163,7 +163,7 @@ def _check_hamilton(row: dict) -> None:
 
 
 def test_ground_truth_equations_are_hamiltons_equations_of_the_stated_hamiltonian():
-    ground_truth = [*rows("hamiltonian-mechanics", "textbook.jsonl"), *rows("hamiltonian-mechanics", "eval.jsonl")]
+    ground_truth = [row for name in ("textbook.jsonl", "eval.jsonl") for row in rows("hamiltonian-mechanics", name)]
     assert len(ground_truth) == 144
     assert len({r["hamiltonian"] for r in ground_truth}) == 144  # held-out systems are not training systems
     assert len({r["system"] for r in ground_truth}) >= 10
@@ -230,7 +230,7 @@ def test_acls_ground_truth_follows_the_protocol_and_outputs_verify():
     acls = spec("acls-cardiac-arrest")
     schema = next(v for v in acls.verifiers if v.name == "answer-schema").options["schema"]
     assert next(v for v in acls.verifiers if v.name == "protocol-match").options["schema"] == schema
-    scenarios = [*rows("acls-cardiac-arrest", "protocol_scenarios.jsonl"), *rows("acls-cardiac-arrest", "eval.jsonl")]
+    scenarios = [row for name in ("protocol_scenarios.jsonl", "eval.jsonl") for row in rows("acls-cardiac-arrest", name)]
     seen = Counter()
     for row in scenarios:
         answer = row["answer"]
