@@ -19,9 +19,13 @@ GENERATOR = REPO / "scripts" / "make_example_data.py"
 GOLDEN = "golden_hour_sun"
 
 
-def rows(domain: str, name: str) -> list[dict]:
-    with (DATA / domain / name).open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def rows(domain: str, *names: str) -> list[dict]:
+    """The rows of one or more JSONL files of a domain, in order."""
+    found = []
+    for name in names:
+        with (DATA / domain / name).open(encoding="utf-8") as fh:
+            found += [json.loads(line) for line in fh if line.strip()]
+    return found
 
 
 def spec(domain: str):
@@ -163,7 +167,7 @@ def _check_hamilton(row: dict) -> None:
 
 
 def test_ground_truth_equations_are_hamiltons_equations_of_the_stated_hamiltonian():
-    ground_truth = [row for name in ("textbook.jsonl", "eval.jsonl") for row in rows("hamiltonian-mechanics", name)]
+    ground_truth = rows("hamiltonian-mechanics", "textbook.jsonl", "eval.jsonl")
     assert len(ground_truth) == 144
     assert len({r["hamiltonian"] for r in ground_truth}) == 144  # held-out systems are not training systems
     assert len({r["system"] for r in ground_truth}) >= 10
@@ -230,7 +234,7 @@ def test_acls_ground_truth_follows_the_protocol_and_outputs_verify():
     acls = spec("acls-cardiac-arrest")
     schema = next(v for v in acls.verifiers if v.name == "answer-schema").options["schema"]
     assert next(v for v in acls.verifiers if v.name == "protocol-match").options["schema"] == schema
-    scenarios = [row for name in ("protocol_scenarios.jsonl", "eval.jsonl") for row in rows("acls-cardiac-arrest", name)]
+    scenarios = rows("acls-cardiac-arrest", "protocol_scenarios.jsonl", "eval.jsonl")
     seen = Counter()
     for row in scenarios:
         answer = row["answer"]
