@@ -82,16 +82,57 @@ def test_unknown_formats_and_missing_files(tmp_path):
         read_rows(tmp_path / "broken.parquet", display="broken.parquet")
 
 
-def test_memory_stays_flat_on_a_large_jsonl(tmp_path):
+def test_memory_stays_flat_on_a_large_jsonl(tmp_path, monkeypatch):
     import tracemalloc
 
-    path = tmp_path / "big.jsonl"
-    with path.open("w") as fh:
-        for i in range(100_000):
-            fh.write(json.dumps({"prompt": f"p{i}", "answer": "x" * 50}) + "\n")
-    tracemalloc.start()
-    count = sum(1 for _ in iter_rows(path))
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    assert count == 100_000
-    assert peak < 2_000_000  # the file is ~8 MB; we hold one row at a time
+    from graduation import data
+
+    monkeypatch.setattr(data, "PIECE_BYTES", 512 << 10)
+    monkeypatch.setattr(data, "FAST_MIN_BYTES", 64 << 10)
+
+    def peak_for(rows: int) -> int:
+        path = tmp_path / f"big{rows}.jsonl"
+        with path.open("w") as fh:
+            for i in range(rows):
+                fh.write(json.dumps({"prompt": f"p{i}", "answer": "x" * 50}) + "\n")
+        tracemalloc.start()
+        count = sum(1 for _ in iter_rows(path))
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert count == rows
+        return peak
+
+    small, large = peak_for(20_000), peak_for(80_000)  # ~1.6 MB and ~6.5 MB
+    assert large < small * 1.3  # one piece at a time, not the file
+    assert large < 16_000_000
+
+
+def test_fast_and_careful_jsonl_paths_agree(tmp_path):
+    from graduation.data import split_ranges
+
+    rows = [{"prompt": f"p{i}", "answer": str(i), "n": i, "ok": i % 2 == 0, "tags": ["a", "b"]} for i in range(30_000)]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    path = tmp_path / "fast.jsonl"
+    path.write_text(text)
+    got = list(iter_rows(path))
+    assert [r for _, r in got] == rows and got[-1][0] == 30_000
+    # a null, a missing field, a blank line and a bad row in the middle: read line by line there
+    lines = text.splitlines()
+    lines[10] = '{"prompt": "p10", "answer": null}'
+    lines[20] = '{"prompt": "p20"}'
+    lines.insert(25_000, "")
+    lines[29_000] = "{broken"
+    path.write_text("\n".join(lines) + "\n")
+    report = ReadReport("fast.jsonl")
+    got = dict(iter_rows(path, report))
+    assert got[11] == {"prompt": "p10", "answer": None} and got[21] == {"prompt": "p20"}
+    assert report.problems == [(29_001, "not valid JSON (Expecting property name enclosed in double quotes at column 2)")]
+    assert got[30_001]["prompt"] == "p29999"
+    ranges = split_ranges(path, 3)
+    assert ranges[0][0] == 0 and ranges[-1][1] == path.stat().st_size
+    from graduation.data import iter_jsonl_range
+
+    joined = {}
+    for start, end, first in ranges:
+        joined.update(iter_jsonl_range(path, ReadReport("x"), start, end, first))
+    assert joined == got

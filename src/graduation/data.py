@@ -102,29 +102,128 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+PIECE_BYTES = 4 << 20
+FAST_MIN_BYTES = 64 << 10
+_ARROW_SIMPLE = ("string", "large_string", "int64", "double", "bool")
+_BLANKISH = (b"\n\n", b"\n\r", b"\n ", b"\n\t")  # a blank line, or one that starts with white space
+
+
 def _jsonl(path: Path, report: ReadReport) -> Iterator[tuple[int, dict]]:
-    loads = json.loads
+    yield from iter_jsonl_range(path, report)
+
+
+def split_ranges(path: Path | str, parts: int) -> list[tuple[int, int, int]]:
+    """Cut a JSONL file into ``parts`` byte ranges on line boundaries: (start, end, first line number)."""
+    path = Path(path)
+    size = path.stat().st_size
+    cuts = [0]
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("utf-8", "surrogateescape")
-            if not text.strip():
-                continue
-            try:
-                value = loads(text)
-            except RecursionError:
-                report.add(number, "JSON nested too deeply")
-                continue
-            except ValueError as exc:
-                report.add(number, f"not valid JSON ({exc.msg} at column {exc.colno})"
-                           if isinstance(exc, json.JSONDecodeError) else f"not valid JSON ({exc})")
-                continue
-            if type(value) is dict:
-                yield number, value
+        for k in range(1, parts):
+            fh.seek(max(cuts[-1], size * k // parts))
+            fh.readline()
+            cuts.append(min(fh.tell(), size))
+    cuts.append(size)
+    cuts = sorted(set(cuts))
+    ranges, line = [], 1
+    with path.open("rb") as fh:
+        for a, b in zip(cuts, cuts[1:]):
+            ranges.append((a, b, line))
+            fh.seek(a)
+            remaining = b - a
+            while remaining > 0:
+                block = fh.read(min(PIECE_BYTES, remaining))
+                remaining -= len(block)
+                line += block.count(b"\n")
+    return ranges
+
+
+def iter_jsonl_range(path: Path, report: ReadReport, start: int = 0, end: int | None = None,
+                     first_line: int = 1) -> Iterator[tuple[int, dict]]:
+    """Rows of a JSONL file (or of the byte range [start, end) that begins at ``first_line``).
+
+    The file is read in pieces of a few MB cut at line ends. A piece with no blank line is handed to pyarrow's
+    JSON reader, several times faster than ``json.loads`` per line; a piece that pyarrow refuses, or would
+    read differently from the standard library (missing or null fields, types it reinterprets, invalid
+    UTF-8), is read line by line, so that every problem is reported with its line number.
+    """
+    end = path.stat().st_size if end is None else end
+    line = first_line
+    with path.open("rb") as fh:
+        fh.seek(start)
+        position, rest = start, b""
+        while position < end or rest:
+            block = fh.read(min(PIECE_BYTES, end - position)) if position < end else b""
+            position += len(block)
+            data = rest + block
+            if position < end:
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:  # one line longer than a piece: keep reading
+                    rest = data
+                    continue
+                piece, rest = data[:cut], data[cut:]
             else:
-                _object_or_problem(value, number, report)
+                piece, rest = data, b""
+            del data, block
+            rows = _arrow_rows(piece) if len(piece) >= FAST_MIN_BYTES else None
+            if rows is not None:
+                for offset, row in enumerate(rows):
+                    yield line + offset, row
+            else:
+                yield from _lines(piece, line, report)
+            rows = None
+            line += piece.count(b"\n")
+
+
+def _arrow_rows(piece: bytes) -> list[dict] | None:
+    if piece[:1] in b"\n\r\t " or any(mark in piece for mark in _BLANKISH):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        table = pj.read_json(pa.BufferReader(piece), read_options=pj.ReadOptions(use_threads=False,
+                                                                                 block_size=len(piece) + 1))
+    except Exception:  # malformed rows, invalid UTF-8, ...: the line reader names them
+        return None
+    if not all(_simple_type(field.type) for field in table.schema):
+        return None
+    if any(column.null_count for column in table.columns):
+        return None
+    return table.to_pylist()
+
+
+def _simple_type(arrow_type) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_struct(arrow_type):
+        return False  # nested objects: pyarrow would fill missing keys with nulls
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return _simple_type(arrow_type.value_type)
+    return str(arrow_type) in _ARROW_SIMPLE
+
+
+def _lines(piece: bytes, first_line: int, report: ReadReport) -> Iterator[tuple[int, dict]]:
+    loads = json.loads
+    for number, raw in enumerate(piece.split(b"\n"), first_line):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "surrogateescape")
+        if not text.strip():
+            continue
+        try:
+            value = loads(text)
+        except RecursionError:
+            report.add(number, "JSON nested too deeply")
+            continue
+        except ValueError as exc:
+            report.add(number, f"not valid JSON ({exc.msg} at column {exc.colno})"
+                       if isinstance(exc, json.JSONDecodeError) else f"not valid JSON ({exc})")
+            continue
+        if type(value) is dict:
+            yield number, value
+        else:
+            _object_or_problem(value, number, report)
 
 
 def _json(path: Path, report: ReadReport, chunk: int = 1 << 20) -> Iterator[tuple[int, dict]]:

@@ -42,9 +42,12 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
     cache: dict[Any, str] = {}
 
     def check(output: Any, reference: Any, row=None) -> Verdict:
-        text, refused = text_of(output, limit=limit)
-        if refused is not None:
-            return refused
+        if type(output) is str and len(output) <= limit and output.isascii():
+            text = output
+        else:
+            text, refused = text_of(output, limit=limit)
+            if refused is not None:
+                return refused
         if extractor is not None:
             text = extractor(text)
             if text is None:
@@ -57,7 +60,7 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
                 cache[ref] = want
         got = normalise(text)
         if got == want:
-            return Verdict("pass", 1.0, text if len(text) <= 200 else None, None)
+            return Verdict("pass", 1.0, got if len(got) <= 200 else None, None)
         return Verdict("fail", 0.0, text[:200], f"expected {want[:80]!r}")
 
     return check

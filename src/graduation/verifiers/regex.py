@@ -8,6 +8,27 @@ from graduation.errors import VerifierError
 from graduation.verifiers.base import Check, Verdict, text_of, verifier
 
 
+def _fast_matcher(full_match: bool):
+    """Match/no-match straight from re2's compiled program, skipping the wrapper's span bookkeeping.
+
+    The wrapper's ``search`` costs ~7 µs a call, the program's ``Match`` under 1 µs; when this re2 build does
+    not expose them, ``None`` sends callers to the public API.
+    """
+    import re2
+
+    anchor_type = getattr(re2, "_Anchor", None)
+    if anchor_type is None or not hasattr(re2.compile("x"), "_regexp"):
+        return None
+    anchor = anchor_type.ANCHOR_BOTH if full_match else anchor_type.UNANCHORED
+    null = (-1, -1)
+
+    def matches(rx, text: str) -> bool:
+        data = text.encode("utf-8")
+        return rx._regexp.Match(anchor, data, 0, len(data))[0] != null
+
+    return matches
+
+
 @verifier("regex", isolated=False)
 def regex(*, pattern: str, full_match: bool = False, case_sensitive: bool = True, strip: bool = False,
           max_chars: int = 1_000_000) -> Check:
@@ -47,16 +68,24 @@ def regex(*, pattern: str, full_match: bool = False, case_sensitive: bool = True
                 per_reference[ref] = found
         return found
 
+    matcher = _fast_matcher(full_match)
+    failed = Verdict("fail", 0.0, None, f"does not match {pattern[:80]!r}")
+    passed = Verdict("pass", 1.0, None, None)
+
     def check(output: Any, reference: Any, row=None) -> Verdict:
-        text, refused = text_of(output, limit=limit)
-        if refused is not None:
-            return refused
+        if type(output) is str and len(output) <= limit and output.isascii():
+            text = output
+        else:
+            text, refused = text_of(output, limit=limit)
+            if refused is not None:
+                return refused
         if strip:
             text = text.strip()
         rx = compiled_for(reference)
-        match = rx.fullmatch(text) if full_match else rx.search(text)
-        if match is None:
-            return Verdict("fail", 0.0, None, f"does not match {pattern[:80]!r}")
-        return Verdict("pass", 1.0, None, None)
+        if matcher is not None:
+            found = matcher(rx, text)
+        else:
+            found = (rx.fullmatch(text) if full_match else rx.search(text)) is not None
+        return passed if found else failed
 
     return check
