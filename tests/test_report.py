@@ -320,6 +320,21 @@ def test_cli_report_json(cli, project: Path, db_url: str, tmp_path: Path):
     assert str(project / "registry" / "reports" / "index.html") in plain.stdout.replace("\n", "")
 
 
+def test_cli_report_on_an_empty_registry(cli, project: Path, db_url: str):
+    from graduation.store import Database
+
+    Database(db_url).dispose()  # an empty, migrated registry
+    result = cli("report", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(result.stdout)
+    assert data["summary"]["domains"] == 0 and data["summary"]["audit_chain_ok"] is None
+    index = Path(data["index"]).read_text()
+    assert "No domains registered yet" in index
+    assert data["pages"] == [data["index"]]
+
+
 # -- the real browser ---------------------------------------------------------------------------------
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from graduation.report.svg import GapRow, RoundPoint, SliceBar, wilson_interval
 
 REPORT_DIR = Path("registry") / "reports"
 TEMPLATES = Path(__file__).parent / "templates"
+
+RECENT_AUDIT = 8  # decision-log entries listed per domain
 
 #: ``(session, version_row, spec, evidence) -> decision as a dict`` (see ``DecisionView.from_dict``).
 DecideFn = Callable[[Any, Any, Any, list], Mapping[str, Any]]
@@ -418,9 +420,6 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
         jobs=job_views, audit=audit, evidence_count=len(evs))
 
 
-RECENT_AUDIT = 8
-
-
 def _short_examples(examples: list[str], file: str | None) -> list[str]:
     """``data/x.jsonl:12`` -> ``line 12`` when the file is already named beside it."""
     out = []
@@ -488,7 +487,6 @@ def environment():
     env.filters["pct"] = lambda x, digits=0: "–" if x is None else f"{100 * float(x):.{digits}f}%"
     env.filters["num"] = lambda x, digits=2: "–" if x is None else f"{float(x):.{digits}f}"
     env.filters["signed"] = lambda x, digits=2: "–" if x is None else f"{float(x):+.{digits}f}"
-    env.filters["action_slug"] = lambda a: str(a).replace(":", "-")
     return env
 
 
@@ -526,10 +524,5 @@ def write_report(db, project_root: Path, out_dir: Path | None = None, *, decide:
     return ReportResult(out_dir=out, index=out / "index.html", pages=written, summary=summary)
 
 
-def to_json(data: ReportData) -> dict[str, Any]:
-    """The collected data as plain JSON (for scripts; the HTML shows the same)."""
-    return json.loads(json.dumps(asdict(data), default=str))
-
-
 __all__ = ["ActionView", "DecisionView", "DomainReport", "ReportData", "ReportResult", "collect",
-           "default_decider", "render", "to_json", "verify_audit_chain", "write_report"]
+           "default_decider", "render", "verify_audit_chain", "write_report"]

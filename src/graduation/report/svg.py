@@ -23,7 +23,6 @@ BAND = "#bfd3fb"
 ORANGE = "#d97706"
 GREY_BAR = "#9aa5b1"
 RED = "#c2410c"
-GREEN = "#15803d"
 FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\""
 
 
