@@ -99,7 +99,7 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
 
     ``threshold`` is the Wilson lower bound the policy requires; the bar is drawn as a dashed line.
     """
-    left, right, top, bottom = 56, 20, 34, 46
+    left, right, top, bottom = 56, 64, 50, 46
     pw, ph = width - left - right, height - top - bottom
     title = "Verified pass rate per evaluation round"
     desc = (f"{len(rounds)} rounds; shaded band: Wilson 95% interval"
@@ -149,7 +149,10 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
             out.append(f'<rect data-mark="wilson-band" x="{_f(x(0) - 14)}" y="{_f(y(r.wilson_upper))}" width="28" '
                        f'height="{_f(max(1.0, y(r.wilson_lower) - y(r.wilson_upper)))}" fill="{BAND}" '
                        f'fill-opacity="0.6"><title>Wilson 95% interval</title></rect>')
+        dense = count > 20  # the band alone shows the interval; whiskers would crowd it
         for i, r in enumerate(rounds):
+            if dense:
+                break
             cx = x(i)
             out.append(f'<line x1="{_f(cx)}" x2="{_f(cx)}" y1="{_f(y(r.wilson_lower))}" '
                        f'y2="{_f(y(r.wilson_upper))}" stroke="{BLUE}" stroke-opacity="0.45" stroke-width="2"/>')
@@ -159,21 +162,26 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
         for i, r in enumerate(rounds):
             tip = (f"{r.label}: {r.passed}/{r.n} passed ({_pct(r.pass_rate)}); "
                    f"Wilson 95% [{r.wilson_lower:.2f}, {r.wilson_upper:.2f}]")
-            out.append(f'<circle data-mark="round" cx="{_f(x(i))}" cy="{_f(y(r.pass_rate))}" r="4.5" '
+            out.append(f'<circle data-mark="round" cx="{_f(x(i))}" cy="{_f(y(r.pass_rate))}" r="{3 if dense else 4.5}" '
                        f'fill="{BLUE}" stroke="white" stroke-width="1.5"><title>{escape(tip)}</title></circle>')
     if threshold is not None:
         ty = y(threshold)
         out.append(f'<line data-mark="threshold" x1="{left}" x2="{left + pw}" y1="{_f(ty)}" y2="{_f(ty)}" '
                    f'stroke="{ORANGE}" stroke-width="1.5" stroke-dasharray="6 4">'
                    f"<title>{escape(threshold_label)}: Wilson lower bound at least {threshold:.2f}</title></line>")
-        out.append(_text(left + pw - 4, ty - 6, f"{threshold_label} {threshold:.2f}", size=11, anchor="end",
-                         fill=ORANGE))
-    # legend
-    lx = left + pw - 250
-    out.append(f'<circle cx="{lx}" cy="14" r="4" fill="{BLUE}"/>')
-    out.append(_text(lx + 8, 18, "pass rate", size=11, fill=MUTED))
-    out.append(f'<rect x="{lx + 72}" y="8" width="14" height="12" fill="{BAND}"/>')
-    out.append(_text(lx + 92, 18, "Wilson 95% interval", size=11, fill=MUTED))
+        # the bar's value sits in the right margin, where no data is drawn
+        out.append(_text(left + pw + 6, ty + 4, f"{threshold:.2f}", size=11, fill=ORANGE, weight="600"))
+    # legend, on its own line under the title
+    ly = 36
+    out.append(f'<circle cx="{left + 4}" cy="{ly - 4}" r="4" fill="{BLUE}"/>')
+    out.append(_text(left + 12, ly, "pass rate", size=11, fill=MUTED))
+    out.append(f'<rect x="{left + 76}" y="{ly - 10}" width="14" height="12" fill="{BAND}"/>')
+    out.append(_text(left + 96, ly, "Wilson 95% interval", size=11, fill=MUTED))
+    if threshold is not None:
+        out.append(f'<line x1="{left + 218}" x2="{left + 240}" y1="{ly - 4}" y2="{ly - 4}" stroke="{ORANGE}" '
+                   f'stroke-width="1.5" stroke-dasharray="6 4"/>')
+        out.append(_text(left + 246, ly, f"{threshold_label}: Wilson lower bound must reach {threshold:.2f}", size=11,
+                         fill=MUTED))
     out.append("</svg>")
     return Markup("\n".join(out))
 
