@@ -243,6 +243,9 @@ def slice_chart(slices: Sequence[SliceBar], threshold: float | None, *, width: i
     out.append(_text(left + 16, 33, "pass rate", size=11, fill=MUTED))
     out.append(f'<line x1="{left + 90}" x2="{left + 90}" y1="23" y2="35" stroke="{INK}" stroke-width="2"/>')
     out.append(_text(left + 96, 33, "Wilson 95% lower bound", size=11, fill=MUTED))
+    if threshold is not None:
+        out.append(f'<rect x="{left + 238}" y="25" width="12" height="8" fill="{RED}"/>')
+        out.append(_text(left + 254, 33, "below the bar", size=11, fill=MUTED))
     if not slices:
         out.append(_text(left + pw / 2, top + 20, "no slices measured", anchor="middle", fill=MUTED))
     for i, s in enumerate(slices):
