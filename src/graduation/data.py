@@ -102,7 +102,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-PIECE_BYTES = 4 << 20
+PIECE_BYTES = 1 << 20
 FAST_MIN_BYTES = 64 << 10
 _ARROW_SIMPLE = ("string", "large_string", "int64", "double", "bool")
 _BLANKISH = (b"\n\n", b"\n\r", b"\n ", b"\n\t")  # a blank line, or one that starts with white space
@@ -182,7 +182,8 @@ def _arrow_rows(piece: bytes) -> list[dict] | None:
         import pyarrow.json as pj
 
         table = pj.read_json(pa.BufferReader(piece), read_options=pj.ReadOptions(use_threads=False,
-                                                                                 block_size=len(piece) + 1))
+                                                                                 block_size=len(piece) + 1),
+                             memory_pool=pa.system_memory_pool())
     except Exception:  # malformed rows, invalid UTF-8, ...: the line reader names them
         return None
     if not all(_simple_type(field.type) for field in table.schema):

@@ -195,7 +195,8 @@ class SymbolScanner:
     examples: dict[str, list[str]] = field(default_factory=dict)
     spelled: dict[str, str] = field(default_factory=dict)
 
-    def add(self, text: str, where: str) -> None:
+    def add(self, text: str, where: Any) -> None:
+        """Count one row's text; ``where`` (a label, or a (file, line) pair) is kept for a few examples."""
         self.rows += 1
         if not text:
             return
@@ -211,7 +212,7 @@ class SymbolScanner:
             self.counts[token] += 1
             examples = self.examples.setdefault(token, [])
             if len(examples) < self.max_examples:
-                examples.append(where)
+                examples.append(f"{where[0]}:{where[1]}" if isinstance(where, tuple) else str(where))
             self.spelled.setdefault(token, raw)
 
     def flags(self, limit: int = 20) -> list[SymbolFlag]:
@@ -274,7 +275,14 @@ _COUNT_MASK = (1 << _COUNT_BITS) - 1
 
 
 class Tally:
-    """Accumulates verdicts row by row. ``add`` is the hot loop; the records are built at the end."""
+    """Accumulates verdicts row by row (``add``) or chunk by chunk (``add_batch``); records come at the end.
+
+    Consistency needs k samples per prompt. Samples of a prompt are expected among its first
+    ``max_single_prompts`` distinct prompts: when that many prompts have each been seen once, the outputs
+    hold one sample per prompt, tracking stops, and memory stays flat on huge single-sample files.
+    """
+
+    max_single_prompts = 100_000
 
     def __init__(self, verifiers: Sequence[VerifierInfo], slices: Sequence[Slice] = (),
                  symbols: SymbolScanner | None = None, consistency: bool = True) -> None:
@@ -294,6 +302,15 @@ class Tally:
         self.per_slice = [[0, 0, 0] for _ in self.slices]
         # per prompt, one packed int: samples | passes << 20 | flipped << 40 | label hash << 41
         self._groups: dict[int, int] = {}
+        self._repeats = False
+
+    def fresh(self) -> "Tally":
+        """An empty tally with the same verifiers, slices and symbol settings."""
+        symbols = None
+        if self.symbols is not None:
+            symbols = SymbolScanner(self.symbols.supported, self.symbols.min_rate, self.symbols.min_rows,
+                                    self.symbols.max_examples)
+        return Tally(self.verifiers, self.slices, symbols, self.track_consistency)
 
     def add(self, row: Mapping[str, Any] | None, verdicts: Sequence[Any], *, prompt_key: Any = None,
             label: Any = None, symbol_text: str | None = None, where: str = "") -> bool:
@@ -327,13 +344,70 @@ class Tally:
             self._group(prompt_key, ok, label)
         return ok
 
+    def add_batch(self, rows: Sequence[Mapping[str, Any] | None], columns: Sequence[Sequence[Any]], *,
+                  prompt_keys: Sequence[Any] | None = None, labels: Sequence[Any] | None = None,
+                  symbol_texts: Sequence[str | None] | None = None, wheres: Sequence[Any] | None = None
+                  ) -> list[bool]:
+        """Count many items at once: ``columns[j][i]`` is verifier j's verdict on item i. The hot loop of a
+        scan; the same counts as calling ``add`` per item."""
+        count = len(rows)
+        if not count:
+            return []
+        self.n += count
+        codes = [[v[0] for v in column] for column in columns]
+        any_error = False
+        for counts, column in zip(self.per_verifier, codes):
+            passes, fails = column.count("pass"), column.count("fail")
+            counts[0] += passes
+            counts[1] += fails
+            counts[2] += count - passes - fails
+            any_error = any_error or passes + fails < count
+        if any_error:
+            self.errors += sum(1 for item in zip(*codes) if "error" in item)
+        if self.substance:
+            ok = [c == "pass" for c in codes[self.substance[0]]]
+            for j in self.substance[1:]:
+                ok = [a and c == "pass" for a, c in zip(ok, codes[j])]
+        else:
+            ok = [False] * count
+        if self.format:
+            fmt = [c == "pass" for c in codes[self.format[0]]]
+            for j in self.format[1:]:
+                fmt = [a and c == "pass" for a, c in zip(fmt, codes[j])]
+        else:
+            fmt = [False] * count
+        self.passed += sum(ok)
+        self.format_passed += sum(fmt)
+        if self.slices:
+            for counts, sl in zip(self.per_slice, self.slices):
+                for row, a, b in zip(rows, ok, fmt):
+                    if row is not None and sl.matches(row):
+                        counts[0] += 1
+                        counts[1] += a
+                        counts[2] += b
+        if self.symbols is not None and symbol_texts is not None:
+            add = self.symbols.add
+            for text, where in zip(symbol_texts, wheres or [""] * count):
+                add(text, where)
+        if self.track_consistency and prompt_keys is not None:
+            group = self._group
+            for key, a, label in zip(prompt_keys, ok, labels or [None] * count):
+                if key is not None:
+                    group(key, a, label)
+        return ok
+
     def _group(self, prompt_key: Any, ok: bool, label: Any) -> None:
         key = hash(prompt_key)
         label_hash = hash(label) & ((1 << 20) - 1)
         state = self._groups.get(key)
         if state is None:
+            if not self._repeats and len(self._groups) >= self.max_single_prompts:
+                self.track_consistency = False  # every prompt once so far: no samples to compare
+                self._groups = {}
+                return
             self._groups[key] = 1 | (int(ok) << _COUNT_BITS) | (label_hash << 41)
             return
+        self._repeats = True
         samples = state & _COUNT_MASK
         passes = (state >> _COUNT_BITS) & _COUNT_MASK
         flipped = (state >> 40) & 1  # labels differ; verdict flips are read off the counts at the end
@@ -342,6 +416,48 @@ class Tally:
             flipped = 1
         samples, passes = min(samples + 1, _COUNT_MASK), min(passes + ok, _COUNT_MASK)
         self._groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | (first_label << 41)
+
+    # -- merging (a scan split across processes) --
+    def state(self) -> dict[str, Any]:
+        """Everything counted so far, as plain data (picklable), for ``merge`` in another process."""
+        symbols = None
+        if self.symbols is not None:
+            symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled)
+        return {"n": self.n, "passed": self.passed, "format_passed": self.format_passed, "errors": self.errors,
+                "per_verifier": self.per_verifier, "per_slice": self.per_slice, "groups": self._groups,
+                "repeats": self._repeats, "symbols": symbols}
+
+    def merge(self, state: Mapping[str, Any]) -> None:
+        """Add the counts of another tally of the same verifiers and slices (rows that came after ours)."""
+        self.n += state["n"]
+        self.passed += state["passed"]
+        self.format_passed += state["format_passed"]
+        self.errors += state["errors"]
+        for mine, theirs in zip(self.per_verifier + self.per_slice, state["per_verifier"] + state["per_slice"]):
+            for i, value in enumerate(theirs):
+                mine[i] += value
+        groups = self._groups
+        self._repeats = self._repeats or state.get("repeats", False)
+        for key, other in state["groups"].items():
+            mine = groups.get(key)
+            if mine is None:
+                groups[key] = other
+                continue
+            samples = min((mine & _COUNT_MASK) + (other & _COUNT_MASK), _COUNT_MASK)
+            passes = min(((mine >> _COUNT_BITS) & _COUNT_MASK) + ((other >> _COUNT_BITS) & _COUNT_MASK),
+                         _COUNT_MASK)
+            flipped = ((mine >> 40) & 1) | ((other >> 40) & 1) | int((mine >> 41) != (other >> 41))
+            groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | ((mine >> 41) << 41)
+        if self.symbols is not None and state["symbols"] is not None:
+            rows, counts, examples, spelled = state["symbols"]
+            scanner = self.symbols
+            scanner.rows += rows
+            scanner.counts.update(counts)
+            for token, found in examples.items():
+                mine = scanner.examples.setdefault(token, [])
+                mine.extend(found[:max(0, scanner.max_examples - len(mine))])
+            for token, raw in spelled.items():
+                scanner.spelled.setdefault(token, raw)
 
     # -- summaries --
     def verifier_stats(self) -> list[VerifierStats]:

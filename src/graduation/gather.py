@@ -97,11 +97,13 @@ def row_keys(row: Mapping[str, Any], spec: DomainSpec) -> list[str]:
     """The keys a row is found by: its id (when the task has an id field), then its prompt."""
     task = spec.task
     keys = []
-    if task.id_field and row.get(task.id_field) is not None:
-        keys.append(f"id:{row[task.id_field]}")
+    if task.id_field:
+        ident = row.get(task.id_field)
+        if ident is not None:
+            keys.append("id:" + (ident if type(ident) is str else str(ident)))
     prompt = row.get(task.prompt_field)
     if prompt is not None:
-        keys.append("prompt:" + (prompt if isinstance(prompt, str) else text_of_value(prompt)))
+        keys.append("prompt:" + (prompt if type(prompt) is str else text_of_value(prompt)))
     return keys
 
 
@@ -129,7 +131,10 @@ class ReferenceIndex(dict):
     """Reference answer and row by key (``id:...`` and ``prompt:...``)."""
 
     def find(self, row: Mapping[str, Any], spec: DomainSpec) -> tuple[Any, dict] | None:
-        for key in row_keys(row, spec):
+        return self.lookup(row_keys(row, spec))
+
+    def lookup(self, keys: list[str]) -> tuple[Any, dict] | None:
+        for key in keys:
             found = self.get(key)
             if found is not None:
                 return found
@@ -172,21 +177,20 @@ class Verification:
         self.verified = 0
 
     def run(self, items: list[tuple[Any, Any, Mapping[str, Any] | None]]) -> list[list[Verdict]]:
-        per_item: list[list[Verdict]] = [[None] * len(self.verifiers) for _ in items]  # type: ignore[list-item]
-        for j, verifier in enumerate(self.verifiers):
-            if not verifier.isolated:
-                check = verifier.check
-                for i, (output, reference, row) in enumerate(items):
-                    try:
-                        per_item[i][j] = check(output, reference, row)
-                    except Exception:  # the slow path names the error
-                        per_item[i][j] = safe_call(check, output, reference, row)
-                self.verified += len(items)
+        """Verdicts as columns: ``result[j][i]`` is verifier j's verdict on item i."""
+        columns = []
+        for verifier in self.verifiers:
+            if verifier.isolated:
+                columns.append(self._isolated(verifier, items))
                 continue
-            verdicts = self._isolated(verifier, items)
-            for i, verdict in enumerate(verdicts):
-                per_item[i][j] = verdict
-        return per_item
+            check = verifier.check
+            try:
+                column = [check(output, reference, row) for output, reference, row in items]
+            except Exception:  # a check that raised: redo the chunk item by item, naming the error
+                column = [safe_call(check, output, reference, row) for output, reference, row in items]
+            self.verified += len(items)
+            columns.append(column)
+        return columns
 
     def _isolated(self, verifier: Verifier, items: list[tuple[Any, Any, Any]]) -> list[Verdict]:
         from graduation.store.verdicts import cache_key, get_many
@@ -363,23 +367,31 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
 
     def flush() -> None:
         nonlocal done
-        verdicts = verification.run([(out, ref, refrow) for _l, _r, out, ref, refrow, _k in chunk])
-        for (line, row, out, _ref, refrow, key), item_verdicts in zip(chunk, verdicts):
-            label = row.get(label_field)
-            if label is None and substance:
-                label = item_verdicts[substance[0]].answer
-            if label is None:
-                label = out if isinstance(out, str) else text_of_value(out)
-            merged = {**refrow, **row} if has_slices and refrow is not None and refrow is not row else row
-            tally.add(merged, item_verdicts, prompt_key=key, label=label,
-                      symbol_text=out if isinstance(out, str) else text_of_value(out), where=f"{display}:{line}")
+        columns = verification.run([(out, ref, refrow) for _l, _r, out, ref, refrow, _k in chunk])
+        texts = [out if type(out) is str else text_of_value(out) for _l, _r, out, _f, _rr, _k in chunk]
+        labels = None
+        if tally.track_consistency:
+            first = columns[substance[0]] if substance else [None] * len(chunk)
+            labels = []
+            for (_l, row, _o, _f, _rr, _k), verdict, text in zip(chunk, first, texts):
+                label = row.get(label_field)
+                if label is None and verdict is not None:
+                    label = verdict[2]
+                labels.append(text if label is None else label)
+        if has_slices:
+            rows_for = [{**refrow, **row} if refrow is not None and refrow is not row else row
+                        for _l, row, _o, _f, refrow, _k in chunk]
+        else:
+            rows_for = [item[1] for item in chunk]
+        tally.add_batch(rows_for, columns, prompt_keys=[item[5] for item in chunk], labels=labels,
+                        symbol_texts=texts, wheres=[(display, item[0]) for item in chunk])
         done += len(chunk)
         chunk.clear()
         if progress is not None:
             progress(done)
 
     for line, row in rows:
-        resolved = resolve(line, row)
+        resolved = resolve(line, row, report)
         if resolved is None:
             continue
         chunk.append((line, row, *resolved))
@@ -387,6 +399,101 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
             flush()
     if chunk:
         flush()
+
+
+PARALLEL_MIN_BYTES = 16 << 20
+
+
+def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], report: ReadReport,
+              verification: Verification, tally: Tally, resolve: Callable, display: str,
+              progress: Progress | None, verification_cls: type) -> None:
+    """Scan in this process, or split a large JSONL file across one forked process per core.
+
+    Only scans whose verifiers all run in-process are split (isolated kinds are already spread over the
+    pool's workers). Each child scans a byte range that starts on a line boundary, with line numbers of its
+    own range, and sends back its tally and the malformed rows it found; ranges are merged in file order.
+    """
+    import multiprocessing
+    import os
+
+    from graduation.data import detect_format, split_ranges
+
+    workers = os.cpu_count() or 1
+    parallel = (isinstance(source, (str, Path)) and workers > 1 and not any(v.isolated for v in ctx.verifiers)
+                and "fork" in multiprocessing.get_all_start_methods() and Path(source).is_file()
+                and detect_format(Path(source)) == "jsonl" and Path(source).stat().st_size >= PARALLEL_MIN_BYTES)
+    if not parallel:
+        _scan(ctx, _rows(source, report, display), report, verification, tally, resolve, display, progress)
+        return
+    ranges = split_ranges(Path(source), workers)
+    fork = multiprocessing.get_context("fork")
+    children = []
+    for start, end, first_line in ranges:
+        parent_end, child_end = fork.Pipe(duplex=False)
+        process = fork.Process(target=_scan_part, daemon=True, args=(
+            child_end, ctx, Path(source), start, end, first_line, resolve, display, tally.fresh(),
+            verification_cls, verification.pool))
+        process.start()
+        child_end.close()
+        children.append((process, parent_end))
+    from multiprocessing.connection import wait
+
+    done = [0] * len(children)
+    states: list[Any] = [None] * len(children)
+    open_conns = {conn: i for i, (_p, conn) in enumerate(children)}
+    while open_conns:
+        for conn in wait(list(open_conns)):
+            i = open_conns[conn]
+            try:
+                kind, payload = conn.recv()
+            except EOFError:
+                del open_conns[conn]
+                if states[i] is None:
+                    raise InputError(f"{display}: the scan of rows from line {ranges[i][2]} stopped "
+                                     f"(process exit code {children[i][0].exitcode}); nothing was written")
+                continue
+            if kind == "progress":
+                done[i] = payload
+                if progress is not None:
+                    progress(sum(done))
+            elif kind == "error":
+                for process, _conn in children:
+                    process.kill()
+                raise payload
+            else:
+                states[i] = payload
+    for process, _conn in children:
+        process.join()
+    for tally_state, problems, count in states:
+        tally.merge(tally_state)
+        for line, message in problems:
+            report.add(line, message)
+        report.count += count - len(problems)
+
+
+def _scan_part(conn: Any, ctx: DomainContext, path: Path, start: int, end: int, first_line: int,
+               resolve: Callable, display: str, tally: Tally, verification_cls: type, pool: Any) -> None:
+    """A forked child: scan one byte range, send back the tally; leave without running the parent's exit hooks."""
+    import os
+
+    from graduation.data import iter_jsonl_range
+
+    code = 0
+    try:
+        report = ReadReport(display)
+        verification = verification_cls(ctx.verifiers, pool, None, False)
+        _scan(ctx, iter_jsonl_range(path, report, start, end, first_line), report, verification, tally, resolve,
+              display, lambda n: conn.send(("progress", n)))
+        conn.send(("done", (tally.state(), report.problems, report.count)))
+    except BaseException as exc:  # noqa: BLE001 - handed to the parent, which raises it
+        code = 1
+        try:
+            conn.send(("error", exc if isinstance(exc, Exception) else RuntimeError(repr(exc))))
+        except Exception:
+            pass
+    finally:
+        conn.close()
+        os._exit(code)
 
 
 def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[str, Any]], *, model: str,
@@ -408,12 +515,13 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     index = reference_index(ctx, ("eval", "all")) or reference_index(ctx, None)
     report = ReadReport(display)
 
-    def resolve(line: int, row: Mapping[str, Any]):
+    def resolve(line: int, row: Mapping[str, Any], report: ReadReport):
         if task.output_field not in row:
             report.add(line, f"no {task.output_field!r} field (the model's output); fields: {sorted(row)[:8]}")
             return None
-        key = row_key(row, ctx.spec)
-        found = index.find(row, ctx.spec)
+        keys = row_keys(row, ctx.spec)
+        key = keys[0] if keys else None
+        found = index.lookup(keys)
         if found is not None:
             return row[task.output_field], found[0], found[1], key
         if task.answer_field in row:
@@ -429,7 +537,7 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
         if ran:
             validation = validation_for(ctx, active.verify_many)
         verification = Verification(ctx.verifiers, active, db, cache)
-        _scan(ctx, _rows(outputs, report, display), report, verification, tally, resolve, display, progress)
+        _run_scan(ctx, outputs, report, verification, tally, resolve, display, progress, Verification)
     report.raise_if_any()
     record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
     result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
@@ -474,13 +582,14 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
     index = reference_index(ctx, None, trusted_only=trusted, exclude=source)
     report = ReadReport(display)
 
-    def resolve(line: int, row: Mapping[str, Any]):
+    def resolve(line: int, row: Mapping[str, Any], report: ReadReport):
         field_name = task.output_field if task.output_field in row else task.answer_field
         if field_name not in row:
             report.add(line, f"no {task.answer_field!r} (or {task.output_field!r}) field; fields: {sorted(row)[:8]}")
             return None
-        key = row_key(row, ctx.spec)
-        found = index.find(row, ctx.spec)
+        keys = row_keys(row, ctx.spec)
+        key = keys[0] if keys else None
+        found = index.lookup(keys)
         if found is not None:
             return row[field_name], found[0], found[1], key
         if field_name == task.output_field and task.answer_field in row:
@@ -495,7 +604,7 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
         if ran:
             validation = validation_for(ctx, active.verify_many)
         verification = _UnverifiableAware(ctx.verifiers, active, db, cache)
-        _scan(ctx, _rows(dataset, report, display), report, verification, tally, resolve, display, progress)
+        _run_scan(ctx, dataset, report, verification, tally, resolve, display, progress, _UnverifiableAware)
     report.raise_if_any()
     record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
                                                  ungraduated_generators=ungraduated)
@@ -520,20 +629,23 @@ class _UnverifiableAware(Verification):
         if not any(ref is _UNVERIFIABLE for _o, ref, _r in items):
             return super().run(items)
         known = [i for i, (_o, ref, _r) in enumerate(items) if ref is not _UNVERIFIABLE]
-        out: list[list[Verdict]] = [[None] * len(self.verifiers) for _ in items]  # type: ignore[list-item]
-        for i, verdicts in zip(known, super().run([items[i] for i in known]) if known else []):
-            out[i] = verdicts
-        fmt = [j for j, v in enumerate(self.verifiers) if v.role == "format"]
-        for i, (output, _ref, row) in enumerate(items):
-            if items[i][1] is not _UNVERIFIABLE:
-                continue
-            for j, verifier in enumerate(self.verifiers):
-                if j in fmt:
-                    out[i][j] = verifier(output, None, row) if not verifier.isolated else \
-                        self.pool.verify(verifier, [(output, None, row)])[0]
-                else:
-                    out[i][j] = Verdict.error("no reference for this prompt in the ground truth: cannot verify")
-        return out
+        unknown = [i for i, (_o, ref, _r) in enumerate(items) if ref is _UNVERIFIABLE]
+        columns: list[list[Verdict]] = [[None] * len(items) for _ in self.verifiers]  # type: ignore[list-item]
+        if known:
+            for column, verdicts in zip(columns, super().run([items[i] for i in known])):
+                for i, verdict in zip(known, verdicts):
+                    column[i] = verdict
+        missing = Verdict.error("no reference for this prompt in the ground truth: cannot verify")
+        for column, verifier in zip(columns, self.verifiers):
+            if verifier.role == "format":
+                unreferenced = [(items[i][0], None, items[i][2]) for i in unknown]
+                verdicts = self.pool.verify(verifier, unreferenced) if verifier.isolated else \
+                    [verifier(*item) for item in unreferenced]
+            else:
+                verdicts = [missing] * len(unknown)
+            for i, verdict in zip(unknown, verdicts):
+                column[i] = verdict
+        return columns
 
 
 def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verification, store: bool,

@@ -52,7 +52,9 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
             text = extractor(text)
             if text is None:
                 return Verdict("fail", 0.0, None, "no answer found by the extract pattern")
-        ref = reference if isinstance(reference, str) else reference_text(reference)
+        ref = reference if type(reference) is str else reference_text(reference)
+        if text == ref and ref:
+            return Verdict("pass", 1.0, text if len(text) <= 200 else None, None)
         want = cache.get(ref)
         if want is None:
             want = normalise(ref)

@@ -1,0 +1,264 @@
+"""Verifier throughput, side by side with what it is compared to.
+
+    /tmp/probe/bin/python benchmarks/verifiers.py            # all three, a few minutes on 2 cores
+    /tmp/probe/bin/python benchmarks/verifiers.py --rows 200000 --math-rows 2000   # a quick look
+
+1. exact + regex over a 1,000,000-row JSONL through ``gather.evaluate`` (read, look up, verify, tally,
+   slices, symbols, consistency), in a child process: rows/s and the child's peak RSS.
+   Targets: >= 200,000 rows/s, < 300 MB.
+2. math on the same 10,000 rows: a plain sequential loop calling math-verify in one process (no isolation)
+   versus ``VerifierPool`` (isolation on, one worker per core). Target: >= 1.7x.
+3. A second scan of unchanged outputs served from the verdict cache, versus the first scan (math, the same
+   10,000 rows, validation already recorded). Target: >= 20x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import report  # noqa: E402
+
+CHEAP_DOMAIN = """\
+domain: cheap
+title: Exact and regex throughput
+risk: low
+owners: [bench@example.org]
+task: {prompt_field: prompt, answer_field: answer, output_field: output}
+ground_truth:
+  - {name: book, path: data/book.jsonl, provenance: expert}
+verifiers:
+  - {name: answer, kind: exact, role: substance}
+  - {name: shape, kind: regex, role: format, options: {pattern: '^-?[0-9]+$'}}
+"""
+
+MATH_DOMAIN = """\
+domain: algebra
+title: Math throughput
+risk: low
+owners: [bench@example.org]
+task: {prompt_field: prompt, answer_field: answer, output_field: output}
+ground_truth:
+  - {name: book, path: data/algebra.jsonl, provenance: expert}
+verifiers:
+  - {name: equal, kind: math, role: substance, mutations: false}
+"""
+
+
+def make_project(root: Path, domain_text: str, name: str, rows: list[dict], data_name: str) -> None:
+    for d in ("domains/data", "policies", "registry"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "domains" / f"{name}.yaml").write_text(domain_text)
+    with (root / "domains" / "data" / data_name).open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def register(root: Path, db_url: str) -> None:
+    from graduation.project import load_many
+    from graduation.store import Database
+    from graduation.store.domains import register as reg
+
+    db = Database(db_url)
+    with db.write() as session:
+        for loaded in load_many([root / "domains"], root):
+            reg(session, loaded)
+
+
+# -- 1. exact + regex ------------------------------------------------------------------------------
+
+def _tree_memory_mb() -> float:
+    """Proportional set size (shared pages split between sharers) of this process and its children, in MB."""
+    pids = [os.getpid()]
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        try:
+            pids += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def cheap_child(root: str, outputs: str) -> None:
+    """Runs in a child process so that the memory measured is the scan's own (it and its forked helpers)."""
+    import resource
+    import threading
+
+    from graduation.gather import evaluate
+    from graduation.store import Database
+
+    db = Database(f"sqlite:///{root}/registry/registry.db")
+    peak = [0.0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_memory_mb())
+            stop.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start, cpu = time.perf_counter(), time.process_time()
+    result = evaluate(db, Path(root), "cheap", Path(outputs), model="bench", store=False, cache=False)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"rows": result.record.n, "passed": result.record.passed, "seconds": elapsed,
+                      "cpu_seconds": time.process_time() - cpu + children.ru_utime + children.ru_stime,
+                      "pss_mb": peak[0], "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "child_rss_mb": children.ru_maxrss / 1024}))
+
+
+def bench_cheap(workdir: Path, rows: int) -> dict:
+    root = workdir / "cheap"
+    make_project(root, CHEAP_DOMAIN, "cheap", [{"prompt": f"warm-up {i}", "answer": str(i)} for i in range(20)],
+                 "book.jsonl")
+    db_url = f"sqlite:///{root}/registry/registry.db"
+    register(root, db_url)
+    from graduation.gather import check_verifiers
+    from graduation.store import Database
+
+    check_verifiers(Database(db_url), root, "cheap")
+    outputs = workdir / "cheap_outputs.jsonl"
+    rng = random.Random(1)
+    with outputs.open("w") as fh:
+        for i in range(rows):
+            answer = rng.randint(-10_000, 10_000)
+            output = answer if rng.random() < 0.8 else answer + 1
+            fh.write(f'{{"prompt": "What is item {i}?", "answer": "{answer}", "output": "{output}"}}\n')
+    proc = subprocess.run([sys.executable, __file__, "--cheap-child", str(root), str(outputs)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- 2. math, isolated pool vs a plain loop --------------------------------------------------------
+
+def math_rows(n: int, seed: int = 2) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        a, b = rng.randint(1, 99), rng.randint(2, 99)
+        kind = i % 4
+        if kind == 0:
+            answer, right, wrong = f"\\frac{{{a}}}{{{b}}}", f"$\\frac{{{2 * a}}}{{{2 * b}}}$", f"$\\frac{{{a + 1}}}{{{b}}}$"
+        elif kind == 1:
+            answer, right, wrong = f"{a}x + {b}", f"$x \\cdot {a} + {b}$", f"${a}x - {b}$"
+        elif kind == 2:
+            answer, right, wrong = str(a * b), f"The answer is $\\boxed{{{a * b}}}$", f"$\\boxed{{{a * b + 1}}}$"
+        else:
+            answer, right, wrong = f"\\sqrt{{{a * a}}}", f"${a}$", f"${a + 2}$"
+        output = right if rng.random() < 0.7 else wrong
+        rows.append({"prompt": f"Problem {i}", "answer": answer, "output": f"Working... so {output}"})
+    return rows
+
+
+def plain_math_loop(rows: list[dict]) -> tuple[float, int]:
+    from math_verify import parse, verify
+
+    start = time.perf_counter()
+    passed = 0
+    for row in rows:
+        gold = parse(f"${row['answer']}$")
+        pred = parse(row["output"])
+        passed += bool(verify(gold, pred))
+    return time.perf_counter() - start, passed
+
+
+def pool_math(rows: list[dict], workers: int) -> tuple[float, float, int]:
+    from graduation.spec import VerifierSpec
+    from graduation.verifiers import Item, VerifierPool, build
+
+    verifier = build(VerifierSpec(name="equal", kind="math", role="substance"))
+    items = [Item(r["output"], r["answer"], None) for r in rows]
+    start = time.perf_counter()
+    with VerifierPool(workers, timeout=10) as pool:
+        pool.verify(verifier, items[:workers])  # start the workers
+        warm = time.perf_counter()
+        verdicts = pool.verify(verifier, items)
+        end = time.perf_counter()
+    return end - warm, end - start, sum(v.passed for v in verdicts)
+
+
+# -- 3. the verdict cache --------------------------------------------------------------------------
+
+def bench_cache(workdir: Path, rows: list[dict], workers: int) -> tuple[float, float, int]:
+    from graduation.gather import check_verifiers, evaluate
+    from graduation.store import Database
+    from graduation.verifiers import VerifierPool
+
+    root = workdir / "algebra"
+    make_project(root, MATH_DOMAIN, "algebra", [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
+                 "algebra.jsonl")
+    db_url = f"sqlite:///{root}/registry/registry.db"
+    register(root, db_url)
+    outputs = workdir / "math_outputs.jsonl"
+    outputs.write_text("".join(json.dumps({"prompt": r["prompt"], "output": r["output"]}) + "\n" for r in rows))
+    db = Database(db_url)
+    with VerifierPool(workers, timeout=10) as pool:
+        check_verifiers(db, root, "algebra", pool=pool)
+        start = time.perf_counter()
+        first = evaluate(db, root, "algebra", outputs, model="bench", pool=pool)
+        first_s = time.perf_counter() - start
+        start = time.perf_counter()
+        second = evaluate(db, root, "algebra", outputs, model="bench", pool=pool)
+        second_s = time.perf_counter() - start
+    assert second.cache_hits == len(rows) and first.record.passed == second.record.passed
+    return first_s, second_s, second.cache_hits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--math-rows", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--cheap-child", nargs=2, metavar=("ROOT", "OUTPUTS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.cheap_child:
+        cheap_child(*args.cheap_child)
+        return
+    with tempfile.TemporaryDirectory(prefix="graduation-bench-") as tmp:
+        workdir = Path(tmp)
+        cheap = bench_cheap(workdir, args.rows)
+        report(f"exact + regex over {cheap['rows']:,} JSONL rows (gather.evaluate; a large file is split "
+               "across one forked process per core)", [
+            ("rows/s (wall)", f"{cheap['rows'] / cheap['seconds']:,.0f}   (target >= 200,000)"),
+            ("seconds (wall / CPU)", f"{cheap['seconds']:.2f} / {cheap['cpu_seconds']:.2f}"),
+            ("peak memory, all processes (PSS)", f"{cheap['pss_mb']:.0f} MB   (target < 300 MB)"),
+            ("peak RSS: main / largest helper", f"{cheap['rss_mb']:.0f} MB / {cheap['child_rss_mb']:.0f} MB"),
+            ("load average (1 min)", f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"),
+        ])
+        rows = math_rows(args.math_rows)
+        plain_s, plain_passed = plain_math_loop(rows)
+        pool_s, pool_total_s, pool_passed = pool_math(rows, args.workers)
+        report(f"math on {len(rows):,} rows: isolated pool ({args.workers} workers) vs plain sequential math-verify", [
+            ("plain loop rows/s", f"{len(rows) / plain_s:,.0f}   ({plain_passed} pass)"),
+            ("pool rows/s", f"{len(rows) / pool_s:,.0f}   ({pool_passed} pass)"),
+            ("ratio pool / plain", f"{plain_s / pool_s:.2f}x   (target >= 1.7x)"),
+            ("ratio incl. worker start", f"{plain_s / pool_total_s:.2f}x"),
+        ])
+        first_s, second_s, hits = bench_cache(workdir, rows, args.workers)
+        report(f"second scan of {len(rows):,} unchanged math outputs (verdict cache)", [
+            ("first scan", f"{first_s:.2f} s"),
+            ("second scan", f"{second_s:.3f} s   ({hits:,} cache hits)"),
+            ("ratio first / second", f"{first_s / second_s:.1f}x   (target >= 20x)"),
+        ])
+
+
+if __name__ == "__main__":
+    main()
