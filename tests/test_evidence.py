@@ -216,3 +216,40 @@ def test_evidence_module_does_no_io():
                                      if isinstance(n, ast.ImportFrom) and n.module}
     assert "open" not in names
     assert not imported & {"os", "pathlib", "sqlmodel", "sqlalchemy", "subprocess", "shutil"}
+
+
+def _random_items(seed: int, n: int = 400):
+    rng = random.Random(seed)
+    choices = [P, F, E]
+    items = []
+    for i in range(n):
+        row = {"light": rng.choice(["day", "night"]), "lux": rng.randint(0, 1000)}
+        verdicts = [rng.choice(choices), rng.choice(choices[:2])]
+        items.append((row, verdicts, f"p{rng.randint(0, 60)}", rng.choice(["a", "b"]),
+                      rng.choice(["plain", "with warp_drive_k", "zetaBoost now"]), ("f.jsonl", i + 1)))
+    return items
+
+
+def _fresh_tally():
+    slices = compile_slices([SliceSpec(name="night", field="light", equals="night"),
+                             SliceSpec(name="bright", when="lux > 500")])
+    return Tally(_infos(), slices, SymbolScanner(set(), min_rows=1))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_add_batch_and_merge_count_like_add(seed):
+    items = _random_items(seed)
+    one = _fresh_tally()
+    for row, verdicts, key, label, text, where in items:
+        one.add(row, verdicts, prompt_key=key, label=label, symbol_text=text, where=where)
+    batched = _fresh_tally()
+    halves = [items[:150], items[150:]]
+    parts = []
+    for part in halves:
+        tally = batched.fresh() if parts else batched
+        columns = [[v[j] for _r, v, *_ in part] for j in range(2)]
+        tally.add_batch([p[0] for p in part], columns, prompt_keys=[p[2] for p in part],
+                        labels=[p[3] for p in part], symbol_texts=[p[4] for p in part], wheres=[p[5] for p in part])
+        parts.append(tally)
+    batched.merge(parts[1].state())
+    assert batched.eval_record(model="m") == one.eval_record(model="m")
