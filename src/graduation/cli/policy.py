@@ -26,6 +26,13 @@ def _policy(st, path: Path | None):
     return load_policy(path, st.root)
 
 
+def _facts_cache(st, db) -> Path:
+    """Where summarized facts of this registry are cached (see graduation.policy.registry)."""
+    import hashlib
+
+    return st.root / "registry" / "cache" / f"facts-{hashlib.sha256(db.url.encode()).hexdigest()[:12]}.json"
+
+
 def _check_action(action: str) -> str:
     import difflib
 
@@ -65,7 +72,7 @@ def status_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     db = st.database(create=False)
-    results = decisions(db, policy, list(domains) if domains else None)
+    results = decisions(db, policy, list(domains) if domains else None, cache=_facts_cache(st, db))
     denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
     if required:
         from graduation.audit import anchor_path, decision_payload, append
@@ -85,7 +92,14 @@ def status_cmd(
     from graduation.cli import policy_render as render
 
     if fmt == "json":
-        print_json(render.status_json(results, policy, required, denied))
+        data = render.status_json(results, policy, required, denied, full=bool(domains) and len(results) == 1)
+        if len(results) > 1:
+            import json
+            import sys
+
+            sys.stdout.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+        else:
+            print_json(data)
     elif fmt == "junit":
         typer.echo(render.junit(results, required), nl=False)
     elif fmt == "sarif":

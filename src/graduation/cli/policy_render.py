@@ -10,13 +10,19 @@ from graduation.policy.model import ACTIONS
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
-def status_json(results, policy, required: list[str], denied: list[tuple[str, str]]) -> dict[str, Any]:
+def status_json(results, policy, required: list[str], denied: list[tuple[str, str]], full: bool = True) -> dict[str, Any]:
+    """The status document; ``full=False`` (many domains) lists evidence by count instead of by hash."""
+    decisions = []
+    for r in results:
+        data = r.decision.to_dict()
+        if not full:
+            data["evidence_count"] = len(data.pop("evidence"))
+        decisions.append({**data, "version": r.version, "content_hash": r.content_hash, "source_file": r.source_file})
     return {
         "policy": {"name": policy.name, "file": policy.file, "digest": policy.digest},
         "require": required, "ok": not denied,
         "denied": [{"domain": d, "action": a} for d, a in denied],
-        "decisions": [{**r.decision.to_dict(), "version": r.version, "content_hash": r.content_hash,
-                       "source_file": r.source_file} for r in results],
+        "decisions": decisions,
     }
 
 

@@ -25,22 +25,41 @@ from graduation.spec import DomainSpec, sha256_json
 DECISION_FORMAT = 1
 
 
-@dataclass(frozen=True, slots=True)
 class ActionDecision:
     """The verdict on one action.
 
     ``effect``: ``permit`` (a permit rule matched, no forbid did), ``forbid`` (a forbid rule matched),
     ``deny`` (default deny: no permit rule matched; ``rules`` is then empty), or ``error`` (a rule for
-    this action failed to evaluate; see ``errors``).
+    this action failed to evaluate; see ``errors``). ``reasons`` (the deciding rules' reasons, facts
+    filled in) and ``unmet`` (criteria with their numbers) are rendered when first read.
     """
 
-    action: str
-    allowed: bool
-    effect: str
-    rules: tuple[str, ...]
-    reasons: tuple[str, ...]
-    unmet: tuple[str, ...]
-    errors: tuple[str, ...] = ()
+    __slots__ = ("action", "allowed", "effect", "rules", "errors", "_why", "_deciding", "_unmatched", "_reasons",
+                 "_unmet")
+
+    def __init__(self, action: str, allowed: bool, effect: str, rules: tuple[str, ...],
+                 reasons: tuple[str, ...] | None = None, unmet: tuple[str, ...] | None = None,
+                 errors: tuple[str, ...] = (), *, why: "_Explainer | None" = None, deciding: tuple[int, ...] = (),
+                 unmatched: tuple[int, ...] = ()) -> None:
+        self.action, self.allowed, self.effect, self.rules, self.errors = action, allowed, effect, rules, errors
+        self._why, self._deciding, self._unmatched = why, deciding, unmatched
+        self._reasons, self._unmet = reasons, unmet
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        if self._reasons is None:
+            self._reasons = self._why.reasons(self._deciding) if self._why else ()
+        return self._reasons
+
+    @property
+    def unmet(self) -> tuple[str, ...]:
+        if self._unmet is None:
+            self._unmet = self._why.unmet(self.action, self.effect, self._deciding, self._unmatched) \
+                if self._why and not self.allowed else ()
+        return self._unmet
+
+    def __repr__(self) -> str:
+        return f"ActionDecision({self.action!r}, allowed={self.allowed}, effect={self.effect!r}, rules={self.rules!r})"
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "allowed": self.allowed, "effect": self.effect, "rules": list(self.rules),
@@ -58,6 +77,48 @@ class ActionDecision:
         lines += [f"  - unmet: {u}" for u in self.unmet]
         lines += [f"  - error: {e}" for e in self.errors]
         return "\n".join(lines)
+
+
+class _Explainer:
+    """Renders reasons and unmet criteria of one decision on demand (shared by its actions)."""
+
+    __slots__ = ("policy", "facts", "phase", "thresholds", "_criteria", "_reasons")
+
+    def __init__(self, policy: Policy, facts: dict[str, Any], phase: PhaseResult, thresholds) -> None:
+        self.policy, self.facts, self.phase, self.thresholds = policy, facts, phase, thresholds
+        self._criteria: dict[str, list[str]] = {}
+        self._reasons: dict[int, str] = {}
+
+    def criteria(self, name: str) -> list[str]:
+        if name not in self._criteria:
+            if name == "graduation":
+                self._criteria[name] = list(self.phase.unmet)
+            elif name == "verifiers":
+                self._criteria[name] = verifier_unmet(self.facts)
+            elif name == "data":
+                self._criteria[name] = data_unmet(self.facts, self.thresholds)
+            else:
+                self._criteria[name] = signoff_unmet(self.facts, self.thresholds)
+        return self._criteria[name]
+
+    def reasons(self, deciding: tuple[int, ...]) -> tuple[str, ...]:
+        out = []
+        for i in deciding:
+            if i not in self._reasons:
+                self._reasons[i] = render_reason(self.policy.rules[i], self.facts)
+            out.append(f"[{self.policy.rules[i].id}] {self._reasons[i]}")
+        return tuple(out)
+
+    def unmet(self, action: str, effect: str, deciding: tuple[int, ...], unmatched: tuple[int, ...]) -> tuple[str, ...]:
+        out: list[str] = []
+        for i in deciding + unmatched:
+            for c in self.policy.rules[i].criteria:
+                for item in self.criteria(c):
+                    if item not in out:
+                        out.append(item)
+        if effect == "deny" and not unmatched:
+            out.append(f"no rule of policy {self.policy.name!r} permits {action}")
+        return tuple(out)
 
 
 @dataclass(slots=True)
@@ -212,8 +273,65 @@ def _activation(facts: dict[str, Any], uses: dict[str, frozenset[str] | None]) -
 
 
 def evaluate_rules(policy: Policy, facts: dict[str, Any]) -> list[tuple[bool, str | None]]:
-    """(matched, error) for every rule, in order. One CEL call for all rules; per rule only on error."""
+    """(matched, error) for every rule, in order.
+
+    The conditions are pure functions of the facts they use, so results are memoized on those facts
+    (``policy.uses``); on a miss all rules run in one CEL call, and one by one only if that call fails.
+    """
+    return _lookup(policy, facts)[0]
+
+
+def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str | None]], dict[str, tuple]]:
+    """Rule results and the per-action verdicts they imply, memoized on the facts the rules use.
+
+    The key is the ``repr`` of the projected facts: they hold only strings, numbers, booleans, lists
+    and maps, whose reprs are exact (floats round-trip) and ordered the same way every time.
+    """
     activation = _activation(facts, policy.uses)
+    key = repr(activation)
+    memo = policy.memo
+    hit = memo.get(key)
+    if hit is not None:
+        return hit
+    results = _evaluate(policy, activation)
+    entry = (results, _verdicts(policy, results))
+    if len(memo) >= policy.memo_size:
+        memo.clear()
+    memo[key] = entry
+    return entry
+
+
+def _verdicts(policy: Policy, results: list[tuple[bool, str | None]]) -> dict[str, tuple]:
+    """action -> (allowed, effect, rule ids, errors, deciding indexes, unmatched permit indexes)."""
+    rules = policy.rules
+    out: dict[str, tuple] = {}
+    for action, indexes in policy.by_action.items():
+        forbids: list[int] = []
+        permits: list[int] = []
+        failed: list[str] = []
+        unmatched: list[int] = []
+        for i in indexes:
+            matched, err = results[i]
+            if err:
+                failed.append(err)
+            elif matched:
+                (forbids if rules[i].effect == "forbid" else permits).append(i)
+            elif rules[i].effect == "permit":
+                unmatched.append(i)
+        if failed:
+            effect, deciding, allowed = "error", forbids, False
+        elif forbids:
+            effect, deciding, allowed = "forbid", forbids, False
+        elif permits:
+            effect, deciding, allowed = "permit", permits, True
+        else:
+            effect, deciding, allowed = "deny", [], False
+        out[action] = (allowed, effect, tuple(rules[i].id for i in deciding), tuple(failed), tuple(deciding),
+                       tuple(unmatched))
+    return out
+
+
+def _evaluate(policy: Policy, activation: dict[str, Any]) -> list[tuple[bool, str | None]]:
     try:
         values = policy.combined.execute(activation)
     except Exception:  # noqa: BLE001 - find which rule failed, one by one
@@ -238,72 +356,28 @@ def evaluate_rules(policy: Policy, facts: dict[str, Any]) -> list[tuple[bool, st
 
 def decide(domain: DomainSpec, evidence: list, policy: Policy) -> Decision:
     """Decide every action for ``domain`` given its current-basis ``evidence`` (oldest first). Pure."""
-    risk = domain.risk.value
-    t = policy.thresholds[risk]
     summary = summarize(domain, evidence)
-    ph: PhaseResult = compute_phase(summary, t)
-    facts = summary.facts
+    ph = compute_phase(summary, policy.thresholds[domain.risk._value_])
+    return conclude(domain, summary.facts, ph, summary.evidence_hashes, policy)
+
+
+def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidence_hashes, policy: Policy) -> Decision:
+    """The rules' part of ``decide``: from summarized facts and the phase to a decision. Pure.
+
+    ``facts`` is taken over (the phase, graduation and thresholds are added to it).
+    """
+    risk = domain.risk._value_
+    t = policy.thresholds[risk]
     facts["graduation"] = ph.graduation
     facts["phase"] = ph.phase
     facts["thresholds"] = policy.threshold_facts[risk]
-    results = evaluate_rules(policy, facts)
-
-    criteria_cache: dict[str, list[str]] = {}
-
-    def criteria(name: str) -> list[str]:
-        if name not in criteria_cache:
-            if name == "graduation":
-                criteria_cache[name] = list(ph.unmet)
-            elif name == "verifiers":
-                criteria_cache[name] = verifier_unmet(facts)
-            elif name == "data":
-                criteria_cache[name] = data_unmet(facts, t)
-            else:
-                criteria_cache[name] = signoff_unmet(facts, t)
-        return criteria_cache[name]
-
-    reasons: dict[int, str] = {}
-    errors = tuple(err for _m, err in results if err)
-    actions: dict[str, ActionDecision] = {}
-    for action in ACTIONS:
-        forbids, permits, failed, unmatched = [], [], [], []
-        for i, rule in enumerate(policy.rules):
-            if action not in rule.actions:
-                continue
-            matched, err = results[i]
-            if err:
-                failed.append(err)
-            elif matched:
-                (forbids if rule.effect == "forbid" else permits).append(i)
-            elif rule.effect == "permit":
-                unmatched.append(i)
-        if failed:
-            effect, deciding, allowed = "error", forbids, False
-        elif forbids:
-            effect, deciding, allowed = "forbid", forbids, False
-        elif permits:
-            effect, deciding, allowed = "permit", permits, True
-        else:
-            effect, deciding, allowed = "deny", [], False
-        unmet: list[str] = []
-        if not allowed:
-            sources = deciding + unmatched
-            for i in sources:
-                for c in policy.rules[i].criteria:
-                    for item in criteria(c):
-                        if item not in unmet:
-                            unmet.append(item)
-            if effect == "deny" and not unmatched:
-                unmet.append(f"no rule of policy {policy.name!r} permits {action}")
-        texts = []
-        for i in deciding:
-            if i not in reasons:
-                reasons[i] = render_reason(policy.rules[i], facts)
-            texts.append(f"[{policy.rules[i].id}] {reasons[i]}")
-        actions[action] = ActionDecision(action, allowed, effect, tuple(policy.rules[i].id for i in deciding),
-                                         tuple(texts), tuple(unmet), tuple(failed))
-    return Decision(domain.domain, risk, ph.phase, ph.route, actions, recommend(ph, facts, actions, criteria),
-                    ph.unmet, errors, policy.name, policy.digest, tuple(summary.evidence_hashes), facts, domain)
+    results, verdicts = _lookup(policy, facts)
+    why = _Explainer(policy, facts, ph, t)
+    errors = tuple(err for _m, err in results if err) if any(err for _m, err in results) else ()
+    actions = {action: ActionDecision(action, v[0], v[1], v[2], errors=v[3], why=why, deciding=v[4], unmatched=v[5])
+               for action, v in verdicts.items()}
+    return Decision(domain.domain, risk, ph.phase, ph.route, actions, recommend(ph, facts, actions, why.criteria),
+                    ph.unmet, errors, policy.name, policy.digest, tuple(evidence_hashes), facts, domain)
 
 
 def recommend(ph: PhaseResult, facts: dict[str, Any], actions: dict[str, ActionDecision], criteria) -> str:
@@ -342,5 +416,5 @@ def deny_all(domain: str, reason: str, *, risk: str = "unknown") -> Decision:
                     {})
 
 
-__all__ = ["ActionDecision", "Decision", "decide", "deny_all", "evaluate_rules", "recommend", "render_reason",
+__all__ = ["ActionDecision", "Decision", "conclude", "decide", "deny_all", "evaluate_rules", "recommend", "render_reason",
            "symbol_text"]

@@ -18,6 +18,8 @@ from typing import Any
 from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, Provenance, lineage_depths
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+#: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).
+FACTS_FORMAT = 1
 
 # A symbol flag as CEL sees it: {symbol, rate, rows, file}.
 SYMBOL = {
@@ -123,7 +125,11 @@ class Round:
     pass_k: float | None
     flip_rate: float | None
     k: int | None
-    label: str
+    number: int
+
+    @property
+    def label(self) -> str:
+        return f"round {self.number}"
 
 
 @dataclass(slots=True)
@@ -139,16 +145,24 @@ def _symbols(flags, file: str) -> list[dict[str, Any]]:
     return [{"symbol": f.symbol, "rate": float(f.rate), "rows": int(f.rows), "file": file} for f in flags]
 
 
+_EXTERNAL = frozenset(p.value for p in EXTERNAL_PROVENANCE)
+_TRUSTED = frozenset(p.value for p in TRUSTED_PROVENANCE)
+
+
 def summarize(spec: DomainSpec, evidence: list) -> Summary:
     """Fold ``spec`` and its current-basis ``evidence`` (oldest first) into facts. Pure."""
-    risk = spec.risk.value
-    substance = [v for v in spec.verifiers if v.role.value == "substance"]
-    substance_names = {v.name: v.version for v in substance}
+    # enum members are compared by their plain string values: Enum.__hash__ runs in Python
+    risk = spec.risk._value_
     all_versions = {v.name: v.version for v in spec.verifiers}
-    depths = lineage_depths(spec.ground_truth) if spec.ground_truth else {}
-    gt_ungraduated = sorted({s.generated_by.model for s in spec.ground_truth
+    substance_names = {v.name: v.version for v in spec.verifiers if v.role._value_ == "substance"}
+    sources = spec.ground_truth
+    if any(s.derived_from is not None or s.provenance._value_ not in _TRUSTED for s in sources):
+        max_depth = max(lineage_depths(sources).values(), default=0)
+    else:
+        max_depth = 0
+    gt_ungraduated = sorted({s.generated_by.model for s in sources
                              if s.generated_by is not None and not s.generated_by.graduated})
-    external = [s.name for s in spec.ground_truth if s.provenance in EXTERNAL_PROVENANCE and s.audited]
+    external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL]
 
     rounds: list[Round] = []
     newest_eval = None
@@ -156,18 +170,22 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
     audits: dict[str, Any] = {}
     human_audits = checked = held = 0
     signers: dict[str, tuple[str, str]] = {}
-    hashes: list[str] = []
+    hashes = [ev.record_hash for ev in evidence]
     for ev in evidence:
         kind = ev.kind
         rec = ev.record
-        hashes.append(ev.record_hash)
         if kind == "eval" or kind == "training_round":
             c = rec.consistency
-            rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                                {s.name: (s.n, s.passed, s.wilson_lower) for s in rec.slices},
-                                c.pass_all_k if c is not None else None, c.flip_rate if c is not None else None,
-                                c.k if c is not None else None,
-                                f"round {rec.round}" if rec.round is not None else f"round {len(rounds) + 1}"))
+            sl = rec.slices
+            number = rec.round if rec.round is not None else len(rounds) + 1
+            if c is None:
+                rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
+                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else {},
+                                    None, None, None, number))
+            else:
+                rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
+                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else {},
+                                    c.pass_all_k, c.flip_rate, c.k, number))
             newest_eval = rec
         elif kind == "verifier_validation":
             for check in rec.verifiers:
@@ -191,16 +209,17 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
 
     data_symbols: list[dict[str, Any]] = []
     data_ungraduated = set(gt_ungraduated)
-    data_depth = max(depths.values(), default=0)
+    data_depth = max_depth
     max_fail = 0.0
     untrusted: list[str] = []
-    trusted_names = {p.value for p in TRUSTED_PROVENANCE}
     for file, rec in audits.items():
-        data_symbols.extend(_symbols(rec.symbols, file))
-        data_ungraduated.update(rec.ungraduated_generators)
+        if rec.symbols:
+            data_symbols.extend(_symbols(rec.symbols, file))
+        if rec.ungraduated_generators:
+            data_ungraduated.update(rec.ungraduated_generators)
         data_depth = max(data_depth, rec.lineage_depth)
         max_fail = max(max_fail, float(rec.substance_fail_rate))
-        if rec.provenance not in trusted_names:
+        if rec.provenance not in _TRUSTED:
             untrusted.append(file)
 
     if newest_eval is not None:
@@ -211,7 +230,7 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             "shape_gap": float(newest_eval.shape_gap), "has_consistency": c is not None,
             "pass_k": float(c.pass_all_k) if c is not None else 0.0,
             "flip_rate": float(c.flip_rate) if c is not None else 0.0,
-            "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or ""),
+            "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else [],
         }
     else:
         eval_facts = {"rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
@@ -220,12 +239,12 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
     people = sorted(name for name, _role in signers.values())
     facts = {
         "domain": {
-            "name": spec.domain, "risk": risk, "risk_rank": RISK_RANK[risk], "target": spec.deployment.target.value,
+            "name": spec.domain, "risk": risk, "risk_rank": RISK_RANK[risk], "target": spec.deployment.target._value_,
             "slices": [s.name for s in spec.slices], "external_sources": external,
-            "ungraduated_generators": gt_ungraduated, "lineage_depth": max(depths.values(), default=0),
+            "ungraduated_generators": gt_ungraduated, "lineage_depth": max_depth,
         },
         "verifiers": {
-            "substance": len(substance), "format": len(spec.verifiers) - len(substance),
+            "substance": len(substance_names), "format": len(spec.verifiers) - len(substance_names),
             "validated": validated, "untrustworthy": untrustworthy, "unvalidated": unvalidated,
             "substance_validated": bool(validated) and not substance_untrusted,
             "references_verified": refs_ok,
@@ -290,5 +309,5 @@ def describe_facts() -> list[tuple[str, str, str]]:
     return out
 
 
-__all__ = ["FACT_SCHEMA", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts", "example_facts",
+__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts", "example_facts",
            "summarize"]

@@ -111,6 +111,9 @@ class Policy:
     combined: Any = field(repr=False, compare=False, default=None)
     description: str = ""
     threshold_facts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    by_action: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    memo_size: int = 65536
 
     def rules_for(self, action: str) -> list[Rule]:
         return [r for r in self.rules if action in r.actions]
@@ -243,11 +246,50 @@ def _use(uses: dict[str, set[str] | None], path: list[str]) -> None:
         uses[root].add(path[1])
 
 
-def compile_cel(source: str):
-    """Compile a CEL expression (the one place policy code imports the CEL package)."""
-    import cel
+_CEL: Any = None
 
-    return cel.compile(source)
+
+def _cel() -> Any:
+    """The CEL extension module.
+
+    The ``cel`` package's ``__init__`` also imports its interactive shell (prompt_toolkit, pygments),
+    which would cost `registry status` a noticeable share of its start-up; the compiled core is loaded
+    on its own when it can be found, else the package is imported as usual.
+    """
+    global _CEL
+    if _CEL is None:
+        import sys
+
+        loaded = sys.modules.get("cel")
+        if loaded is not None and hasattr(loaded, "compile"):
+            _CEL = loaded
+            return _CEL
+        try:
+            import importlib.machinery
+            import importlib.util
+
+            found = importlib.util.find_spec("cel")
+            for location in (found.submodule_search_locations or []) if found else []:
+                for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+                    path = Path(location) / f"cel{suffix}"
+                    if path.is_file():
+                        loader = importlib.machinery.ExtensionFileLoader("cel.cel", str(path))
+                        spec = importlib.util.spec_from_file_location("cel.cel", path, loader=loader)
+                        module = importlib.util.module_from_spec(spec)
+                        loader.exec_module(module)
+                        _CEL = module
+                        return _CEL
+        except (ImportError, OSError, AttributeError):
+            pass
+        import cel
+
+        _CEL = cel
+    return _CEL
+
+
+def compile_cel(source: str):
+    """Compile a CEL expression (the one place policy code uses the CEL package)."""
+    return _cel().compile(source)
 
 
 def _type_check(program: Any) -> str | None:
@@ -342,6 +384,7 @@ def parse_policy(text: str, file: str) -> Policy:
         uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()}, combined=combined,
         description=spec.description,
         threshold_facts={risk.value: t.model_dump() for risk, t in spec.thresholds.items()},
+        by_action={a: tuple(i for i, r in enumerate(rules) if a in r.actions) for a in ACTIONS},
     )
 
 

@@ -49,18 +49,15 @@ def samples_to_clear(bar: float, observed: float) -> tuple[int, int, float] | No
     rate = observed if observed > bar + 1e-9 and observed < 1.0 else (bar + 1.0) / 2
     if observed >= 1.0:
         rate = 1.0
-    lo, hi = 1, 1
-    while wilson_lower(round(rate * hi), hi) < bar:
-        lo, hi = hi, hi * 2
-        if hi > 10**9:
-            return None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if wilson_lower(round(rate * mid), mid) >= bar:
-            hi = mid
-        else:
-            lo = mid + 1
-    return round(rate * hi), hi, rate
+    if rate <= bar:
+        return None
+    # Wilson's bound equals the bar where (rate - bar)^2 = z^2 bar (1 - bar) / n; rounding needs a nudge
+    n = max(1, math.ceil(Z95 * Z95 * bar * (1 - bar) / (rate - bar) ** 2))
+    while wilson_lower(round(rate * n), n) < bar:
+        n += 1
+    while n > 1 and wilson_lower(round(rate * (n - 1)), n - 1) >= bar:
+        n -= 1
+    return round(rate * n), n, rate
 
 
 def fisher_less(a: int, b: int, c: int, d: int) -> float:
@@ -151,6 +148,20 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
     return unmet, failing
 
 
+def meets_bar(r: Round, t, slices: list[str]) -> bool:
+    """``round_unmet(r, t, slices)`` is empty (without building its messages)."""
+    bar = t.min_wilson_lower
+    if r.n < t.min_samples or r.wilson_lower < bar or r.shape_gap > t.max_shape_gap:
+        return False
+    for name in slices:
+        s = r.slices.get(name)
+        if s is None or s[2] < bar:
+            return False
+    if t.min_pass_k > 0 and (r.pass_k is None or r.pass_k < t.min_pass_k):
+        return False
+    return True
+
+
 def compute_phase(summary: Summary, t) -> PhaseResult:
     """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure."""
     facts = summary.facts
@@ -160,13 +171,13 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
     verified = verifiers["substance_validated"]
     need = t.stable_rounds
 
-    meets = [not round_unmet(r, t, slices)[0] for r in rounds] if rounds else []
+    meets = [meets_bar(r, t, slices) for r in rounds]
     stable = 0
     for ok in reversed(meets):
         if not ok:
             break
         stable += 1
-    newest_unmet, failing = round_unmet(rounds[-1], t, slices) if rounds else ([], list(slices))
+    newest_ok = bool(meets) and meets[-1]
 
     human = facts["human"]
     human_unmet: list[str] = []
@@ -214,7 +225,7 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
         phase, route = "graduated", "external"
     elif internal:
         phase, route = "graduated", "internal"
-    elif rounds and not newest_unmet and verified:
+    elif newest_ok and verified:
         phase = "candidate"
     else:
         phase = "discovery"
@@ -226,7 +237,11 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
             unmet.append(f"newest round ({newest.label}, {newest.passed}/{newest.n}) is significantly worse than the "
                          f"rounds it graduated on (one-sided exact test p={p_value:.2g} < {t.regression_alpha:g})")
 
-    if phase != "graduated" or route == "internal":
+    newest_unmet: list[str] = []
+    failing: list[str] = []
+    if rounds and not newest_ok:
+        newest_unmet, failing = round_unmet(rounds[-1], t, slices)
+    if phase != "graduated":
         if not rounds:
             unmet.append("no evaluation rounds yet: evaluate the model on held-out prompts (`registry evaluate`)")
         unmet.extend(newest_unmet)
@@ -234,7 +249,7 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
             unmet.append(f"stable rounds {stable} < {need}")
         unmet.extend(human_unmet)
     graduation = {
-        "route": route, "meets_bar": bool(rounds) and not newest_unmet, "stable_rounds": stable,
+        "route": route, "meets_bar": newest_ok, "stable_rounds": stable,
         "required_rounds": need, "failing_slices": failing if rounds else list(slices),
         "was_graduated": bool(was_graduated), "regression_p": float(p_value), "human_audit_ok": not human_unmet,
         "unmet": unmet if phase != "graduated" else [],
