@@ -244,3 +244,27 @@ def test_an_always_true_verifier_is_untrustworthy(project, db_url, pool):
     assert any("data/lenient_wrong.jsonl:1" in c for c in yes.leaked_controls)
     assert any("declared known-wrong" in r for r in yes.reasons)
     assert strict.trustworthy and strict.references_accepted == 20 and strict.controls_rejected == strict.controls
+
+
+def test_hostile_outputs_in_a_file_are_errors_or_failures_not_crashes(project, db_url, pool, tmp_path):
+    rows = [{"prompt": f"q{i}", "answer": str(i)} for i in range(6)]
+    write(project / "domains/data/algebra.jsonl", rows)
+    db = register_domain(project, db_url, MATH, "algebra")
+    path = tmp_path / "hostile.jsonl"
+    lines = [
+        json.dumps({"prompt": "q0", "output": "x" * 10_000_000}).encode(),
+        json.dumps({"prompt": "q1", "output": "(" * 3000 + "1" + ")" * 3000}).encode(),
+        json.dumps({"prompt": "q2", "output": f"__import__('os').system('touch {tmp_path / 'pwned'}')"}).encode(),
+        json.dumps({"prompt": "q3", "output": "$9^{9^{9^{9^{9^{9^{9}}}}}}$"}).encode(),
+        b'{"prompt": "q4", "output": "\xff\xfe 4"}',
+        json.dumps({"prompt": "q5", "output": "$5$"}).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    record = evaluate(db, project, "algebra", path, model="m", pool=pool).record
+    assert (record.n, record.passed) == (6, 1)
+    assert record.errors >= 2  # invalid UTF-8 and the hanging LaTeX at least
+    assert not (tmp_path / "pwned").exists()
+    with db.read() as session:
+        from graduation.store.verdicts import count
+
+        assert count(session) == 4  # errors are not cached: they are retried next time

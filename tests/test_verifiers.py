@@ -123,3 +123,29 @@ def test_identity_depends_on_options_and_version():
     d = build(VerifierSpec(name="a", kind="exact", role="substance", options={"case_sensitive": True}))
     assert a.identity == b.identity
     assert len({a.identity, c.identity, d.identity}) == 3
+
+
+def test_plugin_kinds_load_from_the_entry_point_group(monkeypatch):
+    from importlib import metadata
+
+    from graduation.verifiers import base
+
+    class FakeEntryPoint:
+        name = "test_plugin_len"
+        value = "tests:fake"
+
+        def load(self):
+            def factory(*, at_most: int = 3):
+                def check(output, reference, row=None):
+                    return Verdict.of(len(output) <= at_most)
+                return check
+            return factory
+
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: [FakeEntryPoint()]
+                        if group == base.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(base, "_plugins_loaded", False)
+    monkeypatch.delitem(base._KINDS, "test_plugin_len", raising=False)
+    v = make("test_plugin_len", at_most=2)
+    assert v("ab", None).passed and not v("abc", None).passed
+    assert v.isolated  # plugin kinds run in the pool unless they say otherwise
+    assert "test_plugin_len" in kinds()

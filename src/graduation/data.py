@@ -190,7 +190,10 @@ def _arrow_rows(piece: bytes) -> list[dict] | None:
         return None
     if any(column.null_count for column in table.columns):
         return None
-    return table.to_pylist()
+    try:
+        return table.to_pylist()
+    except UnicodeDecodeError:  # pyarrow does not check UTF-8 until it makes Python strings
+        return None
 
 
 def _simple_type(arrow_type) -> bool:
