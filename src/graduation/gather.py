@@ -377,7 +377,7 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
                 label = row.get(label_field)
                 if label is None and verdict is not None:
                     label = verdict[2]
-                labels.append(text if label is None else label)
+                labels.append(text.strip() if label is None else label)
         if has_slices:
             rows_for = [{**refrow, **row} if refrow is not None and refrow is not row else row
                         for _l, row, _o, _f, refrow, _k in chunk]
@@ -390,11 +390,12 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
         if progress is not None:
             progress(done)
 
+    append = chunk.append
     for line, row in rows:
         resolved = resolve(line, row, report)
         if resolved is None:
             continue
-        chunk.append((line, row, *resolved))
+        append((line, row) + resolved)
         if len(chunk) >= CHUNK:
             flush()
     if chunk:

@@ -40,6 +40,7 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
     extractor = compile_extractor(extract)
     limit = int(max_chars)
     cache: dict[Any, str] = {}
+    passed = Verdict("pass", 1.0, None, None)  # the output is the answer: no need to repeat it
 
     def check(output: Any, reference: Any, row=None) -> Verdict:
         if type(output) is str and len(output) <= limit and output.isascii():
@@ -54,7 +55,7 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
                 return Verdict("fail", 0.0, None, "no answer found by the extract pattern")
         ref = reference if type(reference) is str else reference_text(reference)
         if text == ref and ref:
-            return Verdict("pass", 1.0, text if len(text) <= 200 else None, None)
+            return passed if extractor is None else Verdict("pass", 1.0, text[:200], None)
         want = cache.get(ref)
         if want is None:
             want = normalise(ref)
@@ -62,7 +63,7 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
                 cache[ref] = want
         got = normalise(text)
         if got == want:
-            return Verdict("pass", 1.0, got if len(got) <= 200 else None, None)
+            return passed if extractor is None else Verdict("pass", 1.0, text[:200], None)
         return Verdict("fail", 0.0, text[:200], f"expected {want[:80]!r}")
 
     return check
