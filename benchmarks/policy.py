@@ -175,9 +175,10 @@ def bench_engine(count: int) -> list[tuple[str, str]]:
     gc.collect()
     gc.freeze()
     decide(domains[0][0], domains[0][1], policy)  # warm caches
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     decisions = [decide(spec, evidence, policy) for spec, evidence in domains]
-    ours = time.perf_counter() - start
+    ours, ours_cpu = time.perf_counter() - start, time.process_time() - cpu
+    policy.memo.clear()  # rules alone, from a cold memo
     start = time.perf_counter()
     for d in decisions:
         evaluate_rules(policy, d.facts)
@@ -185,11 +186,11 @@ def bench_engine(count: int) -> list[tuple[str, str]]:
 
     policy_set = cedarpy.PolicySet.from_str(CEDAR_POLICIES) if hasattr(cedarpy, "PolicySet") else CEDAR_POLICIES
     entities = cedarpy.Entities.from_json_str("[]")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     requests = [{"principal": f'Domain::"{d.domain}"', "action": f'Action::"{a}"', "resource": 'Registry::"main"',
                  "context": ctx} for d in decisions for ctx in (cedar_context(d.facts),) for a in ACTIONS]
     answers = cedarpy.is_authorized_batch(requests, policy_set, entities)
-    cedar = time.perf_counter() - start
+    cedar, cedar_cpu = time.perf_counter() - start, time.process_time() - cpu
     disagreements = 0
     for i, d in enumerate(decisions):
         for j, action in enumerate(ACTIONS):
@@ -202,10 +203,12 @@ def bench_engine(count: int) -> list[tuple[str, str]]:
     return [
         ("domains / evidence records", f"{count:,} / {records:,} (built in {built:.1f} s)"),
         ("phases", ", ".join(f"{k} {v:,}" for k, v in sorted(phases.items()))),
-        ("decide (facts+phase+rules+reasons)", f"{ours_rate:,.0f} decisions/s (target >= 20,000)"),
+        ("decide (facts+phase+rules+reasons)", f"{ours_rate:,.0f} decisions/s wall, {count / ours_cpu:,.0f} per CPU-second "
+                                               "(target >= 20,000)"),
         ("our rules only (CEL, facts given)", f"{rules_rate:,.0f} decisions/s"),
-        ("cedarpy, same rules, 7 requests each", f"{cedar_rate:,.0f} decisions/s ({cedar_rate * 7:,.0f} requests/s)"),
-        ("ratio decide / cedarpy", f"{ours_rate / cedar_rate:.2f}x"),
+        ("cedarpy, same rules, 7 requests each", f"{cedar_rate:,.0f} decisions/s wall, {count / cedar_cpu:,.0f} per "
+                                                 f"CPU-second ({cedar_rate * 7:,.0f} requests/s)"),
+        ("ratio decide / cedarpy", f"{ours_rate / cedar_rate:.2f}x wall, {cedar_cpu / ours_cpu:.2f}x CPU"),
         ("ratio rules only / cedarpy", f"{rules_rate / cedar_rate:.2f}x"),
         ("answers disagreeing with cedarpy", f"{disagreements} of {count * len(ACTIONS):,}"),
     ]
@@ -263,15 +266,24 @@ def bench_status(n_domains: int, n_evidence: int) -> list[tuple[str, str]]:
             raise SystemExit(f"registry status failed: {out.stderr}")
         data = json.loads(out.stdout)
         assert len(data["decisions"]) == n_domains
+        cache_dir = root / "registry" / "cache"
+        cold_cache = []
+        for _ in range(3):  # a cold process AND an empty facts cache: every record is read and summarized
+            for f in cache_dir.glob("*.json"):
+                f.unlink()
+            cold_cache.append(time_command(argv, repeat=1, cwd=root, env=env))
+        cold_cache_time = sorted(cold_cache)[1]
         baseline = python_pass_time(5)
         ours = time_command(argv, repeat=5, cwd=root, env=env)
         baseline = (baseline + python_pass_time(5)) / 2
+        listing = time_command([str(registry), "list", "--json"], repeat=5, cwd=root, env=env)
     return [
         ("domains / evidence records", f"{n_domains:,} / {n_evidence:,} (set up in {setup:.0f} s)"),
         ("python -c pass", f"{baseline * 1000:.0f} ms"),
-        ("registry status --json", f"{ours * 1000:.0f} ms"),
-        ("ratio", f"{ours / baseline:.1f}x python -c pass"),
-        ("under one second", "yes" if ours < 1.0 else "NO"),
+        ("registry list --json (start-up floor)", f"{listing * 1000:.0f} ms ({listing / baseline:.1f}x python -c pass)"),
+        ("registry status --json", f"{ours * 1000:.0f} ms ({ours / baseline:.1f}x python -c pass; facts cache warm)"),
+        ("  with an empty facts cache", f"{cold_cache_time * 1000:.0f} ms ({cold_cache_time / baseline:.1f}x python -c pass)"),
+        ("under one second (warm cache)", "yes" if ours < 1.0 else "NO"),
     ]
 
 

@@ -13,6 +13,7 @@ condition such as ``eval.wilson_lower >= thresholds.min_wilson_lower`` never mix
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, Provenance, lineage_depths
@@ -92,7 +93,7 @@ FACT_SCHEMA: dict[str, Any] = {
         "failing_slices": ("list<string>", "Declared slices that miss the bar in the newest round."),
         "was_graduated": ("bool", "An earlier window of rounds met the bar (internal route)."),
         "regression_p": ("double", "One-sided exact p-value: newest round worse than the graduating window "
-                                   "(1.0 when not tested)."),
+                                   "(1.0 when not tested: no newer round, or it passes at least as often)."),
         "human_audit_ok": ("bool", "Human audit requirement of the risk level met."),
         "unmet": ("list<string>", "Graduation criteria not met, with their numbers."),
     },
@@ -146,6 +147,12 @@ def _symbols(flags, file: str) -> list[dict[str, Any]]:
 
 
 _EXTERNAL = frozenset(p.value for p in EXTERNAL_PROVENANCE)
+_NO_SLICES: Any = MappingProxyType({})
+
+
+def _sorted(items) -> Any:
+    """Sorted list, or the shared empty tuple (fewer objects for the garbage collector to track)."""
+    return sorted(items) if items else ()
 _TRUSTED = frozenset(p.value for p in TRUSTED_PROVENANCE)
 
 
@@ -160,9 +167,9 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         max_depth = max(lineage_depths(sources).values(), default=0)
     else:
         max_depth = 0
-    gt_ungraduated = sorted({s.generated_by.model for s in sources
-                             if s.generated_by is not None and not s.generated_by.graduated})
-    external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL]
+    gt_ungraduated = _sorted({s.generated_by.model for s in sources
+                              if s.generated_by is not None and not s.generated_by.graduated})
+    external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL] or ()
 
     rounds: list[Round] = []
     newest_eval = None
@@ -180,11 +187,11 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             number = rec.round if rec.round is not None else len(rounds) + 1
             if c is None:
                 rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else {},
+                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
                                     None, None, None, number))
             else:
                 rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else {},
+                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
                                     c.pass_all_k, c.flip_rate, c.k, number))
             newest_eval = rec
         elif kind == "verifier_validation":
@@ -200,14 +207,14 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         elif kind == "signoff":
             signers.setdefault(rec.by.strip().casefold(), (rec.by.strip(), rec.role))
 
-    validated = sorted(n for n, c in checks.items() if n in substance_names and c.trustworthy)
-    untrustworthy = sorted(n for n, c in checks.items() if not c.trustworthy)
-    unvalidated = sorted(n for n in substance_names if n not in checks)
+    validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
+    untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy])
+    unvalidated = _sorted([n for n in substance_names if n not in checks])
     substance_untrusted = any(n in substance_names for n in untrustworthy)
     refs_ok = bool(validated) and all(checks[n].references > 0 and checks[n].references_accepted == checks[n].references
                                       for n in validated)
 
-    data_symbols: list[dict[str, Any]] = []
+    data_symbols: Any = []
     data_ungraduated = set(gt_ungraduated)
     data_depth = max_depth
     max_fail = 0.0
@@ -230,17 +237,17 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             "shape_gap": float(newest_eval.shape_gap), "has_consistency": c is not None,
             "pass_k": float(c.pass_all_k) if c is not None else 0.0,
             "flip_rate": float(c.flip_rate) if c is not None else 0.0,
-            "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else [],
+            "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else (),
         }
     else:
         eval_facts = {"rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
-                      "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": []}
+                      "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": ()}
 
-    people = sorted(name for name, _role in signers.values())
+    people = _sorted([name for name, _role in signers.values()])
     facts = {
         "domain": {
             "name": spec.domain, "risk": risk, "risk_rank": RISK_RANK[risk], "target": spec.deployment.target._value_,
-            "slices": [s.name for s in spec.slices], "external_sources": external,
+            "slices": [s.name for s in spec.slices] or (), "external_sources": external,
             "ungraduated_generators": gt_ungraduated, "lineage_depth": max_depth,
         },
         "verifiers": {
@@ -251,13 +258,14 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         },
         "eval": eval_facts,
         "data": {
-            "audits": len(audits), "files": sorted(audits), "max_substance_fail_rate": max_fail,
-            "symbols": data_symbols, "lineage_depth": data_depth,
-            "ungraduated_generators": sorted(data_ungraduated), "untrusted": sorted(untrusted),
+            "audits": len(audits), "files": _sorted(audits), "max_substance_fail_rate": max_fail,
+            "symbols": data_symbols or (), "lineage_depth": data_depth,
+            "ungraduated_generators": _sorted(data_ungraduated), "untrusted": _sorted(untrusted),
         },
         "human": {"audits": human_audits, "checked": checked, "held": held,
                   "held_rate": held / checked if checked else 0.0},
-        "signoffs": {"count": len(people), "people": people, "roles": sorted({role for _name, role in signers.values()})},
+        "signoffs": {"count": len(people), "people": people,
+                     "roles": _sorted({role for _name, role in signers.values()})},
     }
     return Summary(facts, rounds, hashes)
 

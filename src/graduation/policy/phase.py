@@ -204,8 +204,10 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
         wp = sum(r.passed for r in window)
         wn = sum(r.n for r in window)
         newest = rounds[-1]
-        p_value = fisher_less(newest.passed, newest.n - newest.passed, wp, wn - wp)
-        significantly_worse = p_value < t.regression_alpha
+        # only a newest round that passes less often than the window can be significantly worse
+        if newest.passed * wn < wp * newest.n:
+            p_value = fisher_less(newest.passed, newest.n - newest.passed, wp, wn - wp)
+            significantly_worse = p_value < t.regression_alpha
 
     unmet: list[str] = []
     if not verified:
@@ -250,9 +252,9 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
         unmet.extend(human_unmet)
     graduation = {
         "route": route, "meets_bar": newest_ok, "stable_rounds": stable,
-        "required_rounds": need, "failing_slices": failing if rounds else list(slices),
+        "required_rounds": need, "failing_slices": (failing if rounds else list(slices)) or (),
         "was_graduated": bool(was_graduated), "regression_p": float(p_value), "human_audit_ok": not human_unmet,
-        "unmet": unmet if phase != "graduated" else [],
+        "unmet": unmet if phase != "graduated" and unmet else (),
     }
     return PhaseResult(phase, route, tuple(graduation["unmet"]), graduation)
 
