@@ -268,3 +268,22 @@ def test_hostile_outputs_in_a_file_are_errors_or_failures_not_crashes(project, d
         from graduation.store.verdicts import count
 
         assert count(session) == 4  # errors are not cached: they are retried next time
+
+
+def test_training_rounds_from_rows_in_memory_and_csv_outputs(photo, project, pool, tmp_path):
+    rows = [{"id": r["id"], "output": r["answer"] if i % 4 else "exposure = 0, aperture = 0"}
+            for i, r in enumerate(manual_rows(40))]
+    result = evaluate(photo, project, "photo", rows, model="ckpt-10", round=1, kind="training_round",
+                      job="job-1", step=10, pool=pool)
+    record = result.record
+    assert (record.n, record.passed, record.job, record.step) == (40, 30, "job-1", 10)
+    assert record.outputs_file == "<rows>" and result.data_hash
+    with photo.read() as session:
+        (stored,) = list_evidence(session, "photo", kinds=["training_round"])
+    assert stored.round == 1 and stored.model == "ckpt-10"
+    csv_path = tmp_path / "out.csv"
+    csv_path.write_text("id,output\n" + "".join(f'{r["id"]},"{r["output"]}"\n' for r in rows))
+    again = evaluate(photo, project, "photo", csv_path, model="ckpt-10", pool=pool, store=False).record
+    assert (again.n, again.passed) == (40, 30)
+    with pytest.raises(InputError, match="eval or training_round"):
+        evaluate(photo, project, "photo", rows, model="m", kind="data_audit", pool=pool)
