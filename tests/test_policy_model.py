@@ -103,3 +103,12 @@ def test_policy_digest_ignores_formatting_but_not_content():
     b = parse_policy("# comment\n" + DEFAULT, "b.yaml")
     c = parse_policy(DEFAULT.replace("min_samples: 200", "min_samples: 201"), "c.yaml")
     assert a.digest == b.digest != c.digest
+
+
+def test_reason_placeholder_format():
+    ok = parse_policy(DEFAULT, "p.yaml")
+    rule = next(r for r in ok.rules if r.id == "sft-data-fails-verifiers")
+    assert "data.max_substance_fail_rate|percent" in rule.placeholders
+    text = DEFAULT.replace("{data.max_substance_fail_rate|percent}", "{data.max_substance_fail_rate|bogus}")
+    [p] = problems(text)
+    assert "unknown format 'bogus'" in p.message and p.field == f"rules[{ok.rules.index(rule)}].reason"

@@ -43,7 +43,7 @@ def status_table(results, policy, required: list[str], denied: list[tuple[str, s
                     for r in results]))
     for domain, action in denied:
         d = next(r.decision for r in results if r.decision.domain == domain).actions[action]
-        why = "; ".join(list(d.reasons[:2]) + list(d.unmet[:3]) + list(d.errors[:2])) or "no rule permits it"
+        why = "; ".join(list(d.reasons[:2]) + list(d.unmet[:8]) + list(d.errors[:2])) or "no rule permits it"
         info(f"[red]denied[/] {domain} {action}: {why}")
     if required and not denied:
         info(f"[green]allowed[/] {', '.join(required)} for {len(results)} domain(s)")

@@ -255,10 +255,12 @@ def _fmt(value: Any) -> str:
 def render_reason(rule: Rule, facts: dict[str, Any]) -> str:
     text = rule.reason
     for ph in rule.placeholders:
+        path, _, fmt = ph.partition("|")
         node: Any = facts
-        for part in ph.split("."):
+        for part in path.split("."):
             node = node[part]
-        text = text.replace("{" + ph + "}", _fmt(node))
+        value = _pct(node) if fmt == "percent" and isinstance(node, (int, float)) else _fmt(node)
+        text = text.replace("{" + ph + "}", value)
     return text
 
 

@@ -61,7 +61,8 @@ class RuleSpec(Strict):
     effect: Literal["permit", "forbid"]
     actions: list[str] = Field(min_length=1, description="Actions, or '*', 'train:*', 'deploy:*'.")
     when: str = Field("true", min_length=1, description="CEL condition over the facts; must yield a bool.")
-    reason: str = Field(min_length=1, description="Why; {fact.path} placeholders are filled in.")
+    reason: str = Field(min_length=1, description="Why; {fact.path} placeholders are filled in "
+                                                  "({fact.path|percent} shows a rate as a percentage).")
     criteria: list[Literal["graduation", "verifiers", "data", "signoffs"]] = Field(
         default_factory=list, description="Criteria whose unmet items explain a permit that did not apply.")
     description: str = ""
@@ -215,7 +216,8 @@ def _node(path: list[str] | None) -> Any:
     return node
 
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*(?:\|[a-z]+)?)\}")
+FORMATS = ("percent",)
 
 
 def check_condition(source: str) -> tuple[list[str], dict[str, set[str] | None]]:
@@ -362,7 +364,10 @@ def parse_policy(text: str, file: str) -> Policy:
                                             "conditions use the facts listed by `registry policy facts`"))
         placeholders = tuple(_PLACEHOLDER.findall(rs.reason))
         for ph in placeholders:
-            error, _ = _check_chain(ph.split("."), {})
+            path, _, fmt = ph.partition("|")
+            error, _ = _check_chain(path.split("."), {})
+            if not error and fmt and fmt not in FORMATS:
+                error = f"unknown format {fmt!r} (formats: {', '.join(FORMATS)})"
             if error:
                 problems.append(located.problem(base + ("reason",), f"rule {rs.id!r}: reason placeholder {{{ph}}}: "
                                                 f"{error}", "placeholders name facts, e.g. {data.symbols}"))

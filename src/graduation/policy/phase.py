@@ -120,7 +120,10 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
         need = samples_to_clear(bar, rate)
         if need is not None:
             passes, n, assumed = need
-            msg += f"; about {_num(passes)} passes in {_num(max(n, t.min_samples))} samples would clear it"
+            if n < t.min_samples:  # the sample floor binds first
+                n = t.min_samples
+                passes = round(assumed * n)
+            msg += f"; about {_num(passes)} passes in {_num(n)} samples would clear it"
             if assumed != rate:
                 msg += f" (at a pass rate of {assumed:.3f})"
         unmet.append(msg)
