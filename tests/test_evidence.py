@@ -253,3 +253,17 @@ def test_add_batch_and_merge_count_like_add(seed):
         parts.append(tally)
     batched.merge(parts[1].state())
     assert batched.eval_record(model="m") == one.eval_record(model="m")
+
+
+def test_consistency_tracking_stops_on_single_sample_files(monkeypatch):
+    monkeypatch.setattr(Tally, "max_single_prompts", 50)
+    single = Tally(_infos())
+    for i in range(200):
+        single.add({}, [P, P], prompt_key=f"p{i}", label="x")
+    assert single.eval_record(model="m").consistency is None and single._groups == {}
+    repeated = Tally(_infos())
+    for i in range(200):
+        repeated.add({}, [P, P], prompt_key=f"p{i // 2}", label="x")
+    assert repeated.eval_record(model="m").consistency.prompts == 100
+    repeated.merge(single.state())  # a part that stopped tracking: no consistency for the whole
+    assert repeated.eval_record(model="m").consistency is None

@@ -287,3 +287,23 @@ def test_training_rounds_from_rows_in_memory_and_csv_outputs(photo, project, poo
     assert (again.n, again.passed) == (40, 30)
     with pytest.raises(InputError, match="eval or training_round"):
         evaluate(photo, project, "photo", rows, model="m", kind="data_audit", pool=pool)
+
+
+def test_auditing_a_trusted_source_does_not_flag_its_own_vocabulary(project, db_url, pool):
+    book = [{"prompt": f"q{i}", "answer": f"set iso_speed to {i}" if i % 2 else str(i)} for i in range(40)]
+    write(project / "domains/data/iso_book.jsonl", book)
+    write(project / "domains/data/iso_eval.jsonl", [{"prompt": "e1", "answer": "7"}])
+    db = register_domain(project, db_url, """\
+        domain: iso
+        title: ISO
+        risk: low
+        owners: [team@example.org]
+        ground_truth:
+          - {name: book, path: data/iso_book.jsonl, provenance: expert}
+          - {name: held, path: data/iso_eval.jsonl, provenance: expert, split: eval}
+        verifiers:
+          - {name: same, kind: exact, role: substance}
+        """, "iso")
+    record = audit_data(db, project, "iso", project / "domains/data/iso_book.jsonl", pool=pool, store=False).record
+    assert record.symbols == [] and record.substance_failed == 0
+    assert (record.provenance, record.lineage_depth) == ("expert", 0)

@@ -425,7 +425,7 @@ class Tally:
             symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled)
         return {"n": self.n, "passed": self.passed, "format_passed": self.format_passed, "errors": self.errors,
                 "per_verifier": self.per_verifier, "per_slice": self.per_slice, "groups": self._groups,
-                "repeats": self._repeats, "symbols": symbols}
+                "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols}
 
     def merge(self, state: Mapping[str, Any]) -> None:
         """Add the counts of another tally of the same verifiers and slices (rows that came after ours)."""
@@ -436,9 +436,12 @@ class Tally:
         for mine, theirs in zip(self.per_verifier + self.per_slice, state["per_verifier"] + state["per_slice"]):
             for i, value in enumerate(theirs):
                 mine[i] += value
+        if not state.get("tracking", True):
+            self.track_consistency = False  # one part saw every prompt once: no consistency for the whole
+            self._groups = {}
         groups = self._groups
         self._repeats = self._repeats or state.get("repeats", False)
-        for key, other in state["groups"].items():
+        for key, other in (state["groups"].items() if self.track_consistency else ()):
             mine = groups.get(key)
             if mine is None:
                 groups[key] = other

@@ -579,8 +579,12 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
             ungraduated += [m for m in parent_ungraduated if m not in ungraduated]
     else:
         provenance, depth, ungraduated = Provenance.unknown.value, 1, []
-    trusted = any(s.provenance in TRUSTED_PROVENANCE and s.name != source for s in ctx.spec.ground_truth)
-    index = reference_index(ctx, None, trusted_only=trusted, exclude=source)
+    # A trusted source is its own reference and its own vocabulary; any other file is judged against the
+    # trusted sources (all other sources when there is no trusted one), never against itself.
+    self_trusted = source is not None and sources[source].provenance in TRUSTED_PROVENANCE
+    exclude = None if self_trusted else source
+    trusted = any(s.provenance in TRUSTED_PROVENANCE and s.name != exclude for s in ctx.spec.ground_truth)
+    index = reference_index(ctx, None, trusted_only=trusted, exclude=exclude)
     report = ReadReport(display)
 
     def resolve(line: int, row: Mapping[str, Any], report: ReadReport):
@@ -598,7 +602,7 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
         return row[field_name], _UNVERIFIABLE, row, key
 
     tally = Tally(ctx.infos, compile_slices(ctx.spec.slices),
-                  SymbolScanner(_supported_vocabulary(ctx, exclude=source)), consistency=False)
+                  SymbolScanner(_supported_vocabulary(ctx, exclude=exclude)), consistency=False)
     with _pool(pool) as active:
         validation = current_validation(db, ctx)
         ran = validation is None
