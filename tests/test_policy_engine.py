@@ -247,3 +247,21 @@ def test_decision_id_is_stable_and_depends_on_evidence():
     assert decide(spec, ev + build(spec, *rounds(1, 10, 10))[0:1], POLICY).id != a.id
     data = a.to_dict()
     assert data["decision_id"] == a.id and set(data["actions"]) == set(ACTIONS)
+
+
+def test_broken_policy_file_denies_everything_with_the_reason(tmp_path):
+    from graduation.policy.registry import decide_safely
+
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(packaged_policy_path().read_text().replace("when: verifiers.substance_validated\n",
+                                                               "when: verifiers.nope\n"))
+    spec = domain("toy", "low")
+    evidence = build(spec, ("verifier_validation", validated("answer")), *rounds(1, 500, 500))
+    assert decide(spec, evidence, POLICY).allowed("train:sft")
+    d = decide_safely(spec, evidence, policy_path=bad)
+    assert d.allowed_actions == []
+    assert all(a.effect == "error" for a in d.actions.values())
+    assert "does not load" in d.recommendation and "verifiers.nope" in d.errors[0] and ":" in d.errors[0]
+    missing = decide_safely(spec, evidence, policy_path=tmp_path / "absent.yaml")
+    assert missing.allowed_actions == [] and "file not found" in missing.errors[0]
+    assert decide_safely(spec, evidence, policy=POLICY).allowed("train:sft")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, Provenance, lineage_depths
+from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, lineage_depths
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 #: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).

@@ -28,15 +28,18 @@ from graduation.spec import DomainSpec
 
 
 class _Rec(dict):
-    """A stored summary as attributes (``rec.n``, ``rec.slices[0].name``)."""
+    """A stored summary as attributes (``rec.n``, ``rec.slices[0].name``); a missing one is a KeyError.
+
+    ``__getattr__`` is ``dict.__getitem__`` itself, so reading a field runs no Python code.
+    """
 
     __slots__ = ()
+    __getattr__ = dict.__getitem__
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __deepcopy__(self, memo: dict) -> "_Rec":
+        import copy
+
+        return _Rec(copy.deepcopy(dict(self), memo))
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,4 +181,25 @@ def decision_in(session, name: str, policy: Policy) -> DomainDecision:
                           v.content_hash, v.source_file)
 
 
-__all__ = ["DomainDecision", "StoredEvidence", "decision_in", "decisions", "evidence_stats", "load_evidence"]
+def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None = None,
+                  policy_path: Path | str | None = None, project_root: Path | None = None) -> Decision:
+    """``decide``, but a policy that does not load, or anything else going wrong, denies every action.
+
+    For callers that must act on the answer (job generation, launches): the reason names the problem,
+    e.g. ``policies/default.yaml:12:11: rules[0].when: ...``.
+    """
+    from graduation.errors import GraduationError
+    from graduation.policy.engine import decide, deny_all
+    from graduation.policy.model import load_policy
+
+    try:
+        if policy is None:
+            policy = load_policy(policy_path, project_root)
+        return decide(domain, evidence, policy)
+    except GraduationError as exc:
+        return deny_all(domain.domain, f"the policy does not load: {exc}", risk=domain.risk._value_)
+    except Exception as exc:  # noqa: BLE001 - deny rather than allow on anything unexpected
+        return deny_all(domain.domain, f"the decision failed: {type(exc).__name__}: {exc}", risk=domain.risk._value_)
+
+
+__all__ = ["DomainDecision", "decide_safely", "StoredEvidence", "decision_in", "decisions", "evidence_stats", "load_evidence"]
