@@ -267,3 +267,11 @@ def test_consistency_tracking_stops_on_single_sample_files(monkeypatch):
     assert repeated.eval_record(model="m").consistency.prompts == 100
     repeated.merge(single.state())  # a part that stopped tracking: no consistency for the whole
     assert repeated.eval_record(model="m").consistency is None
+
+
+def test_slices_share_the_cel_extension_the_policy_engine_loaded():
+    model = pytest.importorskip("graduation.policy.model")
+    if hasattr(model, "_cel"):
+        model._cel()  # the policy engine's own loader, which skips the package's shell
+    (flag,) = compile_slices([SliceSpec(name="x", when="speed > 10")])
+    assert flag.matches({"speed": 11}) and not flag.matches({"speed": 3})
