@@ -129,7 +129,7 @@ class Decision:
     risk: str
     phase: str
     route: str
-    actions: dict[str, ActionDecision]
+    verdicts: dict[str, tuple]  # action -> (allowed, effect, rule ids, errors, deciding, unmatched)
     recommendation: str
     unmet: tuple[str, ...]
     errors: tuple[str, ...]
@@ -138,15 +138,26 @@ class Decision:
     evidence_hashes: tuple[str, ...]
     facts: dict[str, Any] = field(repr=False)
     spec: DomainSpec | None = field(default=None, repr=False)
+    why: Any = field(default=None, repr=False)
     _id: str | None = field(default=None, repr=False)
     _domain_digest: str | None = field(default=None, repr=False)
+    _actions: dict[str, ActionDecision] | None = field(default=None, repr=False)
+
+    @property
+    def actions(self) -> dict[str, ActionDecision]:
+        """Every action's verdict with its rules, reasons and unmet criteria (built when first read)."""
+        if self._actions is None:
+            why = self.why
+            self._actions = {a: ActionDecision(a, v[0], v[1], v[2], errors=v[3], why=why, deciding=v[4],
+                                               unmatched=v[5]) for a, v in self.verdicts.items()}
+        return self._actions
 
     def allowed(self, action: str) -> bool:
-        return self.actions[action].allowed
+        return self.verdicts[action][0]
 
     @property
     def allowed_actions(self) -> list[str]:
-        return [a for a in ACTIONS if self.actions[a].allowed]
+        return [a for a in ACTIONS if self.verdicts[a][0]]
 
     @property
     def domain_digest(self) -> str:
@@ -376,13 +387,11 @@ def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidenc
     results, verdicts = _lookup(policy, facts)
     why = _Explainer(policy, facts, ph, t)
     errors = tuple(err for _m, err in results if err) if any(err for _m, err in results) else ()
-    actions = {action: ActionDecision(action, v[0], v[1], v[2], errors=v[3], why=why, deciding=v[4], unmatched=v[5])
-               for action, v in verdicts.items()}
-    return Decision(domain.domain, risk, ph.phase, ph.route, actions, recommend(ph, facts, actions, why.criteria),
-                    ph.unmet, errors, policy.name, policy.digest, tuple(evidence_hashes), facts, domain)
+    return Decision(domain.domain, risk, ph.phase, ph.route, verdicts, recommend(ph, facts, verdicts, why.criteria),
+                    ph.unmet, errors, policy.name, policy.digest, tuple(evidence_hashes), facts, domain, why)
 
 
-def recommend(ph: PhaseResult, facts: dict[str, Any], actions: dict[str, ActionDecision], criteria) -> str:
+def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple], criteria) -> str:
     """What to do next, in one sentence."""
     v = facts["verifiers"]
     if not v["substance_validated"]:
@@ -392,14 +401,13 @@ def recommend(ph: PhaseResult, facts: dict[str, Any], actions: dict[str, ActionD
             return ("untrustworthy substance verifier(s) " + ", ".join(v["untrustworthy"]) +
                     ": fix them so they reject their controls before any training")
         return "no validated substance verifier: validate one against references and controls before any training"
-    sft = actions["train:sft"]
     if ph.phase == "graduated":
-        if sft.allowed:
+        if verdicts["train:sft"][0]:
             return f"graduated ({ph.route} route): crystallise with SFT"
         data = criteria("data")
         if data:
             return "graduated, but the SFT data is not clean: " + data[0]
-        return "graduated; " + (sft.unmet[0] if sft.unmet else "SFT is not permitted by the policy")
+        return "graduated; SFT is not permitted by the policy (see `registry explain DOMAIN train:sft`)"
     if ph.phase == "regressed":
         return ("regressed: SFT and deployments beyond shadow are withdrawn; find what changed in the newest round "
                 "and re-establish stable rounds")
@@ -407,14 +415,14 @@ def recommend(ph: PhaseResult, facts: dict[str, Any], actions: dict[str, ActionD
         first = ph.unmet[0] if ph.unmet else "gather more rounds"
         return f"candidate: keep evaluating until the bar holds over enough rounds ({first})"
     first = ph.unmet[0] if ph.unmet else "gather evidence"
-    grpo = "explore with GRPO" if actions["train:grpo"].allowed else "gather evidence"
+    grpo = "explore with GRPO" if verdicts["train:grpo"][0] else "gather evidence"
     return f"discovery: {grpo} and evaluate each round; next: {first}"
 
 
 def deny_all(domain: str, reason: str, *, risk: str = "unknown") -> Decision:
     """A decision that denies everything with ``reason`` (for a policy that failed to load, say)."""
-    actions = {a: ActionDecision(a, False, "error", (), (), (), (reason,)) for a in ACTIONS}
-    return Decision(domain, risk, "unknown", "", actions, f"nothing is allowed: {reason}", (), (reason,), "", "", (),
+    verdicts = {a: (False, "error", (), (reason,), (), ()) for a in ACTIONS}
+    return Decision(domain, risk, "unknown", "", verdicts, f"nothing is allowed: {reason}", (), (reason,), "", "", (),
                     {})
 
 
