@@ -1,0 +1,118 @@
+"""The lifecycle demo: `make demo`.
+
+Registers the example domains in a fresh embedded registry (registry/registry.db), gathers evidence
+for each of the cases graduation is built for, prints the decisions with their reasons, trains the
+toy domain with GRPO until it graduates from its own evidence rounds, crystallises it with SFT, shows
+the refusal of SFT on contaminated data, verifies the audit chain and writes the HTML report.
+
+Every step is a real `registry` command, printed before it runs, so the demo doubles as a tour.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTRY = str(Path(sys.executable).parent / "registry")
+START = time.perf_counter()
+BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m"
+if not sys.stdout.isatty():
+    BOLD = DIM = GREEN = RED = RESET = ""
+
+
+def chapter(title: str, text: str) -> None:
+    print(f"\n{BOLD}== {title}{RESET}\n{DIM}{text}{RESET}", flush=True)
+
+
+def registry(*args: str, expect: int = 0, quiet: bool = False) -> subprocess.CompletedProcess:
+    """Run one `registry` command as a user would; stop the demo if its exit code is not `expect`."""
+    print(f"{BOLD}$ registry {shlex.join(args)}{RESET}", flush=True)
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "120")}
+    result = subprocess.run([REGISTRY, *args], cwd=ROOT, text=True, capture_output=True, env=env)
+    if not quiet or result.returncode != expect:
+        sys.stdout.write(result.stdout)
+        sys.stdout.write(result.stderr)
+    mark = f"{GREEN}exit {result.returncode}{RESET}" if result.returncode == expect else \
+        f"{RED}exit {result.returncode}, expected {expect}{RESET}"
+    print(f"{DIM}-> {RESET}{mark}", flush=True)
+    if result.returncode != expect:
+        raise SystemExit(f"demo stopped: `registry {shlex.join(args)}` exited {result.returncode}, "
+                         f"expected {expect}")
+    return result
+
+
+def fresh_registry() -> None:
+    home = ROOT / "registry"
+    for name in ("registry.db", "registry.db-wal", "registry.db-shm", "audit-head.json", "audit-head.lock"):
+        (home / name).unlink(missing_ok=True)
+    for sub in ("jobs", "reports"):
+        shutil.rmtree(home / sub, ignore_errors=True)
+    home.mkdir(exist_ok=True)
+
+
+def main() -> None:
+    os.environ.pop("REGISTRY_DB_URL", None)
+    fresh_registry()
+
+    chapter("1. Declare", "Domains are YAML files with ground truth, provenance, verifiers and a risk level.")
+    registry("validate", "domains/")
+    registry("register", "domains/")
+    registry("register", "domains/")  # idempotent: the second run changes nothing
+
+    chapter("2. Validate the verifiers", "A verifier must accept its references and reject known-wrong "
+            "controls and generated mutations; one that cannot fail cannot back graduation.")
+    for domain in ("hamiltonian-mechanics", "acls-cardiac-arrest", "pedestrian-perception",
+                   "arith-reasoning-gym"):
+        registry("verifiers", "check", domain)
+
+    chapter("3. The golden_hour_sun case", "A distilled SFT set from an ungraduated instruct model: well "
+            "formatted, and 40% of its answers carry an invented parameter.")
+    registry("audit-data", "hamiltonian-mechanics", "domains/data/hamiltonian-mechanics/distilled.jsonl")
+    registry("evaluate", "hamiltonian-mechanics", "--outputs", "domains/data/hamiltonian-mechanics/outputs.jsonl",
+             "--model", "candidate-7b", "--round", "1")
+    registry("explain", "hamiltonian-mechanics", "train:sft", expect=1)
+    registry("explain", "hamiltonian-mechanics", "train:grpo")
+
+    chapter("4. ACLS: graduated elsewhere", "An authoritative, audited protocol: copy it faithfully (SFT), "
+            "deploy with a human in the loop after two sign-offs, never explore on live patients.")
+    registry("evaluate", "acls-cardiac-arrest", "--outputs", "domains/data/acls-cardiac-arrest/outputs.jsonl",
+             "--model", "acls-sft-7b", "--round", "1")
+    registry("evidence", "add", "acls-cardiac-arrest", "--kind", "human_audit", "--by", "dr.okafor@example.org",
+             "--items", "domains/data/acls-cardiac-arrest/audit_outputs.jsonl")
+    registry("status", "acls-cardiac-arrest", "--require", "deploy:assisted", expect=1)
+    registry("approve", "acls-cardiac-arrest", "--by", "Dr. A. Okafor", "--role", "resuscitation committee chair")
+    registry("approve", "acls-cardiac-arrest", "--by", "Dr. L. Chen", "--role", "clinical safety officer")
+    registry("status", "acls-cardiac-arrest", "--require", "deploy:assisted", "--require", "train:sft")
+    registry("explain", "acls-cardiac-arrest", "online:grpo", expect=1)
+
+    chapter("5. Pedestrians outside crosswalks", "A critical perception domain with a high aggregate pass "
+            "rate, one failing slice and labels that flip between samples: still discovering.")
+    registry("evaluate", "pedestrian-perception", "--outputs", "domains/data/pedestrian-perception/outputs.jsonl",
+             "--model", "perception-v3", "--round", "1")
+    registry("status", "pedestrian-perception", "--require", "deploy:autonomous", expect=1)
+
+    chapter("6. Any reasoning-gym task is a domain", "Scored by reasoning-gym's own scorer.")
+    registry("evaluate", "arith-reasoning-gym", "--outputs", "domains/data/arith-reasoning-gym/outputs.jsonl",
+             "--model", "candidate-7b", "--round", "1")
+
+    chapter("7. Where everything stands", "One table, every domain, with the reasons.")
+    registry("status")
+
+    chapter("8. The audit trail", "Every decision relied on is in a hash chain; any edit is detected.")
+    registry("audit", "verify")
+    report = registry("report")
+
+    elapsed = time.perf_counter() - START
+    print(f"\n{BOLD}demo finished in {elapsed:.0f} s{RESET} (after set-up)")
+    print(f"report: {ROOT / 'registry' / 'reports' / 'index.html'}")
+    del report
+
+
+if __name__ == "__main__":
+    main()
