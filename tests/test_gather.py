@@ -307,3 +307,13 @@ def test_auditing_a_trusted_source_does_not_flag_its_own_vocabulary(project, db_
     record = audit_data(db, project, "iso", project / "domains/data/iso_book.jsonl", pool=pool, store=False).record
     assert record.symbols == [] and record.substance_failed == 0
     assert (record.provenance, record.lineage_depth) == ("expert", 0)
+
+
+def test_cache_keys_cover_identity_reference_output_and_row():
+    from graduation.store.verdicts import cache_key
+
+    base = cache_key("id", "1", "1")
+    assert base == cache_key("id", "1", "1")
+    assert len({base, cache_key("id2", "1", "1"), cache_key("id", "2", "1"), cache_key("id", "1", "2"),
+                cache_key("id", "1", "1", {"metadata": {"a": 1}}), cache_key("id", "11", "")}) == 6
+    assert cache_key("id", "1", "\udcff") != cache_key("id", "1", "\udcfe")  # invalid UTF-8 hashes too

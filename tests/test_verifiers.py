@@ -149,3 +149,13 @@ def test_plugin_kinds_load_from_the_entry_point_group(monkeypatch):
     assert v("ab", None).passed and not v("abc", None).passed
     assert v.isolated  # plugin kinds run in the pool unless they say otherwise
     assert "test_plugin_len" in kinds()
+
+
+def test_editing_a_python_verifier_changes_its_identity(tmp_path, monkeypatch):
+    module = tmp_path / "edited_check.py"
+    module.write_text("def check(output, reference, row):\n    return True\n")
+    first = make("python", root=tmp_path, function="edited_check:check")
+    module.write_text("def check(output, reference, row):\n    return output == reference\n")
+    monkeypatch.delitem(sys.modules, "edited_check")
+    second = make("python", root=tmp_path, function="edited_check:check")
+    assert first.identity != second.identity

@@ -199,7 +199,7 @@ class Verification:
         keys: list[str | None] = [None] * len(items)
         if self.db is not None:
             identity = verifier.identity
-            keys = [cache_key(identity, ref, out) for out, ref, _ in items]
+            keys = [cache_key(identity, ref, out, row) for out, ref, row in items]
             wanted = [k for k in keys if k not in self.new_entries]
             with self.db.read() as session:
                 found = get_many(session, wanted)

@@ -19,10 +19,14 @@ from graduation.store.tables import VerdictCacheRow
 CHUNK = 500
 
 
-def cache_key(identity: str, reference: Any, output: Any) -> str:
-    """The cache key of one check; ``identity`` already covers the verifier's kind, version and options."""
+def cache_key(identity: str, reference: Any, output: Any, row: Any = None) -> str:
+    """The cache key of one check; ``identity`` already covers the verifier's kind, version and options.
+
+    The reference row is part of the key when given: some kinds (reasoning_gym, python) read more of it
+    than the reference answer.
+    """
     digest = hashlib.sha256(identity.encode())
-    for part in (reference, output):
+    for part in (reference, output) if row is None else (reference, output, row):
         text = part if isinstance(part, str) else json.dumps(part, sort_keys=True, ensure_ascii=False, default=str)
         data = text.encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "little"))

@@ -169,8 +169,10 @@ class Verifier:
 
     @property
     def identity(self) -> str:
-        """Hash of what decides a verdict: kind, version and options (not the name or the role)."""
-        return sha256_json({"kind": self.kind, "version": self.version, "options": dict(self.options)})
+        """Hash of what decides a verdict: kind, version, options, and the fingerprint a kind may give its
+        check (the python kind: its module's source), but not the verifier's name or role."""
+        return sha256_json({"kind": self.kind, "version": self.version, "options": dict(self.options),
+                            "fingerprint": getattr(self.check, "fingerprint", None)})
 
     def payload(self) -> dict[str, Any]:
         """What a worker process needs to rebuild this verifier."""

@@ -52,4 +52,16 @@ def python(*, function: str, threshold: float = 1.0, context: BuildContext = Bui
             return Verdict.of(ok, score=score, explanation=None if ok else f"score {score:g} < {threshold:g}")
         return Verdict.error(f"{function} returned {type(result).__name__}, expected bool or a finite number")
 
+    check.fingerprint = _source_hash(fn)  # editing the function invalidates its cached verdicts
     return check
+
+
+def _source_hash(fn) -> str | None:
+    import hashlib
+    import inspect
+
+    try:
+        source = Path(inspect.getfile(fn)).read_bytes()
+    except (TypeError, OSError):
+        return None
+    return hashlib.sha256(source).hexdigest()
