@@ -112,3 +112,11 @@ def test_reason_placeholder_format():
     text = DEFAULT.replace("{data.max_substance_fail_rate|percent}", "{data.max_substance_fail_rate|bogus}")
     [p] = problems(text)
     assert "unknown format 'bogus'" in p.message and p.field == f"rules[{ok.rules.index(rule)}].reason"
+
+
+def test_schema_and_condition_problems_are_reported_together():
+    text = DEFAULT.replace("min_samples: 200", "min_samples: 200\n    min_smaples: 1") \
+        .replace('when: domain.risk == "critical"', "when: domain.risk > 3")
+    found = problems(text)
+    assert any("min_smaples" in p.message for p in found)
+    assert any("critical-never-autonomous" in p.message and "type error" in p.message for p in found)

@@ -335,12 +335,38 @@ def parse_policy(text: str, file: str) -> Policy:
     try:
         spec: PolicyFile = validate_located(PolicyFile, located, {})
     except SpecError as exc:
-        raise SpecError([_with_hint(p) for p in exc.problems]) from None
+        # report the conditions' problems too, for every rule that is well-formed on its own
+        problems = [_with_hint(p) for p in exc.problems]
+        raw = located.data.get("rules")
+        for index, item in enumerate(raw if isinstance(raw, list) else []):
+            try:
+                rs = RuleSpec.model_validate(item)
+            except Exception:  # noqa: BLE001 - its schema problems are already reported
+                continue
+            problems.extend(_check_rules([(index, rs)], located)[1])
+        raise SpecError(problems) from None
+    rules, problems, uses = _check_rules(list(enumerate(spec.rules)), located)
+    if problems:
+        raise SpecError(problems)
+    combined = compile_cel("[" + ", ".join(f"({r.when})" for r in rules) + "]")
+    canonical = spec.model_dump(mode="json")
+    return Policy(
+        name=spec.policy, file=file, digest=sha256_json(canonical),
+        thresholds={risk.value: t for risk, t in spec.thresholds.items()}, rules=tuple(rules),
+        uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()}, combined=combined,
+        description=spec.description,
+        threshold_facts={risk.value: t.model_dump() for risk, t in spec.thresholds.items()},
+        by_action={a: tuple(i for i, r in enumerate(rules) if a in r.actions) for a in ACTIONS},
+    )
+
+
+def _check_rules(specs: list[tuple[int, RuleSpec]], located: Located):
+    """Compile and check rules: (rules, problems, facts used)."""
     problems: list[Problem] = []
     rules: list[Rule] = []
     uses: dict[str, set[str] | None] = {}
     seen: dict[str, int] = {}
-    for index, rs in enumerate(spec.rules):
+    for index, rs in specs:
         base = ("rules", index)
         if rs.id in seen:
             problems.append(located.problem(base + ("id",), f"rule id {rs.id!r} is used twice (also rules[{seen[rs.id]}])",
@@ -379,18 +405,7 @@ def parse_policy(text: str, file: str) -> Policy:
         pos = located.position(base)
         rules.append(Rule(rs.id, rs.effect, tuple(actions), rs.when, rs.reason, tuple(rs.criteria), program,
                           placeholders, pos[0] if pos else None))
-    if problems:
-        raise SpecError(problems)
-    combined = compile_cel("[" + ", ".join(f"({r.when})" for r in rules) + "]")
-    canonical = spec.model_dump(mode="json")
-    return Policy(
-        name=spec.policy, file=file, digest=sha256_json(canonical),
-        thresholds={risk.value: t for risk, t in spec.thresholds.items()}, rules=tuple(rules),
-        uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()}, combined=combined,
-        description=spec.description,
-        threshold_facts={risk.value: t.model_dump() for risk, t in spec.thresholds.items()},
-        by_action={a: tuple(i for i, r in enumerate(rules) if a in r.actions) for a in ACTIONS},
-    )
+    return rules, problems, uses
 
 
 def _with_hint(problem: Problem) -> Problem:
