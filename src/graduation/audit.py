@@ -175,6 +175,9 @@ def verify_rows(rows, anchor: tuple[int, str] | None = None) -> Verification:
             payload = json.loads(row.payload_json)
         except ValueError:
             return Verification(False, count, row.seq, f"entry {row.seq} changed: its payload is not valid JSON")
+        if canonical(payload) != row.payload_json:
+            return Verification(False, count, row.seq, f"entry {row.seq} changed: its payload is not the canonical "
+                                                       "JSON that was hashed")
         if row.prev_hash != prev_hash:
             return Verification(False, count, row.seq, f"entry {row.seq} does not follow entry {row.seq - 1} "
                                                        "(its prev_hash differs): entries were reordered, removed "
