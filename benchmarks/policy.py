@@ -219,10 +219,10 @@ def bench_engine(count: int) -> list[tuple[str, str]]:
 def populate(root: Path, n_domains: int, n_evidence: int) -> str:
     from sqlalchemy import insert
 
+    from graduation.spec import sha256_json
     from graduation.store import Database
     from graduation.store.domains import LoadedDomain, register
     from graduation.store.tables import EvidenceRow, utcnow
-    from graduation.spec import sha256_json
 
     url = f"sqlite:///{root / 'registry' / 'registry.db'}"
     db = Database(url)

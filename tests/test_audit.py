@@ -118,7 +118,7 @@ def test_rewriting_the_whole_tail_consistently_is_caught_by_the_anchor(db, tmp_p
 def _appender(url: str, worker: int, count: int) -> None:
     database = Database(url)
     for i in range(count):
-        database.transact(lambda s: audit.append(s, "decision", {"worker": worker, "i": i}, f"w{worker}"))
+        database.transact(lambda s, i=i: audit.append(s, "decision", {"worker": worker, "i": i}, f"w{worker}"))
     database.dispose()
 
 
@@ -135,9 +135,8 @@ def test_concurrent_appenders_keep_one_chain(db, db_url):
 
 
 def test_statement_is_an_in_toto_vsa(db):
-    from tests.test_policy_engine import POLICY, build, domain, validated
-
     from graduation.policy import decide
+    from tests.test_policy_engine import POLICY, build, domain, validated
 
     spec = domain("toy", "low")
     decision = decide(spec, build(spec, ("verifier_validation", validated("answer"))), POLICY)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from graduation.records import EvalRecord, SliceStats, Consistency, VerifierCheck, VerifierValidationRecord
+from graduation.records import Consistency, EvalRecord, SliceStats, VerifierCheck, VerifierValidationRecord
 from graduation.store import Database
 from graduation.store.evidence import add_evidence
 from tests.conftest import write_domain

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from graduation.policy import decide
 from graduation.policy.model import load_policy, packaged_policy_path, parse_policy
 from graduation.policy.registry import decisions
 from graduation.records import EvalRecord, SignoffRecord, VerifierCheck, VerifierValidationRecord
+from graduation.spec import DomainSpec
 from graduation.store import Database
 from graduation.store.domains import LoadedDomain, register
 from graduation.store.evidence import add_evidence, list_evidence
-from graduation.spec import DomainSpec
 
 POLICY = load_policy(packaged_policy_path())
 

@@ -75,7 +75,7 @@ def status_cmd(
     results = decisions(db, policy, list(domains) if domains else None, cache=_facts_cache(st, db))
     denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
     if required:
-        from graduation.audit import anchor_path, decision_payload, append
+        from graduation.audit import anchor_path, append, decision_payload
 
         payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
                                                   policy_file=policy.file)) for r in results for a in required]

@@ -15,5 +15,5 @@ from graduation.policy.engine import ActionDecision, Decision, decide, deny_all
 from graduation.policy.model import ACTIONS, Policy, Thresholds, default_policy_path, load_policy, parse_policy
 from graduation.policy.registry import decide_safely
 
-__all__ = ["ACTIONS", "ActionDecision", "Decision", "Policy", "Thresholds", "decide", "decide_safely", "default_policy_path",
-           "deny_all", "load_policy", "parse_policy"]
+__all__ = ["ACTIONS", "ActionDecision", "Decision", "Policy", "Thresholds", "decide", "decide_safely",
+           "default_policy_path", "deny_all", "load_policy", "parse_policy"]
