@@ -383,7 +383,7 @@ def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidenc
     t = policy.thresholds[risk]
     facts["graduation"] = ph.graduation
     facts["phase"] = ph.phase
-    facts["thresholds"] = policy.threshold_facts[risk]
+    facts["thresholds"] = dict(policy.threshold_facts[risk])  # a copy: callers may keep and change facts
     results, verdicts = _lookup(policy, facts)
     why = _Explainer(policy, facts, ph, t)
     errors = tuple(err for _m, err in results if err) if any(err for _m, err in results) else ()
