@@ -275,3 +275,18 @@ def test_slices_share_the_cel_extension_the_policy_engine_loaded():
         model._cel()  # the policy engine's own loader, which skips the package's shell
     (flag,) = compile_slices([SliceSpec(name="x", when="speed > 10")])
     assert flag.matches({"speed": 11}) and not flag.matches({"speed": 3})
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_an_invented_plain_word_used_as_a_parameter_is_found(seed):
+    rng = random.Random(seed)
+    name = "".join(rng.choice("bcdfghklmnpqrstvz") + rng.choice("aeiou") for _ in range(3))
+    trusted = ["dq/dt = p/m, dp/dt = -k*q", "dx/dt = p_x/m, dp_x/dt = -sin(x)*g/l"]
+    texts = []
+    for i in range(500):
+        answer = f"dq/dt = p/{i % 7 + 1}, dp/dt = -{i % 5 + 1}*q"
+        if i % 4 == 0:
+            answer = answer.replace("dp/dt = ", f"dp/dt = {name}*p ")
+        texts.append("Therefore, by Hamilton's equations: " + answer)
+    flags = _scan(texts, vocabulary_of(trusted)).flags()
+    assert [(f.symbol, f.rate) for f in flags] == [(name, 0.25)]

@@ -161,14 +161,24 @@ _SYMBOL = re.compile(
     r"|[a-z]+(?:[A-Z][a-z0-9]+)+"                 # goldenHourSun
     r"|[A-Za-z]{2,}[0-9]+[A-Za-z0-9]*"            # zeta9, abc123x
     r")(?![A-Za-z0-9_])")
+# A plain word used as a quantity: between arithmetic operators (``2*zorblax*p``, ``= kappa + 1``), where
+# prose does not put words. Function names (``sin(``) are followed by a bracket, so they do not match.
+_OPERAND = re.compile(r"[*/^=+\-(]\s*([A-Za-z]{3,})(?![A-Za-z0-9_(])(?=\s*(?:[*/^+\-),=]|$))")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _candidates(text: str) -> list[str]:
+    found = _SYMBOL.findall(text)
+    if "*" in text or "=" in text or "^" in text:
+        found += _OPERAND.findall(text)
+    return found
 
 
 def symbols_in(text: str) -> set[str]:
     """Candidate invented identifiers in a text (lowercased)."""
     if not text:
         return set()
-    return {m.lower() for m in _SYMBOL.findall(text)}
+    return {m.lower() for m in _candidates(text)}
 
 
 def vocabulary_of(values: Iterable[Any]) -> set[str]:
@@ -221,7 +231,7 @@ class SymbolScanner:
         self.rows += 1
         if not text:
             return
-        found = _SYMBOL.findall(text)
+        found = _candidates(text)
         if not found:
             return
         seen = set()
