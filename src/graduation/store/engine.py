@@ -93,7 +93,8 @@ class Database:
         except (OperationalError, ProgrammingError):
             return None
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the registry database {self.safe_url()}: {exc}") from None
+            raise StoreError(f"cannot open the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}; "
+                             "restore it from a backup or point --db at another registry") from None
 
     def ensure_schema(self) -> None:
         if self.current_revision() == HEAD_REVISION:
@@ -103,7 +104,7 @@ class Database:
         try:
             upgrade(self)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {exc}") from None
+            raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}") from None
 
     def safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
