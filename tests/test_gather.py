@@ -317,3 +317,27 @@ def test_cache_keys_cover_identity_reference_output_and_row():
     assert len({base, cache_key("id2", "1", "1"), cache_key("id", "2", "1"), cache_key("id", "1", "2"),
                 cache_key("id", "1", "1", {"metadata": {"a": 1}}), cache_key("id", "11", "")}) == 6
     assert cache_key("id", "1", "\udcff") != cache_key("id", "1", "\udcfe")  # invalid UTF-8 hashes too
+
+
+def test_the_shipped_reasoning_gym_domain_matches_reasoning_gyms_scorer(tmp_path, pool):
+    """The example domain `arith-reasoning-gym`, read in place: its outputs score exactly as reasoning-gym says."""
+    from graduation.data import read_rows
+    from tests.conftest import REPO
+
+    domain_file = REPO / "domains" / "arith-reasoning-gym.yaml"
+    if not domain_file.exists():
+        pytest.skip("the example domains are not in this checkout")
+    from reasoning_gym.factory import DATASETS
+
+    db = Database(f"sqlite:///{tmp_path / 'registry.db'}")
+    with db.write() as session:
+        register(session, load_project_domain(domain_file, REPO))
+    outputs = REPO / "domains/data/arith-reasoning-gym/outputs.jsonl"
+    record = evaluate(db, REPO, "arith-reasoning-gym", outputs, model="m", pool=pool, store=False).record
+    entries = {r["id"]: r for r in read_rows(REPO / "domains/data/arith-reasoning-gym/eval.jsonl")}
+    cls, config = DATASETS["basic_arithmetic"]
+    scorer = cls(config=config(size=1)).score_answer
+    rows = read_rows(outputs)
+    expected = sum(scorer(r["output"], entries[r["id"]]) >= 1.0 for r in rows)
+    assert record.n == len(rows)
+    assert record.passed == expected and 0 < expected < len(rows)
