@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from graduation.store import Database
