@@ -1,0 +1,73 @@
+"""The cases of the default policy as CLI runs on the shipped example domains (`domains/`).
+
+Evidence is gathered the way a user would: `verifiers check`, `audit-data`, `evaluate`; then
+`status --require`, `explain` and `approve` must give the decisions the domains were built to show.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REGISTRY_BIN, run_registry
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = "domains/data"
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    registry_bin = REGISTRY_BIN if REGISTRY_BIN.exists() else Path(shutil.which("registry") or "registry")
+    root = tmp_path_factory.mktemp("examples")
+    shutil.copytree(REPO / "domains", root / "domains")
+    (root / "registry").mkdir()
+    (root / "policies").mkdir()
+    env = {"GRADUATION_PROJECT": str(root), "REGISTRY_DB_URL": f"sqlite:///{root / 'registry' / 'registry.db'}"}
+
+    def run(*args: str):
+        return run_registry(registry_bin, *args, cwd=root, env=env)
+
+    names = ["hamiltonian-mechanics", "acls-cardiac-arrest", "pedestrian-perception"]
+    assert run("register", *[f"domains/{n}.yaml" for n in names]).returncode == 0
+    for name in names:
+        result = run("verifiers", "check", name, "--workers", "2")
+        assert result.returncode == 0, result.stdout + result.stderr
+    steps = [("audit-data", "hamiltonian-mechanics", f"{DATA}/hamiltonian-mechanics/distilled.jsonl"),
+             ("evaluate", "hamiltonian-mechanics", "-o", f"{DATA}/hamiltonian-mechanics/outputs.jsonl", "-m", "m1"),
+             ("evaluate", "pedestrian-perception", "-o", f"{DATA}/pedestrian-perception/outputs.jsonl", "-m", "m1")]
+    for step in steps:
+        result = run(*step)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return run
+
+
+def test_hamiltonian_sft_refused_naming_symbol_rate_and_rule_grpo_allowed(examples):
+    result = examples("status", "hamiltonian-mechanics", "--require", "train:sft")
+    assert result.returncode == 1
+    assert "sft-unsupported-symbols" in result.stdout and "golden_hour_sun in 40% of rows" in result.stdout
+    assert "some-instruct-32b" in result.stdout
+    assert examples("status", "hamiltonian-mechanics", "--require", "train:grpo").returncode == 0
+    explained = examples("explain", "hamiltonian-mechanics", "deploy:shadow")
+    assert explained.returncode == 1 and "Wilson lower bound 0.53 < 0.95" in explained.stdout
+
+
+def test_pedestrian_critical_discovery_sandbox_only_naming_slice_and_flips(examples):
+    result = examples("status", "pedestrian-perception", "--require", "deploy:autonomous")
+    assert result.returncode == 1
+    assert "slice outside-crosswalk" in result.stdout and "answers flip on" in result.stdout
+    assert examples("status", "pedestrian-perception", "--require", "deploy:sandbox").returncode == 0
+    for action in ("deploy:shadow", "deploy:assisted", "online:grpo", "train:sft"):
+        assert examples("status", "pedestrian-perception", "--require", action).returncode == 1
+
+
+def test_acls_sft_allowed_assisted_after_two_signoffs_never_online(examples):
+    assert examples("status", "acls-cardiac-arrest", "--require", "train:sft").returncode == 0
+    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 1
+    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Lee", "--role", "resuscitation-lead").returncode == 0
+    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Diaz", "--role", "safety-officer").returncode == 0
+    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 0
+    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:autonomous").returncode == 1
+    assert examples("status", "acls-cardiac-arrest", "--require", "online:grpo").returncode == 1
+    assert examples("audit", "verify").returncode == 0
