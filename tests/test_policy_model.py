@@ -120,3 +120,12 @@ def test_schema_and_condition_problems_are_reported_together():
     found = problems(text)
     assert any("min_smaples" in p.message for p in found)
     assert any("critical-never-autonomous" in p.message and "type error" in p.message for p in found)
+
+
+def test_macros_over_computed_lists_are_accepted_and_still_type_checked():
+    ok = 'data.symbols.filter(s, s.rate > 0.1).exists(x, x.rows > 1) && [1, 2].exists(v, v > 1)'
+    assert check_condition(ok) == ([], {"data": {"symbols"}})
+    text = DEFAULT.replace('when: "true"', f"when: '{ok}'")
+    parse_policy(text, "p.yaml")
+    bad = DEFAULT.replace('when: "true"', "when: 'data.symbols.filter(s, s.rate > 0.1).exists(x, x.rows > \"a\")'")
+    assert any("type error" in p.message for p in problems(bad))

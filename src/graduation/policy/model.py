@@ -140,15 +140,18 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     return out
 
 
-def _chains(source: str) -> tuple[list[list[str]], dict[str, list[str]]]:
+def _chains(source: str) -> tuple[list[list[str]], dict[str, list[str] | None]]:
     """Member-access chains (``eval.wilson_lower``) and macro-bound variables (``s`` -> receiver chain)."""
     toks = _tokens(source)
     chains: list[list[str]] = []
-    bound: dict[str, list[str]] = {}
+    bound: dict[str, list[str] | None] = {}
     i = 0
     while i < len(toks):
         kind, text = toks[i]
         prev = toks[i - 1][1] if i else ""
+        if kind == "ident" and prev == "." and text in MACROS and i + 3 < len(toks) and toks[i + 1][1] == "(" \
+                and toks[i + 2][0] == "ident" and toks[i + 3][1] == ",":
+            bound.setdefault(toks[i + 2][1], None)  # a macro over a computed list: its variable is not checked
         if kind != "ident" or prev == ".":
             i += 1
             continue
@@ -172,12 +175,14 @@ def _describe(node: Any) -> str:
     return node[0] if isinstance(node, tuple) else "map"
 
 
-def _check_chain(chain: list[str], bound: dict[str, list[str]]) -> tuple[str | None, list[str] | None]:
+def _check_chain(chain: list[str], bound: dict[str, list[str] | None]) -> tuple[str | None, list[str] | None]:
     """(error, resolved path from a fact root) for one chain."""
     root = chain[0]
     if root in FACT_SCHEMA:
         node: Any = FACT_SCHEMA[root]
         path = [root]
+    elif root in bound and bound[root] is None:
+        return None, None  # ranges over a computed list; the type check on example facts covers it
     elif root in bound:
         error, recv = _check_chain(bound[root], {k: v for k, v in bound.items() if k != root})
         if error:
