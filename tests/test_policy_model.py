@@ -129,3 +129,14 @@ def test_macros_over_computed_lists_are_accepted_and_still_type_checked():
     parse_policy(text, "p.yaml")
     bad = DEFAULT.replace('when: "true"', "when: 'data.symbols.filter(s, s.rate > 0.1).exists(x, x.rows > \"a\")'")
     assert any("type error" in p.message for p in problems(bad))
+
+
+def test_cel_extension_is_loaded_once_whoever_imports_it_first():
+    import subprocess
+    import sys
+
+    script = ("from graduation.policy.model import _cel\nm = _cel()\nimport cel, sys\n"
+              "assert sys.modules['cel.cel'] is m and cel.compile('1 + 1 == 2').execute({}) is True\n"
+              "print('ok')")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -267,10 +267,11 @@ def _cel() -> Any:
     if _CEL is None:
         import sys
 
-        loaded = sys.modules.get("cel")
-        if loaded is not None and hasattr(loaded, "compile"):
-            _CEL = loaded
-            return _CEL
+        for name in ("cel", "cel.cel"):  # loaded already: a second load would initialise the extension twice
+            loaded = sys.modules.get(name)
+            if loaded is not None and hasattr(loaded, "compile"):
+                _CEL = loaded
+                return _CEL
         try:
             import importlib.machinery
             import importlib.util
@@ -284,6 +285,8 @@ def _cel() -> Any:
                         spec = importlib.util.spec_from_file_location("cel.cel", path, loader=loader)
                         module = importlib.util.module_from_spec(spec)
                         loader.exec_module(module)
+                        # registered under its own name, so that a later `import cel` reuses it
+                        sys.modules["cel.cel"] = module
                         _CEL = module
                         return _CEL
         except (ImportError, OSError, AttributeError):
