@@ -241,7 +241,7 @@ class VerifierPool:
             key = verifier.identity + "|" + verifier.root
             payloads.setdefault(key, verifier.payload())
             queue.append((index, key, output, reference, None if row is None else dict(row)))
-        self._ensure_workers(math.ceil(len(queue) / self.batch_size))
+        self._ensure_workers(len(queue))  # even a small batch (a GRPO step's completions) uses every core
         per_batch = max(1, min(self.batch_size, math.ceil(len(queue) / (len(self._workers) * 4))))
         results: dict[int, Verdict] = {}
         while len(results) < len(tasks):
