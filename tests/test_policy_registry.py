@@ -89,6 +89,23 @@ def test_a_changed_policy_or_a_broken_cache_recomputes(db, tmp_path):
     assert summary(decisions(db, POLICY, cache=cache)) == summary(decisions(db, POLICY))
 
 
+def test_a_replaced_newest_row_is_not_mistaken_for_the_cached_one(db, tmp_path):
+    from sqlalchemy import text
+
+    cache = tmp_path / "facts.json"
+    with db.write() as s:
+        add_evidence(s, "d1", "signoff", SignoffRecord(by="ann", role="owner"))
+    before = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}["d1"]
+    assert before.facts["signoffs"]["count"] == 1
+    with db.engine.begin() as conn:  # the newest row goes, another takes its id: same count, same newest id
+        newest = conn.execute(text("SELECT max(id) FROM evidence")).scalar()
+        conn.execute(text("DELETE FROM evidence WHERE id = :i"), {"i": newest})
+    with db.write() as s:
+        add_evidence(s, "d1", "signoff", SignoffRecord(by="bob", role="owner"))
+    after = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}["d1"]
+    assert after.facts["signoffs"]["people"] == ["bob"]
+
+
 def test_named_domains_only(db):
     assert [r.decision.domain for r in decisions(db, POLICY, ["d2", "d0"])] == ["d2", "d0"]
     with pytest.raises(Exception, match="no registered domain"):

@@ -20,7 +20,7 @@ from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec,
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 #: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).
-FACTS_FORMAT = 2
+FACTS_FORMAT = 3
 
 # A symbol flag as CEL sees it: {symbol, rate, rows, file}.
 SYMBOL = {

@@ -98,20 +98,25 @@ def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[St
     return out
 
 
-def evidence_stats(session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """domain -> (rows, newest row id) of its current-basis evidence, aggregated in the database."""
+def evidence_stats(session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:
+    """domain -> (rows, newest row id, newest created_at) of its current-basis evidence, aggregated in SQL.
+
+    The time stamp catches a row deleted and another inserted under the same id (SQLite may reuse the
+    highest id): evidence is append-only, so none of the three can stay the same when the rows change.
+    """
     from sqlalchemy import func, select
 
     from graduation.store.tables import EvidenceRow
 
     t = EvidenceRow.__table__
-    stmt = select(t.c.domain, t.c.basis_hash, func.count(), func.max(t.c.id)).group_by(t.c.domain, t.c.basis_hash)
+    stmt = select(t.c.domain, t.c.basis_hash, func.count(), func.max(t.c.id), func.max(t.c.created_at)) \
+        .group_by(t.c.domain, t.c.basis_hash)
     if len(basis_by_domain) <= 500:
         stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
-    out = {name: (0, 0) for name in basis_by_domain}
-    for domain, basis, count, newest in session.connection().execute(stmt):
+    out = {name: (0, 0, "") for name in basis_by_domain}
+    for domain, basis, count, newest, stamp in session.connection().execute(stmt):
         if basis_by_domain.get(domain) == basis:
-            out[domain] = (int(count), int(newest))
+            out[domain] = (int(count), int(newest), str(stamp))
     return out
 
 
