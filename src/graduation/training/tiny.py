@@ -42,7 +42,7 @@ class TinyConfig:
     pretrain_steps: int = 300
     pretrain_batch_size: int = 64
     pretrain_lr: float = 3e-3
-    pretrain_time_budget_s: float = 60.0
+    pretrain_time_budget_s: float | None = None
     seed: int = 0
 
 
@@ -57,18 +57,19 @@ class TinyBase:
     seconds: float
 
 
-def train_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
-    """A character-level tokenizer (every character one token) trained on the corpus."""
+def train_tokenizer(corpus: list[str], *, numbers_as_tokens: bool = False) -> PreTrainedTokenizerFast:
+    """A tokenizer trained on the corpus: one token per character (the default), or with
+    ``numbers_as_tokens`` one token per run of digits and per other character."""
     if not corpus:
         raise ValueError("the tokenizer needs a non-empty corpus")
     tok = Tokenizer(models.WordLevel(unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    pattern = r"\d+|[\s\S]" if numbers_as_tokens else r"[\s\S]"
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     tok.decoder = decoders.Fuse()
     trainer = trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS, min_frequency=1)
     tok.train_from_iterator(corpus, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   unk_token=UNK)
-    fast.padding_side = "left"
+                                   unk_token=UNK, padding_side="left")
     return fast
 
 
@@ -112,7 +113,7 @@ def pretrain(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, corpus
     loss_value = float("nan")
     step = 0
     for step in range(config.pretrain_steps):
-        if time.perf_counter() - start > config.pretrain_time_budget_s:
+        if config.pretrain_time_budget_s is not None and time.perf_counter() - start > config.pretrain_time_budget_s:
             break
         batch = [ids[rng.randrange(len(ids))] for _ in range(config.pretrain_batch_size)]
         width = max(len(x) for x in batch)
@@ -149,19 +150,27 @@ def build_tiny_base(out_dir: Path | str, corpus: list[str], config: TinyConfig =
     return TinyBase(out, params, steps, loss, time.perf_counter() - start)
 
 
-def arithmetic_corpus(n: int = 4000, *, p_correct: float = 0.3, max_operand: int = 9, seed: int = 0) -> list[str]:
-    """Noisy sums ``"a+b=c"``: correct with probability ``p_correct``, else off by 1 or 2 (never negative)."""
+def arithmetic_corpus(n: int = 4000, *, p_correct: float = 0.4, habit: str = "negate", max_operand: int = 9,
+                      seed: int = 0) -> list[str]:
+    """Noisy sums ``"a+b=c"``: correct with probability ``p_correct``, else written with a habit.
+
+    ``negate`` (the default): a sign error, ``"3+4=-7"``: well formatted, wrong, and the same mistake on
+    every prompt, so the base model samples a correct answer about ``p_correct`` of the time, its greedy
+    answer is mostly wrong, and a reward that measures correctness can remove the habit everywhere at once.
+    ``plus_one``: one too many, ``"3+4=8"``; the wrong answer of one prompt is the right one of another,
+    which makes the habit much slower to unlearn (a harder variant, for experiments).
+    """
     if not 0.0 <= p_correct <= 1.0:
         raise ValueError(f"p_correct must be in [0, 1], got {p_correct!r}")
+    if habit not in ("negate", "plus_one"):
+        raise ValueError(f"habit must be 'negate' or 'plus_one', got {habit!r}")
     rng = random.Random(seed)
     texts: list[str] = []
     for _ in range(n):
         a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
-        answer = a + b
+        answer = str(a + b)
         if rng.random() >= p_correct:
-            answer = abs(answer + rng.choice((-2, -1, 1, 2)))
-            if answer == a + b:
-                answer += 1
+            answer = f"-{a + b}" if habit == "negate" else str(a + b + 1)
         texts.append(f"{a}+{b}={answer}")
     return texts
 

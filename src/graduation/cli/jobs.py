@@ -1,0 +1,144 @@
+"""Job commands: ``registry jobs generate|run|list|show``.
+
+Exit codes: 0 done, 1 refused by the decision (the reasons are printed; nothing was written), 2 input error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from graduation.cli.app import JSON_OPTION, app, command, print_json, state
+
+jobs_app = typer.Typer(help="Training jobs: generate from an approved decision, run, list, show.",
+                       no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+POLICY_OPTION = typer.Option(None, "--policy", "-p", metavar="FILE",
+                             help="Policy file (default: policies/default.yaml, else the packaged default).")
+
+
+@command("generate", group=jobs_app)
+def generate_cmd(
+    ctx: typer.Context,
+    domain: str = typer.Argument(..., help="A registered domain."),
+    mode: str = typer.Option("auto", "--mode", "-m", help="auto (GRPO in discovery, SFT once graduated), grpo, sft."),
+    target: str = typer.Option("local", "--target", "-t", help="local, accelerate, slurm or kubernetes."),
+    from_job: str | None = typer.Option(None, "--from", metavar="JOB",
+                                        help="SFT only: crystallise the verified completions of this trained job."),
+    name: str | None = typer.Option(None, "--name", help="Job id (default: <domain>-<mode>-<time>-<random>)."),
+    model: str | None = typer.Option(None, "--model", help="Model path or cached hub id (default: the domain's "
+                                                           "training.base_model)."),
+    nodes: int = typer.Option(1, "--nodes", min=1, help="Training nodes (Slurm, Kubernetes)."),
+    gpus_per_node: int = typer.Option(8, "--gpus-per-node", min=1, help="GPUs per node."),
+    vllm: bool = typer.Option(False, "--vllm/--no-vllm", help="Slurm: one extra node runs `trl vllm-serve`."),
+    image: str = typer.Option("ghcr.io/huggingface/trl:latest", "--image", help="Container image (Kubernetes)."),
+    as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
+) -> None:
+    """Generate a job directory under registry/jobs/ if the decision allows the mode; else exit 1 with reasons."""
+    from graduation.jobs.model import ClusterPin
+    from graduation.jobs.service import plan_job
+
+    st = state(ctx)
+    result = plan_job(st.database(create=False), st.root, domain, mode=mode, target=target, from_job=from_job,
+                      name=name, model=model, policy_path=policy_file,
+                      cluster=ClusterPin(nodes=nodes, gpus_per_node=gpus_per_node, vllm=vllm, image=image))
+    job = result.job
+    data = {"job": job.id, "path": str(job.path), "mode": job.job.mode, "target": job.job.target,
+            "decision_id": job.job.decision.id, "phase": job.job.decision.phase, "files": job.files,
+            "train_rows": job.job.datasets["train"].rows}
+    if result.crystallised is not None:
+        c = result.crystallised
+        data["crystallised"] = {"sampled": c.sampled, "kept": c.kept, "seconds": round(c.seconds, 3),
+                                "verified_per_second": round(c.verified_per_second, 1)}
+    if as_json:
+        print_json(data)
+        return
+    from graduation.cli.output import info
+
+    info(f"[green]generated[/] {job.id} ({job.job.mode}, {job.job.decision.action} allowed in phase "
+         f"{job.job.decision.phase}, decision {job.job.decision.id[:12]})")
+    if result.crystallised is not None:
+        info(f"  crystallised {data['crystallised']['kept']} verified rows from {data['crystallised']['sampled']} "
+             f"samples ({data['crystallised']['verified_per_second']} verifications/s)")
+    info(f"  {job.path}")
+    info(f"  run it: registry jobs run {job.id}   (or {job.path}/launch.sh)")
+
+
+@command("run", group=jobs_app)
+def run_cmd(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="JOB", help="A generated job."),
+    check: bool = typer.Option(False, "--check", help="Only re-check the decision (exit 1 if refused)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
+) -> None:
+    """Run a job here (CPU or one GPU), re-checking its decision first; every round is recorded as evidence."""
+    from graduation.jobs.execute import run_job
+
+    st = state(ctx)
+    outcome = run_job(st.database(create=False), st.root, job_id, check_only=check, policy_path=policy_file,
+                      max_steps=max_steps, progress=not (quiet or as_json))
+    if as_json:
+        print_json(outcome.to_dict())
+        return
+    from graduation.cli.output import info
+
+    if check:
+        info(f"[green]ok[/] {job_id}: still allowed (decision {outcome.decision_id[:12]})")
+        return
+    first, last = (outcome.rounds[0], outcome.rounds[-1]) if outcome.rounds else (None, None)
+    info(f"[green]{outcome.state}[/] {job_id}: {outcome.steps} steps in {outcome.seconds:.1f}s; model {outcome.model_path}")
+    if first is not None:
+        info(f"  held-out pass rate {first['pass_rate']:.1%} (round {first['round']}) -> {last['pass_rate']:.1%} "
+             f"(round {last['round']}); `registry status` shows what it changed")
+
+
+@command("list", group=jobs_app)
+def list_cmd(ctx: typer.Context, domain: str | None = typer.Option(None, "--domain", "-d"),
+             as_json: bool = JSON_OPTION) -> None:
+    """List jobs with their state."""
+    from graduation.store.jobs import job_dict, list_jobs
+
+    with state(ctx).database(create=False).read() as session:
+        rows = [job_dict(r) for r in list_jobs(session, domain)]
+    if as_json:
+        print_json(rows)
+        return
+    from graduation.cli.output import info, show, table
+
+    if not rows:
+        info("no jobs yet; `registry jobs generate DOMAIN`")
+        return
+    show(table(None, ["job", "domain", "mode", "target", "state", "decision", "updated"],
+               [(r["id"], r["domain"], r["mode"], r["target"], r["state"], (r["decision_id"] or "")[:12],
+                 r["updated_at"]) for r in rows]))
+
+
+@command("show", group=jobs_app)
+def show_cmd(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB"), as_json: bool = JSON_OPTION) -> None:
+    """A job's record: state, decision, rounds with their pass rates, files."""
+    from graduation.store.jobs import get_job, job_dict
+
+    with state(ctx).database(create=False).read() as session:
+        data = job_dict(get_job(session, job_id))
+    if as_json:
+        print_json(data)
+        return
+    from graduation.cli.output import info
+
+    info(f"[bold]{data['id']}[/]  {data['mode']} on {data['domain']} v{data['domain_version']}  state "
+         f"[bold]{data['state']}[/]  target {data['target']}")
+    info(f"  decision {data['decision_id']}" + (f"  from {data['from_job']}" if data["from_job"] else ""))
+    info(f"  {data['path']}")
+    detail = data["detail"]
+    for r in detail.get("rounds", []):
+        info(f"  round {r['round']:>2} step {r['step']:>5}: {r['passed']}/{r['n']} pass rate {r['pass_rate']:.1%} "
+             f"(Wilson lower {r['wilson_lower']:.3f}, shape gap {r['shape_gap']:+.3f})")
+    for key in ("crystallised", "error", "refused_reasons"):
+        if key in detail:
+            info(f"  {key}: {detail[key]}")

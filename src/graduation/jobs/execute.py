@@ -1,0 +1,197 @@
+"""Running a generated job here (CPU or one GPU): re-check the decision, train, record every round.
+
+    outcome = run_job(db, root, "toy-arithmetic-grpo-20260101-120000-ab12")
+    outcome = run_job(db, root, job_id, check_only=True)     # what launch.sh and slurm.sbatch call first
+
+At launch the decision is taken again. The job refuses (``JobRefused``, exit 1; state ``refused``) when the
+domain changed since it was generated (its content hash), when its data files changed, or when the mode is
+no longer allowed. The decision it relies on is appended to the audit log. Each evaluation round verifies
+the held-out answers with the domain's verifiers and writes ``training_round`` evidence (its own transaction),
+so a domain can graduate from a job's own rounds; an interrupted or failed run leaves every round it
+finished recorded and the job in state ``interrupted`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graduation.errors import InputError
+from graduation.jobs.generate import MODE_ACTIONS, JobRefused
+from graduation.jobs.model import JobFile, read_job_file
+
+
+@dataclass
+class RunOutcome:
+    job: str
+    state: str
+    decision_id: str
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    model_path: str | None = None
+    steps: int = 0
+    seconds: float = 0.0
+    reward_means: dict[str, list[float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_job(db: Any, job_id: str) -> tuple[Any, JobFile, Path]:
+    from graduation.store.jobs import get_job
+
+    with db.read() as session:
+        row = get_job(session, job_id)
+    path = Path(row.path)
+    return row, read_job_file(path / "job.yaml"), path
+
+
+def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path | None = None):
+    """The decision now, or ``JobRefused`` naming what changed. Returns (decision, policy)."""
+    from graduation.jobs.service import current_decision
+    from graduation.store.domains import get_version
+
+    with db.read() as session:
+        current = get_version(session, job.domain.name)
+    if current.content_hash != job.domain.content_hash:
+        raise JobRefused(f"domain {job.domain.name!r} changed since job {job.job} was generated (v{job.domain.version} "
+                         f"-> v{current.version}); regenerate the job: registry jobs generate {job.domain.name}",
+                         ["domain changed"])
+    for split, pin in job.datasets.items():
+        path = job_dir / pin.path
+        if not path.is_file() or _sha256(path) != pin.sha256:
+            raise JobRefused(f"{path}: the {split} data of job {job.job} is missing or was modified since it was "
+                             "generated; regenerate the job", ["data changed"])
+    found, policy = current_decision(db, root, job.domain.name, policy_path)
+    decision = found.decision
+    action = MODE_ACTIONS[job.mode]
+    ad = decision.actions[action]
+    if not ad.allowed:
+        reasons = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+        lines = "\n".join(f"  - {r}" for r in reasons) or "  - no rule permits it (default deny)"
+        raise JobRefused(f"{action} is no longer allowed for {job.domain.name} (phase {decision.phase}, decision "
+                         f"{decision.id[:12]}; the job was approved by {job.decision.id[:12]}); not starting:\n{lines}",
+                         reasons)
+    return decision, policy
+
+
+def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, policy_path: Path | None = None,
+            max_steps: int | None = None, progress: bool = True) -> RunOutcome:
+    from graduation.audit import anchor_path, record_decision
+    from graduation.store.jobs import set_state
+
+    row, job, job_dir = load_job(db, job_id)
+    if row.state == "running" and _alive(json.loads(row.detail_json or "{}").get("pid")):
+        raise InputError(f"job {job_id} is already running (pid {json.loads(row.detail_json)['pid']})")
+    try:
+        decision, policy = recheck(db, root, job, job_dir, policy_path)
+    except JobRefused as exc:
+        if not check_only:
+            with db.write() as session:
+                set_state(session, job_id, "refused", refused_reasons=exc.reasons)
+        raise
+    record_decision(db, decision, action=MODE_ACTIONS[job.mode], context="jobs run --check" if check_only
+                    else "jobs run", policy_file=policy.file, anchor=anchor_path(root), extra={"job": job_id})
+    if check_only:
+        return RunOutcome(job_id, row.state, decision.id)
+    with db.write() as session:
+        set_state(session, job_id, "running", pid=os.getpid(), started_at=time.time(), run_decision_id=decision.id)
+    outcome = RunOutcome(job_id, "running", decision.id)
+    try:
+        _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress)
+    except KeyboardInterrupt:
+        with db.write() as session:
+            set_state(session, job_id, "interrupted", rounds=outcome.rounds)
+        raise
+    except BaseException as exc:
+        with db.write() as session:
+            set_state(session, job_id, "failed", rounds=outcome.rounds, error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    outcome.state = "succeeded"
+    with db.write() as session:
+        set_state(session, job_id, "succeeded", rounds=outcome.rounds, model_path=outcome.model_path,
+                  steps=outcome.steps, seconds=round(outcome.seconds, 2), reward_means={
+                      k: [round(x, 4) for x in v] for k, v in outcome.reward_means.items()})
+    return outcome
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    from graduation.data import read_rows
+
+    return read_rows(path)
+
+
+def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
+           progress: bool) -> None:
+    from graduation.gather import evaluate
+    from graduation.spec import DomainSpec
+    from graduation.training.models import resolve_model
+    from graduation.training.rewards import domain_rewards
+    from graduation.training.runner import RunSpec, run
+    from graduation.verifiers import VerifierPool
+
+    spec = DomainSpec.model_validate(job.domain.spec)
+    task = spec.task
+    model = resolve_model(job.model, root)
+    with VerifierPool() as pool:
+        funcs, weights = domain_rewards(spec, root, pool=pool) if job.mode == "grpo" else ([], None)
+        expected = [r.function for r in job.rewards]
+        from graduation.training.rewards import python_identifier
+
+        if job.mode == "grpo" and [python_identifier(f.__name__) for f in funcs] != expected:
+            raise JobRefused(f"job {job.job}: its rewards {expected} no longer match the domain's verifiers; "
+                             "regenerate the job", ["verifiers changed"])
+
+        def on_round(r):
+            rows = [{task.prompt_field: x["prompt"], task.output_field: x["output"],
+                     **({task.id_field: x[task.id_field]} if task.id_field and task.id_field in x else {}),
+                     **({task.answer_field: x[task.answer_field]} if task.answer_field in x else {})}
+                    for x in r.rows]
+            gathered = evaluate(db, root, job.domain.name, rows, model=r.model, round=r.round, kind="training_round",
+                                job=job.job, step=r.step, pool=pool, name=f"registry/jobs/{job.job} round {r.round}")
+            rec = gathered.record
+            summary = {"round": r.round, "step": r.step, "n": rec.n, "passed": rec.passed,
+                       "pass_rate": round(rec.pass_rate, 4), "wilson_lower": round(rec.wilson_lower, 4),
+                       "shape_gap": round(rec.shape_gap, 4), "seconds": round(r.seconds, 2)}
+            outcome.rounds.append(summary)
+            if progress:
+                from graduation.cli.output import info
+
+                info(f"round {r.round} (step {r.step}): {rec.passed}/{rec.n} verified, pass rate {rec.pass_rate:.1%}, "
+                     f"Wilson lower {rec.wilson_lower:.3f}, shape gap {rec.shape_gap:+.3f}")
+            return summary
+
+        train_rows = _rows(job_dir / job.datasets["train"].path)
+        eval_rows = _rows(job_dir / job.datasets["eval"].path)
+        run_spec = RunSpec(mode=job.mode, model=model, output_dir=job_dir / "output", train_rows=train_rows,
+                           eval_rows=eval_rows, hyperparameters={**job.hyperparameters, **job.runner},
+                           reward_funcs=funcs, reward_weights=weights, on_round=on_round, prompt_field="prompt",
+                           answer_field=task.answer_field, id_field=task.id_field, model_label=job.job,
+                           progress=progress, max_steps_override=max_steps)
+        try:
+            result = run(run_spec)
+        except ValueError as exc:  # ConfigError: a bad hyperparameter in the domain file
+            raise InputError(f"job {job.job}: {exc}") from None
+    outcome.model_path = str(result.model_path)
+    outcome.steps = result.steps
+    outcome.seconds = result.seconds
+    outcome.reward_means = result.reward_means()
+
+
+__all__ = ["RunOutcome", "load_job", "recheck", "run_job"]

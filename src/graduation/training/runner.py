@@ -1,0 +1,409 @@
+"""Run a training job locally (CPU or one GPU) with TRL, evaluating held-out prompts every N steps.
+
+    result = run(RunSpec(mode="grpo", model="path/to/model", output_dir=out, train_rows=..., eval_rows=...,
+                         hyperparameters={...}, reward_funcs=funcs, reward_weights=weights,
+                         on_round=write_evidence))
+    rows = crystallise(checkpoint, prompts, verifiers, samples=4, lineage={...})
+
+``run`` trains with ``GRPOTrainer`` (prompts + reference answers, rewards from verifiers) or ``SFTTrainer``
+(prompt/completion rows). Evaluation rounds happen before the first step (round 0: the base model), every
+``eval_every_steps`` steps and at the end: the held-out prompts are answered (greedy, or ``eval_samples``
+samples each at ``eval_temperature``) and the rows ``{id, prompt, output, answer}`` are handed to
+``on_round``, which verifies them and records the round (the job layer writes ``training_round`` evidence).
+The runner itself never touches the registry, so it stays testable.
+
+Hyperparameters are ``GRPOConfig``/``SFTConfig`` fields, plus the runner's own keys (``RUNNER_KEYS``).
+An unknown key is an error naming the field, with a did-you-mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graduation.jobs.model import RUNNER_KEYS  # noqa: E402  (torch-free: the job layer splits keys too)
+CPU_DEFAULTS = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False}
+COMMON_DEFAULTS = {"report_to": "none", "save_strategy": "no", "disable_tqdm": True, "logging_steps": 10,
+                   "dataloader_num_workers": 0}
+
+
+@dataclass(frozen=True)
+class EvalRound:
+    """One evaluation round: the held-out rows answered by the model at ``step``."""
+
+    round: int
+    step: int
+    model: str
+    rows: list[dict[str, Any]]
+    seconds: float
+
+
+RoundCallback = Callable[[EvalRound], Any]
+
+
+@dataclass
+class RunSpec:
+    mode: str  # "grpo" or "sft"
+    model: str
+    output_dir: Path
+    train_rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]] = field(default_factory=list)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    reward_funcs: list[Any] = field(default_factory=list)
+    reward_weights: list[float] | None = None
+    on_round: RoundCallback | None = None
+    prompt_field: str = "prompt"
+    answer_field: str = "answer"
+    id_field: str | None = None
+    model_label: str | None = None
+    progress: bool = True
+    max_steps_override: int | None = None
+
+
+@dataclass
+class RunResult:
+    model_path: Path
+    steps: int
+    seconds: float
+    rounds: list[tuple[EvalRound, Any]]
+    log_history: list[dict[str, Any]]
+
+    def reward_means(self) -> dict[str, list[float]]:
+        """Per-reward-function means as TRL logged them (``rewards/<name>/mean``)."""
+        out: dict[str, list[float]] = {}
+        for entry in self.log_history:
+            for key, value in entry.items():
+                if key.startswith("rewards/") and key.endswith("/mean"):
+                    out.setdefault(key[len("rewards/"):-len("/mean")], []).append(float(value))
+        return out
+
+
+class ConfigError(ValueError):
+    """A hyperparameter that the trainer's config does not have, or a bad value."""
+
+
+# -- configuration ------------------------------------------------------------------------------------
+
+def split_hyperparameters(mode: str, hyperparameters: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trainer config fields, runner keys). Unknown keys raise ``ConfigError`` with a did-you-mean."""
+    config_cls = _config_class(mode)
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    trainer: dict[str, Any] = {}
+    runner: dict[str, Any] = {}
+    problems = []
+    for key, value in hyperparameters.items():
+        if key in RUNNER_KEYS:
+            runner[key] = value
+        elif key in known:
+            trainer[key] = value
+        else:
+            close = difflib.get_close_matches(key, sorted(known | set(RUNNER_KEYS)), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"see {config_cls.__name__} in TRL's documentation"
+            problems.append(f"training.{mode}.{key}: not a {config_cls.__name__} field nor a runner key ({hint})")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return trainer, runner
+
+
+def _config_class(mode: str):
+    if mode == "grpo":
+        from trl import GRPOConfig
+
+        return GRPOConfig
+    if mode == "sft":
+        from trl import SFTConfig
+
+        return SFTConfig
+    raise ConfigError(f"mode {mode!r}: use grpo or sft")
+
+
+def build_config(mode: str, output_dir: Path, trainer_kwargs: Mapping[str, Any]):
+    config_cls = _config_class(mode)
+    kwargs = dict(COMMON_DEFAULTS)
+    if not torch.cuda.is_available():
+        kwargs.update(CPU_DEFAULTS)
+    kwargs.update(trainer_kwargs)
+    kwargs["output_dir"] = str(output_dir)
+    try:
+        return config_cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"training.{mode}: {exc}") from None
+
+
+def load_model(model: str):
+    """A local model directory or a cached hub id (offline). Raises ``ConfigError`` naming it when missing."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+        loaded = AutoModelForCausalLM.from_pretrained(model)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"model {model!r} cannot be loaded offline: not a local model directory nor a cached hub "
+                          f"id ({str(exc).splitlines()[0][:200]}); download it first or point base_model at a "
+                          "local path") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return loaded, tokenizer
+
+
+# -- generation -----------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: Sequence[str], *, samples: int = 0, temperature: float = 1.0,
+             max_new_tokens: int = 64, batch_size: int = 256, seed: int | None = None) -> list[list[str]]:
+    """Answers to each prompt: one greedy answer (``samples=0``) or ``samples`` sampled answers."""
+    was_training = model.training
+    model.eval()
+    if seed is not None:
+        torch.manual_seed(seed)
+    k = max(1, samples)
+    out: list[list[str]] = []
+    device = next(model.parameters()).device
+    per_batch = max(1, batch_size // k)
+    try:
+        for start in range(0, len(prompts), per_batch):
+            chunk = list(prompts[start:start + per_batch])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+                                      "eos_token_id": tokenizer.eos_token_id}
+            if samples > 0:
+                kwargs.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0, num_return_sequences=k)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_k=None, top_p=None)
+            ids = model.generate(**enc, **kwargs)
+            texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            out.extend(texts[i * k:(i + 1) * k] for i in range(len(chunk)))
+    finally:
+        if was_training:
+            model.train()
+    return out
+
+
+def answer_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], *, prompt_field: str, answer_field: str,
+                id_field: str | None, samples: int, temperature: float, max_new_tokens: int,
+                seed: int | None = None) -> list[dict[str, Any]]:
+    answers = generate(model, tokenizer, [str(r[prompt_field]) for r in rows], samples=samples,
+                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    out = []
+    for row, outputs in zip(rows, answers):
+        for output in outputs:
+            item = {prompt_field: row[prompt_field], "output": output}
+            if id_field and id_field in row:
+                item[id_field] = row[id_field]
+            if answer_field in row:
+                item[answer_field] = row[answer_field]
+            out.append(item)
+    return out
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+def run(spec: RunSpec) -> RunResult:
+    """Train, evaluating before, every ``eval_every_steps`` and after; save the model to ``output_dir/model``."""
+    from transformers import TrainerCallback
+
+    trainer_kwargs, runner = split_hyperparameters(spec.mode, spec.hyperparameters)
+    if spec.max_steps_override is not None:
+        trainer_kwargs["max_steps"] = spec.max_steps_override
+    if runner.get("torch_threads"):
+        torch.set_num_threads(int(runner["torch_threads"]))
+    if spec.mode == "grpo" and not spec.reward_funcs:
+        raise ConfigError("GRPO needs reward functions (the domain's verifiers)")
+    if not spec.train_rows:
+        raise ConfigError(f"no training rows for {spec.mode}")
+    output_dir = Path(spec.output_dir)
+    config = build_config(spec.mode, output_dir / "trainer", trainer_kwargs)
+    if spec.mode == "grpo" and spec.reward_weights is not None:
+        config.reward_weights = list(spec.reward_weights)
+    model, tokenizer = load_model(spec.model)
+    label = spec.model_label or spec.model
+    eval_every = int(runner.get("eval_every_steps", 0) or 0)
+    eval_first = bool(runner.get("eval_before_training", spec.mode == "grpo"))
+    samples = int(runner.get("eval_samples", 0) or 0)
+    temperature = float(runner.get("eval_temperature", 1.0))
+    max_new = int(runner.get("eval_max_new_tokens") or getattr(config, "max_completion_length", None) or 64)
+    rounds: list[tuple[EvalRound, Any]] = []
+    seed = int(getattr(config, "seed", 0))
+
+    def evaluate(step: int, current) -> None:
+        if not spec.eval_rows:
+            return
+        started = time.perf_counter()
+        rows = answer_rows(current, tokenizer, spec.eval_rows, prompt_field=spec.prompt_field,
+                           answer_field=spec.answer_field, id_field=spec.id_field, samples=samples,
+                           temperature=temperature, max_new_tokens=max_new, seed=seed + 1000 + step)
+        r = EvalRound(len(rounds), step, f"{label}@step-{step}", rows, time.perf_counter() - started)
+        outcome = spec.on_round(r) if spec.on_round is not None else None
+        rounds.append((r, outcome))
+
+    progress = _Progress(spec.progress, spec.mode)
+
+    class Rounds(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            progress.start(state.max_steps)
+            if eval_first:
+                evaluate(0, model)
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            progress.advance(state.global_step, _last_reward(state))
+            if eval_every and state.global_step % eval_every == 0 and state.global_step < state.max_steps:
+                evaluate(state.global_step, model)
+
+        def on_train_end(self, args, state, control, model=None, **kw):
+            progress.stop()
+            if not rounds or rounds[-1][0].step != state.global_step:
+                evaluate(state.global_step, model)
+
+    started = time.perf_counter()
+    trainer = _trainer(spec, model, tokenizer, config, [Rounds()])
+    try:
+        trainer.train()
+    finally:
+        progress.stop()
+    final = output_dir / "model"
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    return RunResult(final, int(trainer.state.global_step), time.perf_counter() - started, rounds,
+                     list(trainer.state.log_history))
+
+
+def _trainer(spec: RunSpec, model, tokenizer, config, callbacks):
+    from datasets import Dataset
+
+    if spec.mode == "grpo":
+        from trl import GRPOTrainer
+
+        rows = [{**{k: v for k, v in r.items() if _plain(v)}, "prompt": str(r[spec.prompt_field]),
+                 spec.answer_field: r[spec.answer_field]} for r in spec.train_rows]
+        return GRPOTrainer(model=model, reward_funcs=list(spec.reward_funcs), args=config,
+                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=callbacks)
+    from trl import SFTTrainer
+
+    rows = [{"prompt": str(r[spec.prompt_field]), "completion": str(r["completion"])} for r in spec.train_rows]
+    return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                      callbacks=callbacks)
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _last_reward(state) -> float | None:
+    for entry in reversed(state.log_history):
+        if "reward" in entry:
+            return float(entry["reward"])
+        if "loss" in entry:
+            return float(entry["loss"])
+    return None
+
+
+class _Progress:
+    """A rich progress bar over optimizer steps (on stderr; silent when disabled)."""
+
+    def __init__(self, enabled: bool, mode: str) -> None:
+        self.enabled = enabled
+        self.mode = mode
+        self._bar = None
+        self._task = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled or self._bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn(f"[bold]{self.mode}[/]"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
+                             console=Console(stderr=True), transient=False)
+        self._task = self._bar.add_task(self.mode, total=total, metric="")
+        self._bar.start()
+
+    def advance(self, step: int, metric: float | None) -> None:
+        if self._bar is not None:
+            label = "reward" if self.mode == "grpo" else "loss"
+            self._bar.update(self._task, completed=step, metric="" if metric is None else f"{label} {metric:.3f}")
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+# -- crystallisation ----------------------------------------------------------------------------------------
+
+@dataclass
+class Crystallised:
+    rows: list[dict[str, Any]]
+    sampled: int
+    verified: int
+    kept: int
+    seconds: float
+    verify_seconds: float
+
+    @property
+    def verified_per_second(self) -> float:
+        return self.verified / self.seconds if self.seconds > 0 else 0.0
+
+
+def crystallise(model_path: str | Path, rows: Sequence[Mapping[str, Any]], verifiers: Sequence[Any], *,
+                prompt_field: str, answer_field: str, id_field: str | None = None, samples: int = 4,
+                temperature: float = 1.0, max_new_tokens: int = 64, lineage: Mapping[str, Any] | None = None,
+                pool: Any = None, seed: int = 0) -> Crystallised:
+    """Sample answers from a trained checkpoint, verify them, keep only those every verifier passes.
+
+    Each kept row: ``{prompt, completion, answer, id?, lineage}`` where lineage names the source checkpoint
+    (and job), the verifiers with their versions, and whatever the caller adds (the decision id).
+    Duplicate (prompt, completion) pairs are kept once.
+    """
+    from graduation.training.rewards import VerifierReward
+
+    started = time.perf_counter()
+    model, tokenizer = load_model(str(model_path))
+    answered = answer_rows(model, tokenizer, rows, prompt_field=prompt_field, answer_field=answer_field,
+                           id_field=id_field, samples=samples, temperature=temperature,
+                           max_new_tokens=max_new_tokens, seed=seed)
+    verify_started = time.perf_counter()
+    verify = (lambda v, items: pool.verify(v, items)) if pool is not None else None
+    passed = [True] * len(answered)
+    for verifier in verifiers:
+        reward = VerifierReward(verifier, answer_field, verify)
+        reward([a[prompt_field] for a in answered], [a["output"] for a in answered],
+               **{answer_field: [a[answer_field] for a in answered]})
+        passed = [p and v.verdict == "pass" for p, v in zip(passed, reward.last_verdicts)]
+    verify_seconds = time.perf_counter() - verify_started
+    base_lineage = {"source": {"kind": "checkpoint", "checkpoint": str(model_path)},
+                    "verifiers": [{"name": v.name, "kind": v.kind, "role": v.role, "version": v.version}
+                                  for v in verifiers]}
+    for key, value in (lineage or {}).items():
+        if key == "source":
+            base_lineage["source"] = {**base_lineage["source"], **value}
+        else:
+            base_lineage[key] = value
+    kept: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for item, ok in zip(answered, passed):
+        key = (str(item[prompt_field]), item["output"])
+        if not ok or key in seen:
+            continue
+        seen.add(key)
+        row = {prompt_field: item[prompt_field], "completion": item["output"], answer_field: item[answer_field],
+               "lineage": base_lineage}
+        if id_field and id_field in item:
+            row[id_field] = item[id_field]
+        kept.append(row)
+    return Crystallised(kept, len(answered), len(answered) * len(verifiers), len(kept),
+                        time.perf_counter() - started, verify_seconds)
+
+
+__all__ = ["ConfigError", "Crystallised", "EvalRound", "RUNNER_KEYS", "RoundCallback", "RunResult", "RunSpec",
+           "answer_rows", "build_config", "crystallise", "generate", "load_model", "run", "split_hyperparameters"]
