@@ -34,8 +34,11 @@ from graduation.evidence import (
 )
 from graduation.records import AuditItem, DataAuditRecord, EvalRecord, Record, VerifierValidationRecord
 from graduation.spec import TRUSTED_PROVENANCE, DomainSpec, Provenance
-from graduation.verifiers.base import Verdict, Verifier, build, safe_call
+from graduation.verifiers.base import Verifier, build
 from graduation.verifiers.pool import VerifierPool
+from graduation.verifiers.runner import UNVERIFIABLE as _UNVERIFIABLE
+from graduation.verifiers.runner import UnverifiableAware as _UnverifiableAware
+from graduation.verifiers.runner import Verification
 
 CHUNK = 2048
 MAX_VALIDATION_REFERENCES = 200
@@ -160,75 +163,6 @@ def reference_index(ctx: DomainContext, splits: tuple[str, ...] | None, *, trust
             index.setdefault(key, (row[answer], row))
     problems.raise_if_any()
     return index
-
-
-# -- verification with the cache ---------------------------------------------------------------------
-
-class Verification:
-    """Verifies chunks of items with every verifier of a domain: in-process, cached, or in the pool."""
-
-    def __init__(self, verifiers: list[Verifier], pool: VerifierPool | None, db: Any = None,
-                 cache: bool = True) -> None:
-        self.verifiers = verifiers
-        self.pool = pool
-        self.db = db if cache else None
-        self.new_entries: dict[str, tuple[str, float, str | None]] = {}
-        self.cache_hits = 0
-        self.verified = 0
-
-    def run(self, items: list[tuple[Any, Any, Mapping[str, Any] | None]]) -> list[list[Verdict]]:
-        """Verdicts as columns: ``result[j][i]`` is verifier j's verdict on item i."""
-        columns = []
-        for verifier in self.verifiers:
-            if verifier.isolated:
-                columns.append(self._isolated(verifier, items))
-                continue
-            check = verifier.check
-            try:
-                column = [check(output, reference, row) for output, reference, row in items]
-            except Exception:  # a check that raised: redo the chunk item by item, naming the error
-                column = [safe_call(check, output, reference, row) for output, reference, row in items]
-            self.verified += len(items)
-            columns.append(column)
-        return columns
-
-    def _isolated(self, verifier: Verifier, items: list[tuple[Any, Any, Any]]) -> list[Verdict]:
-        from graduation.store.verdicts import cache_key, get_many
-
-        results: list[Verdict | None] = [None] * len(items)
-        keys: list[str | None] = [None] * len(items)
-        if self.db is not None:
-            identity = verifier.identity
-            keys = [cache_key(identity, ref, out, row) for out, ref, row in items]
-            wanted = [k for k in keys if k not in self.new_entries]
-            with self.db.read() as session:
-                found = get_many(session, wanted)
-            found.update({k: self.new_entries[k] for k in keys if k in self.new_entries})
-            for i, key in enumerate(keys):
-                hit = found.get(key)
-                if hit is not None:
-                    verdict, score, detail = hit
-                    extra = json.loads(detail) if detail else {}
-                    results[i] = Verdict(verdict, score, extra.get("answer"), extra.get("explanation"))
-                    self.cache_hits += 1
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            if self.pool is None:
-                self.pool = VerifierPool()
-            fresh = self.pool.verify(verifier, [items[i] for i in missing])
-            self.verified += len(missing)
-            for i, verdict in zip(missing, fresh):
-                results[i] = verdict
-                if keys[i] is not None and verdict.verdict in ("pass", "fail"):
-                    self.new_entries[keys[i]] = (verdict.verdict, verdict.score, json.dumps(
-                        {"answer": verdict.answer, "explanation": verdict.explanation}, ensure_ascii=False))
-        return results  # type: ignore[return-value]
-
-    def save(self, session: Any) -> None:
-        if self.new_entries:
-            from graduation.store.verdicts import put_many
-
-            put_many(session, self.new_entries)
 
 
 # -- validation ----------------------------------------------------------------------------------------
@@ -617,40 +551,6 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
                       cache_hits=verification.cache_hits, verified=verification.verified)
     _store(db, ctx, result, verification, store)
     return result
-
-
-class _Unverifiable:
-    def __repr__(self) -> str:
-        return "<no reference>"
-
-
-_UNVERIFIABLE = _Unverifiable()
-
-
-class _UnverifiableAware(Verification):
-    """Rows without a reference get ``error`` from substance verifiers; format verifiers still run."""
-
-    def run(self, items):
-        if not any(ref is _UNVERIFIABLE for _o, ref, _r in items):
-            return super().run(items)
-        known = [i for i, (_o, ref, _r) in enumerate(items) if ref is not _UNVERIFIABLE]
-        unknown = [i for i, (_o, ref, _r) in enumerate(items) if ref is _UNVERIFIABLE]
-        columns: list[list[Verdict]] = [[None] * len(items) for _ in self.verifiers]  # type: ignore[list-item]
-        if known:
-            for column, verdicts in zip(columns, super().run([items[i] for i in known])):
-                for i, verdict in zip(known, verdicts):
-                    column[i] = verdict
-        missing = Verdict.error("no reference for this prompt in the ground truth: cannot verify")
-        for column, verifier in zip(columns, self.verifiers):
-            if verifier.role == "format":
-                unreferenced = [(items[i][0], None, items[i][2]) for i in unknown]
-                verdicts = self.pool.verify(verifier, unreferenced) if verifier.isolated else \
-                    [verifier(*item) for item in unreferenced]
-            else:
-                verdicts = [missing] * len(unknown)
-            for i, verdict in zip(unknown, verdicts):
-                column[i] = verdict
-        return columns
 
 
 def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verification, store: bool,
