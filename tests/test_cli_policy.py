@@ -199,3 +199,26 @@ def test_policy_facts_lists_every_fact(cli):
     data = json.loads(cli("policy", "facts", "--json").stdout)
     paths = {f["path"] for f in data}
     assert {"eval.wilson_lower", "data.symbols", "graduation.failing_slices", "phase"} <= paths
+
+
+SWAP = ["UPDATE audit_log SET seq = -2 WHERE seq = 2", "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+        "UPDATE audit_log SET seq = 3 WHERE seq = -2"]
+
+
+@pytest.mark.parametrize("tamper, bad", [
+    (["DELETE FROM audit_log WHERE seq = 2"], 2),
+    (SWAP, 2),  # entries 2 and 3 swapped
+    (["DELETE FROM audit_log WHERE seq = 4"], 4),  # the newest: caught by the anchor
+    (["UPDATE audit_log SET payload_json = replace(payload_json, :old, :new) WHERE seq = 1"], 1),  # deny -> allow
+])
+def test_audit_verify_cli_exits_1_naming_the_first_bad_entry(cli, registry, tamper, bad):
+    for action in ("deploy:autonomous", "train:sft", "deploy:sandbox", "online:grpo"):
+        cli("status", "tempe", "--require", action)
+    assert cli("audit", "verify").exit_code == 0
+    with registry.engine.begin() as conn:
+        for statement in tamper:
+            params = {"old": '"allowed":false', "new": '"allowed":true'} if ":old" in statement else {}
+            assert conn.execute(text(statement), params).rowcount == 1
+    result = cli("audit", "verify", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["bad_seq"] == bad
