@@ -89,3 +89,21 @@ def test_human_audit_with_items_reports_agreement_and_signoff(project, cli, tmp_
                "--held", "3").exit_code == 2
     bad = write(tmp_path / "bad_items.jsonl", [{"id": "1", "verdict": "maybe"}])
     assert cli("evidence", "add", "photo", "--kind", "human_audit", "--by", "x", "--items", str(bad)).exit_code == 2
+
+
+def test_verifiers_check_exits_1_and_names_what_an_untrustworthy_verifier_let_through(project, cli):
+    from tests.test_gather import ALWAYS
+
+    (project / "lenient_checks.py").write_text("def always(output, reference, row):\n    return True\n")
+    write(project / "domains/data/lenient.jsonl", [{"prompt": f"q{i}", "answer": str(i * 7)} for i in range(10)])
+    write(project / "domains/data/lenient_wrong.jsonl", [{"prompt": "q3", "output": "22"}])
+    (project / "domains" / "lenient.yaml").write_text(ALWAYS.replace("  - name: yes\n", "  - name: anything-goes\n"))
+    assert cli("register", str(project / "domains")).exit_code == 0
+    table = cli("verifiers", "check", "lenient", "--timeout", "5")
+    assert table.exit_code == 1 and "NO" in table.stdout
+    result = cli("verifiers", "check", "lenient", "--timeout", "5", "--json")
+    assert result.exit_code == 1
+    checks = {c["name"]: c for c in json.loads(result.stdout)["record"]["verifiers"]}
+    lenient = checks["anything-goes"]
+    assert not lenient["trustworthy"] and checks["strict"]["trustworthy"]
+    assert any("lenient_wrong.jsonl:1" in leak for leak in lenient["leaked_controls"])
