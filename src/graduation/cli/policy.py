@@ -5,6 +5,7 @@ Exit codes: 0 allowed (or a check passed), 1 denied (or a check failed), 2 usage
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -24,6 +25,16 @@ def _policy(st, path: Path | None):
     from graduation.policy.model import load_policy
 
     return load_policy(path, st.root)
+
+
+@contextmanager
+def _database(st):
+    """The registry, closed when the command is done with it (so SQLite checkpoints its WAL then)."""
+    db = st.database(create=False)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def _facts_cache(st, db) -> Path:
@@ -71,23 +82,21 @@ def status_cmd(
     required = [_check_action(a) for a in require]
     st = state(ctx)
     policy = _policy(st, policy_file)
-    db = st.database(create=False)
-    results = decisions(db, policy, list(domains) if domains else None, cache=_facts_cache(st, db))
-    denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
-    if required:
-        from graduation.audit import anchor_path, append, decision_payload
+    with _database(st) as db:
+        results = decisions(db, policy, list(domains) if domains else None, cache=_facts_cache(st, db))
+        denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
+        if required:
+            from graduation.audit import anchor_path, append, decision_payload, write_anchor
 
-        payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
-                                                  policy_file=policy.file)) for r in results for a in required]
+            payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
+                                                      policy_file=policy.file)) for r in results for a in required]
 
-        def write(session):
-            return [append(session, "decision", p, d.domain) for d, p in payloads]
+            def write(session):
+                return [append(session, "decision", p, d.domain) for d, p in payloads]
 
-        entries = db.transact(write)
-        if entries:
-            from graduation.audit import write_anchor
-
-            write_anchor(anchor_path(st.root), entries[-1])
+            entries = db.transact(write)
+            if entries:
+                write_anchor(anchor_path(st.root), entries[-1])
     code = EXIT_DENIED if denied else EXIT_OK
     from graduation.cli import policy_render as render
 
@@ -124,7 +133,8 @@ def explain_cmd(
     _check_action(action)
     st = state(ctx)
     policy = _policy(st, policy_file)
-    result = decisions(st.database(create=False), policy, [domain])[0]
+    with _database(st) as db:
+        result = decisions(db, policy, [domain])[0]
     d = result.decision
     if as_json:
         print_json({"domain": d.domain, "phase": d.phase, "decision_id": d.id, "policy": policy.name,
@@ -162,8 +172,6 @@ def approve_cmd(
         raise InputError("--by and --role must be non-empty")
     st = state(ctx)
     policy = _policy(st, policy_file)
-    db = st.database(create=False)
-
     def write(session):
         version = get_version(session, domain)
         for ev in load_evidence(session, {domain: version.basis_hash})[domain]:
@@ -177,7 +185,8 @@ def approve_cmd(
                                                       "record_hash": ev.record_hash}})
         return ev, result, append(session, "decision", payload, domain)
 
-    ev, result, entry = db.transact(write)
+    with _database(st) as db:
+        ev, result, entry = db.transact(write)
     write_anchor(anchor_path(st.root), entry)
     d = result.decision
     if as_json:
@@ -281,8 +290,7 @@ def audit_verify_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     from graduation.audit import anchor_path, verify
 
     st = state(ctx)
-    db = st.database(create=False)
-    with db.read() as session:
+    with _database(st) as db, db.read() as session:
         result = verify(session, anchor_path(st.root))
     if as_json:
         print_json(result.to_dict())
@@ -307,7 +315,7 @@ def audit_export_cmd(
 
     from graduation.audit import find_decision, statement
 
-    with state(ctx).database(create=False).read() as session:
+    with _database(state(ctx)) as db, db.read() as session:
         entry = find_decision(session, decision)
     text = json.dumps(statement(entry), indent=2, ensure_ascii=False) + "\n"
     if out is None:
