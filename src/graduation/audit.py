@@ -116,8 +116,25 @@ def record_decision(db, decision, *, action: str | None = None, context: str, po
 
 # -- the anchor ---------------------------------------------------------------------------------------
 
-def anchor_path(project_root: Path) -> Path:
-    return Path(project_root) / "registry" / ANCHOR_FILE
+def anchor_path(project_root: Path, db_url: str | None = None) -> Path:
+    """The anchor file of the registry at ``db_url`` (the project's embedded one by default).
+
+    Each database has its own anchor, so pointing ``--db`` at another registry never compares its
+    log with the wrong head.
+    """
+    import hashlib
+
+    from graduation.store.engine import default_url
+
+    from sqlalchemy.engine import make_url
+
+    root = Path(project_root)
+    if db_url is not None:
+        db_url = make_url(db_url).render_as_string(hide_password=False)
+    if db_url is None or db_url == default_url(root):
+        return root / "registry" / ANCHOR_FILE
+    digest = hashlib.sha256(db_url.encode()).hexdigest()[:12]
+    return root / "registry" / f"audit-head-{digest}.json"
 
 
 def write_anchor(path: Path, entry: AuditEntry) -> None:

@@ -89,8 +89,21 @@ def handle_errors(fn: Callable) -> Callable:
 
             error("interrupted; nothing partial was written")
             raise typer.Exit(130) from None
+        finally:
+            _close_database()
 
     return wrapper
+
+
+def _close_database() -> None:
+    """Dispose the command's engine when it ends, so no connection outlives the command."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, State) and obj._db is not None:
+        obj._db.dispose()
+        obj._db = None
 
 
 def command(name: str | None = None, group: typer.Typer | None = None, **kwargs) -> Callable:

@@ -96,7 +96,7 @@ def status_cmd(
 
             entries = db.transact(write)
             if entries:
-                write_anchor(anchor_path(st.root), entries[-1])
+                write_anchor(anchor_path(st.root, db.url), entries[-1])
     code = EXIT_DENIED if denied else EXIT_OK
     from graduation.cli import policy_render as render
 
@@ -187,7 +187,7 @@ def approve_cmd(
 
     with _database(st) as db:
         ev, result, entry = db.transact(write)
-    write_anchor(anchor_path(st.root), entry)
+    write_anchor(anchor_path(st.root, db.url), entry)
     d = result.decision
     if as_json:
         print_json({"signoff": ev.to_dict(), "audit_entry": entry.seq, "decision": d.to_dict()})
@@ -291,7 +291,7 @@ def audit_verify_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 
     st = state(ctx)
     with _database(st) as db, db.read() as session:
-        result = verify(session, anchor_path(st.root))
+        result = verify(session, anchor_path(st.root, db.url))
     if as_json:
         print_json(result.to_dict())
     else:

@@ -452,7 +452,8 @@ def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | 
         return None, "no decisions recorded yet"
     from graduation.audit import anchor_path, verify
 
-    anchor = anchor_path(project_root)
+    url = session.get_bind().url.render_as_string(hide_password=False)
+    anchor = anchor_path(project_root, url)
     result = verify(session, anchor if anchor.is_file() else None)
     if result.ok:
         return True, f"{result.entries} entries, every hash verified" + (
