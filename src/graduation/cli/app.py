@@ -90,17 +90,14 @@ def handle_errors(fn: Callable) -> Callable:
             error("interrupted; nothing partial was written")
             raise typer.Exit(130) from None
         finally:
-            _close_database()
+            _close_database(kwargs.get("ctx"))
 
     return wrapper
 
 
-def _close_database() -> None:
+def _close_database(ctx: typer.Context | None) -> None:
     """Dispose the command's engine when it ends, so no connection outlives the command."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx is not None else None
+    obj = getattr(ctx, "obj", None)
     if isinstance(obj, State) and obj._db is not None:
         obj._db.dispose()
         obj._db = None
