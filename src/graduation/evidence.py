@@ -88,25 +88,9 @@ def compile_slices(slices: Sequence[Any]) -> list[Slice]:
 
 
 def _cel_module() -> Any:
-    """The CEL extension, loaded once per process whoever loads it first.
+    from graduation.celrt import load_cel
 
-    The policy engine may have loaded the compiled core on its own (``graduation.policy.model._CEL``,
-    skipping the package's interactive shell); loading it a second time through ``import cel`` would run the
-    extension's initialisation twice, which panics in its logger set-up. So reuse whichever is loaded.
-    """
-    import sys
-
-    policy = sys.modules.get("graduation.policy.model")
-    loaded = getattr(policy, "_CEL", None) if policy is not None else None
-    if loaded is not None:
-        return loaded
-    for name in ("cel", "cel.cel"):
-        module = sys.modules.get(name)
-        if module is not None and hasattr(module, "compile"):
-            return module
-    import cel
-
-    return cel
+    return load_cel()
 
 
 def _cel_predicate(name: str, expression: str) -> Callable[[Mapping[str, Any]], bool]:

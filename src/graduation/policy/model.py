@@ -253,53 +253,11 @@ def _use(uses: dict[str, set[str] | None], path: list[str]) -> None:
         uses[root].add(path[1])
 
 
-_CEL: Any = None
-
-
-def _cel() -> Any:
-    """The CEL extension module.
-
-    The ``cel`` package's ``__init__`` also imports its interactive shell (prompt_toolkit, pygments),
-    which would cost `registry status` a noticeable share of its start-up; the compiled core is loaded
-    on its own when it can be found, else the package is imported as usual.
-    """
-    global _CEL
-    if _CEL is None:
-        import sys
-
-        for name in ("cel", "cel.cel"):  # loaded already: a second load would initialise the extension twice
-            loaded = sys.modules.get(name)
-            if loaded is not None and hasattr(loaded, "compile"):
-                _CEL = loaded
-                return _CEL
-        try:
-            import importlib.machinery
-            import importlib.util
-
-            found = importlib.util.find_spec("cel")
-            for location in (found.submodule_search_locations or []) if found else []:
-                for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-                    path = Path(location) / f"cel{suffix}"
-                    if path.is_file():
-                        loader = importlib.machinery.ExtensionFileLoader("cel.cel", str(path))
-                        spec = importlib.util.spec_from_file_location("cel.cel", path, loader=loader)
-                        module = importlib.util.module_from_spec(spec)
-                        loader.exec_module(module)
-                        # registered under its own name, so that a later `import cel` reuses it
-                        sys.modules["cel.cel"] = module
-                        _CEL = module
-                        return _CEL
-        except (ImportError, OSError, AttributeError):
-            pass
-        import cel
-
-        _CEL = cel
-    return _CEL
-
-
 def compile_cel(source: str):
     """Compile a CEL expression (the one place policy code uses the CEL package)."""
-    return _cel().compile(source)
+    from graduation.celrt import load_cel
+
+    return load_cel().compile(source)
 
 
 def _type_check(program: Any) -> str | None:
