@@ -321,3 +321,47 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
     if rows:
         sft = run_job(db, root, "crystal", progress=False, max_steps=2)
         assert sft.state == "succeeded" and sft.rounds[-1]["step"] == 2
+
+
+@pytest.mark.parametrize("error, state", [(KeyboardInterrupt, "interrupted"), (RuntimeError("boom"), "failed")])
+def test_interrupted_or_failed_run_leaves_the_registry_consistent(env, monkeypatch, error, state):
+    from graduation.jobs import execute
+    from graduation.jobs.service import plan_job
+    from graduation.store.jobs import job_dict
+
+    root, db = env
+    plan_job(db, root, "toy-arithmetic", mode="grpo", name="cut")
+
+    def train(db_, root_, job, job_dir, outcome, **kw):
+        outcome.rounds.append({"round": 0, "step": 0})
+        raise error
+
+    monkeypatch.setattr(execute, "_train", train)
+    with pytest.raises(type(error) if isinstance(error, BaseException) else error):
+        execute.run_job(db, root, "cut", progress=False)
+    row = job_dict(job_rows(db)[0])
+    assert row["state"] == state and row["detail"]["rounds"] == [{"round": 0, "step": 0}]
+    if state == "failed":
+        assert "boom" in row["detail"]["error"]
+
+
+def test_sft_refused_on_data_carrying_an_invented_symbol(tmp_path: Path):
+    """The hamiltonian example: its distilled set carries golden_hour_sun; SFT is refused, naming it."""
+    from graduation.gather import audit_data
+    from graduation.jobs.service import plan_job
+
+    root = tmp_path / "ham"
+    shutil.copytree(REPO / "domains", root / "domains")
+    (root / "policies").mkdir()
+    db = Database(f"sqlite:///{root / 'registry' / 'registry.db'}")
+    from graduation.project import load_project_domain
+    from graduation.store.domains import register as reg
+
+    with db.write() as session:
+        reg(session, load_project_domain(root / "domains" / "hamiltonian-mechanics.yaml", root))
+    audit_data(db, root, "hamiltonian-mechanics", root / "domains" / "data" / "hamiltonian-mechanics" / "distilled.jsonl")
+    with pytest.raises(JobRefused) as exc:
+        plan_job(db, root, "hamiltonian-mechanics", mode="sft")
+    assert "golden_hour_sun" in str(exc.value) and "sft-unsupported-symbols" in str(exc.value)
+    assert not (root / "registry" / "jobs").exists() and not job_rows(db)
+    db.dispose()

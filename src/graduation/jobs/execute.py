@@ -113,6 +113,7 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
     with db.write() as session:
         set_state(session, job_id, "running", pid=os.getpid(), started_at=time.time(), run_decision_id=decision.id)
     outcome = RunOutcome(job_id, "running", decision.id)
+    previous = _terminate_as_interrupt()
     try:
         _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress)
     except KeyboardInterrupt:
@@ -123,12 +124,35 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
         with db.write() as session:
             set_state(session, job_id, "failed", rounds=outcome.rounds, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
+    finally:
+        _restore(previous)
     outcome.state = "succeeded"
     with db.write() as session:
         set_state(session, job_id, "succeeded", rounds=outcome.rounds, model_path=outcome.model_path,
                   steps=outcome.steps, seconds=round(outcome.seconds, 2), reward_means={
                       k: [round(x, 4) for x in v] for k, v in outcome.reward_means.items()})
     return outcome
+
+
+def _terminate_as_interrupt():
+    """SIGTERM (a scheduler stopping the run) ends it like Ctrl-C: the job is marked interrupted."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore(previous) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

@@ -188,6 +188,9 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
         **context, train_nodes=c.nodes, total_nodes=c.nodes + (1 if c.vllm else 0), vllm=c.vllm,
         accelerate_config="zero3", slurm_name=_bare(k8s_name(job.job), "Slurm job name"), cpus_per_task=16,
         time_limit="24:00:00", main_port=29500, vllm_port=8000)
+    files["README.md"] = env.get_template("README.md.j2").render(
+        **context, domain_version=job.domain.version, phase=job.decision.phase, vllm=c.vllm, nodes=c.nodes,
+        image=c.image)
     if job.mode == "grpo":
         for r in job.rewards:
             if not _IDENT.match(r.function):

@@ -266,6 +266,9 @@ def run(spec: RunSpec) -> RunResult:
 
     started = time.perf_counter()
     trainer = _trainer(spec, model, tokenizer, config, [Rounds()])
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # logs stay in state.log_history; the progress bar shows the reward
     try:
         trainer.train()
     finally:

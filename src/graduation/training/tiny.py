@@ -43,6 +43,7 @@ class TinyConfig:
     pretrain_batch_size: int = 64
     pretrain_lr: float = 3e-3
     pretrain_time_budget_s: float | None = None
+    threads: int | None = 1  # a model this small runs fastest on one thread, and never oversubscribes a busy CPU
     seed: int = 0
 
 
@@ -94,6 +95,9 @@ def pretrain(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, corpus
     """Plain causal-LM training on ``corpus`` (each text followed by EOS). Returns (steps, last loss)."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     ids = [tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for text in corpus]
     longest = max(len(x) for x in ids)
     if longest > config.max_position_embeddings:
@@ -133,6 +137,7 @@ def pretrain(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, corpus
         optimizer.step()
         loss_value = float(loss.detach())
     model.eval()
+    torch.set_num_threads(previous_threads)
     return step + 1, loss_value
 
 
