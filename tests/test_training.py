@@ -40,14 +40,15 @@ class CountingPool:
     """Stands in for the verifier pool: records every batch it is asked to verify, answers in-process."""
 
     def __init__(self) -> None:
-        self.batches: list[tuple[str, list]] = []
+        self.batches: list[list] = []
 
-    def verify(self, verifier, items):
-        from graduation.verifiers import verify_items
+    def verify_many(self, jobs):
+        jobs = list(jobs)
+        self.batches.append(jobs)
+        return [verifier(*item) for verifier, item in jobs]
 
-        items = list(items)
-        self.batches.append((verifier.name, items))
-        return verify_items(verifier, items)
+    def outputs(self, name: str) -> list:
+        return [item[0] for batch in self.batches for verifier, item in batch if verifier.name == name]
 
 
 def test_tokenizer_is_trained_locally_and_ends_answers_with_eos(tiny: Path):
@@ -80,8 +81,10 @@ def test_rewards_are_the_verifiers_verdicts_one_function_each():
     answers = ["7", "7", "7", "7"]
     assert funcs[0](["3+4="] * 4, completions, answer=answers) == [1.0, 0.0, 0.0, 0.0]
     assert funcs[1](["3+4="] * 4, completions, answer=answers) == [1.0, 1.0, 0.0, 1.0]
-    assert [name for name, _ in pool.batches] == ["sum-value", "integer-shape"]  # one batch per call
-    assert [item[0] for item in pool.batches[0][1]] == completions
+    # one round-trip to the pool for the batch: every verifier at once, the second function reuses it
+    assert len(pool.batches) == 1
+    assert [v.name for v, _ in pool.batches[0]] == ["sum-value"] * 4 + ["integer-shape"] * 4
+    assert pool.outputs("sum-value") == completions
 
 
 def test_format_rewards_can_never_outweigh_correctness():
@@ -134,8 +137,7 @@ def test_grpo_steps_on_cpu_with_verifier_rewards_and_evaluation_rounds(tiny: Pat
     assert set(means) == {"substance.sum-value", "format.integer-shape"}  # logged per verifier by TRL
     assert len(means["substance.sum-value"]) == 3
     # the reward really came from the verifier: every generated completion went through it
-    verified = [out for name, items in pool.batches if name == "sum-value" for out, *_ in items]
-    assert len(verified) == 3 * 8
+    assert len(pool.batches) == 3 and len(pool.outputs("sum-value")) == 3 * 8
     assert (result.model_path / "config.json").is_file()
 
 

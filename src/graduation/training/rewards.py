@@ -49,6 +49,27 @@ def python_identifier(name: str) -> str:
     return ident if not ident[:1].isdigit() else "_" + ident
 
 
+class SharedVerification:
+    """One pool round-trip per batch for all verifiers: the first reward function of a batch verifies the
+    completions with every verifier (``pool.verify_many``); the others read their column from it."""
+
+    def __init__(self, verifiers: Sequence[Verifier], pool: VerifierPool) -> None:
+        self.verifiers = list(verifiers)
+        self.pool = pool
+        self._key: tuple | None = None
+        self._columns: dict[str, list[Verdict]] = {}
+
+    def verify(self, verifier: Verifier, items: list[tuple[Any, Any, Mapping[str, Any] | None]]) -> list[Verdict]:
+        key = tuple((out, str(ref)) for out, ref, _row in items)
+        if key != self._key or verifier.name not in self._columns:
+            jobs = [(v, item) for v in self.verifiers for item in items]
+            verdicts = self.pool.verify_many(jobs)
+            n = len(items)
+            self._columns = {v.name: verdicts[i * n:(i + 1) * n] for i, v in enumerate(self.verifiers)}
+            self._key = key
+        return self._columns[verifier.name]
+
+
 @dataclass
 class VerifierReward:
     """A reward function: verifies a batch of completions with one verifier, returns one score each."""
@@ -105,7 +126,7 @@ def reward_functions(verifiers: Sequence[Verifier], *, format_weight: float, ans
                          "with role: substance")
     verify: Verify | None = None
     if pool is not None:
-        verify = lambda verifier, items: pool.verify(verifier, items)  # noqa: E731
+        verify = SharedVerification(substance + formats, pool).verify
     funcs = [VerifierReward(v, answer_field, verify) for v in substance + formats]
     weights = [float(own.get(v.name, 1.0)) for v in substance] + \
         [float(format_weight) * float(own.get(v.name, 1.0)) for v in formats]
@@ -170,5 +191,5 @@ def _isolated(kind: str) -> bool:
     return get_kind(kind).isolated
 
 
-__all__ = ["RewardFunc", "VerifierReward", "check_weights", "completion_text", "domain_rewards", "job_rewards", "python_identifier", "reward_functions",
+__all__ = ["RewardFunc", "SharedVerification", "VerifierReward", "check_weights", "completion_text", "domain_rewards", "job_rewards", "python_identifier", "reward_functions",
            "reward_name"]
