@@ -68,7 +68,7 @@ def main() -> None:
     chapter("2. Validate the verifiers", "A verifier must accept its references and reject known-wrong "
             "controls and generated mutations; one that cannot fail cannot back graduation.")
     for domain in ("hamiltonian-mechanics", "acls-cardiac-arrest", "pedestrian-perception",
-                   "arith-reasoning-gym"):
+                   "arith-reasoning-gym", "toy-arithmetic"):
         registry("verifiers", "check", domain)
 
     chapter("3. The golden_hour_sun case", "A distilled SFT set from an ungraduated instruct model: well "
@@ -101,10 +101,26 @@ def main() -> None:
     registry("evaluate", "arith-reasoning-gym", "--outputs", "domains/data/arith-reasoning-gym/outputs.jsonl",
              "--model", "candidate-7b", "--round", "1")
 
-    chapter("7. Where everything stands", "One table, every domain, with the reasons.")
+    chapter("7. Discover, then crystallise", "The toy domain trains for real on this CPU: GRPO with the "
+            "verifiers as reward until its own evaluation rounds graduate it, then SFT on verified completions.")
+    registry("status", "toy-arithmetic", "--require", "train:sft", expect=1, quiet=True)
+    print("   (train:sft denied: the domain is still in discovery)")
+    registry("jobs", "generate", "toy-arithmetic", "--mode", "auto", "--name", "toy-arithmetic-grpo")
+    registry("jobs", "run", "toy-arithmetic-grpo")
+    registry("status", "toy-arithmetic", "--require", "train:sft")
+    registry("jobs", "generate", "toy-arithmetic", "--mode", "sft", "--from", "toy-arithmetic-grpo",
+             "--name", "toy-arithmetic-sft")
+    registry("jobs", "run", "toy-arithmetic-sft")
+    registry("status", "toy-arithmetic", "--require", "deploy:assisted")
+    registry("jobs", "list")
+
+    chapter("8. The photocopier refuses", "SFT on the contaminated Hamiltonian data: no job is written.")
+    registry("jobs", "generate", "hamiltonian-mechanics", "--mode", "sft", expect=1)
+
+    chapter("9. Where everything stands", "One table, every domain, with the reasons.")
     registry("status")
 
-    chapter("8. The audit trail", "Every decision relied on is in a hash chain; any edit is detected.")
+    chapter("10. The audit trail", "Every decision relied on is in a hash chain; any edit is detected.")
     registry("audit", "verify")
     report = registry("report")
 
