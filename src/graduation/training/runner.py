@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,7 +134,9 @@ def build_config(mode: str, output_dir: Path, trainer_kwargs: Mapping[str, Any])
     kwargs.update(trainer_kwargs)
     kwargs["output_dir"] = str(output_dir)
     try:
-        return config_cls(**kwargs)
+        with warnings.catch_warnings():  # transformers' renames (gradient_checkpointing) are not the user's to fix
+            warnings.simplefilter("ignore", FutureWarning)
+            return config_cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"training.{mode}: {exc}") from None
 
@@ -143,6 +146,9 @@ def load_model(model: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress bar is the one that matters
     try:
         tokenizer = AutoTokenizer.from_pretrained(model)
         loaded = AutoModelForCausalLM.from_pretrained(model)
@@ -265,12 +271,16 @@ def run(spec: RunSpec) -> RunResult:
                 evaluate(state.global_step, model)
 
     started = time.perf_counter()
-    trainer = _trainer(spec, model, tokenizer, config, [Rounds()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        trainer = _trainer(spec, model, tokenizer, config, [Rounds()])
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # logs stay in state.log_history; the progress bar shows the reward
     try:
-        trainer.train()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            trainer.train()
     finally:
         progress.stop()
     final = output_dir / "model"
