@@ -58,6 +58,14 @@ def test_eight_writers_lose_and_duplicate_nothing(db_url: str):
         assert versions == list(range(1, ROUNDS + 1))
     latest = dict(rows(db_url, "SELECT name, latest_version FROM domains"))
     assert latest == {"shared": 1, **{f"own-{w}": ROUNDS for w in range(WORKERS)}}
+    # one audit entry per committed round, in one unbroken chain
+    db = Database(db_url)
+    with db.read() as session:
+        from graduation.audit import verify
+
+        result = verify(session)
+    db.dispose()
+    assert result.ok and result.entries == WORKERS * ROUNDS, result
 
 
 def test_writers_killed_at_random_points_leave_a_consistent_database(project: Path):
@@ -86,11 +94,19 @@ def test_writers_killed_at_random_points_leave_a_consistent_database(project: Pa
                 assert newest == (latest, latest)
             for (summary,) in conn.execute("SELECT summary_json FROM evidence"):
                 assert json.loads(summary)["by"].startswith("w")
+            # a round is all or nothing: as many audit entries as sign-offs
+            assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == \
+                conn.execute("SELECT count(*) FROM evidence").fetchone()
         finally:
             conn.close()
     assert kills >= 20
-    signoffs = Database(url)
-    with signoffs.read() as s:
+    db = Database(url)
+    with db.read() as s:
         n = s.exec(text("SELECT count(*) FROM evidence")).one()[0]
+        from graduation.audit import verify
+
+        chain = verify(s)
+    db.dispose()
     # a round printed "committed" only after its commit, so at least that many survived
     assert n >= committed
+    assert chain.ok and chain.entries == n, chain

@@ -3,13 +3,14 @@
     python -m tests.writer URL WORKER_ID ROUNDS
 
 Each round registers a shared domain (same content from every worker), a new version of the worker's
-own domain, and appends a sign-off to the shared domain. Prints one line per committed round.
+own domain, and appends a sign-off to the shared domain with its audit-log entry. Prints one line per committed round.
 """
 
 from __future__ import annotations
 
 import sys
 
+from graduation.audit import append
 from graduation.records import SignoffRecord
 from graduation.spec import DomainSpec
 from graduation.store import Database
@@ -30,6 +31,7 @@ def main(url: str, worker: int, rounds: int) -> None:
             register(session, spec(f"own-{worker}", f"Worker {worker}, round {i}"))
             add_evidence(session, "shared", "signoff", SignoffRecord(by=f"w{worker}", role=f"r{i}"),
                          author=f"w{worker}")
+            append(session, "signoff", {"by": f"w{worker}", "round": i}, "shared")
 
         db.transact(round_)
         print(f"committed {worker} {i}", flush=True)
