@@ -310,6 +310,16 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
     assert [(e.round, e.record.job, e.record.step, e.record.n) for e in rounds] == \
         [(0, "short", 0, 160), (1, "short", 2, 160), (2, "short", 4, 160)]
     assert job_rows(db)[0].state == "succeeded"
+    # the recipe and the reward module work with TRL's own script, as `trl grpo --config recipe.yaml` runs it
+    import sys
+
+    trl_run = subprocess.run([sys.executable, "-m", "trl.scripts.grpo", "--config", "recipe.yaml", "--max_steps", "1",
+                              "--bf16", "false", "--gradient_checkpointing", "false", "--use_cpu", "true",
+                              "--per_device_train_batch_size", "16", "--output_dir", str(root / "trl-out")],
+                             cwd=root / "registry" / "jobs" / "short", capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert trl_run.returncode == 0, trl_run.stderr[-2000:]
+    assert "rewards/substance.sum-value/mean" in trl_run.stdout + trl_run.stderr
     graduate(db, root)  # the short run cannot graduate the domain by itself; the demo's full run does
     result = plan_job(db, root, "toy-arithmetic", mode="sft", from_job="short", name="crystal")
     rows = [json.loads(line) for line in (result.job.path / "data" / "train.jsonl").read_text().splitlines()]

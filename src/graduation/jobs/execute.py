@@ -172,6 +172,13 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
 
     spec = DomainSpec.model_validate(job.domain.spec)
     task = spec.task
+    from graduation.training.models import TINY_PREFIX, tiny_dir
+
+    if progress and job.model.startswith(TINY_PREFIX) and \
+            not (tiny_dir(root, job.model[len(TINY_PREFIX):]) / "config.json").is_file():
+        from graduation.cli.output import info
+
+        info(f"building {job.model} (a tiny Llama and its tokenizer, pretrained here; once per project) ...")
     model = resolve_model(job.model, root)
     with VerifierPool() as pool:
         funcs, weights = domain_rewards(spec, root, pool=pool) if job.mode == "grpo" else ([], None)
