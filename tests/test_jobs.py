@@ -375,3 +375,16 @@ def test_sft_refused_on_data_carrying_an_invented_symbol(tmp_path: Path):
     assert "golden_hour_sun" in str(exc.value) and "sft-unsupported-symbols" in str(exc.value)
     assert not (root / "registry" / "jobs").exists() and not job_rows(db)
     db.dispose()
+
+
+def test_generating_and_listing_jobs_never_imports_torch(env):
+    import sys
+
+    root, db = env
+    code = ("import sys\nfrom pathlib import Path\nfrom graduation.store import Database\n"
+            "from graduation.jobs.service import plan_job\nfrom graduation.store.jobs import list_jobs\n"
+            f"db = Database({db.url!r})\nplan_job(db, Path({str(root)!r}), 'toy-arithmetic', name='light')\n"
+            "with db.read() as s: list_jobs(s)\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
