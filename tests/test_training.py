@@ -169,3 +169,12 @@ def test_crystallise_keeps_only_verified_answers_with_lineage(tiny: Path):
         assert lineage["source"]["job"] == "j1" and lineage["source"]["checkpoint"] == str(tiny)
         assert lineage["decision_id"] == "d1"
         assert [(v["name"], v["version"]) for v in lineage["verifiers"]] == [("sum-value", "1"), ("integer-shape", "1")]
+
+
+def test_toy_data_is_reproducible():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "make_toy_data.py"), "--check"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
