@@ -33,7 +33,8 @@ def generate_cmd(
     nodes: int = typer.Option(1, "--nodes", min=1, help="Training nodes (Slurm, Kubernetes)."),
     gpus_per_node: int = typer.Option(8, "--gpus-per-node", min=1, help="GPUs per node."),
     vllm: bool = typer.Option(False, "--vllm/--no-vllm", help="Slurm: one extra node runs `trl vllm-serve`."),
-    image: str = typer.Option("ghcr.io/huggingface/trl:latest", "--image", help="Container image (Kubernetes)."),
+    image: str = typer.Option("graduation-trl:latest", "--image",
+                              help="Container image with graduation[train] installed (Kubernetes); build and push your own."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:

@@ -72,7 +72,7 @@ class ClusterPin(Frozen):
     nodes: int = Field(1, ge=1)
     gpus_per_node: int = Field(8, ge=1)
     vllm: bool = False
-    image: str = "ghcr.io/huggingface/trl:latest"
+    image: str = "graduation-trl:latest"
 
 
 class JobFile(Frozen):
