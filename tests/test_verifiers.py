@@ -159,3 +159,15 @@ def test_editing_a_python_verifier_changes_its_identity(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "edited_check")
     second = make("python", root=tmp_path, function="edited_check:check")
     assert first.identity != second.identity
+
+
+def test_python_modules_of_the_same_name_in_two_projects_do_not_mix(tmp_path):
+    for name, value in (("one", "1.0"), ("two", "0.0")):
+        root = tmp_path / name
+        root.mkdir()
+        (root / "samename.py").write_text(f"def score(output, reference, row):\n    return {value}\n"
+                                          f"def only_{name}(output, reference, row):\n    return True\n")
+    first = make("python", root=tmp_path / "one", function="samename:score")
+    second = make("python", root=tmp_path / "two", function="samename:only_two")
+    assert first("x", "y").verdict == "pass"
+    assert second("x", "y").verdict == "pass"

@@ -20,9 +20,12 @@ def load_function(target: str, root: Path):
     if not isinstance(target, str) or target.count(":") != 1:
         raise VerifierError(f"option function must look like 'package.module:function', got {target!r}")
     module_name, attr = target.split(":")
-    root_str = str(Path(root).resolve())
-    if root_str not in sys.path:
-        sys.path.insert(0, root_str)
+    root_path = Path(root).resolve()
+    root_str = str(root_path)
+    if root_str in sys.path:
+        sys.path.remove(root_str)
+    sys.path.insert(0, root_str)  # the project's own module wins over one of the same name elsewhere
+    _forget_foreign(module_name, root_path)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
@@ -32,6 +35,26 @@ def load_function(target: str, root: Path):
     if not callable(fn):
         raise VerifierError(f"option function: {module_name!r} has no callable {attr!r}")
     return fn
+
+
+def _forget_foreign(module_name: str, root: Path) -> None:
+    """Drop an already imported module of this name that is not the project's own file.
+
+    Two projects (or two test directories) may both have a ``checks.py``; without this, the first one
+    imported would answer for both.
+    """
+    parts = module_name.split(".")
+    if not ((root / Path(*parts)).with_suffix(".py").is_file() or (root / Path(*parts)).is_dir()):
+        return
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        loaded = sys.modules.get(name)
+        file = getattr(loaded, "__file__", None)
+        if loaded is not None and file is not None and not Path(file).resolve().is_relative_to(root):
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                del sys.modules[key]
+            importlib.invalidate_caches()
+            return
 
 
 @verifier("python")
