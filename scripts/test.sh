@@ -8,7 +8,7 @@ mkdir -p .artifacts
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 echo "== test suite (SQLite)"
-"$PY" -m pytest -n 2 -q -p no:cacheprovider "$@"
+"$PY" -m pytest -n 2 -p no:cacheprovider "$@"
 
 echo "== registry tests against PostgreSQL"
-scripts/with-postgres.sh "$PY" -m pytest -n 2 -q -p no:cacheprovider -m db "$@"
+scripts/with-postgres.sh "$PY" -m pytest -n 2 -p no:cacheprovider -m db "$@"
