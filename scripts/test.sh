@@ -7,6 +7,13 @@ PY=.venv/bin/python
 mkdir -p .artifacts
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
+# Tools some tests use: shellcheck for generated job scripts (chromium is installed by the report test).
+if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing shellcheck (Debian package)"
+  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) \
+    || echo "shellcheck could not be installed; the generated-shell lint check will be skipped"
+fi
+
 echo "== test suite (SQLite)"
 "$PY" -m pytest -n 2 -p no:cacheprovider "$@"
 
