@@ -22,21 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from graduation.evidence import Z95, wilson_lower
 from graduation.policy.facts import Round, Summary
-
-Z95 = 1.959963984540054
-
-
-def wilson_lower(passed: int, n: int, z: float = Z95) -> float:
-    """Lower bound of the Wilson score interval (two-sided 95% by default)."""
-    if n <= 0:
-        return 0.0
-    p = passed / n
-    z2 = z * z
-    centre = p + z2 / (2 * n)
-    margin = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, (centre - margin) / (1 + z2 / n))
-
 
 def samples_to_clear(bar: float, observed: float) -> tuple[int, int, float] | None:
     """(passes, samples, assumed rate): about how much evidence would lift the Wilson bound to ``bar``.

@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from graduation.report.svg import GapRow, RoundPoint, SliceBar, wilson_interval
+from graduation.evidence import wilson_interval
+from graduation.report.svg import GapRow, RoundPoint, SliceBar
 
 REPORT_DIR = Path("registry") / "reports"
 TEMPLATES = Path(__file__).parent / "templates"

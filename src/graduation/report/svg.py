@@ -57,17 +57,6 @@ class SliceBar:
     wilson_lower: float
 
 
-def wilson_interval(passed: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """The Wilson score interval of ``passed`` successes in ``n`` trials (95% by default)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = passed / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def _f(x: float) -> str:
     """A coordinate, short."""
     return f"{x:.1f}".rstrip("0").rstrip(".")
@@ -306,5 +295,4 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-__all__ = ["GapRow", "RoundPoint", "SliceBar", "pass_rate_chart", "shape_gap_chart", "slice_chart", "sparkline",
-           "wilson_interval"]
+__all__ = ["GapRow", "RoundPoint", "SliceBar", "pass_rate_chart", "shape_gap_chart", "slice_chart", "sparkline"]
