@@ -118,3 +118,5 @@ def print_json(data: Any) -> None:
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
+POLICY_OPTION = typer.Option(None, "--policy", "-p", metavar="FILE",
+                             help="Policy file (default: policies/default.yaml, else the packaged default).")

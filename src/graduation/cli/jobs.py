@@ -9,14 +9,12 @@ from pathlib import Path
 
 import typer
 
-from graduation.cli.app import JSON_OPTION, app, command, print_json, state
+from graduation.cli.app import JSON_OPTION, POLICY_OPTION, app, command, print_json, state
 
 jobs_app = typer.Typer(help="Training jobs: generate from an approved decision, run, list, show.",
                        no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
-POLICY_OPTION = typer.Option(None, "--policy", "-p", metavar="FILE",
-                             help="Policy file (default: policies/default.yaml, else the packaged default).")
 
 
 @command("generate", group=jobs_app)

@@ -10,15 +10,14 @@ from pathlib import Path
 
 import typer
 
-from graduation.cli.app import EXIT_DENIED, EXIT_INPUT, EXIT_OK, JSON_OPTION, app, command, print_json, state
+from graduation.cli.app import (EXIT_DENIED, EXIT_INPUT, EXIT_OK, JSON_OPTION, POLICY_OPTION, app, command,
+                                print_json, state)
 
 policy_app = typer.Typer(help="Check and test policy files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained decision log.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
 
-POLICY_OPTION = typer.Option(None, "--policy", "-p", metavar="FILE",
-                             help="Policy file (default: policies/default.yaml, else the packaged default).")
 
 
 def _policy(st, path: Path | None):
