@@ -6,10 +6,14 @@ toy domain with GRPO until it graduates from its own evidence rounds, crystallis
 the refusal of SFT on contaminated data, verifies the audit chain and writes the HTML report.
 
 Every step is a real `registry` command, printed before it runs, so the demo doubles as a tour.
+
+    python scripts/demo.py                  # in this repository (what `make demo` runs)
+    python scripts/demo.py --project DIR    # in a copy of domains/ and policies/ at DIR
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import shutil
@@ -18,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
+ROOT = REPO  # the project the demo runs in; --project moves it
 REGISTRY = str(Path(sys.executable).parent / "registry")
 START = time.perf_counter()
 BOLD, DIM, GREEN, RED, RESET = "\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m"
@@ -56,8 +61,23 @@ def fresh_registry() -> None:
     home.mkdir(exist_ok=True)
 
 
-def main() -> None:
+def use_project(directory: Path) -> None:
+    """Run in ``directory``: a copy of the repository's domains/ and policies/ (made once)."""
+    global ROOT
+    ROOT = directory.resolve()
+    if ROOT == REPO:
+        return
+    for part in ("domains", "policies"):
+        if not (ROOT / part).exists():
+            shutil.copytree(REPO / part, ROOT / part, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The graduation lifecycle demo.")
+    parser.add_argument("--project", type=Path, default=REPO, help="where to run (default: this repository)")
+    use_project(parser.parse_args(argv).project)
     os.environ.pop("REGISTRY_DB_URL", None)
+    os.environ.pop("GRADUATION_PROJECT", None)
     fresh_registry()
 
     chapter("1. Declare", "Domains are YAML files with ground truth, provenance, verifiers and a risk level.")
