@@ -339,6 +339,23 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
 PARALLEL_MIN_BYTES = 16 << 20
 
 
+def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_cls: type,
+                       source: Path | Iterable[Mapping[str, Any]], report: ReadReport, tally: Tally,
+                       resolve: Callable, display: str, progress: Progress | None):
+    """Validate the verifiers when the current basis has no validation yet, then verify every row.
+
+    Returns (validation record, whether validation ran now, the verification with its counters).
+    """
+    with _pool(pool) as active:
+        validation = current_validation(db, ctx)
+        ran = validation is None
+        if ran:
+            validation = validation_for(ctx, active.verify_many)
+        verification = verification_cls(ctx.verifiers, active, db, cache)
+        _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
+    return validation, ran, verification
+
+
 def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], report: ReadReport,
               verification: Verification, tally: Tally, resolve: Callable, display: str,
               progress: Progress | None, verification_cls: type) -> None:
@@ -466,13 +483,8 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
         return None
 
     tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(_supported_vocabulary(ctx)))
-    with _pool(pool) as active:
-        validation = current_validation(db, ctx)
-        ran = validation is None
-        if ran:
-            validation = validation_for(ctx, active.verify_many)
-        verification = Verification(ctx.verifiers, active, db, cache)
-        _run_scan(ctx, outputs, report, verification, tally, resolve, display, progress, Verification)
+    validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
+                                                       tally, resolve, display, progress)
     report.raise_if_any()
     record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
     result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
@@ -537,13 +549,8 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
 
     tally = Tally(ctx.infos, compile_slices(ctx.spec.slices),
                   SymbolScanner(_supported_vocabulary(ctx, exclude=exclude)), consistency=False)
-    with _pool(pool) as active:
-        validation = current_validation(db, ctx)
-        ran = validation is None
-        if ran:
-            validation = validation_for(ctx, active.verify_many)
-        verification = _UnverifiableAware(ctx.verifiers, active, db, cache)
-        _run_scan(ctx, dataset, report, verification, tally, resolve, display, progress, _UnverifiableAware)
+    validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset, report,
+                                                       tally, resolve, display, progress)
     report.raise_if_any()
     record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
                                                  ungraduated_generators=ungraduated)
