@@ -239,7 +239,12 @@ def _bind_options(name: str, kind: Kind, options: dict[str, Any]) -> None:
 
 
 def text_of(output: Any, *, limit: int = MAX_OUTPUT_CHARS) -> tuple[str | None, Verdict | None]:
-    """An output as text, or the verdict that refuses it (missing, too long, not valid UTF-8)."""
+    """An output as text, or the verdict that refuses it (missing, too long, not valid UTF-8).
+
+    The common case (a short ASCII string) returns at once: it is on every verifier's hot path.
+    """
+    if type(output) is str and len(output) <= limit and output.isascii():
+        return output, None
     if output is None:
         return None, Verdict.of(False, explanation="no output")
     if isinstance(output, bytes):

@@ -43,12 +43,9 @@ def exact(*, case_sensitive: bool = False, strip: bool = True, collapse_whitespa
     passed = Verdict("pass", 1.0, None, None)  # the output is the answer: no need to repeat it
 
     def check(output: Any, reference: Any, row=None) -> Verdict:
-        if type(output) is str and len(output) <= limit and output.isascii():
-            text = output
-        else:
-            text, refused = text_of(output, limit=limit)
-            if refused is not None:
-                return refused
+        text, refused = text_of(output, limit=limit)
+        if refused is not None:
+            return refused
         if extractor is not None:
             text = extractor(text)
             if text is None:

@@ -74,12 +74,9 @@ def regex(*, pattern: str, full_match: bool = False, case_sensitive: bool = True
     passed = Verdict("pass", 1.0, None, None)
 
     def check(output: Any, reference: Any, row=None) -> Verdict:
-        if type(output) is str and len(output) <= limit and output.isascii():
-            text = output
-        else:
-            text, refused = text_of(output, limit=limit)
-            if refused is not None:
-                return refused
+        text, refused = text_of(output, limit=limit)
+        if refused is not None:
+            return refused
         if strip:
             text = text.strip()
         rx = compiled_for(reference)
