@@ -46,6 +46,7 @@ def check(text: str) -> None:
 
 
 def mutate(data: dict, path: list, value) -> dict:
+    """A deep copy of ``data`` with the value at ``path`` (keys and indexes) replaced."""
     import copy
 
     out = copy.deepcopy(data)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from graduation.data import read_rows
 from graduation.errors import DataError, SpecError
 from graduation.policy.model import packaged_policy_path, parse_policy
+from tests.test_fuzz_domain_files import mutate
 
 DEFAULT = yaml.safe_load(packaged_policy_path().read_text())
 
@@ -29,17 +30,6 @@ POLICY_PATHS = [["policy"], ["thresholds"], ["thresholds", "high"], ["thresholds
                 ["extra"]]
 
 
-def mutate(path, value):
-    import copy
-
-    data = copy.deepcopy(DEFAULT)
-    node = data
-    for key in path[:-1]:
-        node = node[key]
-    node[path[-1]] = value
-    return data
-
-
 def check_policy(text: str) -> None:
     try:
         parse_policy(text, "policies/fuzz.yaml")
@@ -53,7 +43,7 @@ def check_policy(text: str) -> None:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(POLICY_PATHS), values)
 def test_mutated_policy_loads_or_fails_with_location(path, value):
-    check_policy(yaml.safe_dump(mutate(path, value), allow_unicode=True))
+    check_policy(yaml.safe_dump(mutate(DEFAULT, path, value), allow_unicode=True))
 
 
 @settings(max_examples=150, deadline=None)
