@@ -62,61 +62,14 @@ class DomainDecision:
     source_file: str
 
 
-def _specs(session, names: list[str] | None):
-    from sqlmodel import select
-
-    from graduation.store.domains import get_version
-    from graduation.store.tables import DomainRow, DomainVersionRow
-
-    if names:
-        return [get_version(session, n) for n in dict.fromkeys(names)]
-    stmt = select(DomainVersionRow).join(DomainRow, (DomainRow.name == DomainVersionRow.domain) &
-                                         (DomainRow.latest_version == DomainVersionRow.version)) \
-        .order_by(DomainVersionRow.domain)
-    return list(session.exec(stmt).all())
-
-
 def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[StoredEvidence]]:
     """Current-basis evidence of the given domains, oldest first, in one query."""
-    from sqlalchemy import select
+    from graduation.store.evidence import current_evidence_rows
 
-    from graduation.store.tables import EvidenceRow
-
-    out: dict[str, list[StoredEvidence]] = {name: [] for name in basis_by_domain}
-    if not basis_by_domain:
-        return out
-    t = EvidenceRow.__table__
-    stmt = select(t.c.domain, t.c.basis_hash, t.c.uid, t.c.kind, t.c.summary_json, t.c.record_hash, t.c.author,
-                  t.c.round)
-    if len(basis_by_domain) <= 500:
-        stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
-    stmt = stmt.order_by(t.c.id)
     loads = json.JSONDecoder(object_hook=_Rec).decode
-    for domain, basis, uid, kind, summary, record_hash, author, rnd in session.connection().execute(stmt):
-        if basis_by_domain.get(domain) == basis:
-            out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd))
-    return out
-
-
-def evidence_stats(session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:
-    """domain -> (rows, newest row id, newest created_at) of its current-basis evidence, aggregated in SQL.
-
-    The time stamp catches a row deleted and another inserted under the same id (SQLite may reuse the
-    highest id): evidence is append-only, so none of the three can stay the same when the rows change.
-    """
-    from sqlalchemy import func, select
-
-    from graduation.store.tables import EvidenceRow
-
-    t = EvidenceRow.__table__
-    stmt = select(t.c.domain, t.c.basis_hash, func.count(), func.max(t.c.id), func.max(t.c.created_at)) \
-        .group_by(t.c.domain, t.c.basis_hash)
-    if len(basis_by_domain) <= 500:
-        stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
-    out = {name: (0, 0, "") for name in basis_by_domain}
-    for domain, basis, count, newest, stamp in session.connection().execute(stmt):
-        if basis_by_domain.get(domain) == basis:
-            out[domain] = (int(count), int(newest), str(stamp))
+    out: dict[str, list[StoredEvidence]] = {name: [] for name in basis_by_domain}
+    for domain, uid, kind, summary, record_hash, author, rnd in current_evidence_rows(session, basis_by_domain):
+        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd))
     return out
 
 
@@ -141,9 +94,12 @@ def _write_cache(path: Path, entries: dict[str, Any]) -> None:
 
 def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | None = None) -> list[DomainDecision]:
     """Decide every action for the newest version of each named (or every) registered domain."""
+    from graduation.store.domains import latest_versions
+    from graduation.store.evidence import evidence_stats
+
     cached = _read_cache(cache)
     with db.read() as session:
-        versions = _specs(session, names)
+        versions = latest_versions(session, names)
         basis = {v.domain: v.basis_hash for v in versions}
         stats = evidence_stats(session, basis)
         keys = {v.domain: [v.content_hash, v.basis_hash, *stats[v.domain], policy.digest] for v in versions}
@@ -176,7 +132,9 @@ def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | 
 
 def decision_in(session, name: str, policy: Policy) -> DomainDecision:
     """The decision for one domain, read inside an open session (e.g. right after adding evidence)."""
-    versions = _specs(session, [name])
+    from graduation.store.domains import latest_versions
+
+    versions = latest_versions(session, [name])
     v = versions[0]
     evidence = load_evidence(session, {v.domain: v.basis_hash})
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
@@ -207,4 +165,4 @@ def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None =
         return deny_all(domain.domain, f"the decision failed: {type(exc).__name__}: {exc}", risk=domain.risk._value_)
 
 
-__all__ = ["DomainDecision", "decide_safely", "StoredEvidence", "decision_in", "decisions", "evidence_stats", "load_evidence"]
+__all__ = ["DomainDecision", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]

@@ -305,11 +305,10 @@ class ReportResult:
 def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_path: Path | None = None,
             now: datetime | None = None) -> ReportData:
     """Read everything the report shows from the registry ``db`` (a ``graduation.store.Database``)."""
-    from sqlmodel import col, select
-
+    from graduation.store import audit as audit_store
     from graduation.store.domains import get_version, iso, list_domains, version_spec
     from graduation.store.evidence import evidence_for_domains
-    from graduation.store.tables import AuditEntryRow, JobRow
+    from graduation.store.jobs import list_jobs
 
     decide = decide or default_decider(project_root, policy_path)
     domains: list[DomainReport] = []
@@ -318,9 +317,9 @@ def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_pa
         versions = {r.name: get_version(session, r.name) for r in rows}
         evidence = evidence_for_domains(session, {name: v.basis_hash for name, v in versions.items()})
         jobs: dict[str, list[Any]] = {}
-        for job in session.exec(select(JobRow).order_by(col(JobRow.created_at))).all():
+        for job in list_jobs(session):
             jobs.setdefault(job.domain, []).append(job)
-        audit_rows = list(session.exec(select(AuditEntryRow).order_by(col(AuditEntryRow.seq))).all())
+        audit_rows = list(audit_store.entries(session))
         audit_by_domain: dict[str | None, list[Any]] = {}
         for entry in audit_rows:
             audit_by_domain.setdefault(entry.domain, []).append(entry)

@@ -107,6 +107,16 @@ def _not_found_message(session: Session, name: str, version: int | None) -> str:
     return f"no registered domain named {name!r}{hint}"
 
 
+def latest_versions(session: Session, names: list[str] | None = None) -> list[DomainVersionRow]:
+    """The newest version of each named domain (unknown names raise), or of every domain by name."""
+    if names:
+        return [get_version(session, n) for n in dict.fromkeys(names)]
+    stmt = select(DomainVersionRow).join(DomainRow, (DomainRow.name == DomainVersionRow.domain) &
+                                         (DomainRow.latest_version == DomainVersionRow.version)) \
+        .order_by(DomainVersionRow.domain)
+    return list(session.exec(stmt).all())
+
+
 def list_domains(session: Session) -> list[DomainRow]:
     return list(session.exec(select(DomainRow).order_by(DomainRow.name)).all())
 

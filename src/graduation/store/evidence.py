@@ -100,3 +100,46 @@ def _to_evidence(row: EvidenceRow) -> Evidence:
                     kind=row.kind, record=model.model_validate(json.loads(row.summary_json)),
                     created_at=row.created_at, model=row.model, round=row.round, data_hash=row.data_hash,
                     author=row.author, record_hash=row.record_hash)
+
+
+IN_LIST_LIMIT = 500  # above this many domains, scan and filter instead of a long IN (...)
+
+
+def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
+    """(domain, uid, kind, summary_json, record_hash, author, round) of current-basis evidence, oldest first.
+
+    Raw rows for the decision path, which reads many records and decodes them without pydantic.
+    """
+    from sqlalchemy import select as core_select
+
+    if not basis_by_domain:
+        return
+    t = EvidenceRow.__table__
+    stmt = core_select(t.c.domain, t.c.basis_hash, t.c.uid, t.c.kind, t.c.summary_json, t.c.record_hash,
+                       t.c.author, t.c.round)
+    if len(basis_by_domain) <= IN_LIST_LIMIT:
+        stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
+    for domain, basis, *rest in session.connection().execute(stmt.order_by(t.c.id)):
+        if basis_by_domain.get(domain) == basis:
+            yield (domain, *rest)
+
+
+def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:
+    """domain -> (rows, newest row id, newest created_at) of its current-basis evidence, aggregated in SQL.
+
+    The time stamp catches a row deleted and another inserted under the same id (SQLite may reuse the
+    highest id): evidence is append-only, so none of the three can stay the same when the rows change.
+    """
+    from sqlalchemy import func
+    from sqlalchemy import select as core_select
+
+    t = EvidenceRow.__table__
+    stmt = core_select(t.c.domain, t.c.basis_hash, func.count(), func.max(t.c.id), func.max(t.c.created_at)) \
+        .group_by(t.c.domain, t.c.basis_hash)
+    if len(basis_by_domain) <= IN_LIST_LIMIT:
+        stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
+    out = {name: (0, 0, "") for name in basis_by_domain}
+    for domain, basis, count, newest, stamp in session.connection().execute(stmt):
+        if basis_by_domain.get(domain) == basis:
+            out[domain] = (int(count), int(newest), str(stamp))
+    return out
