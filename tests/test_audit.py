@@ -115,6 +115,24 @@ def test_rewriting_the_whole_tail_consistently_is_caught_by_the_anchor(db, tmp_p
     assert not result.ok and result.bad_seq == 5
 
 
+def test_a_forged_entry_with_its_hash_recomputed_is_named_by_the_next_link(db, tmp_path):
+    """The realistic forger edits a decision in the database and recomputes that entry's own hash."""
+    anchor = tmp_path / "audit-head.json"
+    entries = fill(db, anchor)
+    for seq, expected in ((2, 3), (5, 5)):  # the newest entry has no next link: the anchor names it
+        entry = entries[seq - 1]
+        payload = {**entry.payload, "n": 1000 + seq}
+        forged = audit.compute_hash(entry.seq, entry.kind, entry.domain, entry.created_at, payload, entry.prev_hash)
+        execute(db, "UPDATE audit_log SET payload_json = :p, entry_hash = :h WHERE seq = :s",
+                p=audit.canonical(payload), h=forged, s=seq)
+        result = check(db, anchor)
+        assert not result.ok and result.bad_seq == expected, result
+        assert f"entry {expected}" in result.problem
+        execute(db, "UPDATE audit_log SET payload_json = :p, entry_hash = :h WHERE seq = :s",
+                p=audit.canonical(entry.payload), h=entry.entry_hash, s=seq)
+        assert check(db, anchor).ok
+
+
 def _appender(url: str, worker: int, count: int) -> None:
     database = Database(url)
     for i in range(count):

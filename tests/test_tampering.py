@@ -1,21 +1,32 @@
-"""1,000 random tamperings of a real audit log: every one is detected and the first bad entry named."""
+"""1,000 random tamperings of a real audit log: every one is detected and exactly the first bad entry named.
+
+Each trial goes through ``graduation.audit.verify`` (the chain walk and the anchor's hash) with the tampered
+rows served in place of the database's, and asserts the exact entry it must name. The forgers include the
+realistic one, who recomputes the hash of the entry they changed: the next entry's link names it, or, for the
+newest entry, the anchor does.
+"""
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import replace
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
 
 import pytest
 
-from graduation.audit import append, verify_rows
+from graduation import audit
+from graduation.audit import append, canonical, compute_hash
 from graduation.spec import DomainSpec
 from graduation.store import Database
 from graduation.store import audit as q
 from graduation.store.domains import LoadedDomain, register
 
 TRIALS = 1000
+ENTRIES = 40
 FIELDS = ("kind", "domain", "created_at", "payload_json", "prev_hash", "entry_hash")
+KINDS = ("edit", "delete", "swap", "move", "rehash", "rehash-relink", "rehash-tail")
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,7 @@ def chain(tmp_path_factory) -> list[Row]:
     with db.write() as s:
         register(s, LoadedDomain(DomainSpec(domain="d", title="D", risk="high", owners=["o@example.org"]),
                                  "domains/d.yaml", {}))
-    for i in range(40):
+    for i in range(ENTRIES):
         with db.write() as s:
             append(s, "decision" if i % 3 else "signoff",
                    {"i": i, "allowed": i % 2 == 0, "reasons": [f"rule-{i}"], "note": "ünïcode"}, "d")
@@ -43,55 +54,127 @@ def chain(tmp_path_factory) -> list[Row]:
         rows = [Row(r.seq, r.kind, r.domain, r.created_at, r.payload_json, r.prev_hash, r.entry_hash)
                 for r in q.entries(s)]
     db.dispose()
+    assert [r.seq for r in rows] == list(range(1, ENTRIES + 1))
     return rows
 
 
-def tamper(rows: list[Row], rng: random.Random) -> tuple[list[Row], int, str]:
-    """One random edit, deletion or reordering; returns the rows, the first seq it touched, and what."""
-    rows = list(rows)
-    what = rng.choice(["edit", "delete", "swap", "move"])
+@pytest.fixture
+def served(monkeypatch, tmp_path):
+    """``audit.verify`` reading the rows in ``state["rows"]`` instead of a database, with a real anchor file."""
+    state: dict = {"rows": []}
+    monkeypatch.setattr(q, "entries", lambda session, batch=1000: iter(state["rows"]))
+    monkeypatch.setattr(q, "get", lambda session, seq: next((r for r in state["rows"] if r.seq == seq), None))
+    state["anchor"] = tmp_path / "audit-head.json"
+    return state
+
+
+def forge(row: Row, prev_hash: str | None = None) -> Row:
+    """Deny becomes allow (or the reverse), and the entry's own hash is recomputed, as a careful forger would."""
+    payload = json.loads(row.payload_json)
+    payload["allowed"] = not payload["allowed"]
+    prev = row.prev_hash if prev_hash is None else prev_hash
+    return replace(row, payload_json=canonical(payload), prev_hash=prev,
+                   entry_hash=compute_hash(row.seq, row.kind, row.domain, row.created_at, payload, prev))
+
+
+def rehash(row: Row, prev_hash: str) -> Row:
+    payload = json.loads(row.payload_json)
+    return replace(row, prev_hash=prev_hash,
+                   entry_hash=compute_hash(row.seq, row.kind, row.domain, row.created_at, payload, prev_hash))
+
+
+def edited(old, name: str, rng: random.Random):
+    if name == "domain":
+        return None if old else "x"
+    pos = rng.randrange(len(old))
+    if name == "payload_json":
+        new = old[:pos] + rng.choice("x{}\" 0") + old[pos + 1:]
+        return new if new != old else old + " "
+    return old[:pos] + ("0" if old[pos] != "0" else "1") + old[pos + 1:]
+
+
+def tamper(rows: list[Row], rng: random.Random, what: str) -> tuple[list[Row], int, str]:
+    """One tampering; returns the rows in the order a database would return them, the seq that ``verify``
+    must name, and a description."""
+    rows, last = list(rows), len(rows)
     i = rng.randrange(len(rows))
+    seq = i + 1
     if what == "edit":
         name = rng.choice(FIELDS + ("seq",))
-        old = getattr(rows[i], name)
         if name == "seq":
-            new = old + rng.choice([-2, -1, 1, 2, 100])
-        elif name == "domain":
-            new = None if old else "x"
-        elif name == "payload_json":
-            pos = rng.randrange(len(old))
-            new = old[:pos] + rng.choice("x{}\" 0") + old[pos + 1:]
-            if new == old:
-                new = old + " "
-        else:
-            pos = rng.randrange(len(old))
-            char = "0" if old[pos] != "0" else "1"
-            new = old[:pos] + char + old[pos + 1:]
-        rows[i] = replace(rows[i], **{name: new})
-        return rows, rows[i].seq if name != "seq" else min(old, new, rows[i].seq), f"edit {name} of {i + 1}"
+            new = seq + rng.choice([-2, -1, 1, 2, 100])
+            rows[i] = replace(rows[i], seq=new)
+            rows.sort(key=lambda r: r.seq)  # a database returns rows in seq order (stable: the original first)
+            # a later seq leaves a gap where the entry was; an earlier one repeats a seq already walked
+            return rows, seq if new > seq else new, f"seq of {seq} set to {new}"
+        rows[i] = replace(rows[i], **{name: edited(getattr(rows[i], name), name, rng)})
+        return rows, seq, f"edit {name} of {seq}"
     if what == "delete":
         del rows[i]
-        return rows, i + 1, f"delete {i + 1}"
-    j = rng.randrange(len(rows) - 1)
-    j = j if j < i else j + 1
-    if what == "swap":
-        rows[i], rows[j] = rows[j], rows[i]
-    else:
-        rows.insert(j, rows.pop(i))
-    return rows, min(i, j) + 1, f"{what} {i + 1} and {j + 1}"
+        return rows, seq, f"delete {seq}"  # the newest one: the anchor counts more entries than remain
+    if what in ("swap", "move"):
+        j = rng.randrange(len(rows) - 1)
+        j = j if j < i else j + 1
+        if what == "swap":
+            rows[i], rows[j] = rows[j], rows[i]
+        else:
+            rows.insert(j, rows.pop(i))
+        return rows, min(i, j) + 1, f"{what} {seq} and {j + 1}"
+    if what == "rehash":
+        rows[i] = forge(rows[i])
+        # the next entry still links to the original hash; the newest has no next entry, the anchor names it
+        return rows, seq + 1 if seq < last else seq, f"forge and re-hash {seq}"
+    if what == "rehash-relink":
+        rows[i] = forge(rows[i])
+        if seq < last:
+            rows[i + 1] = replace(rows[i + 1], prev_hash=rows[i].entry_hash)
+        # the next entry's link now matches, but its own hash covers the link it had
+        return rows, seq + 1 if seq < last else seq, f"forge, re-hash {seq} and re-link {seq + 1}"
+    assert what == "rehash-tail"
+    rows[i] = forge(rows[i])
+    for k in range(i + 1, len(rows)):
+        rows[k] = rehash(rows[k], rows[k - 1].entry_hash)
+    # a consistent rewrite from there on: only the anchor, which holds the newest hash, can tell
+    return rows, last, f"forge {seq} and re-hash every later entry"
 
 
-def test_every_random_tampering_is_detected(chain: list[Row]):
-    head = (chain[-1].seq, chain[-1].entry_hash)
-    assert verify_rows(chain, head).ok
+def test_every_random_tampering_names_the_first_bad_entry(chain: list[Row], served):
+    audit.write_anchor(served["anchor"], audit.AuditEntry.from_row(chain[-1]))
+    served["rows"] = chain
+    intact = audit.verify(None, served["anchor"])
+    assert intact.ok and intact.entries == ENTRIES, intact
     rng = random.Random(20261125)
-    detected = 0
-    for _ in range(TRIALS):
-        rows, first, what = tamper(chain, rng)
-        result = verify_rows(sorted(rows, key=lambda r: r.seq) if what.startswith("edit seq") else rows, head)
-        assert not result.ok, what
-        assert result.problem, what
-        # the entry named is never later than the first one touched (deletions of the newest included)
-        assert result.bad_seq is not None and result.bad_seq <= max(first, 1) + 1, (what, result)
-        detected += 1
-    assert detected == TRIALS
+    kinds: Counter = Counter()
+    for trial in range(TRIALS):
+        what = KINDS[trial % len(KINDS)]
+        rows, expected, description = tamper(chain, rng, what)
+        served["rows"] = rows
+        result = audit.verify(None, served["anchor"])
+        assert not result.ok, description
+        assert result.problem and re.search(rf"\bentr(y|ies) {result.bad_seq}\b", result.problem), (description, result)
+        assert result.bad_seq == expected, (description, result)
+        kinds[what] += 1
+    assert sum(kinds.values()) == TRIALS and set(kinds) == set(KINDS)
+
+
+def test_a_forged_and_rehashed_entry_is_named_by_the_next_link(chain: list[Row], served):
+    """Entry 2 turned from deny into allow, its own hash recomputed: entry 3 is the first that does not hold."""
+    audit.write_anchor(served["anchor"], audit.AuditEntry.from_row(chain[-1]))
+    assert json.loads(chain[1].payload_json)["allowed"] is False
+    rows = list(chain)
+    rows[1] = forge(rows[1])
+    assert json.loads(rows[1].payload_json)["allowed"] is True
+    served["rows"] = rows
+    result = audit.verify(None, served["anchor"])
+    assert not result.ok and result.bad_seq == 3 and "does not follow entry 2" in result.problem, result
+    # re-linking entry 3 to the forged hash breaks entry 3's own hash, which covers its link
+    rows[2] = replace(rows[2], prev_hash=rows[1].entry_hash)
+    result = audit.verify(None, served["anchor"])
+    assert not result.ok and result.bad_seq == 3 and "no longer matches its hash" in result.problem, result
+    # forging the newest entry: no later link exists; without the anchor it passes, with it the anchor names it
+    rows = list(chain)
+    rows[-1] = forge(rows[-1])
+    served["rows"] = rows
+    assert audit.verify(None).ok
+    result = audit.verify(None, served["anchor"])
+    assert not result.ok and result.bad_seq == ENTRIES and "anchor" in result.problem, result
