@@ -136,3 +136,11 @@ def test_fast_and_careful_jsonl_paths_agree(tmp_path):
     for start, end, first in ranges:
         joined.update(iter_jsonl_range(path, ReadReport("x"), start, end, first))
     assert joined == got
+
+
+def test_text_after_a_json_array_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "rows.json"
+    path.write_text('[\n{"prompt": "a"}\n]\n{"prompt": "never read"}\n')
+    with pytest.raises(DataError) as info:
+        read_rows(path, display="rows.json")
+    assert "rows.json:4: text after the end of the JSON array" in str(info.value)

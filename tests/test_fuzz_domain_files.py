@@ -34,15 +34,51 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                       max_leaves=12)
 
 
-def check(text: str) -> None:
+def check(text: str, field: str | None = None, lines: tuple[int, int] | None = None) -> None:
+    """Load ``text``; a failure must locate every problem by file and line (within the file, and within
+    ``lines`` when given), and name a field on the path of ``field`` when given (the field mutated)."""
     try:
         parse_domain(text, "domains/f.yaml", ROOT, ROOT / "domains")
     except SpecError as exc:
         assert exc.problems, "a SpecError must carry at least one problem"
+        last = len(text.splitlines()) + 1  # YAML breaks lines at \r, \n, \x85, \u2028 and \u2029 too
         for problem in exc.problems:
             assert problem.file == "domains/f.yaml"
-            assert problem.render().startswith("domains/f.yaml")
             assert problem.message
+            assert problem.line is not None and 1 <= problem.line <= last, (problem, last)
+            assert problem.render().startswith(f"domains/f.yaml:{problem.line}:"), problem.render()
+            if lines is not None:
+                assert lines[0] <= problem.line <= lines[1], (problem, lines)
+            if field is not None:
+                assert problem.field is not None, problem
+                assert on_path(problem.field, field), (problem.field, field)
+
+
+def on_path(found: str, mutated: str) -> bool:
+    """``found`` is the mutated field, inside it, or the entry that holds it."""
+    if found == mutated or found.startswith((mutated + ".", mutated + "[")):
+        return True
+    return mutated.startswith((found + ".", found + "["))
+
+
+def dotted(path: list) -> str:
+    return "".join(f"[{k}]" if isinstance(k, int) else (f".{k}" if i else k) for i, k in enumerate(path))
+
+
+def span(text: str, path: list) -> tuple[int, int]:
+    """First and last line (1-based) of the entry at ``path`` in ``text``, from its key to the end of its value,
+    widened to the entry that holds it (a problem about a missing or conflicting key is located there)."""
+    node, start = yaml.compose(text), 1
+    holder = (1, 1)
+    for key in path:
+        holder = (node.start_mark.line + 1, node.end_mark.line + 1)
+        if isinstance(key, int):
+            node = node.value[key]
+            start = node.start_mark.line + 1
+        else:
+            key_node, node = next((k, v) for k, v in node.value if k.value == key)
+            start = key_node.start_mark.line + 1
+    return min(start, holder[0]), max(node.end_mark.line + 1, start)
 
 
 def mutate(data: dict, path: list, value) -> dict:
@@ -65,7 +101,8 @@ PATHS = [["domain"], ["title"], ["risk"], ["owners"], ["ground_truth"], ["ground
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(PATHS), values)
 def test_mutated_fields_load_or_fail_with_location(path, value):
-    check(yaml.safe_dump(mutate(BASE, path, value), allow_unicode=True))
+    text = yaml.safe_dump(mutate(BASE, path, value), allow_unicode=True)
+    check(text, field=dotted(path), lines=span(text, path))
 
 
 @settings(max_examples=300, deadline=None)

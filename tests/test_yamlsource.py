@@ -52,3 +52,10 @@ def test_deep_nesting_is_bounded():
 def test_non_string_keys_become_strings_and_empty_document_is_none():
     assert load_yaml("1: a\n", "f").data == {"1": "a"}
     assert load_yaml("", "f").data is None
+
+
+def test_a_character_yaml_forbids_is_located():
+    with pytest.raises(SpecError) as info:
+        load_yaml("a: 1\nb: x\x07y\n", "f.yaml")
+    problem = info.value.problems[0]
+    assert (problem.line, problem.column) == (2, 5) and "U+0007" in problem.message

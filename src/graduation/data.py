@@ -292,6 +292,9 @@ def _json(path: Path, report: ReadReport, chunk: int = 1 << 20) -> Iterator[tupl
             if char == "]":
                 if expect_value and started:
                     report.add(state["line"], "a ',' before ']' in the JSON array")
+                advance(state["pos"] + 1)
+                if skip_ws() is not None:  # nothing may follow the array: it would be read by nobody
+                    report.add(state["line"], "text after the end of the JSON array (']')")
                 return
             if char == ",":
                 if expect_value:

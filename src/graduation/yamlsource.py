@@ -138,8 +138,15 @@ def load_yaml(text: str, file: str) -> Located:
         raise SpecError([Problem(f"YAML syntax error: {msg}", file,
                                  mark.line + 1 if mark else None, mark.column + 1 if mark else None,
                                  hint="fix the YAML syntax at this position")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: located by its offset
+        where = max(0, min(int(exc.position), len(text)))
+        line = text.count("\n", 0, where) + 1
+        column = where - (text.rfind("\n", 0, where) + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise SpecError([Problem(f"YAML error: the character U+{code:04X} is not allowed in a YAML file", file,
+                                 line, column, hint="remove it, or quote the value and escape it")]) from None
     except yaml.YAMLError as exc:
-        raise SpecError([Problem(f"YAML error: {exc}", file)]) from None
+        raise SpecError([Problem(f"YAML error: {exc}", file, 1, 1)]) from None
     except RecursionError:
         raise SpecError([Problem(f"nesting deeper than {MAX_DEPTH} levels", file, 1, 1,
                                  hint="flatten the document")]) from None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from graduation.errors import Problem, SpecError
 from graduation.policy.facts import FACT_SCHEMA, SYMBOL, example_facts
@@ -76,12 +76,13 @@ class PolicyFile(Strict):
     thresholds: dict[Risk, Thresholds]
     rules: list[RuleSpec] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _complete(self) -> "PolicyFile":
-        missing = [r.value for r in Risk if r not in self.thresholds]
-        if missing:
-            raise ValueError(f"thresholds: missing risk level(s) {', '.join(missing)}; every level needs its bar")
-        return self
+    @field_validator("thresholds")
+    @classmethod
+    def _complete(cls, thresholds: dict[Risk, Thresholds]) -> dict[Risk, Thresholds]:
+        missing = [r.value for r in Risk if r not in thresholds]
+        if missing:  # reported on the field, so that the error points at the thresholds block
+            raise ValueError(f"missing risk level(s) {', '.join(missing)}; every level needs its bar")
+        return thresholds
 
 
 @dataclass(frozen=True)
