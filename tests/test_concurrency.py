@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -22,11 +23,34 @@ from graduation.store import Database
 REPO = Path(__file__).resolve().parent.parent
 WORKERS = 8
 ROUNDS = 12
+KILLS = 25
 
 
-def spawn(url: str, worker: int, rounds: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.writer", url, str(worker), str(rounds)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def spawn(url: str, worker: int, rounds: int, barrier: Path | None = None) -> subprocess.Popen:
+    extra = [str(barrier)] if barrier is not None else []
+    return subprocess.Popen([sys.executable, "-m", "tests.writer", url, str(worker), str(rounds), *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def commit_times(out: str) -> list[float]:
+    return [float(line.split()[3]) for line in out.splitlines() if line.startswith("committed")]
+
+
+def first_commit(proc: subprocess.Popen, timeout: float = 120.0) -> str:
+    """Block until the writer prints its first ``committed`` line (its ready signal); return what it printed."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"the writer exited before its first commit: {proc.stderr.read()}")
+        seen += line
+        if line.startswith("committed"):
+            return seen
+    raise AssertionError(f"no commit within {timeout:.0f} s")
 
 
 def rows(url: str, sql: str) -> list:
@@ -38,14 +62,27 @@ def rows(url: str, sql: str) -> list:
         engine.dispose()
 
 
-def test_eight_writers_lose_and_duplicate_nothing(db_url: str):
+def test_eight_writers_lose_and_duplicate_nothing(db_url: str, tmp_path: Path):
     Database(db_url).dispose()  # create the schema once, as `registry init` would
-    procs = [spawn(db_url, w, ROUNDS) for w in range(WORKERS)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    procs = [spawn(db_url, w, ROUNDS, barrier) for w in range(WORKERS)]
+    deadline = time.monotonic() + 120
+    while len(list(barrier.glob("ready-*"))) < WORKERS:  # every writer connected and waiting
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "a writer never got ready"
+        time.sleep(0.01)
+    (barrier / "go").touch()
     outputs = [p.communicate(timeout=240) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
         assert "locked" not in err.lower()
         assert out.count("committed") == ROUNDS
+    spans = [commit_times(out) for out, _ in outputs]
+    # they contended at once: every writer had started its first round before any writer had finished. (SQLite
+    # hands its write lock over in runs, so commits interleave in bursts rather than round by round.)
+    starts = [float(next(line for line in out.splitlines() if line.startswith("started")).split()[2])
+              for out, _ in outputs]
+    assert max(starts) < min(times[-1] for times in spans), (starts, spans)
 
     signoffs = rows(db_url, "SELECT author, summary_json FROM evidence WHERE domain = 'shared'")
     assert len(signoffs) == WORKERS * ROUNDS
@@ -74,12 +111,16 @@ def test_writers_killed_at_random_points_leave_a_consistent_database(project: Pa
     rng = random.Random(7)
     kills = 0
     committed = 0
-    for attempt in range(25):
+    for attempt in range(KILLS):
         proc = spawn(url, attempt % 4, 1000)
-        time.sleep(0.35 + rng.random() * 0.5)
+        before = first_commit(proc)  # the ready signal: kills land once commits are under way, not in start-up
+        time.sleep(rng.random() * 0.3)
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        kills += proc.returncode == -signal.SIGKILL
+        out = before + out
+        assert proc.returncode == -signal.SIGKILL, f"attempt {attempt}: the writer ended before the kill"
+        assert out.count("committed") >= 1, f"attempt {attempt}: killed before its first commit"
+        kills += 1
         committed += out.count("committed")
         import sqlite3
 
@@ -99,7 +140,7 @@ def test_writers_killed_at_random_points_leave_a_consistent_database(project: Pa
                 conn.execute("SELECT count(*) FROM evidence").fetchone()
         finally:
             conn.close()
-    assert kills >= 20
+    assert kills == KILLS  # every one of them after the writer's first commit, while it was still writing
     db = Database(url)
     with db.read() as s:
         n = s.exec(text("SELECT count(*) FROM evidence")).one()[0]

@@ -1,14 +1,19 @@
 """A registry writer run as a separate process by the concurrency and crash tests.
 
-    python -m tests.writer URL WORKER_ID ROUNDS
+    python -m tests.writer URL WORKER_ID ROUNDS [BARRIER_DIR]
 
 Each round registers a shared domain (same content from every worker), a new version of the worker's
-own domain, and appends a sign-off to the shared domain with its audit-log entry. Prints one line per committed round.
+own domain, and appends a sign-off to the shared domain with its audit-log entry. Prints one line per committed
+round, ``committed WORKER ROUND TIME``, after its commit. With BARRIER_DIR, the writer connects, creates
+``ready-WORKER`` there and waits for a ``go`` file before its first round (then prints ``started WORKER TIME``),
+so that all writers start together.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
 from graduation.audit import append
 from graduation.records import SignoffRecord
@@ -23,8 +28,19 @@ def spec(name: str, title: str) -> LoadedDomain:
                         f"domains/{name}.yaml", {})
 
 
-def main(url: str, worker: int, rounds: int) -> None:
+def main(url: str, worker: int, rounds: int, barrier: str | None = None) -> None:
     db = Database(url)
+    if barrier is not None:
+        with db.read() as session:  # connected and schema checked before the start line
+            session.connection()
+        Path(barrier, f"ready-{worker}").touch()
+        go = Path(barrier, "go")
+        deadline = time.monotonic() + 120
+        while not go.exists():
+            if time.monotonic() > deadline:
+                raise SystemExit("the start signal never came")
+            time.sleep(0.002)
+        print(f"started {worker} {time.time():.6f}", flush=True)
     for i in range(rounds):
         def round_(session, i=i):
             register(session, spec("shared", "Shared domain"))
@@ -34,8 +50,8 @@ def main(url: str, worker: int, rounds: int) -> None:
             append(session, "signoff", {"by": f"w{worker}", "round": i}, "shared")
 
         db.transact(round_)
-        print(f"committed {worker} {i}", flush=True)
+        print(f"committed {worker} {i} {time.time():.6f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
