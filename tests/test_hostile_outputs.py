@@ -1,18 +1,22 @@
 """Untrusted outputs against every verifier kind: nothing executes, nothing hangs, memory stays bounded.
 
-Each hostile output goes through the isolated pool exactly as an evaluation would send it, against
-a reference it does not match; every verdict must be `fail` or `error` (never a pass), the marker
-file the injection strings try to create must not exist, the whole batch must finish within the
-per-item timeout budget, and the test process's own memory must not grow with the inputs.
+Each of the 20 hostile outputs goes through ``VerifierPool.verify`` exactly as an evaluation would send it,
+against a reference it does not match: the kinds registered ``isolated=False`` (exact, regex, numeric,
+json_schema; linear-time and size-capped) are checked in this process, the others (math, python, command,
+reasoning_gym) in the pool's worker processes. Every verdict must be `fail` or `error` (never a pass), the
+marker file the injection strings try to create must not exist, each output must be answered within its own
+timeout, and this process's memory must not grow with the inputs: measured as the current RSS before and
+after, and as the peak of Python allocations (tracemalloc) during the calls.
 """
 
 from __future__ import annotations
 
 import json
-import resource
+import os
 import sys
 import textwrap
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -21,6 +25,9 @@ from graduation.spec import VerifierSpec
 from graduation.verifiers import Item, VerifierPool, build
 
 TIMEOUT = 3.0
+SLACK = 3.0  # replacing a killed worker, and a loaded machine
+MEMORY_MB = 200
+IN_PARENT = {"exact", "regex", "numeric", "json_schema"}
 ROW = json.loads(Path(__file__).resolve().parent.parent.joinpath(
     "domains/data/arith-reasoning-gym/eval.jsonl").read_text().splitlines()[1])  # answer "4"
 
@@ -73,22 +80,39 @@ KINDS = {
 def test_hostile_outputs_never_pass_execute_or_hang(kind: str, project: Path, tmp_path: Path):
     marker = tmp_path / "pwned"
     verifier = build(VerifierSpec(name=f"v-{kind}", kind=kind, role="substance", options=KINDS[kind]), project)
+    assert verifier.isolated == (kind not in IN_PARENT)
     outputs = hostile_outputs(marker)
+    assert len(outputs) == 20  # the README's count
     reference = "4" if kind != "regex" else "aaaa"
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    verdicts, slow = [], []
     with VerifierPool(workers=2, timeout=TIMEOUT, memory_mb=1024) as pool:
-        start = time.monotonic()
-        verdicts = pool.verify(verifier, [Item(o, reference, ROW) for o in outputs])
-        elapsed = time.monotonic() - start
+        pool.verify(verifier, [Item(reference, reference, ROW)])  # workers started before measuring
+        before = rss_mb()
+        tracemalloc.start()
+        for output in outputs:  # one at a time, so that each has its own clock
+            start = time.monotonic()
+            verdicts += pool.verify(verifier, [Item(output, reference, ROW)])
+            elapsed = time.monotonic() - start
+            if elapsed > TIMEOUT + SLACK:
+                slow.append((output[:40], round(elapsed, 1), verdicts[-1]))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        grown = rss_mb() - before
         # the pool still answers correctly afterwards
         sane = pool.verify(verifier, [Item(reference if kind != "json_schema" else "4", reference, ROW)])
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert len(verdicts) == len(outputs)
     passed = [o[:40] for o, v in zip(outputs, verdicts) if v.verdict == "pass"]
     assert not passed, f"{kind} passed hostile outputs: {passed}"
     assert all(v.verdict in ("fail", "error") for v in verdicts)
     assert not marker.exists(), f"{kind}: an output was executed"
-    assert elapsed < TIMEOUT * len(outputs) / 2 + 10, f"{kind}: {elapsed:.1f}s"
+    assert not slow, f"{kind}: outputs answered later than their timeout ({TIMEOUT:g}s + {SLACK:g}s): {slow}"
     assert sane[0].verdict == "pass", (kind, sane)
-    # the inputs total ~11 MB; the parent must not balloon while verifying them
-    assert grown_mb < 200, f"{kind}: parent grew by {grown_mb:.0f} MB"
+    # the inputs total ~11 MB, already held before measuring; the parent must not balloon while verifying them
+    assert peak / 2**20 < MEMORY_MB, f"{kind}: {peak / 2**20:.0f} MB of Python allocations during the calls"
+    assert grown < MEMORY_MB, f"{kind}: the parent's RSS grew by {grown:.0f} MB"
+
+
+def rss_mb() -> float:
+    """This process's current resident set (not a lifetime peak that an earlier test may have set)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
