@@ -1,7 +1,7 @@
 """Verifier throughput, side by side with what it is compared to.
 
-    /tmp/probe/bin/python benchmarks/verifiers.py            # all three, a few minutes on 2 cores
-    /tmp/probe/bin/python benchmarks/verifiers.py --rows 200000 --math-rows 2000   # a quick look
+    .venv/bin/python benchmarks/verifiers.py            # all three, a few minutes on 2 cores
+    .venv/bin/python benchmarks/verifiers.py --rows 200000 --math-rows 2000   # a quick look
 
 1. exact + regex over a 1,000,000-row JSONL through ``gather.evaluate`` (read, look up, verify, tally,
    slices, symbols, consistency), in a child process: rows/s, rows per CPU-second and the peak memory; beside
