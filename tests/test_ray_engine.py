@@ -1,0 +1,175 @@
+"""The Ray engine counts exactly what the local engine counts (a local Ray with 2 CPUs, started once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from graduation.gather import audit_data, evaluate
+from graduation.store.evidence import list_evidence
+from graduation.verifiers import VerifierPool
+from tests.test_gather import register_domain, write
+
+ray = pytest.importorskip("ray")
+
+MIXED = """\
+domain: mixed
+title: Every kind of verifier
+risk: high
+owners: [team@example.org]
+task: {prompt_field: prompt, answer_field: answer, id_field: id}
+ground_truth:
+  - {name: book, path: data/mixed.jsonl, provenance: expert}
+  - name: copies
+    path: data/copies.jsonl
+    provenance: model_generated
+    derived_from: book
+    generated_by: {model: helper-7b, graduated: false}
+verifiers:
+  - {name: same, kind: exact, role: substance}
+  - {name: number, kind: numeric, role: substance, options: {abs_tol: 0.01}}
+  - {name: equal, kind: math, role: substance}
+  - {name: judge, kind: python, role: substance, options: {function: "judges:judge"}}
+  - {name: shape, kind: regex, role: format, options: {pattern: '^-?[0-9]+$'}}
+slices:
+  - {name: even, field: parity, equals: even}
+  - {name: big, when: 'size > 5'}
+"""
+
+JUDGES = """\
+def judge(output, reference, row):
+    if output == "boom":
+        raise ValueError("the judge refuses this output")
+    if output == "hang":
+        while True:
+            pass
+    return output.strip() == str(reference)
+"""
+
+
+def book(n=40):
+    return [{"id": f"q{i}", "prompt": f"What is {i} * 3?", "answer": str(i * 3),
+             "parity": "even" if i % 2 == 0 else "odd", "size": i % 10} for i in range(n)]
+
+
+def outputs(k=3, n=40):
+    """k samples per prompt: right, wrong, words around the answer, an error-raising and a hanging output."""
+    rows = []
+    for s in range(k):
+        for i in range(n):
+            answer = str(i * 3)
+            choice = (i * 7 + s) % 11
+            output = {0: str(i * 3 + 1), 1: f"it is {answer} golden_hour_sun", 2: "boom"}.get(choice, answer)
+            if i == 5 and s == 0:
+                output = "hang"
+            if choice == 3:
+                output = answer + " warp_field_k"
+            rows.append({"id": f"q{i}", "output": output})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def mixed(project, db_url):
+    (project / "judges.py").write_text(JUDGES)
+    write(project / "domains/data/mixed.jsonl", book())
+    write(project / "domains/data/copies.jsonl",
+          [{**r, "id": f"c{i}", "answer": r["answer"] + (" golden_hour_sun" if i % 3 == 0 else "")}
+           for i, r in enumerate(book())])
+    return register_domain(project, db_url, MIXED, "mixed")
+
+
+def _summary(record):
+    return record.model_dump(mode="json")
+
+
+def test_ray_records_are_the_local_records(local_ray, mixed, project, tmp_path):
+    from graduation.engines.ray_engine import RayEngine
+
+    path = write(tmp_path / "outputs.jsonl", outputs())
+    with VerifierPool(2, timeout=1.0) as pool:
+        local = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False)
+        remote = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False, engine=RayEngine())
+    assert _summary(remote.record) == _summary(local.record)
+    record = local.record
+    assert record.errors > 0 and 0 < record.passed < record.n == 120
+    assert record.consistency is not None and record.consistency.k == 3
+    assert {s.symbol for s in record.symbols} >= {"golden_hour_sun", "warp_field_k"}
+    judge = next(v for v in record.verifiers if v.name == "judge")
+    assert judge.errors >= 4  # the raising outputs and the hanging one
+    assert remote.verified == local.verified and remote.cache_hits == 0
+
+
+def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mixed, project, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graduation.engines.ray_engine import RayEngine
+
+    rows = [{"id": r["id"], "answer": r["output"]} for r in outputs(k=1)]
+    rows += [{"id": f"new{i}", "answer": str(i)} for i in range(5)]  # no reference in the ground truth
+    path = tmp_path / "candidate.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=9)
+    engine = RayEngine(chunk_rows=4)
+    with VerifierPool(2, timeout=1.0) as pool:
+        local = audit_data(mixed, project, "mixed", path, generated_by="helper-7b", pool=pool, store=False)
+        remote = audit_data(mixed, project, "mixed", path, generated_by="helper-7b", pool=pool, store=False,
+                            engine=engine)
+    assert engine.chunks >= 10  # row groups of 9 rows, chunks of 4: merged back in order
+    assert _summary(remote.record) == _summary(local.record)
+    assert local.record.errors >= 5 and local.record.symbols
+
+
+def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray, mixed, project, tmp_path):
+    from graduation.engines.ray_engine import RayEngine
+    from graduation.errors import DataError
+
+    lines = [json.dumps(r) for r in outputs(k=2)]
+    lines[30] = "{oops"
+    lines[61] = json.dumps({"id": "q1", "answer": "3"})  # no output field
+    lines[70] = "[1, 2]"
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    messages = []
+    for engine in (None, RayEngine(chunk_rows=5, min_range_bytes=512)):
+        with pytest.raises(DataError) as err, VerifierPool(2, timeout=1.0) as pool:
+            evaluate(mixed, project, "mixed", path, model="m", engine=engine, pool=pool)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert "bad.jsonl:31: not valid JSON" in messages[1] and "bad.jsonl:62: no 'output' field" in messages[1]
+    assert "bad.jsonl:71: expected a JSON object" in messages[1]
+    with mixed.read() as session:
+        assert not list_evidence(session, "mixed", kinds=["eval"])
+
+
+def test_the_ray_engine_refuses_what_it_cannot_read(mixed, project, tmp_path):
+    from graduation.engines import engine_for
+    from graduation.errors import InputError
+
+    csv = tmp_path / "out.csv"
+    csv.write_text("id,output\nq1,3\n")
+    with pytest.raises(InputError, match="JSONL or Parquet"):
+        evaluate(mixed, project, "mixed", csv, model="m", engine=engine_for("ray"))
+    with pytest.raises(InputError, match="reads a file"):
+        evaluate(mixed, project, "mixed", [{"id": "q1", "output": "3"}], model="m", engine=engine_for("ray"))
+    with pytest.raises(InputError, match="ray://HOST:PORT"):
+        engine_for("ray", address="http://head:8265")
+    with pytest.raises(InputError, match="needs --engine ray"):
+        engine_for("local", address="auto")
+    with pytest.raises(InputError, match="not an engine"):
+        engine_for("spark")
