@@ -102,9 +102,11 @@ def test_ray_records_are_the_local_records(local_ray, mixed, project, tmp_path):
     from graduation.engines.ray_engine import RayEngine
 
     path = write(tmp_path / "outputs.jsonl", outputs())
-    with VerifierPool(2, timeout=1.0) as pool:
+    with VerifierPool(2, timeout=4.0) as pool:
         local = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False)
-        remote = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False, engine=RayEngine())
+        engine = RayEngine(chunk_rows=16, min_range_bytes=512)
+        remote = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False, engine=engine)
+    assert engine.chunks >= 8  # the samples of a prompt are spread over chunks, merged back by prompt
     assert _summary(remote.record) == _summary(local.record)
     record = local.record
     assert record.errors > 0 and 0 < record.passed < record.n == 120
@@ -126,7 +128,7 @@ def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mi
     path = tmp_path / "candidate.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=9)
     engine = RayEngine(chunk_rows=4)
-    with VerifierPool(2, timeout=1.0) as pool:
+    with VerifierPool(2, timeout=4.0) as pool:
         local = audit_data(mixed, project, "mixed", path, generated_by="helper-7b", pool=pool, store=False)
         remote = audit_data(mixed, project, "mixed", path, generated_by="helper-7b", pool=pool, store=False,
                             engine=engine)
@@ -147,7 +149,7 @@ def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray
     path.write_text("\n".join(lines) + "\n")
     messages = []
     for engine in (None, RayEngine(chunk_rows=5, min_range_bytes=512)):
-        with pytest.raises(DataError) as err, VerifierPool(2, timeout=1.0) as pool:
+        with pytest.raises(DataError) as err, VerifierPool(2, timeout=4.0) as pool:
             evaluate(mixed, project, "mixed", path, model="m", engine=engine, pool=pool)
         messages.append(str(err.value))
     assert messages[0] == messages[1]
