@@ -175,3 +175,110 @@ def test_the_ray_engine_refuses_what_it_cannot_read(mixed, project, tmp_path):
         engine_for("local", address="auto")
     with pytest.raises(InputError, match="not an engine"):
         engine_for("spark")
+
+
+KILLER = JUDGES + """
+def judge_or_kill(output, reference, row):
+    # Once per marker: kill the Ray actor this check runs under (the pool worker's grandparent process).
+    import os, pathlib, signal
+    marker = pathlib.Path({marker!r})
+    if output == "kill-actor" and not marker.exists():
+        with open(f"/proc/{{os.getppid()}}/stat") as fh:
+            actor = int(fh.read().rsplit(")", 1)[1].split()[1])
+        marker.write_text(str(actor))
+        os.kill(actor, signal.SIGKILL)
+    return judge(output, reference, row)
+"""
+
+
+@pytest.fixture
+def killer(project, db_url, tmp_path):
+    marker = tmp_path / "killed"
+    (project / "judges.py").write_text(KILLER.format(marker=str(marker)))
+    write(project / "domains/data/mixed.jsonl", book())
+    write(project / "domains/data/copies.jsonl", book()[:3])
+    text = MIXED.replace('"judges:judge"', '"judges:judge_or_kill"')
+    db = register_domain(project, db_url, text, "mixed")
+    rows = [r for r in outputs(k=2) if r["output"] != "hang"]
+    rows[50]["output"] = "kill-actor"
+    return db, write(tmp_path / "outputs.jsonl", rows), marker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+def test_an_actor_killed_mid_run_is_restarted_and_the_record_is_the_local_one(local_ray, killer, project):
+    from graduation.engines.ray_engine import RayEngine
+
+    db, path, marker = killer
+    marker.write_text("local run: nothing to kill")
+    with VerifierPool(2, timeout=4.0) as pool:
+        local = evaluate(db, project, "mixed", path, model="m", pool=pool, store=False)
+    marker.unlink()
+    with VerifierPool(2, timeout=4.0) as pool:
+        remote = evaluate(db, project, "mixed", path, model="m", pool=pool, engine=RayEngine(chunk_rows=10))
+    killed = int(marker.read_text())
+    assert not _alive(killed)
+    assert _summary(remote.record) == _summary(local.record)
+    with db.read() as session:
+        assert len(list_evidence(session, "mixed", kinds=["eval"])) == 1
+
+
+@pytest.mark.slow
+def test_a_run_that_cannot_finish_writes_nothing(local_ray, killer, project):
+    from graduation.engines.ray_engine import EngineError, RayEngine
+
+    db, path, marker = killer
+    with pytest.raises(EngineError, match="did not finish.*nothing was written"), \
+            VerifierPool(2, timeout=4.0) as pool:
+        evaluate(db, project, "mixed", path, model="m", pool=pool, engine=RayEngine(retries=0, chunk_rows=10))
+    assert marker.exists() and not _alive(int(marker.read_text()))
+    with db.read() as session:
+        assert not list_evidence(session, "mixed")  # not even the verifier validation of this run
+
+
+def _stored_eval(db):
+    with db.read() as session:
+        return [e.record for e in list_evidence(session, "mixed", kinds=["eval"])]
+
+
+def test_cli_evaluate_on_ray_records_what_the_local_engine_records(local_ray, mixed, project, tmp_path, cli):
+    path = write(tmp_path / "outputs.jsonl", [r for r in outputs(k=2) if r["output"] != "hang"])
+    common = ("evaluate", "mixed", "--outputs", str(path), "--model", "m", "--timeout", "4", "--json")
+    on_ray = cli(*common, "--engine", "ray")
+    assert on_ray.exit_code == 0, on_ray.output
+    here = cli(*common)
+    assert here.exit_code == 0, here.output
+    first, second = _stored_eval(mixed)
+    assert _summary(first) == _summary(second)
+    bad = cli(*common, "--engine", "ray", "--address", "head:6379")
+    assert bad.exit_code == 2 and "ray://HOST:PORT" in bad.output
+    assert len(_stored_eval(mixed)) == 2
+
+
+def test_local_runs_never_import_ray(mixed, project, db_url, tmp_path):
+    path = write(tmp_path / "outputs.jsonl", [{"id": "q1", "output": "3"}])
+    code = ("import sys; from graduation.cli import main\n"
+            f"sys.argv=['registry','--project',{str(project)!r},'--db',{db_url!r},'evaluate','mixed','--outputs',"
+            f"{str(path)!r},'--model','m','--json']\n"
+            "try:\n main()\nexcept SystemExit as exc:\n print('EXIT', exc.code)\n"
+            "print('RAY', sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=300)
+    assert "EXIT 0" in out.stdout and "RAY []" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_the_registry_command_starts_and_stops_its_own_ray(mixed, project, db_url, tmp_path, registry_bin):
+    path = write(tmp_path / "outputs.jsonl", [{"id": f"q{i}", "output": str(i * 3)} for i in range(40)])
+    out = subprocess.run([str(registry_bin), "--project", str(project), "--db", db_url, "evaluate", "mixed",
+                          "--outputs", str(path), "--model", "m", "--engine", "ray", "--json"],
+                         capture_output=True, text=True, timeout=600, cwd=project)
+    assert out.returncode == 0, out.stderr
+    (record,) = _stored_eval(mixed)
+    assert (record.n, record.passed) == (40, 40)
