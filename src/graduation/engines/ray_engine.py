@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.data import ReadReport, detect_format, iter_jsonl_range, split_ranges
-from graduation.errors import GraduationError, InputError
+from graduation.errors import EngineError, GraduationError, InputError
 from graduation.evidence import SymbolScanner, Tally, compile_slices
 from graduation.gather import DomainContext, _scan
 
@@ -52,10 +52,6 @@ MIN_RANGE_BYTES = 64 << 10
 MAX_RANGES = 512
 CANARY = "graduation/hash-seed-canary"
 _ADDRESS = re.compile(r"^(auto|ray://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
-
-
-class EngineError(GraduationError):
-    """The engine could not finish the run (a cluster fault, an actor that kept dying); nothing was written."""
 
 
 # -- shipping the domain to the actors ----------------------------------------------------------------------
@@ -347,9 +343,7 @@ class RayEngine:
             data_context = ray.data.DataContext.get_current()
         data_context.enable_progress_bars = False
         data_context.print_on_execution_start = False
-        pool = verification.pool
-        pool_settings = {} if pool is None else {"timeout": pool.timeout, "memory_mb": pool.memory_mb,
-                                                 "batch_size": pool.batch_size, "isolate_all": pool.isolate_all}
+        pool_settings = _pool_settings(verification.pool)
         actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         seed = str(secrets.randbelow(2**32 - 1) + 1)
         source = _datasource_class()(path, fmt, display, self.chunk_rows, self.min_range_bytes)
@@ -397,6 +391,20 @@ class RayEngine:
         if len(canaries) > 1:
             raise EngineError("the Ray actors hashed prompts differently (their PYTHONHASHSEED differs), so "
                               "per-prompt counts cannot be merged; nothing was written")
+
+
+def _pool_settings(pool: Any) -> dict[str, Any]:
+    """The caller's pool settings (timeout, memory cap, sandbox, ...): every keyword of ``VerifierPool`` that the
+    pool keeps under the same name, so that the actors' pools isolate as the local one does."""
+    import inspect
+
+    from graduation.verifiers.pool import VerifierPool
+
+    if pool is None:
+        return {}
+    names = [p.name for p in inspect.signature(VerifierPool).parameters.values()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return {name: getattr(pool, name) for name in names if hasattr(pool, name)}
 
 
 def _cause(exc: BaseException) -> str:
