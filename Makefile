@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS := verifiers,policy,reasoning-gym,postgres,train,dev
+EXTRAS := verifiers,policy,reasoning-gym,postgres,train,ray,dev
 # A CPU build of torch; users with their own CUDA build install the package into their environment instead.
 TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1

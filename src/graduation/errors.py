@@ -6,7 +6,8 @@
     │   ├── DataError               a malformed data row (names file and line)
     │   └── NotFoundError           a domain, version, job or decision that does not exist
     ├── StoreError                  the registry database cannot be opened or written
-    └── VerifierError               a verifier could not be built from its declaration
+    ├── VerifierError               a verifier could not be built from its declaration
+    └── EngineError                 a verification engine (Ray) could not finish a run; nothing was written
 
 Every message names the file and line, or the field, echoes the bad value, and says what to do.
 The CLI turns any ``GraduationError`` into one message and an exit code; no traceback reaches a user.
@@ -86,3 +87,7 @@ class StoreError(GraduationError):
 
 class VerifierError(GraduationError):
     """A verifier cannot be built from its declaration."""
+
+
+class EngineError(GraduationError):
+    """The engine could not finish the run (a cluster fault, an actor that kept dying); nothing was written."""

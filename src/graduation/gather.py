@@ -341,8 +341,9 @@ PARALLEL_MIN_BYTES = 16 << 20
 
 def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_cls: type,
                        source: Path | Iterable[Mapping[str, Any]], report: ReadReport, tally: Tally,
-                       resolve: Callable, display: str, progress: Progress | None):
-    """Validate the verifiers when the current basis has no validation yet, then verify every row.
+                       resolve: Callable, display: str, progress: Progress | None, engine: Any = None):
+    """Validate the verifiers when the current basis has no validation yet, then verify every row (here, or
+    with ``engine.scan`` on another engine: the same counts into the same tally).
 
     Returns (validation record, whether validation ran now, the verification with its counters).
     """
@@ -352,7 +353,10 @@ def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_c
         if ran:
             validation = validation_for(ctx, active.verify_many)
         verification = verification_cls(ctx.verifiers, active, db, cache)
-        _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
+        if engine is not None:
+            engine.scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
+        else:
+            _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
     return validation, ran, verification
 
 
@@ -451,13 +455,14 @@ def _scan_part(conn: Any, ctx: DomainContext, path: Path, start: int, end: int, 
 def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[str, Any]], *, model: str,
              round: int | None = None, kind: str = "eval", job: str | None = None, step: int | None = None,
              pool: VerifierPool | None = None, cache: bool = True, store: bool = True,
-             progress: Progress | None = None, name: str | None = None) -> Gathered:
+             progress: Progress | None = None, name: str | None = None, engine: Any = None) -> Gathered:
     """Verify a model's outputs on held-out prompts and build (and record) an ``EvalRecord``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
     Each row holds the prompt (or id) and the output; the reference comes from the domain's ground truth
     (eval and all splits), or from the row's answer field when the prompt is not in the ground truth.
-    ``kind="training_round"`` with ``job``/``step`` is what training jobs write.
+    ``kind="training_round"`` with ``job``/``step`` is what training jobs write. ``engine``: where the rows are
+    verified (``graduation.engines``; ``None``: here); the record is the same.
     """
     if kind not in ("eval", "training_round"):
         raise InputError(f"evaluate writes eval or training_round evidence, not {kind!r}")
@@ -484,7 +489,7 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
 
     tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(_supported_vocabulary(ctx)))
     validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
-                                                       tally, resolve, display, progress)
+                                                       tally, resolve, display, progress, engine)
     report.raise_if_any()
     record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
     result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
@@ -496,7 +501,8 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
 def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mapping[str, Any]], *,
                source: str | None = None, generated_by: str | None = None, graduated: bool = False,
                derived_from: str | None = None, pool: VerifierPool | None = None, cache: bool = True,
-               store: bool = True, progress: Progress | None = None, name: str | None = None) -> Gathered:
+               store: bool = True, progress: Progress | None = None, name: str | None = None,
+               engine: Any = None) -> Gathered:
     """Scan a candidate SFT dataset and build (and record) a ``DataAuditRecord``.
 
     Each row's answer (its output field when present, else its answer field) is checked against the ground
@@ -550,7 +556,7 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
     tally = Tally(ctx.infos, compile_slices(ctx.spec.slices),
                   SymbolScanner(_supported_vocabulary(ctx, exclude=exclude)), consistency=False)
     validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset, report,
-                                                       tally, resolve, display, progress)
+                                                       tally, resolve, display, progress, engine)
     report.raise_if_any()
     record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
                                                  ungraduated_generators=ungraduated)

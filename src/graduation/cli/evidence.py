@@ -17,6 +17,10 @@ DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
 TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per verified item before it is an error.")
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
+ENGINE_OPTION = typer.Option("local", "--engine", help="Where rows are verified: local (this machine) or ray "
+                             "(a Ray cluster; JSONL or Parquet; needs graduation[ray]). Same record either way.")
+ADDRESS_OPTION = typer.Option(None, "--address", help="With --engine ray: auto (the cluster this machine is "
+                              "part of) or ray://HOST:PORT; default: a local Ray started for this run.")
 
 
 class _EvidenceGroup(TyperGroup):
@@ -69,15 +73,19 @@ def evaluate_cmd(
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
+    engine: str = ENGINE_OPTION,
+    address: str | None = ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
+    from graduation.engines import engine_for
     from graduation.gather import evaluate
 
     st = state(ctx)
+    chosen = engine_for(engine, address=address)
     with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
         result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
-                          cache=not no_cache, progress=progress)
+                          cache=not no_cache, progress=progress, engine=chosen)
     _render(result, as_json)
 
 
@@ -95,16 +103,20 @@ def audit_data_cmd(
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
+    engine: str = ENGINE_OPTION,
+    address: str | None = ADDRESS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
+    from graduation.engines import engine_for
     from graduation.gather import audit_data
 
     st = state(ctx)
+    chosen = engine_for(engine, address=address)
     with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
                             graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
-                            progress=progress)
+                            progress=progress, engine=chosen)
     _render(result, as_json)
 
 

@@ -4,6 +4,8 @@
 
 - ``job.yaml``, ``recipe.yaml`` (``trl grpo|sft --config``), ``accelerate/*.yaml`` and ``trainjob.yaml``
   (Kubeflow Trainer v2) are Python data dumped with ``yaml.safe_dump``: no value is pasted into YAML text.
+- ``ray/rayjob.yaml`` (KubeRay) and ``ray/cluster.yaml`` (``ray up``) verify the job's outputs on a Ray cluster
+  (``graduation.jobs.ray_manifests``), dumped the same way.
 - ``launch.sh`` and ``slurm.sbatch`` are Jinja2 templates rendered with ``StrictUndefined`` (a missing
   value is an error, not an empty string) and every value that reaches the shell goes through the ``q``
   filter (``shlex.quote``); the few values written bare (mode, accelerate config name, Slurm job name)
@@ -175,6 +177,9 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
         trainjob(job, f"/workspace/jobs/{job.job}"),
         f"Kubeflow Trainer v2 TrainJob of job {job.job}.\n"
         f"Run `registry jobs run {job.job} --check` first, then: kubectl apply -f trainjob.yaml")
+    from graduation.jobs.ray_manifests import ray_files
+
+    files.update(ray_files(job))  # verification of the job's outputs on a Ray cluster
     context = {
         "job_id": job.job, "mode": mode, "domain": job.domain.name, "decision_id": job.decision.id,
         "project_root": job.project_root, "job_dir": str(job_dir), "model": recipe_model(job),

@@ -90,6 +90,9 @@ class _Unverifiable:
     def __repr__(self) -> str:
         return "<no reference>"
 
+    def __reduce__(self) -> str:
+        return "UNVERIFIABLE"  # one object in every process: ``ref is UNVERIFIABLE`` holds after pickling
+
 
 UNVERIFIABLE = _Unverifiable()
 
