@@ -6,6 +6,7 @@
     │   ├── DataError               a malformed data row (names file and line)
     │   └── NotFoundError           a domain, version, job or decision that does not exist
     ├── StoreError                  the registry database cannot be opened or written
+    ├── TrainingStopped             a run ended without learning, e.g. no learning signal (exit 1)
     └── VerifierError               a verifier could not be built from its declaration
 
 Every message names the file and line, or the field, echoes the bad value, and says what to do.
@@ -86,3 +87,9 @@ class StoreError(GraduationError):
 
 class VerifierError(GraduationError):
     """A verifier cannot be built from its declaration."""
+
+
+class TrainingStopped(GraduationError):
+    """A training run stopped early because it could not learn (e.g. no learning signal); exit 1: it failed."""
+
+    exit_code = 1
