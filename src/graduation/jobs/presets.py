@@ -183,6 +183,8 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-6 as text; a number is what is meant
         if isinstance(value, (dict, list)) or (value is not None and not isinstance(value, (str, int, float, bool))):
             raise InputError(f"--set {pair!r}: the value must be a number, a boolean or a string")
         out[key] = value

@@ -25,8 +25,9 @@ def _slurm(job: str, job_dir: str, cluster: Any) -> list[str]:
 
 def _kubernetes(job: str, job_dir: str, cluster: Any) -> list[str]:
     image = getattr(cluster, "image", "graduation-trl:latest")
-    return [f"docker build -t {image} -f {job_dir}/Dockerfile {job_dir}", f"docker push {image}",
-            f"kubectl apply -f {job_dir}/trainjob.yaml"]
+    return [f"kubectl apply -f {job_dir}/trainjob.yaml",
+            f"(first, from the project's root) docker build -t {image} -f {job_dir}/Dockerfile . && "
+            f"docker push {image}"]
 
 
 TARGETS = {"local": _local, "accelerate": _accelerate, "slurm": _slurm, "kubernetes": _kubernetes}
