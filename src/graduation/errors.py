@@ -6,6 +6,7 @@
     │   ├── DataError               a malformed data row (names file and line)
     │   └── NotFoundError           a domain, version, job or decision that does not exist
     ├── StoreError                  the registry database cannot be opened or written
+    ├── TrainingStopped             a run ended without learning, e.g. no learning signal (exit 1)
     ├── VerifierError               a verifier could not be built from its declaration
     └── EngineError                 a verification engine (Ray) could not finish a run; nothing was written
 
@@ -91,3 +92,9 @@ class VerifierError(GraduationError):
 
 class EngineError(GraduationError):
     """The engine could not finish the run (a cluster fault, an actor that kept dying); nothing was written."""
+
+
+class TrainingStopped(GraduationError):
+    """A training run stopped early because it could not learn (e.g. no learning signal); exit 1: it failed."""
+
+    exit_code = 1

@@ -455,7 +455,8 @@ def _scan_part(conn: Any, ctx: DomainContext, path: Path, start: int, end: int, 
 def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[str, Any]], *, model: str,
              round: int | None = None, kind: str = "eval", job: str | None = None, step: int | None = None,
              pool: VerifierPool | None = None, cache: bool = True, store: bool = True,
-             progress: Progress | None = None, name: str | None = None, engine: Any = None) -> Gathered:
+             progress: Progress | None = None, name: str | None = None, engine: Any = None,
+             stopped: str | None = None) -> Gathered:
     """Verify a model's outputs on held-out prompts and build (and record) an ``EvalRecord``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
@@ -492,6 +493,8 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
                                                        tally, resolve, display, progress, engine)
     report.raise_if_any()
     record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
+    if stopped:
+        record = record.model_copy(update={"stopped": stopped})
     result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
                       verified=verification.verified)
     _store(db, ctx, result, verification, store, model=model, round=round)

@@ -89,6 +89,7 @@ class EvalRecord(Record):
     consistency: Consistency | None = None
     job: str | None = None
     step: int | None = None
+    stopped: str | None = Field(None, description="Why the training run stopped early at this round, if it did.")
 
 
 class DataAuditRecord(Record):

@@ -158,6 +158,31 @@ class TaskSpec(Strict):
     answer_field: str = "answer"
     output_field: str = "output"
     id_field: str | None = Field(None, description="A stable row id; defaults to the prompt's hash.")
+    system_prompt: str | None = Field(None, description="Text before every prompt (the system message when chat).")
+    template: str | None = Field(None, description="Jinja2 template over the row's fields that builds the prompt "
+                                                   "the model sees, e.g. '{{ schema }}\n\n{{ question }}'.")
+    chat: bool = Field(False, description="Conversational prompts: system and user messages, formatted with the "
+                                          "tokenizer's chat template in training and evaluation.")
+
+    def canonical(self) -> dict[str, Any]:
+        """The task as hashed: prompt settings left at their defaults are left out, so that domains written
+        before they existed keep their content and basis hashes (and their evidence)."""
+        data = self.model_dump(mode="json")
+        for key, default in (("system_prompt", None), ("template", None), ("chat", False)):
+            if data.get(key) == default:
+                data.pop(key, None)
+        return data
+
+    @field_validator("template")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            from graduation.prompts import template_problem
+
+            problem = template_problem(value)
+            if problem:
+                raise ValueError(f"{problem}; see Jinja2's template syntax")
+        return value
 
 
 class SliceSpec(Strict):
@@ -236,7 +261,9 @@ class DomainSpec(Strict):
     # -- derived views ---------------------------------------------------------------------------
     def canonical(self) -> dict[str, Any]:
         """The spec as canonical data: what its content hash is computed over."""
-        return self.model_dump(mode="json", exclude={"schema_"}, by_alias=True)
+        data = self.model_dump(mode="json", exclude={"schema_"}, by_alias=True)
+        data["task"] = self.task.canonical()
+        return data
 
     def content_hash(self, data_hashes: dict[str, str] | None = None) -> str:
         """SHA-256 over the canonical spec and the hashes of the files it references."""
@@ -249,7 +276,7 @@ class DomainSpec(Strict):
         When it changes, earlier evidence no longer speaks for the domain and counting starts afresh.
         """
         payload = {
-            "task": self.task.model_dump(mode="json"),
+            "task": self.task.canonical(),
             "ground_truth": [s.model_dump(mode="json") for s in self.ground_truth],
             "verifiers": [v.model_dump(mode="json") for v in self.verifiers],
             "slices": [s.model_dump(mode="json") for s in self.slices],

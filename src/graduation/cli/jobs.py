@@ -33,17 +33,46 @@ def generate_cmd(
     vllm: bool = typer.Option(False, "--vllm/--no-vllm", help="Slurm: one extra node runs `trl vllm-serve`."),
     image: str = typer.Option("graduation-trl:latest", "--image",
                               help="Container image with graduation[train] installed (Kubernetes); build and push your own."),
+    model_size: str | None = typer.Option(None, "--model-size", metavar="CLASS",
+                                          help="Preset size class: tiny, 1b, 8b, 70b or xl (default: from the "
+                                               "model's config.json or its name)."),
+    settings: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                       help="Override a trainer or runner setting, e.g. --set learning_rate=1e-6 "
+                                            "(repeatable; wins over the preset and the domain file)."),
+    peft: str | None = typer.Option(None, "--peft", metavar="METHOD",
+                                    help="Train a LoRA adapter instead of every weight: lora, or qlora (4-bit "
+                                         "base; needs a GPU and bitsandbytes)."),
+    report_to: list[str] = typer.Option([], "--report-to", metavar="TRACKER",
+                                        help="Experiment tracker(s): trackio, wandb, mlflow, tensorboard "
+                                             "(repeatable; default none)."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Print the plan (decision, settings and their sources, launch commands) and "
+                                      "write nothing."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Generate a job directory under registry/jobs/ if the decision allows the mode; else exit 1 with reasons."""
-    from graduation.jobs.model import ClusterPin
-    from graduation.jobs.service import plan_job
+    """Generate a job directory under registry/jobs/ if the decision allows the mode; else exit 1 with reasons.
 
+    Settings come from the preset of the model's size class, then the domain file's training.<mode>, then --set.
+    """
+    from graduation.errors import InputError
+    from graduation.jobs.model import ClusterPin
+    from graduation.jobs.presets import parse_overrides
+    from graduation.jobs.service import plan_job
+    from graduation.jobs.targets import launch_commands
+
+    trackers = {"trackio", "wandb", "mlflow", "tensorboard", "none"}
+    bad = [t for t in report_to if t not in trackers]
+    if bad:
+        raise InputError(f"--report-to {bad[0]!r}: use one of {', '.join(sorted(trackers))}")
     st = state(ctx)
     result = plan_job(st.database(create=False), st.root, domain, mode=mode, target=target, from_job=from_job,
-                      name=name, model=model, policy_path=policy_file,
+                      name=name, model=model, policy_path=policy_file, model_size=model_size,
+                      overrides=parse_overrides(settings), peft=peft, report_to=report_to or None, dry_run=dry_run,
                       cluster=ClusterPin(nodes=nodes, gpus_per_node=gpus_per_node, vllm=vllm, image=image))
+    if result.dry_run is not None:
+        _print_plan(result.dry_run, as_json)
+        return
     job = result.job
     data = {"job": job.id, "path": str(job.path), "mode": job.job.mode, "target": job.job.target,
             "decision_id": job.job.decision.id, "phase": job.job.decision.phase, "files": job.files,
@@ -63,7 +92,42 @@ def generate_cmd(
         info(f"  crystallised {data['crystallised']['kept']} verified rows from {data['crystallised']['sampled']} "
              f"samples ({data['crystallised']['verified_per_second']} verifications/s)")
     info(f"  {job.path}")
-    info(f"  run it: registry jobs run {job.id}   (or {job.path}/launch.sh)")
+    commands = launch_commands(job.job.target, job.id, job.job.cluster, _shown(st.root, job.path))
+    info(f"  launch ({job.job.target}): {commands[0]}")
+    for other in commands[1:]:
+        info(f"           or: {other}")
+
+
+def _shown(root: Path, path: Path) -> str:
+    try:
+        return str(Path(path).relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _print_plan(plan: dict, as_json: bool) -> None:
+    if as_json:
+        print_json(plan)
+        return
+    from rich.markup import escape
+
+    from graduation.cli.output import info, show, table
+
+    verdict = "[green]allowed[/]" if plan["allowed"] else "[red]denied[/]"
+    info(f"[bold]dry run[/]: {plan['action']} on {plan['domain']} v{plan['version']} is {verdict} "
+         f"(phase {plan['phase']}, decision {plan['decision_id'][:12]}); nothing was written")
+    for reason in plan["reasons"]:
+        info(f"  - {escape(reason)}")
+    size = plan.get("size")
+    if size:
+        info(f"  model {escape(str(plan['model']))}: size class {size['size_class']} ({size['source']})")
+    rows = [(k, str(v), plan["sources"].get(k, "domain")) for k, v in {**plan["hyperparameters"],
+                                                                       **plan["runner"]}.items()]
+    show(table(None, ["setting", "value", "from"], rows))
+    if plan["peft"]:
+        info(f"  peft: {plan['peft']}")
+    for command in plan["launch"]:
+        info(f"  would launch with: {command}")
 
 
 @command("run", group=jobs_app)
@@ -73,15 +137,20 @@ def run_cmd(
     check: bool = typer.Option(False, "--check", help="Only re-check the decision (exit 1 if refused)."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in output/trainer "
+                                                        "(set save_strategy/save_steps to write checkpoints)."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Run a job here (CPU or one GPU), re-checking its decision first; every round is recorded as evidence."""
+    """Run a job here (CPU or one GPU), re-checking its decision first; every round is recorded as evidence.
+
+    Exit 1 when the decision no longer allows it, or when GRPO stopped with "no learning signal".
+    """
     from graduation.jobs.execute import run_job
 
     st = state(ctx)
     outcome = run_job(st.database(create=False), st.root, job_id, check_only=check, policy_path=policy_file,
-                      max_steps=max_steps, progress=not (quiet or as_json))
+                      max_steps=max_steps, progress=not (quiet or as_json), resume=resume)
     if as_json:
         print_json(outcome.to_dict())
         return

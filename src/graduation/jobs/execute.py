@@ -36,6 +36,8 @@ class RunOutcome:
     steps: int = 0
     seconds: float = 0.0
     reward_means: dict[str, list[float]] = field(default_factory=dict)
+    stopped: str | None = None
+    adapter: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,7 +94,9 @@ def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path 
 
 
 def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, policy_path: Path | None = None,
-            max_steps: int | None = None, progress: bool = True) -> RunOutcome:
+            max_steps: int | None = None, progress: bool = True, resume: bool = False) -> RunOutcome:
+    """Re-check, train, record every round. A run that stops without learning raises ``TrainingStopped`` (exit 1)
+    after recording its rounds and the state ``failed`` with the reason."""
     from graduation.audit import anchor_path, record_decision
     from graduation.store.jobs import set_state
 
@@ -115,7 +119,7 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
     outcome = RunOutcome(job_id, "running", decision.id)
     previous = _terminate_as_interrupt()
     try:
-        _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress)
+        _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress, resume=resume)
     except KeyboardInterrupt:
         with db.write() as session:
             set_state(session, job_id, "interrupted", rounds=outcome.rounds)
@@ -126,11 +130,20 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
         raise
     finally:
         _restore(previous)
-    outcome.state = "succeeded"
+    outcome.state = "failed" if outcome.stopped else "succeeded"
+    extra = {"error": outcome.stopped} if outcome.stopped else {}
+    if outcome.adapter:
+        extra["adapter"] = outcome.adapter
     with db.write() as session:
-        set_state(session, job_id, "succeeded", rounds=outcome.rounds, model_path=outcome.model_path,
+        set_state(session, job_id, outcome.state, rounds=outcome.rounds, model_path=outcome.model_path,
                   steps=outcome.steps, seconds=round(outcome.seconds, 2), reward_means={
-                      k: [round(x, 4) for x in v] for k, v in outcome.reward_means.items()})
+                      k: [round(x, 4) for x in v] for k, v in outcome.reward_means.items()}, **extra)
+    if outcome.stopped:
+        from graduation.errors import TrainingStopped
+
+        raise TrainingStopped(f"job {job_id} stopped after {outcome.steps} steps: {outcome.stopped}; its rounds are "
+                              "recorded. Check that the rewards can tell answers apart (`registry verifiers check`) "
+                              "and that the model can reach a correct answer at all, or raise no_signal_steps.")
     return outcome
 
 
@@ -162,7 +175,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
-           progress: bool) -> None:
+           progress: bool, resume: bool = False) -> None:
     from graduation.gather import evaluate
     from graduation.spec import DomainSpec
     from graduation.training.models import resolve_model
@@ -190,16 +203,19 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                              "regenerate the job", ["verifiers changed"])
 
         def on_round(r):
-            rows = [{task.prompt_field: x["prompt"], task.output_field: x["output"],
+            rows = [{task.prompt_field: x.get("source_prompt", x["prompt"]), task.output_field: x["output"],
                      **({task.id_field: x[task.id_field]} if task.id_field and task.id_field in x else {}),
                      **({task.answer_field: x[task.answer_field]} if task.answer_field in x else {})}
                     for x in r.rows]
             gathered = evaluate(db, root, job.domain.name, rows, model=r.model, round=r.round, kind="training_round",
-                                job=job.job, step=r.step, pool=pool, name=f"registry/jobs/{job.job} round {r.round}")
+                                job=job.job, step=r.step, pool=pool, name=f"registry/jobs/{job.job} round {r.round}",
+                                stopped=r.stopped)
             rec = gathered.record
             summary = {"round": r.round, "step": r.step, "n": rec.n, "passed": rec.passed,
                        "pass_rate": round(rec.pass_rate, 4), "wilson_lower": round(rec.wilson_lower, 4),
                        "shape_gap": round(rec.shape_gap, 4), "seconds": round(r.seconds, 2)}
+            if r.stopped:
+                summary["stopped"] = r.stopped
             outcome.rounds.append(summary)
             if progress:
                 from graduation.cli.output import info
@@ -214,7 +230,7 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                            eval_rows=eval_rows, hyperparameters={**job.hyperparameters, **job.runner},
                            reward_funcs=funcs, reward_weights=weights, on_round=on_round, prompt_field="prompt",
                            answer_field=task.answer_field, id_field=task.id_field, model_label=job.job,
-                           progress=progress, max_steps_override=max_steps)
+                           progress=progress, max_steps_override=max_steps, peft=dict(job.peft), resume=resume)
         try:
             result = run(run_spec)
         except ValueError as exc:  # ConfigError: a bad hyperparameter in the domain file
@@ -223,6 +239,11 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
     outcome.steps = result.steps
     outcome.seconds = result.seconds
     outcome.reward_means = result.reward_means()
+    outcome.stopped = result.stopped
+    if result.adapter:
+        outcome.adapter = {"base": job.model, "adapter_path": str(result.model_path),
+                           "merged_path": str(result.merged_path) if result.merged_path else None,
+                           "peft": dict(job.peft)}
 
 
 __all__ = ["RunOutcome", "load_job", "recheck", "run_job"]

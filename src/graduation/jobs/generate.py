@@ -24,10 +24,11 @@ from typing import Any
 
 from graduation.errors import GraduationError, InputError
 from graduation.jobs.model import JOB_NAME, ClusterPin, DatasetPin, DecisionPin, DomainPin, JobFile, RewardPin
+from graduation.jobs.targets import TARGETS as _TARGET_COMMANDS
 from graduation.spec import sha256_json
 
 MODE_ACTIONS = {"grpo": "train:grpo", "sft": "train:sft"}
-TARGETS = ("local", "accelerate", "slurm", "kubernetes")
+TARGETS = tuple(_TARGET_COMMANDS)
 EXECUTABLE = ("launch.sh", "slurm.sbatch")
 
 
@@ -82,6 +83,8 @@ class JobPlan:
     cluster: ClusterPin = field(default_factory=ClusterPin)
     name: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    preset: dict[str, Any] = field(default_factory=dict)
+    peft: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> Gene
                       project_root=str(Path(root).resolve()), domain=plan.domain, decision=approval.pin(),
                       model=plan.model, from_job=plan.from_job, datasets=datasets,
                       hyperparameters=plan.hyperparameters, runner=plan.runner, rewards=plan.rewards,
-                      cluster=plan.cluster)
+                      cluster=plan.cluster, preset=plan.preset, peft=plan.peft)
         files = render_job(job, final)
         for rel, text in files.items():
             path = tmp / rel

@@ -26,6 +26,8 @@ RUNNER_KEYS = {
     "crystallise_samples": "samples per training prompt when an SFT set is crystallised from this job (default 4)",
     "crystallise_temperature": "sampling temperature when crystallising (default 1.0)",
     "torch_threads": "CPU threads for torch (default: what torch picks)",
+    "no_signal_steps": "GRPO: stop with 'no learning signal' when the mean reward stays the same for this many "
+                       "optimizer steps (default 50; 0 never stops)",
 }
 
 
@@ -91,6 +93,8 @@ class JobFile(Frozen):
     runner: dict[str, Any] = Field(default_factory=dict)
     rewards: list[RewardPin] = Field(default_factory=list)
     cluster: ClusterPin = Field(default_factory=ClusterPin)
+    preset: dict[str, Any] = Field(default_factory=dict, description="Size class and where each setting came from.")
+    peft: dict[str, Any] = Field(default_factory=dict, description="LoRA settings ({} = full fine-tuning).")
 
 
 def read_job_file(path: Path | str) -> JobFile:

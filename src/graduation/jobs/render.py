@@ -27,6 +27,9 @@ from graduation.jobs.model import JobFile
 ACCELERATE_CONFIGS = ("single_gpu", "multi_gpu", "zero3", "fsdp2")
 TARGET_ACCELERATE = {"local": "local", "accelerate": "zero3", "slurm": "zero3", "kubernetes": "zero3"}
 TRAINJOB_API = "trainer.kubeflow.org/v1alpha1"
+TORCH_REPLICATED_JOB = "node"  # the replicated job of Kubeflow's torch-distributed runtime
+REGISTRY_SECRET = "graduation-registry"  # a Secret with key ``url``: the registry's database URL
+PROJECT_IN_IMAGE = "/workspace/project"
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -67,10 +70,23 @@ def recipe(job: JobFile) -> dict[str, Any]:
         "gradient_checkpointing": True,
     }
     data.update(job.hyperparameters)
+    if job.peft:
+        data.update(peft_fields(job.peft))
     if job.mode == "grpo":
         data["reward_funcs"] = [f"rewards.{r.function}" for r in job.rewards]
         data["reward_weights"] = [r.weight for r in job.rewards]
     return data
+
+
+def peft_fields(peft: dict[str, Any]) -> dict[str, Any]:
+    """TRL ``ModelConfig`` fields for LoRA (``use_peft``) and QLoRA (4-bit base, bitsandbytes)."""
+    out: dict[str, Any] = {"use_peft": True}
+    for key in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"):
+        if key in peft:
+            out[key] = peft[key]
+    if peft.get("method") == "qlora":
+        out.update(load_in_4bit=True, bnb_4bit_quant_type="nf4", use_bnb_nested_quant=True)
+    return out
 
 
 def recipe_model(job: JobFile) -> str:
@@ -130,6 +146,10 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
         "--main_process_port", '"$PET_MASTER_PORT"',
         "-m", shlex.quote(f"trl.scripts.{job.mode}"), "--config", "recipe.yaml",
     ])
+    check = " ".join(["cd", shlex.quote(workdir), "&&", "exec", "registry", "--project", PROJECT_IN_IMAGE,
+                      "jobs", "run", shlex.quote(job.job), "--check"])
+    registry_url = {"name": "REGISTRY_DB_URL", "valueFrom": {"secretKeyRef": {
+        "name": REGISTRY_SECRET, "key": "url"}}}
     return {
         "apiVersion": TRAINJOB_API,
         "kind": "TrainJob",
@@ -148,6 +168,21 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
                 "args": [script],
                 "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
             },
+            # The decision check runs before training on every node: an init container that fails keeps the
+            # trainer from starting (the registry is the team's PostgreSQL, its URL in a Secret).
+            "runtimePatches": [{
+                "manager": "graduation.dev/registry",
+                "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{
+                    "name": TORCH_REPLICATED_JOB,
+                    "template": {"spec": {"template": {"spec": {"initContainers": [{
+                        "name": "decision-check",
+                        "image": c.image,
+                        "command": ["bash", "-c"],
+                        "args": [check],
+                        "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}, registry_url],
+                    }]}}}},
+                }]}}},
+            }],
         },
     }
 
@@ -174,9 +209,13 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
             accelerate_config(name, c.gpus_per_node),
             f"accelerate config ({name}) of job {job.job}; used by launch.sh and slurm.sbatch.")
     files["trainjob.yaml"] = dump_yaml(
-        trainjob(job, f"/workspace/jobs/{job.job}"),
+        trainjob(job, f"{PROJECT_IN_IMAGE}/registry/jobs/{job.job}"),
         f"Kubeflow Trainer v2 TrainJob of job {job.job}.\n"
-        f"Run `registry jobs run {job.job} --check` first, then: kubectl apply -f trainjob.yaml")
+        "Its init container re-checks the decision on every node before training starts.\n"
+        "Build the image (see Dockerfile), create the Secret graduation-registry (key url), then:\n"
+        "kubectl apply -f trainjob.yaml")
+    files["Dockerfile"] = env.get_template("Dockerfile.j2").render(
+        job_id=job.job, project_dir=PROJECT_IN_IMAGE, peft=bool(job.peft))
     from graduation.jobs.ray_manifests import ray_files
 
     files.update(ray_files(job))  # verification of the job's outputs on a Ray cluster
@@ -193,9 +232,11 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
         **context, train_nodes=c.nodes, total_nodes=c.nodes + (1 if c.vllm else 0), vllm=c.vllm,
         accelerate_config="zero3", slurm_name=_bare(k8s_name(job.job), "Slurm job name"), cpus_per_task=16,
         time_limit="24:00:00", main_port=29500, vllm_port=8000)
+    sources = job.preset.get("sources", {})
+    settings = [(k, v, sources.get(k, "domain")) for k, v in recipe(job).items() if k in job.hyperparameters]
     files["README.md"] = env.get_template("README.md.j2").render(
         **context, domain_version=job.domain.version, phase=job.decision.phase, vllm=c.vllm, nodes=c.nodes,
-        image=c.image)
+        image=c.image, size=job.preset.get("size"), peft=job.peft, settings=settings)
     if job.mode == "grpo":
         for r in job.rewards:
             if not _IDENT.match(r.function):

@@ -27,9 +27,10 @@ from graduation.jobs.model import RUNNER_KEYS, ClusterPin, DomainPin, RewardPin,
 
 @dataclass
 class PlanResult:
-    job: GeneratedJob
+    job: GeneratedJob | None
     decision: Any
     crystallised: Any = None
+    dry_run: dict[str, Any] | None = None
 
 
 def current_decision(db: Any, root: Path, domain: str, policy_path: Path | None = None):
@@ -44,7 +45,9 @@ def current_decision(db: Any, root: Path, domain: str, policy_path: Path | None 
 
 def resolve_mode(mode: str, decision: Any) -> str:
     if mode == "auto":
-        return "sft" if decision.phase == "graduated" else "grpo"
+        if decision.phase == "graduated":
+            return "sft"
+        return "grpo"
     if mode not in MODE_ACTIONS:
         raise InputError(f"--mode {mode!r}: use auto, grpo or sft")
     return mode
@@ -84,11 +87,19 @@ def trusted_rows(ctx: Any, splits: tuple[str, ...]) -> list[tuple[Any, dict[str,
 
 
 def task_row(row: dict[str, Any], task: Any) -> dict[str, Any]:
-    """A ground-truth row as a job's data row: ``prompt`` and the answer field (and id), for TRL's loaders."""
+    """A ground-truth row as a job's data row, for TRL's loaders: ``prompt`` as the model sees it (the task's
+    template and system prompt applied; chat messages when ``task.chat``), ``source_prompt`` (the raw prompt,
+    which evidence is matched by), the answer field and the id."""
+    from graduation.prompts import render_prompt
+
     missing = [f for f in (task.prompt_field, task.answer_field) if f not in row]
     if missing:
         raise InputError(f"a ground truth row lacks {missing}: {json.dumps(row)[:120]}")
-    out = {"prompt": row[task.prompt_field], task.answer_field: row[task.answer_field]}
+    try:
+        prompt = render_prompt(task, row)
+    except ValueError as exc:
+        raise InputError(f"{exc} (row {json.dumps(row)[:120]})") from None
+    out = {"prompt": prompt, "source_prompt": row[task.prompt_field], task.answer_field: row[task.answer_field]}
     if task.id_field and task.id_field in row:
         out[task.id_field] = row[task.id_field]
     return out
@@ -155,25 +166,50 @@ def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any
 
 def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: str = "local",
              from_job: str | None = None, name: str | None = None, model: str | None = None,
-             cluster: ClusterPin | None = None, policy_path: Path | None = None) -> PlanResult:
-    """Decide, build the data, and generate the job (or raise ``JobRefused`` with nothing written)."""
+             cluster: ClusterPin | None = None, policy_path: Path | None = None, model_size: str | None = None,
+             overrides: dict[str, Any] | None = None, peft: str | None = None, report_to: list[str] | None = None,
+             dry_run: bool = False) -> PlanResult:
+    """Decide, build the data, and generate the job (or raise ``JobRefused`` with nothing written).
+
+    Hyperparameters: the preset of the model's size class, then the domain's ``training.<mode>``, then
+    ``overrides`` (``--set``); see ``graduation.jobs.presets``. ``dry_run`` decides and resolves everything,
+    writes nothing (no job, no evidence, no audit entry) and returns the plan in ``PlanResult.dry_run``.
+    """
     from graduation.audit import anchor_path, record_decision
     from graduation.gather import audit_data, check_verifiers, current_validation, load_context
     from graduation.store.domains import get_version
 
+    from graduation.jobs.presets import model_size as size_of
+    from graduation.jobs.presets import resolve_hyperparameters
+
     ctx = load_context(db, root, domain)
     with db.read() as session:
         version_row = get_version(session, domain)
-    if current_validation(db, ctx) is None:  # the decision needs it; it is computed, not typed in
+    if current_validation(db, ctx) is None and not dry_run:  # the decision needs it; computed, not typed in
         check_verifiers(db, root, domain)
     found, policy = current_decision(db, root, domain, policy_path)
     decision = found.decision
+    asked = mode
     mode = resolve_mode(mode, decision)
     if from_job is not None and mode != "sft":
         raise InputError("--from crystallises a trained job's verified completions into an SFT set: use --mode sft")
     task = ctx.spec.task
-    hyper = dict(ctx.spec.training.grpo if mode == "grpo" else ctx.spec.training.sft)
+    base_guess = model or ctx.spec.training.base_model
+    size = size_of(base_guess, root, model_size) if base_guess else None
+    resolved = None
+    if size is not None:
+        resolved = resolve_hyperparameters(mode, size, domain=dict(ctx.spec.training.grpo if mode == "grpo"
+                                                                   else ctx.spec.training.sft),
+                                           overrides=overrides, peft=peft)
+        hyper = resolved.values
+    else:
+        hyper = {**dict(ctx.spec.training.grpo if mode == "grpo" else ctx.spec.training.sft), **(overrides or {})}
+    if report_to:
+        hyper["report_to"] = list(report_to)
     trainer, runner = split_hyperparameters(hyper)
+    if dry_run:
+        return PlanResult(None, decision, None, dry_run_plan(ctx, decision, mode, asked, target, from_job,
+                                                             base_guess, resolved, trainer, runner, cluster))
     eval_rows = [task_row(r, task) for _s, r in trusted_rows(ctx, ("eval",))]
     crystallised = None
     crystallised_from: Path | None = None
@@ -187,7 +223,8 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
         crystallised_from = checkpoint  # SFT continues the model that discovered the behaviour
         train_rows = crystallised.rows
         if train_rows:
-            audit = audit_data(db, root, domain, [{**r, task.output_field: r["completion"]} for r in train_rows],
+            audit = audit_data(db, root, domain, [{**r, task.prompt_field: r.get("source_prompt", r["prompt"]),
+                                                   task.output_field: r["completion"]} for r in train_rows],
                                generated_by=f"{from_job}:{checkpoint.name}", graduated=decision.phase == "graduated",
                                name=f"registry/jobs/{from_job} (crystallised)")
             detail["data_audit"] = audit.evidence_uids
@@ -203,14 +240,58 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     base = model or (str(crystallised_from) if crystallised_from is not None else ctx.spec.training.base_model)
     if not base and approval.allowed:  # a denied mode is refused first, with its reasons
         raise InputError(f"{domain}: training.base_model is not set; set it in the domain file or pass --model")
+    approval = refusal_hint(approval, asked, mode, decision)
     plan = JobPlan(domain=domain_pin(ctx, version_row), mode=mode, target=target, model=base or "",
                    train_rows=train_rows, eval_rows=eval_rows, hyperparameters=trainer, runner=runner,
                    rewards=reward_pins(ctx) if mode == "grpo" else [], from_job=from_job,
-                   cluster=cluster or ClusterPin(), name=name, detail=detail)
+                   cluster=cluster or ClusterPin(), name=name, detail=detail,
+                   preset=resolved.plan() if resolved is not None else {},
+                   peft=dict(resolved.peft) if resolved is not None else {})
     job = generate_job(db, root, plan, approval)
     record_decision(db, decision, action=approval.action, context="jobs generate", policy_file=policy.file,
                     anchor=anchor_path(root), extra={"job": job.id})
     return PlanResult(job, decision, crystallised)
+
+
+def refusal_hint(approval: Any, asked: str, mode: str, decision: Any) -> Any:
+    """In auto mode, a refusal names the training mode the decision does allow, if any."""
+    import dataclasses
+
+    if approval.allowed or asked != "auto":
+        return approval
+    others = [m for m, action in MODE_ACTIONS.items() if m != mode and decision.actions[action].allowed]
+    if not others:
+        return approval
+    hint = (f"hint: {MODE_ACTIONS[others[0]]} is allowed in phase {decision.phase}: "
+            f"registry jobs generate {decision.domain} --mode {others[0]}")
+    return dataclasses.replace(approval, reasons=[*approval.reasons, hint])
+
+
+def dry_run_plan(ctx: Any, decision: Any, mode: str, asked: str, target: str, from_job: str | None,
+                 model: str | None, resolved: Any, trainer: dict[str, Any], runner: dict[str, Any],
+                 cluster: ClusterPin | None) -> dict[str, Any]:
+    """What ``jobs generate`` would do, as data: the decision, the settings and the launch commands."""
+    from graduation.jobs.targets import launch_commands
+
+    ad = decision.actions[MODE_ACTIONS[mode]]
+    reasons = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+    if not ad.allowed and asked == "auto":
+        others = [m for m, a in MODE_ACTIONS.items() if m != mode and decision.actions[a].allowed]
+        if others:
+            reasons.append(f"hint: {MODE_ACTIONS[others[0]]} is allowed: --mode {others[0]}")
+    c = cluster or ClusterPin()
+    return {
+        "domain": ctx.name, "version": ctx.version, "mode": mode, "action": MODE_ACTIONS[mode],
+        "allowed": bool(ad.allowed), "phase": decision.phase, "decision_id": decision.id, "reasons": reasons,
+        "target": target, "model": model, "from_job": from_job,
+        "size": resolved.size.to_dict() if resolved is not None else None,
+        "hyperparameters": trainer, "runner": runner,
+        "sources": dict(resolved.sources) if resolved is not None else {},
+        "peft": dict(resolved.peft) if resolved is not None else {},
+        "cluster": c.model_dump(),
+        "launch": launch_commands(target, "<job>", c) if ad.allowed else [],
+        "writes": "nothing (dry run)",
+    }
 
 
 __all__ = ["PlanResult", "crystallise_from", "current_decision", "ground_truth_sft_rows", "plan_job", "resolve_mode"]

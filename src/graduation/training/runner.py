@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import time
 import warnings
@@ -45,6 +46,7 @@ class EvalRound:
     model: str
     rows: list[dict[str, Any]]
     seconds: float
+    stopped: str | None = None  # set on the last round of a run that stopped early, with the reason
 
 
 RoundCallback = Callable[[EvalRound], Any]
@@ -67,6 +69,12 @@ class RunSpec:
     model_label: str | None = None
     progress: bool = True
     max_steps_override: int | None = None
+    peft: dict[str, Any] = field(default_factory=dict)  # {} = full fine-tuning; {"method": "lora", "lora_r": ...}
+    resume: bool = False  # continue from the newest checkpoint under output_dir/trainer
+
+
+class NoLearningSignal(RuntimeError):
+    """GRPO's mean reward did not move for ``no_signal_steps`` steps: every group scored alike, so no gradient."""
 
 
 @dataclass
@@ -76,6 +84,9 @@ class RunResult:
     seconds: float
     rounds: list[tuple[EvalRound, Any]]
     log_history: list[dict[str, Any]]
+    stopped: str | None = None  # why training stopped early ("no learning signal: ...")
+    adapter: bool = False  # model_path holds a LoRA adapter (its base: RunSpec.model); merged next to it
+    merged_path: Path | None = None
 
     def reward_means(self) -> dict[str, list[float]]:
         """Per-reward-function means as TRL logged them (``rewards/<name>/mean``)."""
@@ -164,8 +175,19 @@ def load_model(model: str):
 
 # -- generation -----------------------------------------------------------------------------------------
 
+def prompt_text(tokenizer, prompt: Any) -> str:
+    """What the model reads for a prompt: text as it is; chat messages through the tokenizer's chat template
+    (with the generation prompt), as TRL's trainers format conversational rows."""
+    if isinstance(prompt, str):
+        return prompt
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise ConfigError("task.chat is true but the model's tokenizer has no chat template; set task.chat: false "
+                          "or use a chat model")
+    return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+
+
 @torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[str], *, samples: int = 0, temperature: float = 1.0,
+def generate(model, tokenizer, prompts: Sequence[Any], *, samples: int = 0, temperature: float = 1.0,
              max_new_tokens: int = 64, batch_size: int = 256, seed: int | None = None) -> list[list[str]]:
     """Answers to each prompt: one greedy answer (``samples=0``) or ``samples`` sampled answers."""
     was_training = model.training
@@ -178,7 +200,7 @@ def generate(model, tokenizer, prompts: Sequence[str], *, samples: int = 0, temp
     per_batch = max(1, batch_size // k)
     try:
         for start in range(0, len(prompts), per_batch):
-            chunk = list(prompts[start:start + per_batch])
+            chunk = [prompt_text(tokenizer, p) for p in prompts[start:start + per_batch]]
             enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
                                       "eos_token_id": tokenizer.eos_token_id}
@@ -198,12 +220,14 @@ def generate(model, tokenizer, prompts: Sequence[str], *, samples: int = 0, temp
 def answer_rows(model, tokenizer, rows: Sequence[Mapping[str, Any]], *, prompt_field: str, answer_field: str,
                 id_field: str | None, samples: int, temperature: float, max_new_tokens: int,
                 seed: int | None = None) -> list[dict[str, Any]]:
-    answers = generate(model, tokenizer, [str(r[prompt_field]) for r in rows], samples=samples,
+    answers = generate(model, tokenizer, [_prompt(r[prompt_field]) for r in rows], samples=samples,
                        temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
     out = []
     for row, outputs in zip(rows, answers):
         for output in outputs:
             item = {prompt_field: row[prompt_field], "output": output}
+            if "source_prompt" in row:
+                item["source_prompt"] = row["source_prompt"]
             if id_field and id_field in row:
                 item[id_field] = row[id_field]
             if answer_field in row:
@@ -232,7 +256,10 @@ def run(spec: RunSpec) -> RunResult:
     if spec.mode == "grpo" and spec.reward_weights is not None:
         config.reward_weights = list(spec.reward_weights)
     model, tokenizer = load_model(spec.model)
+    peft_config = lora_config(spec.peft) if spec.peft else None
     label = spec.model_label or spec.model
+    no_signal = int(runner.get("no_signal_steps", 50) or 0) if spec.mode == "grpo" else 0
+    stopped: list[str] = []
     eval_every = int(runner.get("eval_every_steps", 0) or 0)
     eval_first = bool(runner.get("eval_before_training", spec.mode == "grpo"))
     samples = int(runner.get("eval_samples", 0) or 0)
@@ -248,7 +275,8 @@ def run(spec: RunSpec) -> RunResult:
         rows = answer_rows(current, tokenizer, spec.eval_rows, prompt_field=spec.prompt_field,
                            answer_field=spec.answer_field, id_field=spec.id_field, samples=samples,
                            temperature=temperature, max_new_tokens=max_new, seed=seed + 1000 + step)
-        r = EvalRound(len(rounds), step, f"{label}@step-{step}", rows, time.perf_counter() - started)
+        r = EvalRound(len(rounds), step, f"{label}@step-{step}", rows, time.perf_counter() - started,
+                      stopped[0] if stopped else None)
         outcome = spec.on_round(r) if spec.on_round is not None else None
         rounds.append((r, outcome))
 
@@ -262,6 +290,13 @@ def run(spec: RunSpec) -> RunResult:
 
         def on_step_end(self, args, state, control, model=None, **kw):
             progress.advance(state.global_step, _last_reward(state))
+            if no_signal and not stopped:
+                flat = flat_reward(state.log_history, no_signal)
+                if flat is not None:
+                    stopped.append(f"no learning signal: the mean reward stayed {flat:.3f} for {no_signal} steps "
+                                   f"(up to step {state.global_step})")
+                    control.should_training_stop = True
+                    return  # the final round (on_train_end) records the stop
             if eval_every and state.global_step % eval_every == 0 and state.global_step < state.max_steps:
                 evaluate(state.global_step, model)
 
@@ -273,38 +308,106 @@ def run(spec: RunSpec) -> RunResult:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        trainer = _trainer(spec, model, tokenizer, config, [Rounds()])
+        trainer = _trainer(spec, model, tokenizer, config, [Rounds()], peft_config)
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # logs stay in state.log_history; the progress bar shows the reward
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            trainer.train()
+            trainer.train(resume_from_checkpoint=newest_checkpoint(output_dir / "trainer") if spec.resume else None)
     finally:
         progress.stop()
     final = output_dir / "model"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
+    merged = None
+    if peft_config is not None:
+        merged = output_dir / "merged"
+        trainer.model.merge_and_unload().save_pretrained(str(merged))
+        tokenizer.save_pretrained(str(merged))
     return RunResult(final, int(trainer.state.global_step), time.perf_counter() - started, rounds,
-                     list(trainer.state.log_history))
+                     list(trainer.state.log_history), stopped[0] if stopped else None, peft_config is not None,
+                     merged)
 
 
-def _trainer(spec: RunSpec, model, tokenizer, config, callbacks):
+def flat_reward(log_history: Sequence[Mapping[str, Any]], steps: int) -> float | None:
+    """The mean reward if it stayed the same (to 1e-9) over the logged steps of the last ``steps`` steps.
+
+    Needs logged rewards spanning at least ``steps`` optimizer steps; None while the reward still moves.
+    """
+    logged = [(int(e["step"]), float(e["reward"])) for e in log_history if "reward" in e and "step" in e]
+    if not logged:
+        return None
+    last_step = logged[-1][0]
+    window = [r for s, r in logged if s > last_step - steps]
+    if last_step < steps or len(window) < 2:
+        return None
+    return window[0] if max(window) - min(window) <= 1e-9 else None
+
+
+def newest_checkpoint(trainer_dir: Path) -> str | None:
+    """``checkpoint-<step>`` with the highest step under the trainer's output directory, if any."""
+    best = None
+    if trainer_dir.is_dir():
+        for child in trainer_dir.iterdir():
+            if child.is_dir() and child.name.startswith("checkpoint-") and child.name[11:].isdigit():
+                if best is None or int(child.name[11:]) > int(best.name[11:]):
+                    best = child
+    return str(best) if best is not None else None
+
+
+def lora_config(settings: Mapping[str, Any]):
+    """A ``peft.LoraConfig`` from a job's ``peft`` settings (QLoRA's 4-bit loading needs a GPU and bitsandbytes)."""
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise ConfigError("--peft lora needs the peft package: pip install 'graduation[train]'") from None
+    if settings.get("method") == "qlora" and not torch.cuda.is_available():
+        raise ConfigError("--peft qlora loads the base in 4 bits with bitsandbytes, which needs a CUDA GPU; "
+                          "use --peft lora on CPU")
+    return LoraConfig(r=int(settings.get("lora_r", 16)), lora_alpha=int(settings.get("lora_alpha", 32)),
+                      lora_dropout=float(settings.get("lora_dropout", 0.05)),
+                      target_modules=settings.get("lora_target_modules", "all-linear"), task_type="CAUSAL_LM")
+
+
+def _prompt(value: Any) -> Any:
+    """A prompt cell: chat messages stay a list of messages; anything else is text."""
+    if isinstance(value, list) and all(isinstance(m, Mapping) for m in value):
+        return [{"role": str(m.get("role", "user")), "content": str(m.get("content", ""))} for m in value]
+    return str(value)
+
+
+def trainer_rows(spec: RunSpec) -> list[dict[str, Any]]:
+    """The rows the trainer sees: the rendered prompt (text or messages) and, for SFT, the completion
+    (an assistant message when the prompt is conversational, as TRL expects)."""
+    if spec.mode == "grpo":
+        return [{**{k: v for k, v in r.items() if _plain(v)}, "prompt": _prompt(r[spec.prompt_field]),
+                 spec.answer_field: r[spec.answer_field]} for r in spec.train_rows]
+    rows = []
+    for r in spec.train_rows:
+        prompt = _prompt(r[spec.prompt_field])
+        completion: Any = str(r["completion"])
+        if isinstance(prompt, list):
+            completion = [{"role": "assistant", "content": completion}]
+        rows.append({"prompt": prompt, "completion": completion})
+    return rows
+
+
+def _trainer(spec: RunSpec, model, tokenizer, config, callbacks, peft_config=None):
     from datasets import Dataset
 
+    rows = trainer_rows(spec)
     if spec.mode == "grpo":
         from trl import GRPOTrainer
 
-        rows = [{**{k: v for k, v in r.items() if _plain(v)}, "prompt": str(r[spec.prompt_field]),
-                 spec.answer_field: r[spec.answer_field]} for r in spec.train_rows]
         return GRPOTrainer(model=model, reward_funcs=list(spec.reward_funcs), args=config,
-                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=callbacks)
+                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer, callbacks=callbacks,
+                           peft_config=peft_config)
     from trl import SFTTrainer
 
-    rows = [{"prompt": str(r[spec.prompt_field]), "completion": str(r["completion"])} for r in spec.train_rows]
     return SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                      callbacks=callbacks)
+                      callbacks=callbacks, peft_config=peft_config)
 
 
 def _plain(value: Any) -> bool:
@@ -405,7 +508,7 @@ def crystallise(model_path: str | Path, rows: Sequence[Mapping[str, Any]], verif
     kept: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for item, ok in zip(answered, passed):
-        key = (str(item[prompt_field]), item["output"])
+        key = (json.dumps(item[prompt_field], sort_keys=True), item["output"])
         if not ok or key in seen:
             continue
         seen.add(key)
@@ -413,10 +516,13 @@ def crystallise(model_path: str | Path, rows: Sequence[Mapping[str, Any]], verif
                "lineage": base_lineage}
         if id_field and id_field in item:
             row[id_field] = item[id_field]
+        if "source_prompt" in item:
+            row["source_prompt"] = item["source_prompt"]
         kept.append(row)
     return Crystallised(kept, len(answered), len(answered) * len(verifiers), len(kept),
                         time.perf_counter() - started, verify_seconds)
 
 
-__all__ = ["ConfigError", "Crystallised", "EvalRound", "RUNNER_KEYS", "RoundCallback", "RunResult", "RunSpec",
+__all__ = ["ConfigError", "Crystallised", "EvalRound", "NoLearningSignal", "flat_reward", "lora_config",
+           "newest_checkpoint", "RUNNER_KEYS", "RoundCallback", "RunResult", "RunSpec",
            "answer_rows", "build_config", "crystallise", "generate", "load_model", "run", "split_hyperparameters"]
