@@ -353,7 +353,30 @@ def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_c
             validation = validation_for(ctx, active.verify_many)
         verification = verification_cls(ctx.verifiers, active, db, cache)
         _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
+    if tally.symbols is not None and tally.symbols.needs_recount:
+        _recount_symbols(tally.symbols, source, resolve, display)
     return validation, ran, verification
+
+
+def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], resolve: Callable,
+                     display: str) -> None:
+    """The symbol summary overflowed: read the rows again and count its candidates exactly.
+
+    A one-shot iterator cannot be read twice; its flags then rest on the summary's upper bounds.
+    """
+    if not isinstance(source, (str, Path, list, tuple)):
+        return
+    quiet = ReadReport(display)
+
+    def texts() -> Iterator[tuple[str, tuple[str, int]]]:
+        for line, row in _rows(source, quiet, display):
+            resolved = resolve(line, row, quiet)
+            if resolved is None:
+                continue
+            out = resolved[0]
+            yield (out if type(out) is str else text_of_value(out)), (display, line)
+
+    scanner.recount(texts())
 
 
 def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], report: ReadReport,
