@@ -102,3 +102,16 @@ def _display(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def load_and_check(paths: list[Path], root: Path, *, pool=None) -> list[LoadedDomain]:
+    """``load_many`` plus the deep checks (verifier kinds and options, regexes, python modules imported in an
+    isolated worker, slice conditions, the declared fields in the first rows of the data): all problems of
+    all files at once, as one ``SpecError``."""
+    from graduation.domaincheck import check_domains
+
+    loaded = load_many(paths, root)
+    problems = check_domains(loaded, root, pool=pool)
+    if problems:
+        raise SpecError(problems)
+    return loaded

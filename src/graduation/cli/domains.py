@@ -50,10 +50,10 @@ def validate_cmd(
 ) -> None:
     """Check domain files without writing anything. Every problem is reported with file:line."""
     from graduation.errors import SpecError
-    from graduation.project import load_many
+    from graduation.project import load_and_check
 
     try:
-        loaded = load_many(paths, state(ctx).root)
+        loaded = load_and_check(paths, state(ctx).root)
     except SpecError as exc:
         if as_json:
             print_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
@@ -79,11 +79,11 @@ def register_cmd(
 
     All files are validated first; if any is broken, nothing is written.
     """
-    from graduation.project import load_many
+    from graduation.project import load_and_check
     from graduation.store.domains import register
 
     st = state(ctx)
-    loaded = load_many(paths, st.root)
+    loaded = load_and_check(paths, st.root)
     results = st.database().transact(lambda session: [register(session, item) for item in loaded])
     if as_json:
         print_json({"registered": [r.to_dict() for r in results]})
