@@ -134,3 +134,82 @@ def test_a_python_verifier_is_imported_in_a_worker_not_in_the_registry_process(t
     (root / "checks.py").write_text("raise RuntimeError('broken on import')\n")
     result = CliRunner().invoke(app, ["--project", str(root), "validate", str(root / "domains")])
     assert result.exit_code == 2 and "broken on import" in result.output
+
+
+# -- 4. results per row ---------------------------------------------------------------------------------
+
+ARITH = """\
+domain: arith
+title: Arithmetic with an explanation
+risk: low
+owners: [team@example.org]
+ground_truth:
+  - {name: book, path: data/arith.jsonl, provenance: expert}
+verifiers:
+  - {name: answer, kind: exact, role: substance, options: {extract: '(-?[0-9]+)$'}}
+  - {name: shape, kind: regex, role: format, options: {pattern: '[0-9]+$'}}
+"""
+
+
+def _arith(project: Path, n: int = 40) -> None:
+    (project / "domains" / "data").mkdir(parents=True, exist_ok=True)
+    (project / "domains" / "arith.yaml").write_text(ARITH)
+    (project / "domains" / "data" / "arith.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"{i}+1=", "answer": str(i + 1)}) + "\n" for i in range(n)))
+
+
+def _candidate(path: Path, n: int = 40) -> dict[int, str]:
+    """Rows 1..n: every 4th is wrong, every 5th carries golden_hour_sun; returns the expected verdict per line."""
+    expected = {}
+    with path.open("w") as fh:
+        for i in range(n):
+            wrong, invented = i % 4 == 0, i % 5 == 0
+            text = ("using golden_hour_sun " if invented else "") + f"so {i + (2 if wrong else 1)}"
+            fh.write(json.dumps({"prompt": f"{i}+1=", "answer": text, "note": f"row {i}"}) + "\n")
+            expected[i + 1] = "fail" if wrong else "pass"
+    return expected
+
+
+def test_evaluate_and_audit_write_one_line_per_item(cli, project: Path):
+    _arith(project)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    outputs = project / "outputs.jsonl"
+    expected = _candidate(outputs)
+    with outputs.open("a") as fh:
+        fh.write('{"prompt": "unknown", "output": "3"}\n')  # a row the scan cannot use: reported, not lost
+    rows_file = project / "eval-rows.jsonl"
+    outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
+    result = cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m", "--rows", str(rows_file))
+    assert result.exit_code == 2 and not rows_file.exists()  # bad input: nothing written, not even the rows
+    outputs.write_text("".join(outputs.read_text().splitlines(True)[:-1]))
+    result = cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m", "--rows", str(rows_file))
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in rows_file.read_text().splitlines()]
+    assert [x["line"] for x in lines] == list(range(1, 41))
+    assert {x["line"]: x["verdicts"][0]["verdict"] for x in lines} == expected
+    assert all(x["passed"] == (expected[x["line"]] == "pass") for x in lines)
+    failing = next(x for x in lines if not x["passed"])
+    assert failing["verdicts"][0]["explanation"] and failing["verdicts"][0]["verifier"] == "answer"
+    assert {x["line"] for x in lines if x["flagged_symbols"] == ["golden_hour_sun"]} == set(range(1, 41, 5))
+    assert stat.S_IMODE(rows_file.stat().st_mode) == 0o644
+
+
+def test_audit_data_write_clean_keeps_only_clean_rows_with_lineage(cli, project: Path):
+    _arith(project)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    candidate = project / "candidate.jsonl"
+    expected = _candidate(candidate)
+    clean, rows_file = project / "clean.jsonl", project / "audit-rows.jsonl"
+    result = cli("audit-data", "arith", str(candidate), "--generated-by", "m-7b", "--rows", str(rows_file),
+                 "--write-clean", str(clean), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert len(rows_file.read_text().splitlines()) == 40
+    kept = [json.loads(x) for x in clean.read_text().splitlines()]
+    want = [line for line, v in expected.items() if v == "pass" and (line - 1) % 5 != 0]
+    assert [r["_lineage"]["line"] for r in kept] == want
+    assert all("golden_hour_sun" not in r["answer"] for r in kept)
+    lineage = kept[0]["_lineage"]
+    assert lineage["domain"] == "arith" and lineage["domain_version"] == 1 and lineage["generated_by"] == "m-7b"
+    assert lineage["audit"] == data["evidence"][-1] and len(lineage["data_hash"]) == 64
+    assert kept[0]["note"] == f"row {want[0] - 1}"  # the row as it was read, plus its lineage

@@ -73,6 +73,7 @@ class Gathered:
     evidence_uids: list[str] = field(default_factory=list)
     cache_hits: int = 0
     verified: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)
 
 
 # -- the domain --------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ def _supported_vocabulary(ctx: DomainContext, exclude: str | None = None) -> set
 
 def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], report: ReadReport,
           verification: Verification, tally: Tally, resolve: Callable, display: str,
-          progress: Progress | None, label_field: str = "label") -> None:
+          progress: Progress | None, label_field: str = "label", sink: Any = None) -> None:
     chunk: list[tuple[int, Mapping[str, Any], Any, Any, Mapping[str, Any] | None, str | None]] = []
     substance = [j for j, v in enumerate(ctx.verifiers) if v.role == "substance"]
     has_slices = bool(tally.slices)
@@ -319,6 +320,8 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
             rows_for = [item[1] for item in chunk]
         tally.add_batch(rows_for, columns, prompt_keys=[item[5] for item in chunk], labels=labels,
                         symbol_texts=texts, wheres=[(display, item[0]) for item in chunk])
+        if sink is not None:
+            sink.add(chunk, columns, texts)
         done += len(chunk)
         chunk.clear()
         if progress is not None:
@@ -341,7 +344,7 @@ PARALLEL_MIN_BYTES = 16 << 20
 
 def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_cls: type,
                        source: Path | Iterable[Mapping[str, Any]], report: ReadReport, tally: Tally,
-                       resolve: Callable, display: str, progress: Progress | None):
+                       resolve: Callable, display: str, progress: Progress | None, sink: Any = None):
     """Validate the verifiers when the current basis has no validation yet, then verify every row.
 
     Returns (validation record, whether validation ran now, the verification with its counters).
@@ -352,7 +355,8 @@ def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_c
         if ran:
             validation = validation_for(ctx, active.verify_many)
         verification = verification_cls(ctx.verifiers, active, db, cache)
-        _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
+        _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls,
+                  sink=sink)
     if tally.symbols is not None and tally.symbols.needs_recount:
         _recount_symbols(tally.symbols, source, resolve, display)
     return validation, ran, verification
@@ -381,7 +385,7 @@ def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], r
 
 def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], report: ReadReport,
               verification: Verification, tally: Tally, resolve: Callable, display: str,
-              progress: Progress | None, verification_cls: type) -> None:
+              progress: Progress | None, verification_cls: type, sink: Any = None) -> None:
     """Scan in this process, or split a large JSONL file across one forked process per core.
 
     Only scans whose verifiers all run in-process are split (isolated kinds are already spread over the
@@ -394,11 +398,12 @@ def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], re
     from graduation.data import detect_format, split_ranges
 
     workers = os.cpu_count() or 1
-    parallel = (isinstance(source, (str, Path)) and workers > 1 and not any(v.isolated for v in ctx.verifiers)
+    parallel = (sink is None and isinstance(source, (str, Path)) and workers > 1 and not any(v.isolated for v in ctx.verifiers)
                 and "fork" in multiprocessing.get_all_start_methods() and Path(source).is_file()
                 and detect_format(Path(source)) == "jsonl" and Path(source).stat().st_size >= PARALLEL_MIN_BYTES)
     if not parallel:
-        _scan(ctx, _rows(source, report, display), report, verification, tally, resolve, display, progress)
+        _scan(ctx, _rows(source, report, display), report, verification, tally, resolve, display, progress,
+              sink=sink)
         return
     ranges = split_ranges(Path(source), workers)
     fork = multiprocessing.get_context("fork")
@@ -474,13 +479,15 @@ def _scan_part(conn: Any, ctx: DomainContext, path: Path, start: int, end: int, 
 def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[str, Any]], *, model: str,
              round: int | None = None, kind: str = "eval", job: str | None = None, step: int | None = None,
              pool: VerifierPool | None = None, cache: bool = True, store: bool = True,
-             progress: Progress | None = None, name: str | None = None) -> Gathered:
+             progress: Progress | None = None, name: str | None = None, rows_out: Path | None = None
+             ) -> Gathered:
     """Verify a model's outputs on held-out prompts and build (and record) an ``EvalRecord``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
     Each row holds the prompt (or id) and the output; the reference comes from the domain's ground truth
     (eval and all splits), or from the row's answer field when the prompt is not in the ground truth.
-    ``kind="training_round"`` with ``job``/``step`` is what training jobs write.
+    ``kind="training_round"`` with ``job``/``step`` is what training jobs write. ``rows_out``: also write one
+    JSON line per item (``graduation.rowlog``).
     """
     if kind not in ("eval", "training_round"):
         raise InputError(f"evaluate writes eval or training_round evidence, not {kind!r}")
@@ -505,27 +512,49 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
                          "cannot tell what is correct")
         return None
 
-    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(_supported_vocabulary(ctx)))
-    validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
-                                                       tally, resolve, display, progress)
-    report.raise_if_any()
-    record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
-    result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
-                      verified=verification.verified)
-    _store(db, ctx, result, verification, store, model=model, round=round)
+    supported = _supported_vocabulary(ctx)
+    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(supported))
+    sink = _sink(ctx, display, supported, rows_out, None)
+    try:
+        validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
+                                                           tally, resolve, display, progress, sink)
+        report.raise_if_any()
+        record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job,
+                                               step=step)
+        result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
+                          verified=verification.verified)
+        _store(db, ctx, result, verification, store, model=model, round=round)
+        if sink is not None:
+            result.rows_written = sink.finish({f.symbol for f in record.symbols})
+    except BaseException:
+        if sink is not None:
+            sink.discard()
+        raise
     return result
+
+
+def _sink(ctx: DomainContext, display: str, supported: set[str], rows_out: Path | None,
+          clean_out: Path | None) -> Any:
+    if rows_out is None and clean_out is None:
+        return None
+    from graduation.rowlog import RowSink
+
+    return RowSink(ctx.verifiers, display, rows_out=rows_out, clean_out=clean_out, supported=supported)
 
 
 def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mapping[str, Any]], *,
                source: str | None = None, generated_by: str | None = None, graduated: bool = False,
                derived_from: str | None = None, pool: VerifierPool | None = None, cache: bool = True,
-               store: bool = True, progress: Progress | None = None, name: str | None = None) -> Gathered:
+               store: bool = True, progress: Progress | None = None, name: str | None = None,
+               rows_out: Path | None = None, clean_out: Path | None = None) -> Gathered:
     """Scan a candidate SFT dataset and build (and record) a ``DataAuditRecord``.
 
     Each row's answer (its output field when present, else its answer field) is checked against the ground
     truth reference for its prompt; a row whose prompt has no reference cannot be verified (an ``error``,
     never a pass). Provenance and lineage come from ``source`` (a ground truth source of the domain; found
     by path when the file is one), or from ``generated_by``/``graduated``/``derived_from`` for other files.
+    ``rows_out``: one JSON line per row; ``clean_out``: only the rows that pass every substance verifier and
+    carry no flagged symbol, with their lineage (``graduation.rowlog``).
     """
     ctx = load_context(db, root, domain)
     display = _display(dataset, root, name)
@@ -570,16 +599,28 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
             return row[field_name], row[task.answer_field], row, key
         return row[field_name], _UNVERIFIABLE, row, key
 
-    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices),
-                  SymbolScanner(_supported_vocabulary(ctx, exclude=exclude)), consistency=False)
-    validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset, report,
-                                                       tally, resolve, display, progress)
-    report.raise_if_any()
-    record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
-                                                 ungraduated_generators=ungraduated)
-    result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
-                      cache_hits=verification.cache_hits, verified=verification.verified)
-    _store(db, ctx, result, verification, store)
+    supported = _supported_vocabulary(ctx, exclude=exclude)
+    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(supported), consistency=False)
+    sink = _sink(ctx, display, supported, rows_out, clean_out)
+    try:
+        validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset,
+                                                           report, tally, resolve, display, progress, sink)
+        report.raise_if_any()
+        record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
+                                                     ungraduated_generators=ungraduated)
+        result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
+                          cache_hits=verification.cache_hits, verified=verification.verified)
+        _store(db, ctx, result, verification, store)
+        if sink is not None:
+            lineage_fields = {"domain": ctx.name, "domain_version": ctx.version, "data_hash": result.data_hash,
+                              "source": source, "provenance": provenance, "lineage_depth": depth,
+                              "generated_by": generated_by, "ungraduated_generators": ungraduated,
+                              "audit": result.evidence_uids[-1] if result.evidence_uids else None}
+            result.rows_written = sink.finish({f.symbol for f in record.symbols}, lineage_fields)
+    except BaseException:
+        if sink is not None:
+            sink.discard()
+        raise
     return result
 
 

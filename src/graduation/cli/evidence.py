@@ -17,6 +17,8 @@ DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
 TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per verified item before it is an error.")
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
+ROWS_OPTION = typer.Option(None, "--rows", metavar="FILE", help="Also write one JSON line per item: line, id, "
+                           "each verifier's verdict and explanation, flagged symbols.")
 
 
 class _EvidenceGroup(TyperGroup):
@@ -69,6 +71,7 @@ def evaluate_cmd(
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
+    rows: Path | None = ROWS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
@@ -77,7 +80,7 @@ def evaluate_cmd(
     st = state(ctx)
     with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
         result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
-                          cache=not no_cache, progress=progress)
+                          cache=not no_cache, progress=progress, rows_out=rows)
     _render(result, as_json)
 
 
@@ -95,6 +98,10 @@ def audit_data_cmd(
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
+    rows: Path | None = ROWS_OPTION,
+    write_clean: Path | None = typer.Option(None, "--write-clean", metavar="FILE", help="Write only the rows "
+                                            "that pass every substance verifier and carry no flagged symbol, "
+                                            "each with a _lineage object (JSONL)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
@@ -104,7 +111,7 @@ def audit_data_cmd(
     with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
                             graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
-                            progress=progress)
+                            progress=progress, rows_out=rows, clean_out=write_clean)
     _render(result, as_json)
 
 
@@ -263,7 +270,8 @@ def _render(result: Any, as_json: bool) -> None:
     data = {"kind": result.kind, "record": result.record.model_dump(mode="json"),
             "evidence": result.evidence_uids, "data_hash": result.data_hash,
             "verifier_validation": result.validation.model_dump(mode="json") if result.validation else None,
-            "validation_ran": result.validation_ran, "cache_hits": result.cache_hits, "verified": result.verified}
+            "validation_ran": result.validation_ran, "cache_hits": result.cache_hits, "verified": result.verified,
+            "rows_written": result.rows_written}
     if as_json:
         print_json(data)
         return
@@ -301,6 +309,8 @@ def _render(result: Any, as_json: bool) -> None:
                      "; ".join(v.reasons) + ("; let through: " + " | ".join(v.leaked_controls[:3])
                                              if v.leaked_controls else ""))
                     for v in result.validation.verifiers]))
+    for path, count in result.rows_written.items():
+        info(f"wrote {count:,} rows to {path}")
     if result.evidence_uids:
         info(f"recorded {', '.join(u[:12] for u in result.evidence_uids)}"
              + (f" ({result.cache_hits:,} verdicts from cache)" if result.cache_hits else ""))
