@@ -213,3 +213,19 @@ def test_audit_data_write_clean_keeps_only_clean_rows_with_lineage(cli, project:
     assert lineage["domain"] == "arith" and lineage["domain_version"] == 1 and lineage["generated_by"] == "m-7b"
     assert lineage["audit"] == data["evidence"][-1] and len(lineage["data_hash"]) == 64
     assert kept[0]["note"] == f"row {want[0] - 1}"  # the row as it was read, plus its lineage
+
+
+def test_the_report_links_a_few_failing_examples_per_round(cli, project: Path):
+    _arith(project)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    outputs = project / "outputs.jsonl"
+    _candidate(outputs)
+    outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
+    assert cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m", "--round", "1").exit_code == 0
+    shown = json.loads(cli("evidence", "arith", "--kind", "eval", "--json").output)["evidence"][0]
+    assert shown["summary"]["failing_examples"] == [f"outputs.jsonl:{n}" for n in (1, 5, 9, 13, 17)]
+    result = cli("report", "--json")
+    assert result.exit_code == 0, result.output
+    page = (project / "registry" / "reports" / "domains" / "arith.html").read_text()
+    assert '<a href="../../../outputs.jsonl#L1"><code>outputs.jsonl:1</code></a>' in page
+    assert "outputs.jsonl:13" not in page  # a few, not all

@@ -382,6 +382,9 @@ _COUNT_BITS = 20
 _COUNT_MASK = (1 << _COUNT_BITS) - 1
 
 
+MAX_FAILING_EXAMPLES = 5
+
+
 class Tally:
     """Accumulates verdicts row by row (``add``) or chunk by chunk (``add_batch``); records come at the end.
 
@@ -411,6 +414,7 @@ class Tally:
         # per prompt, one packed int: samples | passes << 20 | flipped << 40 | label hash << 41
         self._groups: dict[int, int] = {}
         self._repeats = False
+        self.failing: list[str] = []  # file:line of the first few items that did not pass
 
     def fresh(self) -> "Tally":
         """An empty tally with the same verifiers, slices and symbol settings."""
@@ -440,6 +444,8 @@ class Tally:
         fmt_ok = bool(self.format) and all(verdicts[i][0] == "pass" for i in self.format)
         self.passed += ok
         self.format_passed += fmt_ok
+        if not ok and len(self.failing) < MAX_FAILING_EXAMPLES and where:
+            self.failing.append(_where(where))
         if self.slices and row is not None:
             for counts, sl in zip(self.per_slice, self.slices):
                 if sl.matches(row):
@@ -486,6 +492,12 @@ class Tally:
             fmt = [False] * count
         self.passed += sum(ok)
         self.format_passed += sum(fmt)
+        if len(self.failing) < MAX_FAILING_EXAMPLES and wheres is not None and not all(ok):
+            for a, where in zip(ok, wheres):
+                if not a and where:
+                    self.failing.append(_where(where))
+                    if len(self.failing) >= MAX_FAILING_EXAMPLES:
+                        break
         if self.slices:
             for counts, sl in zip(self.per_slice, self.slices):
                 for row, a, b in zip(rows, ok, fmt):
@@ -534,7 +546,8 @@ class Tally:
                        self.symbols.slack)
         return {"n": self.n, "passed": self.passed, "format_passed": self.format_passed, "errors": self.errors,
                 "per_verifier": self.per_verifier, "per_slice": self.per_slice, "groups": self._groups,
-                "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols}
+                "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols,
+                "failing": self.failing}
 
     def merge(self, state: Mapping[str, Any]) -> None:
         """Add the counts of another tally of the same verifiers and slices (rows that came after ours)."""
@@ -542,6 +555,7 @@ class Tally:
         self.passed += state["passed"]
         self.format_passed += state["format_passed"]
         self.errors += state["errors"]
+        self.failing += state.get("failing", [])[:max(0, MAX_FAILING_EXAMPLES - len(self.failing))]
         for mine, theirs in zip(self.per_verifier + self.per_slice, state["per_verifier"] + state["per_slice"]):
             for i, value in enumerate(theirs):
                 mine[i] += value
@@ -612,7 +626,7 @@ class Tally:
             substance_pass_rate=self.substance_pass_rate, format_pass_rate=self.format_pass_rate,
             shape_gap=self.shape_gap, verifiers=self.verifier_stats(), slices=self.slice_stats(),
             symbols=self.symbols.flags() if self.symbols is not None else [],
-            consistency=self.consistency(), job=job, step=step)
+            consistency=self.consistency(), job=job, step=step, failing_examples=list(self.failing))
 
     def audit_record(self, *, file: str, provenance: str = "unknown", lineage_depth: int = 0,
                      ungraduated_generators: Sequence[str] = (), malformed_rows: int = 0) -> DataAuditRecord:

@@ -89,6 +89,8 @@ class EvalRecord(Record):
     consistency: Consistency | None = None
     job: str | None = None
     step: int | None = None
+    failing_examples: list[str] = Field(default_factory=list,
+                                        description="file:line of the first few items that did not pass.")
 
 
 class DataAuditRecord(Record):

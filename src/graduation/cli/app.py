@@ -37,6 +37,7 @@ class State:
     project: Path | None = None
     db_url: str | None = None
     _db: Any = field(default=None, repr=False)
+    exit_code: int = 0  # the code decided so far (kept when the output's reader goes away early)
 
     @property
     def root(self) -> Path:
@@ -73,7 +74,12 @@ def state(ctx: typer.Context) -> State:
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """Turn our errors into one clear message on stderr and an exit code; never a traceback."""
+    """Turn our errors into one clear message on stderr and an exit code; never a traceback.
+
+    With ``--json`` the error is also a JSON object on stdout (``error_document``). A reader that stops
+    early (``registry status | head -1``) is not an error: the rest of the output is dropped quietly and the
+    command exits with the code it had decided (0 unless, say, a required action was denied).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -83,7 +89,13 @@ def handle_errors(fn: Callable) -> Callable:
             from graduation.cli.output import error
 
             error(str(exc))
+            if kwargs.get("as_json") or kwargs.get("fmt") in ("json", "sarif"):
+                print_json(error_document(exc, exc.exit_code))
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            quiet_stdout()
+            obj = getattr(kwargs.get("ctx"), "obj", None)
+            raise typer.Exit(getattr(obj, "exit_code", EXIT_OK)) from None
         except KeyboardInterrupt:
             from graduation.cli.output import error
 
@@ -113,8 +125,34 @@ def command(name: str | None = None, group: typer.Typer | None = None, **kwargs)
     return decorate
 
 
+SCHEMA_VERSION = 1  # of every JSON object the commands print; bumped when a field changes meaning or goes
+
+
 def print_json(data: Any) -> None:
+    """Print a command's JSON; an object carries ``schema_version`` first."""
+    if isinstance(data, dict) and "schema_version" not in data:
+        data = {"schema_version": SCHEMA_VERSION, **data}
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n")
+
+
+def error_document(exc: BaseException | str, exit_code: int) -> dict[str, Any]:
+    """An error as data: ``{schema_version, ok: false, exit_code, error: {type, message, problems}}``."""
+    problems = [p.to_dict() for p in getattr(exc, "problems", [])]
+    return {"schema_version": SCHEMA_VERSION, "ok": False, "exit_code": exit_code,
+            "error": {"type": type(exc).__name__ if not isinstance(exc, str) else "UsageError",
+                      "message": str(exc), "problems": problems}}
+
+
+def quiet_stdout() -> None:
+    """stdout's reader went away: send whatever is still buffered, and all later output, nowhere."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")

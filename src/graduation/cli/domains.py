@@ -97,7 +97,9 @@ def register_cmd(
 
 
 @command("list")
-def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION,
+             wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the "
+                                       "terminal.")) -> None:
     """List the registered domains with their newest version."""
     from graduation.store.domains import iso, list_domains
 
@@ -108,13 +110,15 @@ def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(data)
         return
-    from graduation.cli.output import info, show, table
+    from graduation.cli.output import ID, NUM, TEXT, fit_table, info, show_wide
 
     if not data:
         info("no domains registered yet; run `registry register domains/`")
         return
-    show(table(None, ["domain", "version", "risk", "title", "updated"],
-               [(d["domain"], d["version"], d["risk"], d["title"], d["updated_at"]) for d in data]))
+    show_wide(fit_table(None, [("domain", ID, 0), ("version", NUM, 0), ("risk", ID, 3), ("title", TEXT, 2),
+                               ("updated", ID, 1)],
+                        [(d["domain"], d["version"], d["risk"], d["title"], d["updated_at"]) for d in data],
+                        wide=wide), wide)
 
 
 @command("show")

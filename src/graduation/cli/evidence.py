@@ -218,6 +218,7 @@ def evidence_list_cmd(
     all_bases: bool = typer.Option(False, "--all", help="Include evidence of earlier verifier/ground-truth "
                                    "bases (by default only the current basis counts)."),
     as_json: bool = JSON_OPTION,
+    wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the terminal."),
 ) -> None:
     """List a domain's evidence, oldest first."""
     from graduation.records import EVIDENCE_KINDS
@@ -241,9 +242,13 @@ def evidence_list_cmd(
         info(f"no evidence for {domain} (basis {current.basis_hash[:12]}) yet; run `registry evaluate` or "
              "`registry audit-data`")
         return
-    show(table(f"evidence of {domain}", ["uid", "kind", "created", "version", "model", "round", "summary"],
-               [(e.uid[:12], e.kind, iso(e.created_at), e.domain_version, e.model, e.round, _summary(e.record))
-                for e in found]))
+    from graduation.cli.output import ID, NUM, TEXT, fit_table, show_wide
+
+    show_wide(fit_table(f"evidence of {domain}", [("uid", ID, 0), ("kind", ID, 0), ("created", ID, 1),
+                                                  ("version", NUM, 3), ("model", ID, 2), ("round", NUM, 4),
+                                                  ("summary", TEXT, 5)],
+                        [(e.uid[:12], e.kind, iso(e.created_at), e.domain_version, e.model, e.round,
+                          _summary(e.record)) for e in found], wide=wide), wide)
 
 
 def _summary(record: Any) -> str:

@@ -99,7 +99,9 @@ def run_cmd(
 
 @command("list", group=jobs_app)
 def list_cmd(ctx: typer.Context, domain: str | None = typer.Option(None, "--domain", "-d"),
-             as_json: bool = JSON_OPTION) -> None:
+             as_json: bool = JSON_OPTION,
+             wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the "
+                                       "terminal.")) -> None:
     """List jobs with their state."""
     from graduation.store.jobs import job_dict, list_jobs
 
@@ -113,9 +115,12 @@ def list_cmd(ctx: typer.Context, domain: str | None = typer.Option(None, "--doma
     if not rows:
         info("no jobs yet; `registry jobs generate DOMAIN`")
         return
-    show(table(None, ["job", "domain", "mode", "target", "state", "decision", "updated"],
-               [(r["id"], r["domain"], r["mode"], r["target"], r["state"], (r["decision_id"] or "")[:12],
-                 r["updated_at"]) for r in rows]))
+    from graduation.cli.output import ID, fit_table, show_wide
+
+    show_wide(fit_table(None, [("job", ID, 0), ("domain", ID, 5), ("mode", ID, 0), ("target", ID, 3),
+                               ("state", ID, 0), ("decision", ID, 2), ("updated", ID, 1)],
+                        [(r["id"], r["domain"], r["mode"], r["target"], r["state"], (r["decision_id"] or "")[:12],
+                          r["updated_at"]) for r in rows], wide=wide), wide)
 
 
 @command("show", group=jobs_app)

@@ -66,6 +66,7 @@ def status_cmd(
     as_json: bool = JSON_OPTION,
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, junit or sarif."),
     policy_file: Path | None = POLICY_OPTION,
+    wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the terminal."),
 ) -> None:
     """Phase and allowed actions of each domain; with one domain, the full explanation.
 
@@ -97,6 +98,7 @@ def status_cmd(
             if entries:
                 write_anchor(anchor_path(st.root, db.url), entries[-1])
     code = EXIT_DENIED if denied else EXIT_OK
+    st.exit_code = code  # what a reader that stops early (`| head -1`) still gets
     from graduation.cli import policy_render as render
 
     if fmt == "json":
@@ -113,7 +115,8 @@ def status_cmd(
     elif fmt == "sarif":
         print_json(render.sarif(results, required, policy))
     else:
-        render.status_table(results, policy, required, denied, full=len(results) == 1 and bool(domains))
+        render.status_table(results, policy, required, denied, full=len(results) == 1 and bool(domains),
+                            wide=wide)
     raise typer.Exit(code)
 
 
