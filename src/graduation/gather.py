@@ -208,7 +208,8 @@ def validation_for(ctx: DomainContext, run: Callable, *, max_references: int = M
         report.raise_if_any()
         declared[spec.name] = controls
     return validate(ctx.verifiers, trusted, declared, run,
-                    mutations_for={v.name: v.mutations for v in ctx.spec.verifiers}, notes=notes)
+                    mutations_for={v.name: v.mutations for v in ctx.spec.verifiers}, notes=notes,
+                    row_id=lambda row: (row_key(row, ctx.spec) or "").split(":", 1)[-1] or None)
 
 
 def current_validation(db: Any, ctx: DomainContext) -> VerifierValidationRecord | None:

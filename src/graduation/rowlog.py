@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import InputError
+from graduation.fsutil import default_mode
 
 
 class RowSink:
@@ -95,7 +96,7 @@ class RowSink:
                     else:
                         continue
                     written += 1
-            os.chmod(final, 0o644)
+            os.chmod(final, default_mode())
             os.replace(final, target)
             os.unlink(tmp)
             counts[str(target)] = written

@@ -19,6 +19,25 @@ from graduation.errors import GraduationError
 
 EXIT_OK, EXIT_DENIED, EXIT_INPUT = 0, 1, 2
 
+def _flags_without_placeholders() -> None:
+    """Help lists a flag as ``--json``, not ``--json <bool>``: a flag takes no value, so it shows no type."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "flag_aware", False):
+        return
+
+    def display_type_rich(self, ctx):
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return original(self, ctx)
+
+    display_type_rich.flag_aware = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_placeholders()
+
 app = typer.Typer(
     name="registry",
     help="graduation: declare domains, gather verified evidence, and decide what training and deployment "
@@ -41,18 +60,21 @@ class State:
 
     @property
     def root(self) -> Path:
-        from graduation.project import find_project_root
+        from graduation.project import require_project_root
 
         if self.project is None:
-            self.project = find_project_root()
+            self.project = require_project_root()
         return self.project
 
     def database(self, create: bool = True):
         """Open (and migrate) the registry database once per command."""
         if self._db is None:
+            import os
+
             from graduation.store import Database, resolve_url
 
-            self._db = Database(resolve_url(self.db_url, self.root), create=create)
+            url = self.db_url or os.environ.get("REGISTRY_DB_URL")
+            self._db = Database(url if url else resolve_url(None, self.root), create=create)
         return self._db
 
 
@@ -62,9 +84,25 @@ def _global(
     db: str | None = typer.Option(None, "--db", metavar="URL", envvar="REGISTRY_DB_URL",
                                   help="SQLAlchemy URL of the registry (default: sqlite at registry/registry.db)."),
     project: Path | None = typer.Option(None, "--project", "-C", metavar="DIR", envvar="GRADUATION_PROJECT",
-                                        help="Project root (default: the nearest directory with domains/)."),
+                                        help="Project root (default: the nearest directory, from here up, "
+                                             "holding domains/, policies/ or registry/)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=lambda v: _print_version(v),
+                                 help="Print the version and exit."),
 ) -> None:
     ctx.obj = State(project=project.resolve() if project else None, db_url=db)
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("graduation")
+    except PackageNotFoundError:
+        found = "unknown (not installed as a package)"
+    typer.echo(f"registry (graduation) {found}")
+    raise typer.Exit(EXIT_OK)
 
 
 def state(ctx: typer.Context) -> State:

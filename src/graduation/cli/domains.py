@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from graduation.cli.app import EXIT_INPUT, JSON_OPTION, command, print_json, state
+from graduation.cli.complete import domain_names
 
 PATHS_ARG = typer.Argument(..., help="Domain files, or directories to search for *.yaml.", show_default=False)
 
@@ -17,13 +18,15 @@ def init_cmd(
     directory: Path = typer.Argument(Path("."), help="Where to create the project."),
     force: bool = typer.Option(False, "--force", help="Overwrite the example files if they exist."),
 ) -> None:
-    """Scaffold a project: domains/ (with an example), policies/, registry/."""
+    """Scaffold a project: domains/, examples/ (an example domain), policies/ (with tests), registry/."""
     from graduation.scaffold import scaffold
     from graduation.cli.output import info
 
     for path, status in scaffold(directory, force=force):
         info(f"{status:>9}  {path}")
-    info("\nNext: edit domains/example.yaml, then `registry validate domains/` and `registry register domains/`.")
+    info("\nNext: `registry validate examples/` and `registry policy test policies/tests`; to start a domain, "
+         "`cp -r examples/example.yaml examples/data domains/`, edit it, then `registry validate domains/` and "
+         "`registry register domains/`.")
 
 
 @command("schema")
@@ -124,7 +127,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION,
 @command("show")
 def show_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=lambda: _domain_names()),
+    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=domain_names),
     version: int | None = typer.Option(None, "--version", "-v", min=1, help="A stored version (default newest)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -152,7 +155,7 @@ def show_cmd(
 @command("history")
 def history_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=lambda: _domain_names()),
+    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=domain_names),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Every stored version of a domain, oldest first."""
@@ -170,17 +173,3 @@ def history_cmd(
     show(table(f"history of {domain}", ["version", "registered", "risk", "content hash", "evidence basis"],
                [(d["version"], d["registered_at"], d["risk"], d["content_hash"][:16], d["basis_hash"][:16])
                 for d in data]))
-
-
-def _domain_names() -> list[str]:
-    """Shell completion: names from the default registry, quietly empty if there is none."""
-    try:
-        from graduation.project import find_project_root
-        from graduation.store import Database, resolve_url
-        from graduation.store.domains import list_domains
-
-        db = Database(resolve_url(None, find_project_root()), create=False)
-        with db.read() as session:
-            return [r.name for r in list_domains(session)]
-    except Exception:  # completion must never print a traceback into the shell
-        return []

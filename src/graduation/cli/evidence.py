@@ -13,7 +13,9 @@ from typer.core import TyperGroup
 from graduation.cli.app import EXIT_DENIED, JSON_OPTION, app, command, print_json, state
 from graduation.errors import InputError
 
-DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
+from graduation.cli.complete import domain_names, model_names  # noqa: E402
+
+DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False, autocompletion=domain_names)
 TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per verified item before it is an error.")
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
@@ -66,7 +68,8 @@ def evaluate_cmd(
     domain: str = DOMAIN_ARG,
     outputs: Path = typer.Option(..., "--outputs", "-o", help="Model outputs on held-out prompts "
                                  "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
-    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs."),
+    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs.",
+                              autocompletion=model_names),
     round_: int | None = typer.Option(None, "--round", "-r", min=0, help="Evaluation round number."),
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
@@ -277,6 +280,8 @@ def _render(result: Any, as_json: bool) -> None:
             "verifier_validation": result.validation.model_dump(mode="json") if result.validation else None,
             "validation_ran": result.validation_ran, "cache_hits": result.cache_hits, "verified": result.verified,
             "rows_written": result.rows_written}
+    if result.kind == "verifier_validation":
+        del data["verifier_validation"]  # the record is the validation: printed once
     if as_json:
         print_json(data)
         return

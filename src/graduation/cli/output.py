@@ -71,6 +71,8 @@ def fit_table(title: str | None, columns: list[tuple[str, str, int]], rows: Iter
                     for i, (h, _k, _p) in enumerate(columns)]
     need = [n if kind != TEXT else min(n, max(16, longest_word[i]))
             for i, (n, (h, kind, _p)) in enumerate(zip(natural, columns))]
+    if wide:
+        need = list(natural)  # every cell on one line: a pager or a wide terminal shows the rest
     keep = list(range(len(columns)))
     dropped: list[str] = []
     if not wide:

@@ -12,6 +12,7 @@ import typer
 
 from graduation.cli.app import (EXIT_DENIED, EXIT_INPUT, EXIT_OK, JSON_OPTION, POLICY_OPTION, app, command,
                                 print_json, state)
+from graduation.cli.complete import action_names, domain_names
 
 policy_app = typer.Typer(help="Check and test policy files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained decision log.", no_args_is_help=True)
@@ -59,8 +60,9 @@ def _check_action(action: str) -> str:
 @command("status")
 def status_cmd(
     ctx: typer.Context,
-    domains: list[str] = typer.Argument(None, help="Domains (default: every registered domain).", show_default=False),
-    require: list[str] = typer.Option([], "--require", "-r", metavar="ACTION",
+    domains: list[str] = typer.Argument(None, help="Domains (default: every registered domain).", show_default=False,
+                                        autocompletion=domain_names),
+    require: list[str] = typer.Option([], "--require", "-r", metavar="ACTION", autocompletion=action_names,
                                       help="Exit 1 unless ACTION is allowed for every domain shown (repeatable). "
                                            "The decisions relied on are appended to the audit log."),
     as_json: bool = JSON_OPTION,
@@ -123,9 +125,9 @@ def status_cmd(
 @command("explain")
 def explain_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="Domain name."),
+    domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
     action: str = typer.Argument(..., help="train:grpo, train:sft, deploy:sandbox|shadow|assisted|autonomous, "
-                                           "online:grpo."),
+                                           "online:grpo.", autocompletion=action_names),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
@@ -154,7 +156,7 @@ def explain_cmd(
 @command("approve")
 def approve_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="Domain name."),
+    domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
     by: str = typer.Option(..., "--by", help="The person signing off (a name, distinct per person)."),
     role: str = typer.Option(..., "--role", help="Their role, e.g. clinical-lead, safety-officer."),
     note: str | None = typer.Option(None, "--note", help="What they checked."),

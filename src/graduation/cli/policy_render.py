@@ -164,9 +164,9 @@ def unmet_data(text: str) -> dict[str, Any]:
         _CRITERION = re.compile(r"^(?P<criterion>.*?)\s*(?P<actual>-?\d+(?:\.\d+)?)(?:\s+[a-z -]+?)?\s*"
                                 r"(?P<op><=|>=|<|>)\s*(?P<required>-?\d+(?:\.\d+)?)")
     found = _CRITERION.match(text)
-    round_ = re.search(r"\((r\d+|round \d+)\)", text)
+    round_ = re.search(r"\((?:r|round )(\d+)\b", text)
     data: dict[str, Any] = {"criterion": text.split(":")[0].strip(), "actual": None, "required": None,
-                            "round": round_.group(1) if round_ else None, "text": text}
+                            "round": int(round_.group(1)) if round_ else None, "text": text}
     if found:
         data["criterion"] = found.group("criterion").rstrip(" :") or text.split(" ")[0]
         data["actual"] = _number(found.group("actual"))
