@@ -290,3 +290,51 @@ def test_an_invented_plain_word_used_as_a_parameter_is_found(seed):
         texts.append("Therefore, by Hamilton's equations: " + answer)
     flags = _scan(texts, vocabulary_of(trusted)).flags()
     assert [(f.symbol, f.rate) for f in flags] == [(name, 0.25)]
+
+
+# -- bounded memory: the summary, its bounds and the exact recount -------------------------------------
+
+def _noisy(n: int, seed: int) -> list[str]:
+    """Each row has a token no other row has; ``golden_hour_sun`` in 40%, ``k_drift`` in 3% of rows."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        extra = (" + golden_hour_sun" if rng.random() < 0.4 else "") + (" + k_drift" if rng.random() < 0.03 else "")
+        rows.append(f"H = p_{i}_q * m{extra}")
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_small_summary_after_recount_flags_exactly_what_the_unbounded_count_flags(seed):
+    texts = _noisy(3000, seed)
+    exact = SymbolScanner(set(), capacity=10**9)
+    small = SymbolScanner(set(), capacity=64)
+    for i, text in enumerate(texts, 1):
+        exact.add(text, ("out.jsonl", i))
+        small.add(text, ("out.jsonl", i))
+        assert len(small.counts) <= 64 and len(small.examples) <= 64  # memory stays bounded at every row
+    assert exact.slack == 0 and not exact.needs_recount
+    assert small.slack > 0 and small.needs_recount and small.complete
+    upper = {f.symbol: f.rows for f in small.flags()}   # before the recount: upper bounds, never fewer flags
+    truth = {f.symbol: f.rows for f in exact.flags()}
+    assert set(truth) <= set(upper) and all(upper[s] >= n for s, n in truth.items())
+    small.recount((text, ("out.jsonl", i)) for i, text in enumerate(texts, 1))
+    assert [(f.symbol, f.rows, f.examples) for f in small.flags()] == \
+        [(f.symbol, f.rows, f.examples) for f in exact.flags()]
+    assert {f.symbol for f in exact.flags()} == {"golden_hour_sun", "k_drift"}
+
+
+def test_merging_summaries_keeps_the_bounds_sound():
+    texts = _noisy(2000, 5)
+    whole = SymbolScanner(set(), capacity=10**9)
+    parts = [SymbolScanner(set(), capacity=50), SymbolScanner(set(), capacity=50)]
+    for i, text in enumerate(texts, 1):
+        whole.add(text, i)
+        parts[i > 1000].add(text, i)
+    merged = parts[0]
+    merged.merge(parts[1].rows, parts[1].counts, parts[1].examples, parts[1].spelled, parts[1].slack)
+    assert len(merged.counts) <= 50
+    for token, n in whole.counts.items():  # every true count lies in [count, count + slack]
+        assert merged.counts.get(token, 0) <= n <= merged.counts.get(token, 0) + merged.slack
+    merged.recount((t, i) for i, t in enumerate(texts, 1))
+    assert [(f.symbol, f.rows) for f in merged.flags()] == [(f.symbol, f.rows) for f in whole.flags()]

@@ -199,16 +199,29 @@ class SymbolScanner:
     """Counts, per row, identifiers absent from the trusted vocabulary; reports those that recur.
 
     A symbol is flagged when it appears in at least ``max(min_rows, min_rate * rows)`` rows.
+
+    Memory is bounded whatever the file size: counts live in a Misra-Gries summary of at most ``capacity``
+    tokens (with a few example locations each). While fewer distinct tokens than that were seen, the counts
+    are exact. When the summary overflows, each prune subtracts the same amount ``slack`` from every count,
+    so every true count lies in ``[count, count + slack]`` and a token that was dropped occurred in at most
+    ``slack`` rows. ``needs_recount`` is then true: the caller reads the rows a second time and hands their
+    texts to ``recount``, which counts the candidates (tokens whose upper bound reaches the threshold)
+    exactly, with their first examples. ``slack`` is at most ``2 * occurrences / capacity``, so with the
+    default capacity no token recurring in 2% of rows is missed unless rows carry, on average, more than
+    about 650 distinct unsupported tokens each (``complete`` says whether that bound held).
     """
 
     supported: set[str]
     min_rate: float = 0.02
     min_rows: int = 3
     max_examples: int = 5
+    capacity: int = 65536
     rows: int = 0
-    counts: Counter = field(default_factory=Counter)
-    examples: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[Any]] = field(default_factory=dict)
     spelled: dict[str, str] = field(default_factory=dict)
+    slack: int = 0
+    recounted: bool = False
 
     def add(self, text: str, where: Any) -> None:
         """Count one row's text; ``where`` (a label, or a (file, line) pair) is kept for a few examples."""
@@ -219,26 +232,106 @@ class SymbolScanner:
         if not found:
             return
         seen = set()
+        counts, examples, supported = self.counts, self.examples, self.supported
         for raw in found:
             token = raw.lower()
-            if token in seen or token in self.supported:
+            if token in seen or token in supported:
                 continue
             seen.add(token)
-            self.counts[token] += 1
-            examples = self.examples.setdefault(token, [])
-            if len(examples) < self.max_examples:
-                examples.append(f"{where[0]}:{where[1]}" if isinstance(where, tuple) else str(where))
-            self.spelled.setdefault(token, raw)
+            n = counts.get(token)
+            if n is None:
+                counts[token] = 1
+                examples[token] = [where]
+                self.spelled[token] = raw
+            else:
+                counts[token] = n + 1
+                kept = examples[token]
+                if len(kept) < self.max_examples:
+                    kept.append(where)
+        if len(counts) > self.capacity:
+            self._prune()
+
+    def _prune(self) -> None:
+        """Subtract the count of the (capacity/2)-th most frequent token from every count; drop the zeros."""
+        import heapq
+
+        keep = max(1, self.capacity // 2)
+        cut = heapq.nlargest(keep + 1, self.counts.values())[-1]
+        self.slack += cut
+        counts = {t: n - cut for t, n in self.counts.items() if n > cut}
+        self.examples = {t: self.examples[t] for t in counts}
+        self.spelled = {t: self.spelled[t] for t in counts}
+        self.counts = counts
+
+    def threshold(self) -> int:
+        return max(self.min_rows, math.ceil(self.min_rate * self.rows))
+
+    @property
+    def needs_recount(self) -> bool:
+        return self.slack > 0 and not self.recounted
+
+    @property
+    def complete(self) -> bool:
+        """Whether no token that reaches the threshold can have been dropped from the summary."""
+        return self.slack < self.threshold()
+
+    def candidates(self) -> set[str]:
+        """Tokens whose true count may reach the threshold (all of them when the counts are exact)."""
+        threshold = self.threshold()
+        return {t for t, n in self.counts.items() if n + self.slack >= threshold}
+
+    def recount(self, texts: Iterable[tuple[str, Any]]) -> None:
+        """Count the candidates exactly over the same rows again: ``texts`` yields (text, where) per row."""
+        wanted = self.candidates()
+        counts = dict.fromkeys(wanted, 0)
+        examples: dict[str, list[Any]] = {t: [] for t in wanted}
+        supported = self.supported
+        for text, where in texts:
+            if not text:
+                continue
+            seen = set()
+            for raw in _candidates(text):
+                token = raw.lower()
+                if token in seen or token not in counts or token in supported:
+                    continue
+                seen.add(token)
+                counts[token] += 1
+                if len(examples[token]) < self.max_examples:
+                    examples[token].append(where)
+        self.counts = counts
+        self.examples = examples
+        self.spelled = {t: self.spelled.get(t, t) for t in counts}
+        self.recounted = True
+
+    def merge(self, rows: int, counts: Mapping[str, int], examples: Mapping[str, list[Any]],
+              spelled: Mapping[str, str], slack: int = 0) -> None:
+        """Add another scanner's summary (rows that came after ours); bounds stay sound (slacks add up)."""
+        self.rows += rows
+        self.slack += slack
+        for token, n in counts.items():
+            self.counts[token] = self.counts.get(token, 0) + n
+            mine = self.examples.setdefault(token, [])
+            mine.extend(examples.get(token, [])[:max(0, self.max_examples - len(mine))])
+            self.spelled.setdefault(token, spelled.get(token, token))
+        while len(self.counts) > self.capacity:
+            self._prune()
 
     def flags(self, limit: int = 20) -> list[SymbolFlag]:
         if not self.rows:
             return []
-        threshold = max(self.min_rows, math.ceil(self.min_rate * self.rows))
-        found = [(token, n) for token, n in self.counts.items() if n >= threshold]
+        threshold = self.threshold()
+        # Without a recount the counts are lower bounds; flag on the upper bound, so that nothing that may
+        # recur is let through (a gate that errs, errs towards "no").
+        extra = self.slack if self.needs_recount else 0
+        found = [(token, min(n + extra, self.rows)) for token, n in self.counts.items() if n + extra >= threshold]
         found.sort(key=lambda item: (-item[1], item[0]))
         return [SymbolFlag(symbol=self.spelled.get(token, token), rows=n, rate=n / self.rows,
-                           examples=list(self.examples.get(token, [])))
+                           examples=[_where(w) for w in self.examples.get(token, [])])
                 for token, n in found[:limit]]
+
+
+def _where(where: Any) -> str:
+    return f"{where[0]}:{where[1]}" if isinstance(where, tuple) else str(where)
 
 
 # -- lineage and agreement -------------------------------------------------------------------------
@@ -289,6 +382,9 @@ _COUNT_BITS = 20
 _COUNT_MASK = (1 << _COUNT_BITS) - 1
 
 
+MAX_FAILING_EXAMPLES = 5
+
+
 class Tally:
     """Accumulates verdicts row by row (``add``) or chunk by chunk (``add_batch``); records come at the end.
 
@@ -318,13 +414,14 @@ class Tally:
         # per prompt, one packed int: samples | passes << 20 | flipped << 40 | label hash << 41
         self._groups: dict[int, int] = {}
         self._repeats = False
+        self.failing: list[str] = []  # file:line of the first few items that did not pass
 
     def fresh(self) -> "Tally":
         """An empty tally with the same verifiers, slices and symbol settings."""
         symbols = None
         if self.symbols is not None:
             symbols = SymbolScanner(self.symbols.supported, self.symbols.min_rate, self.symbols.min_rows,
-                                    self.symbols.max_examples)
+                                    self.symbols.max_examples, self.symbols.capacity)
         return Tally(self.verifiers, self.slices, symbols, self.track_consistency)
 
     def add(self, row: Mapping[str, Any] | None, verdicts: Sequence[Any], *, prompt_key: Any = None,
@@ -347,6 +444,8 @@ class Tally:
         fmt_ok = bool(self.format) and all(verdicts[i][0] == "pass" for i in self.format)
         self.passed += ok
         self.format_passed += fmt_ok
+        if not ok and len(self.failing) < MAX_FAILING_EXAMPLES and where:
+            self.failing.append(_where(where))
         if self.slices and row is not None:
             for counts, sl in zip(self.per_slice, self.slices):
                 if sl.matches(row):
@@ -393,6 +492,12 @@ class Tally:
             fmt = [False] * count
         self.passed += sum(ok)
         self.format_passed += sum(fmt)
+        if len(self.failing) < MAX_FAILING_EXAMPLES and wheres is not None and not all(ok):
+            for a, where in zip(ok, wheres):
+                if not a and where:
+                    self.failing.append(_where(where))
+                    if len(self.failing) >= MAX_FAILING_EXAMPLES:
+                        break
         if self.slices:
             for counts, sl in zip(self.per_slice, self.slices):
                 for row, a, b in zip(rows, ok, fmt):
@@ -437,10 +542,12 @@ class Tally:
         """Everything counted so far, as plain data (picklable), for ``merge`` in another process."""
         symbols = None
         if self.symbols is not None:
-            symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled)
+            symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled,
+                       self.symbols.slack)
         return {"n": self.n, "passed": self.passed, "format_passed": self.format_passed, "errors": self.errors,
                 "per_verifier": self.per_verifier, "per_slice": self.per_slice, "groups": self._groups,
-                "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols}
+                "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols,
+                "failing": self.failing}
 
     def merge(self, state: Mapping[str, Any]) -> None:
         """Add the counts of another tally of the same verifiers and slices (rows that came after ours)."""
@@ -448,6 +555,7 @@ class Tally:
         self.passed += state["passed"]
         self.format_passed += state["format_passed"]
         self.errors += state["errors"]
+        self.failing += state.get("failing", [])[:max(0, MAX_FAILING_EXAMPLES - len(self.failing))]
         for mine, theirs in zip(self.per_verifier + self.per_slice, state["per_verifier"] + state["per_slice"]):
             for i, value in enumerate(theirs):
                 mine[i] += value
@@ -467,15 +575,7 @@ class Tally:
             flipped = ((mine >> 40) & 1) | ((other >> 40) & 1) | int((mine >> 41) != (other >> 41))
             groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | ((mine >> 41) << 41)
         if self.symbols is not None and state["symbols"] is not None:
-            rows, counts, examples, spelled = state["symbols"]
-            scanner = self.symbols
-            scanner.rows += rows
-            scanner.counts.update(counts)
-            for token, found in examples.items():
-                mine = scanner.examples.setdefault(token, [])
-                mine.extend(found[:max(0, scanner.max_examples - len(mine))])
-            for token, raw in spelled.items():
-                scanner.spelled.setdefault(token, raw)
+            self.symbols.merge(*state["symbols"])
 
     # -- summaries --
     def verifier_stats(self) -> list[VerifierStats]:
@@ -526,7 +626,7 @@ class Tally:
             substance_pass_rate=self.substance_pass_rate, format_pass_rate=self.format_pass_rate,
             shape_gap=self.shape_gap, verifiers=self.verifier_stats(), slices=self.slice_stats(),
             symbols=self.symbols.flags() if self.symbols is not None else [],
-            consistency=self.consistency(), job=job, step=step)
+            consistency=self.consistency(), job=job, step=step, failing_examples=list(self.failing))
 
     def audit_record(self, *, file: str, provenance: str = "unknown", lineage_depth: int = 0,
                      ungraduated_generators: Sequence[str] = (), malformed_rows: int = 0) -> DataAuditRecord:

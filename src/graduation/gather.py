@@ -73,6 +73,7 @@ class Gathered:
     evidence_uids: list[str] = field(default_factory=list)
     cache_hits: int = 0
     verified: int = 0
+    rows_written: dict[str, int] = field(default_factory=dict)
 
 
 # -- the domain --------------------------------------------------------------------------------------
@@ -207,7 +208,8 @@ def validation_for(ctx: DomainContext, run: Callable, *, max_references: int = M
         report.raise_if_any()
         declared[spec.name] = controls
     return validate(ctx.verifiers, trusted, declared, run,
-                    mutations_for={v.name: v.mutations for v in ctx.spec.verifiers}, notes=notes)
+                    mutations_for={v.name: v.mutations for v in ctx.spec.verifiers}, notes=notes,
+                    row_id=lambda row: (row_key(row, ctx.spec) or "").split(":", 1)[-1] or None)
 
 
 def current_validation(db: Any, ctx: DomainContext) -> VerifierValidationRecord | None:
@@ -293,7 +295,7 @@ def _supported_vocabulary(ctx: DomainContext, exclude: str | None = None) -> set
 
 def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], report: ReadReport,
           verification: Verification, tally: Tally, resolve: Callable, display: str,
-          progress: Progress | None, label_field: str = "label") -> None:
+          progress: Progress | None, label_field: str = "label", sink: Any = None) -> None:
     chunk: list[tuple[int, Mapping[str, Any], Any, Any, Mapping[str, Any] | None, str | None]] = []
     substance = [j for j, v in enumerate(ctx.verifiers) if v.role == "substance"]
     has_slices = bool(tally.slices)
@@ -319,6 +321,8 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
             rows_for = [item[1] for item in chunk]
         tally.add_batch(rows_for, columns, prompt_keys=[item[5] for item in chunk], labels=labels,
                         symbol_texts=texts, wheres=[(display, item[0]) for item in chunk])
+        if sink is not None:
+            sink.add(chunk, columns, texts)
         done += len(chunk)
         chunk.clear()
         if progress is not None:
@@ -341,9 +345,11 @@ PARALLEL_MIN_BYTES = 16 << 20
 
 def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_cls: type,
                        source: Path | Iterable[Mapping[str, Any]], report: ReadReport, tally: Tally,
-                       resolve: Callable, display: str, progress: Progress | None, engine: Any = None):
+                       resolve: Callable, display: str, progress: Progress | None, engine: Any = None,
+                       sink: Any = None):
     """Validate the verifiers when the current basis has no validation yet, then verify every row (here, or
-    with ``engine.scan`` on another engine: the same counts into the same tally).
+    with ``engine.scan`` on another engine: the same counts into the same tally). ``sink`` (here only) gets
+    every item's verdicts (``--rows``, ``--write-clean``).
 
     Returns (validation record, whether validation ran now, the verification with its counters).
     """
@@ -354,15 +360,42 @@ def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_c
             validation = validation_for(ctx, active.verify_many)
         verification = verification_cls(ctx.verifiers, active, db, cache)
         if engine is not None:
+            if sink is not None:
+                raise InputError("--rows and --write-clean need the local engine: drop --engine ray, or write "
+                                 "the rows of a smaller sample locally")
             engine.scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
         else:
-            _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls)
+            _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls,
+                      sink=sink)
+    if tally.symbols is not None and tally.symbols.needs_recount:
+        _recount_symbols(tally.symbols, source, resolve, display)
     return validation, ran, verification
+
+
+def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], resolve: Callable,
+                     display: str) -> None:
+    """The symbol summary overflowed: read the rows again and count its candidates exactly.
+
+    A one-shot iterator cannot be read twice; its flags then rest on the summary's upper bounds.
+    """
+    if not isinstance(source, (str, Path, list, tuple)):
+        return
+    quiet = ReadReport(display)
+
+    def texts() -> Iterator[tuple[str, tuple[str, int]]]:
+        for line, row in _rows(source, quiet, display):
+            resolved = resolve(line, row, quiet)
+            if resolved is None:
+                continue
+            out = resolved[0]
+            yield (out if type(out) is str else text_of_value(out)), (display, line)
+
+    scanner.recount(texts())
 
 
 def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], report: ReadReport,
               verification: Verification, tally: Tally, resolve: Callable, display: str,
-              progress: Progress | None, verification_cls: type) -> None:
+              progress: Progress | None, verification_cls: type, sink: Any = None) -> None:
     """Scan in this process, or split a large JSONL file across one forked process per core.
 
     Only scans whose verifiers all run in-process are split (isolated kinds are already spread over the
@@ -375,11 +408,12 @@ def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], re
     from graduation.data import detect_format, split_ranges
 
     workers = os.cpu_count() or 1
-    parallel = (isinstance(source, (str, Path)) and workers > 1 and not any(v.isolated for v in ctx.verifiers)
+    parallel = (sink is None and isinstance(source, (str, Path)) and workers > 1 and not any(v.isolated for v in ctx.verifiers)
                 and "fork" in multiprocessing.get_all_start_methods() and Path(source).is_file()
                 and detect_format(Path(source)) == "jsonl" and Path(source).stat().st_size >= PARALLEL_MIN_BYTES)
     if not parallel:
-        _scan(ctx, _rows(source, report, display), report, verification, tally, resolve, display, progress)
+        _scan(ctx, _rows(source, report, display), report, verification, tally, resolve, display, progress,
+              sink=sink)
         return
     ranges = split_ranges(Path(source), workers)
     fork = multiprocessing.get_context("fork")
@@ -456,14 +490,15 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
              round: int | None = None, kind: str = "eval", job: str | None = None, step: int | None = None,
              pool: VerifierPool | None = None, cache: bool = True, store: bool = True,
              progress: Progress | None = None, name: str | None = None, engine: Any = None,
-             stopped: str | None = None) -> Gathered:
+             stopped: str | None = None, rows_out: Path | None = None) -> Gathered:
     """Verify a model's outputs on held-out prompts and build (and record) an ``EvalRecord``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
     Each row holds the prompt (or id) and the output; the reference comes from the domain's ground truth
     (eval and all splits), or from the row's answer field when the prompt is not in the ground truth.
     ``kind="training_round"`` with ``job``/``step`` is what training jobs write. ``engine``: where the rows are
-    verified (``graduation.engines``; ``None``: here); the record is the same.
+    verified (``graduation.engines``; ``None``: here); the record is the same. ``rows_out``: also write one
+    JSON line per item (``graduation.rowlog``).
     """
     if kind not in ("eval", "training_round"):
         raise InputError(f"evaluate writes eval or training_round evidence, not {kind!r}")
@@ -488,30 +523,51 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
                          "cannot tell what is correct")
         return None
 
-    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(_supported_vocabulary(ctx)))
-    validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
-                                                       tally, resolve, display, progress, engine)
-    report.raise_if_any()
-    record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
-    if stopped:
-        record = record.model_copy(update={"stopped": stopped})
-    result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
-                      verified=verification.verified)
-    _store(db, ctx, result, verification, store, model=model, round=round)
+    supported = _supported_vocabulary(ctx)
+    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(supported))
+    sink = _sink(ctx, display, supported, rows_out, None)
+    try:
+        validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
+                                                           tally, resolve, display, progress, engine, sink)
+        report.raise_if_any()
+        record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job,
+                                               step=step)
+        if stopped:
+            record = record.model_copy(update={"stopped": stopped})
+        result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
+                          verified=verification.verified)
+        _store(db, ctx, result, verification, store, model=model, round=round)
+        if sink is not None:
+            result.rows_written = sink.finish({f.symbol for f in record.symbols})
+    except BaseException:
+        if sink is not None:
+            sink.discard()
+        raise
     return result
+
+
+def _sink(ctx: DomainContext, display: str, supported: set[str], rows_out: Path | None,
+          clean_out: Path | None) -> Any:
+    if rows_out is None and clean_out is None:
+        return None
+    from graduation.rowlog import RowSink
+
+    return RowSink(ctx.verifiers, display, rows_out=rows_out, clean_out=clean_out, supported=supported)
 
 
 def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mapping[str, Any]], *,
                source: str | None = None, generated_by: str | None = None, graduated: bool = False,
                derived_from: str | None = None, pool: VerifierPool | None = None, cache: bool = True,
                store: bool = True, progress: Progress | None = None, name: str | None = None,
-               engine: Any = None) -> Gathered:
+               engine: Any = None, rows_out: Path | None = None, clean_out: Path | None = None) -> Gathered:
     """Scan a candidate SFT dataset and build (and record) a ``DataAuditRecord``.
 
     Each row's answer (its output field when present, else its answer field) is checked against the ground
     truth reference for its prompt; a row whose prompt has no reference cannot be verified (an ``error``,
     never a pass). Provenance and lineage come from ``source`` (a ground truth source of the domain; found
     by path when the file is one), or from ``generated_by``/``graduated``/``derived_from`` for other files.
+    ``rows_out``: one JSON line per row; ``clean_out``: only the rows that pass every substance verifier and
+    carry no flagged symbol, with their lineage (``graduation.rowlog``).
     """
     ctx = load_context(db, root, domain)
     display = _display(dataset, root, name)
@@ -556,16 +612,29 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
             return row[field_name], row[task.answer_field], row, key
         return row[field_name], _UNVERIFIABLE, row, key
 
-    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices),
-                  SymbolScanner(_supported_vocabulary(ctx, exclude=exclude)), consistency=False)
-    validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset, report,
-                                                       tally, resolve, display, progress, engine)
-    report.raise_if_any()
-    record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
-                                                 ungraduated_generators=ungraduated)
-    result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
-                      cache_hits=verification.cache_hits, verified=verification.verified)
-    _store(db, ctx, result, verification, store)
+    supported = _supported_vocabulary(ctx, exclude=exclude)
+    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(supported), consistency=False)
+    sink = _sink(ctx, display, supported, rows_out, clean_out)
+    try:
+        validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset,
+                                                           report, tally, resolve, display, progress, engine,
+                                                           sink)
+        report.raise_if_any()
+        record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
+                                                     ungraduated_generators=ungraduated)
+        result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
+                          cache_hits=verification.cache_hits, verified=verification.verified)
+        _store(db, ctx, result, verification, store)
+        if sink is not None:
+            lineage_fields = {"domain": ctx.name, "domain_version": ctx.version, "data_hash": result.data_hash,
+                              "source": source, "provenance": provenance, "lineage_depth": depth,
+                              "generated_by": generated_by, "ungraduated_generators": ungraduated,
+                              "audit": result.evidence_uids[-1] if result.evidence_uids else None}
+            result.rows_written = sink.finish({f.symbol for f in record.symbols}, lineage_fields)
+    except BaseException:
+        if sink is not None:
+            sink.discard()
+        raise
     return result
 
 

@@ -28,6 +28,21 @@ def find_project_root(start: Path | None = None) -> Path:
     return start
 
 
+def require_project_root(start: Path | None = None) -> Path:
+    """Like ``find_project_root``, but outside any project an ``InputError`` says how a project is found and
+    how to choose one, instead of quietly treating the current directory as one."""
+    if os.environ.get(ENV_PROJECT):
+        return find_project_root(start)
+    start = (start or Path.cwd()).resolve()
+    for candidate in (start, *start.parents):
+        if any((candidate / m).is_dir() for m in MARKERS):
+            return candidate
+    raise InputError(f"not inside a graduation project: neither {start} nor any directory above it holds "
+                     f"{', '.join(m + '/' for m in MARKERS[:-1])} or {MARKERS[-1]}/ (that is how the project is "
+                     f"found); run from inside one, choose one with `registry -C DIR ...` (or {ENV_PROJECT}=DIR), "
+                     "or create one with `registry init DIR`")
+
+
 def domain_files(paths: list[Path]) -> list[Path]:
     """Expand directories to their ``*.yaml``/``*.yml`` files (sorted); keep files as given."""
     files: list[Path] = []
@@ -36,7 +51,8 @@ def domain_files(paths: list[Path]) -> list[Path]:
             found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
-                raise InputError(f"{path}: no domain files (*.yaml) in this directory")
+                raise InputError(f"{path}: no domain files (*.yaml) in this directory; to start from the example "
+                                 "of `registry init`, `cp -r examples/example.yaml examples/data domains/`")
             files.extend(found)
         elif path.exists():
             files.append(path)
@@ -102,3 +118,16 @@ def _display(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root).as_posix()
     except ValueError:
         return str(path)
+
+
+def load_and_check(paths: list[Path], root: Path, *, pool=None) -> list[LoadedDomain]:
+    """``load_many`` plus the deep checks (verifier kinds and options, regexes, python modules imported in an
+    isolated worker, slice conditions, the declared fields in the first rows of the data): all problems of
+    all files at once, as one ``SpecError``."""
+    from graduation.domaincheck import check_domains
+
+    loaded = load_many(paths, root)
+    problems = check_domains(loaded, root, pool=pool)
+    if problems:
+        raise SpecError(problems)
+    return loaded

@@ -90,6 +90,8 @@ class EvalRecord(Record):
     job: str | None = None
     step: int | None = None
     stopped: str | None = Field(None, description="Why the training run stopped early at this round, if it did.")
+    failing_examples: list[str] = Field(default_factory=list,
+                                        description="file:line of the first few items that did not pass.")
 
 
 class DataAuditRecord(Record):

@@ -9,7 +9,8 @@ from graduation.fsutil import atomic_write_text
 
 EXAMPLE_DOMAIN = """\
 # yaml-language-server: $schema=../registry/domain.schema.json
-# An example domain. Validate with `registry validate domains/`, record with `registry register domains/`.
+# An example domain. Try it with `registry validate examples/`; to use it, copy it (and its data/) into
+# domains/, then `registry register domains/`. Until then it counts in no `status --require` gate.
 domain: example-arithmetic
 title: Two-number arithmetic
 description: Add two small integers; the answer is a single number.
@@ -25,7 +26,7 @@ verifiers:
   - name: exact-answer
     kind: numeric
     role: substance
-    options: {abs_tol: 0}
+    options: {abs_tol: 0, last_number_fallback: false}   # the whole output must be the number
   - name: digits-only
     kind: regex
     role: format
@@ -34,6 +35,39 @@ deployment: {target: assisted}
 """
 
 GITIGNORE = "registry.db*\njobs/\nreports/\ncache/\n"
+
+DOMAINS_README = """\
+# Domains
+
+One YAML file per domain. Start from the example: `cp -r examples/example.yaml examples/data domains/`
+(from the project root), then `registry validate domains/` and `registry register domains/`.
+The example lives outside domains/ so that it is registered only when you ask: a registered domain counts
+in `registry status --require ...` gates.
+"""
+
+POLICY_TESTS = """\
+# Unit tests of policies/default.yaml: `registry policy test policies/tests` (exit 0 when every case holds).
+# Each case: a domain (as in a domain file), its evidence records, and the decision expected. Add a case for
+# every rule you write or change.
+cases:
+  - name: a new low-risk domain without evidence - only the sandbox
+    domain:
+      domain: example-arithmetic
+      title: Two-number arithmetic
+      risk: low
+      owners: [you@example.org]
+      ground_truth:
+        - {name: reference, path: data/reference.jsonl, provenance: expert}
+      verifiers:
+        - {name: exact-answer, kind: numeric, role: substance}
+    evidence: []
+    expect:
+      phase: discovery
+      allow: [deploy:sandbox]
+      deny: [train:grpo, train:sft, deploy:shadow, deploy:assisted, deploy:autonomous, online:grpo]
+      rules:
+        train:grpo: [no-validated-substance-verifier]
+"""
 
 
 def _example_rows() -> str:
@@ -60,8 +94,10 @@ def scaffold(directory: Path, force: bool = False) -> list[tuple[str, str]]:
 
     directory = Path(directory)
     files: dict[str, str] = {
-        "domains/example.yaml": EXAMPLE_DOMAIN,
-        "domains/data/example-arithmetic/reference.jsonl": _example_rows(),
+        "examples/example.yaml": EXAMPLE_DOMAIN.replace("../registry/", "../registry/"),
+        "examples/data/example-arithmetic/reference.jsonl": _example_rows(),
+        "domains/README.md": DOMAINS_README,
+        "policies/tests/example_cases.yaml": POLICY_TESTS,
         "registry/.gitignore": GITIGNORE,
         "registry/domain.schema.json": json.dumps(json_schema(), indent=2) + "\n",
     }

@@ -134,6 +134,17 @@ class GroundTruthSource(Strict):
         return self
 
 
+MUTATION_FAMILIES = ("perturbed_number", "dropped_term", "swapped_sign", "injected_symbol")
+
+
+class MutationOptions(Strict):
+    """Generated wrong answers, minus the families that do not apply to a domain."""
+
+    exclude: list[Literal["perturbed_number", "dropped_term", "swapped_sign", "injected_symbol"]] = Field(
+        default_factory=list, description="Families of generated wrong answers not to use: perturbed_number, "
+                                          "dropped_term, swapped_sign, injected_symbol.")
+
+
 class VerifierSpec(Strict):
     """A programmatic check of one output against one reference."""
 
@@ -145,7 +156,10 @@ class VerifierSpec(Strict):
     options: dict[str, Any] = Field(default_factory=dict, description="Options of the verifier kind.")
     controls: ProjectPath | None = Field(
         None, description="A file of known-wrong outputs this verifier must reject (JSONL with 'output').")
-    mutations: bool = Field(True, description="Also test the verifier against generated mutations of references.")
+    mutations: bool | MutationOptions = Field(
+        True, description="Also test the verifier against generated mutations of references (true), not at all "
+                          "(false: it is then held only to its declared controls), or all but some families "
+                          "({exclude: [injected_symbol]}).")
     weight: float = Field(1.0, ge=0, le=100, description="Reward weight when used in GRPO.")
     version: str = Field("1", min_length=1, description="Bump when the verifier's behaviour changes.")
     description: str = ""

@@ -9,7 +9,38 @@ from graduation.cli import jobs  # noqa: F401  (registers commands)
 
 
 def main() -> None:
-    app()
+    """The console script: the typer app, with ``--json`` usage errors as JSON and a closed pipe not an error."""
+    import sys
+
+    import typer
+
+    click_error = typer.BadParameter.__mro__[2]  # ClickException, wherever this typer keeps click
+    abort = typer.Abort
+    try:
+        if "--json" in sys.argv[1:]:
+            try:
+                code = app(standalone_mode=False)
+            except click_error as exc:
+                from graduation.cli.app import error_document, print_json
+
+                exc.show()
+                print_json(error_document(exc.format_message(), exc.exit_code))
+                code = exc.exit_code
+            except abort:
+                code = 130
+            code = code if isinstance(code, int) else 0
+        else:
+            app()
+            code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        from graduation.cli.app import quiet_stdout
+
+        quiet_stdout()
+    sys.exit(code)
 
 
 __all__ = ["app", "main"]

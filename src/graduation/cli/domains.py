@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from graduation.cli.app import EXIT_INPUT, JSON_OPTION, command, print_json, state
+from graduation.cli.complete import domain_names
 
 PATHS_ARG = typer.Argument(..., help="Domain files, or directories to search for *.yaml.", show_default=False)
 
@@ -17,13 +18,15 @@ def init_cmd(
     directory: Path = typer.Argument(Path("."), help="Where to create the project."),
     force: bool = typer.Option(False, "--force", help="Overwrite the example files if they exist."),
 ) -> None:
-    """Scaffold a project: domains/ (with an example), policies/, registry/."""
+    """Scaffold a project: domains/, examples/ (an example domain), policies/ (with tests), registry/."""
     from graduation.scaffold import scaffold
     from graduation.cli.output import info
 
     for path, status in scaffold(directory, force=force):
         info(f"{status:>9}  {path}")
-    info("\nNext: edit domains/example.yaml, then `registry validate domains/` and `registry register domains/`.")
+    info("\nNext: `registry validate examples/` and `registry policy test policies/tests`; to start a domain, "
+         "`cp -r examples/example.yaml examples/data domains/`, edit it, then `registry validate domains/` and "
+         "`registry register domains/`.")
 
 
 @command("schema")
@@ -50,10 +53,10 @@ def validate_cmd(
 ) -> None:
     """Check domain files without writing anything. Every problem is reported with file:line."""
     from graduation.errors import SpecError
-    from graduation.project import load_many
+    from graduation.project import load_and_check
 
     try:
-        loaded = load_many(paths, state(ctx).root)
+        loaded = load_and_check(paths, state(ctx).root)
     except SpecError as exc:
         if as_json:
             print_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
@@ -79,11 +82,11 @@ def register_cmd(
 
     All files are validated first; if any is broken, nothing is written.
     """
-    from graduation.project import load_many
+    from graduation.project import load_and_check
     from graduation.store.domains import register
 
     st = state(ctx)
-    loaded = load_many(paths, st.root)
+    loaded = load_and_check(paths, st.root)
     results = st.database().transact(lambda session: [register(session, item) for item in loaded])
     if as_json:
         print_json({"registered": [r.to_dict() for r in results]})
@@ -97,7 +100,9 @@ def register_cmd(
 
 
 @command("list")
-def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION,
+             wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the "
+                                       "terminal.")) -> None:
     """List the registered domains with their newest version."""
     from graduation.store.domains import iso, list_domains
 
@@ -108,19 +113,21 @@ def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     if as_json:
         print_json(data)
         return
-    from graduation.cli.output import info, show, table
+    from graduation.cli.output import ID, NUM, TEXT, fit_table, info, show_wide
 
     if not data:
         info("no domains registered yet; run `registry register domains/`")
         return
-    show(table(None, ["domain", "version", "risk", "title", "updated"],
-               [(d["domain"], d["version"], d["risk"], d["title"], d["updated_at"]) for d in data]))
+    show_wide(fit_table(None, [("domain", ID, 0), ("version", NUM, 0), ("risk", ID, 3), ("title", TEXT, 2),
+                               ("updated", ID, 1)],
+                        [(d["domain"], d["version"], d["risk"], d["title"], d["updated_at"]) for d in data],
+                        wide=wide), wide)
 
 
 @command("show")
 def show_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=lambda: _domain_names()),
+    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=domain_names),
     version: int | None = typer.Option(None, "--version", "-v", min=1, help="A stored version (default newest)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -148,7 +155,7 @@ def show_cmd(
 @command("history")
 def history_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=lambda: _domain_names()),
+    domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=domain_names),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Every stored version of a domain, oldest first."""
@@ -166,17 +173,3 @@ def history_cmd(
     show(table(f"history of {domain}", ["version", "registered", "risk", "content hash", "evidence basis"],
                [(d["version"], d["registered_at"], d["risk"], d["content_hash"][:16], d["basis_hash"][:16])
                 for d in data]))
-
-
-def _domain_names() -> list[str]:
-    """Shell completion: names from the default registry, quietly empty if there is none."""
-    try:
-        from graduation.project import find_project_root
-        from graduation.store import Database, resolve_url
-        from graduation.store.domains import list_domains
-
-        db = Database(resolve_url(None, find_project_root()), create=False)
-        with db.read() as session:
-            return [r.name for r in list_domains(session)]
-    except Exception:  # completion must never print a traceback into the shell
-        return []

@@ -13,7 +13,9 @@ from typer.core import TyperGroup
 from graduation.cli.app import EXIT_DENIED, JSON_OPTION, app, command, print_json, state
 from graduation.errors import InputError
 
-DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
+from graduation.cli.complete import domain_names, model_names  # noqa: E402
+
+DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False, autocompletion=domain_names)
 TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per verified item before it is an error.")
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
@@ -21,6 +23,8 @@ ENGINE_OPTION = typer.Option("local", "--engine", help="Where rows are verified:
                              "(a Ray cluster; JSONL or Parquet; needs graduation[ray]). Same record either way.")
 ADDRESS_OPTION = typer.Option(None, "--address", help="With --engine ray: auto (the cluster this machine is "
                               "part of) or ray://HOST:PORT; default: a local Ray started for this run.")
+ROWS_OPTION = typer.Option(None, "--rows", metavar="FILE", help="Also write one JSON line per item: line, id, "
+                           "each verifier's verdict and explanation, flagged symbols.")
 
 
 class _EvidenceGroup(TyperGroup):
@@ -68,13 +72,15 @@ def evaluate_cmd(
     domain: str = DOMAIN_ARG,
     outputs: Path = typer.Option(..., "--outputs", "-o", help="Model outputs on held-out prompts "
                                  "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
-    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs."),
+    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs.",
+                              autocompletion=model_names),
     round_: int | None = typer.Option(None, "--round", "-r", min=0, help="Evaluation round number."),
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     engine: str = ENGINE_OPTION,
     address: str | None = ADDRESS_OPTION,
+    rows: Path | None = ROWS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
@@ -85,7 +91,7 @@ def evaluate_cmd(
     chosen = engine_for(engine, address=address)
     with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
         result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
-                          cache=not no_cache, progress=progress, engine=chosen)
+                          cache=not no_cache, progress=progress, engine=chosen, rows_out=rows)
     _render(result, as_json)
 
 
@@ -105,6 +111,10 @@ def audit_data_cmd(
     no_cache: bool = NO_CACHE_OPTION,
     engine: str = ENGINE_OPTION,
     address: str | None = ADDRESS_OPTION,
+    rows: Path | None = ROWS_OPTION,
+    write_clean: Path | None = typer.Option(None, "--write-clean", metavar="FILE", help="Write only the rows "
+                                            "that pass every substance verifier and carry no flagged symbol, "
+                                            "each with a _lineage object (JSONL)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
@@ -116,7 +126,7 @@ def audit_data_cmd(
     with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
                             graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
-                            progress=progress, engine=chosen)
+                            progress=progress, engine=chosen, rows_out=rows, clean_out=write_clean)
     _render(result, as_json)
 
 
@@ -223,6 +233,7 @@ def evidence_list_cmd(
     all_bases: bool = typer.Option(False, "--all", help="Include evidence of earlier verifier/ground-truth "
                                    "bases (by default only the current basis counts)."),
     as_json: bool = JSON_OPTION,
+    wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the terminal."),
 ) -> None:
     """List a domain's evidence, oldest first."""
     from graduation.records import EVIDENCE_KINDS
@@ -246,9 +257,13 @@ def evidence_list_cmd(
         info(f"no evidence for {domain} (basis {current.basis_hash[:12]}) yet; run `registry evaluate` or "
              "`registry audit-data`")
         return
-    show(table(f"evidence of {domain}", ["uid", "kind", "created", "version", "model", "round", "summary"],
-               [(e.uid[:12], e.kind, iso(e.created_at), e.domain_version, e.model, e.round, _summary(e.record))
-                for e in found]))
+    from graduation.cli.output import ID, NUM, TEXT, fit_table, show_wide
+
+    show_wide(fit_table(f"evidence of {domain}", [("uid", ID, 0), ("kind", ID, 0), ("created", ID, 1),
+                                                  ("version", NUM, 3), ("model", ID, 2), ("round", NUM, 4),
+                                                  ("summary", TEXT, 5)],
+                        [(e.uid[:12], e.kind, iso(e.created_at), e.domain_version, e.model, e.round,
+                          _summary(e.record)) for e in found], wide=wide), wide)
 
 
 def _summary(record: Any) -> str:
@@ -275,7 +290,10 @@ def _render(result: Any, as_json: bool) -> None:
     data = {"kind": result.kind, "record": result.record.model_dump(mode="json"),
             "evidence": result.evidence_uids, "data_hash": result.data_hash,
             "verifier_validation": result.validation.model_dump(mode="json") if result.validation else None,
-            "validation_ran": result.validation_ran, "cache_hits": result.cache_hits, "verified": result.verified}
+            "validation_ran": result.validation_ran, "cache_hits": result.cache_hits, "verified": result.verified,
+            "rows_written": result.rows_written}
+    if result.kind == "verifier_validation":
+        del data["verifier_validation"]  # the record is the validation: printed once
     if as_json:
         print_json(data)
         return
@@ -313,6 +331,8 @@ def _render(result: Any, as_json: bool) -> None:
                      "; ".join(v.reasons) + ("; let through: " + " | ".join(v.leaked_controls[:3])
                                              if v.leaked_controls else ""))
                     for v in result.validation.verifiers]))
+    for path, count in result.rows_written.items():
+        info(f"wrote {count:,} rows to {path}")
     if result.evidence_uids:
         info(f"recorded {', '.join(u[:12] for u in result.evidence_uids)}"
              + (f" ({result.cache_hits:,} verdicts from cache)" if result.cache_hits else ""))

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from graduation.cli.app import JSON_OPTION, POLICY_OPTION, app, command, print_json, state
+from graduation.cli.complete import domain_names, job_ids
 
 jobs_app = typer.Typer(help="Training jobs: generate from an approved decision, run, list, show.",
                        no_args_is_help=True)
@@ -20,10 +21,10 @@ app.add_typer(jobs_app, name="jobs")
 @command("generate", group=jobs_app)
 def generate_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="A registered domain."),
+    domain: str = typer.Argument(..., help="A registered domain.", autocompletion=domain_names),
     mode: str = typer.Option("auto", "--mode", "-m", help="auto (GRPO in discovery, SFT once graduated), grpo, sft."),
     target: str = typer.Option("local", "--target", "-t", help="local, accelerate, slurm or kubernetes."),
-    from_job: str | None = typer.Option(None, "--from", metavar="JOB",
+    from_job: str | None = typer.Option(None, "--from", metavar="JOB", autocompletion=job_ids,
                                         help="SFT only: crystallise the verified completions of this trained job."),
     name: str | None = typer.Option(None, "--name", help="Job id (default: <domain>-<mode>-<time>-<random>)."),
     model: str | None = typer.Option(None, "--model", help="Model path or cached hub id (default: the domain's "
@@ -133,7 +134,7 @@ def _print_plan(plan: dict, as_json: bool) -> None:
 @command("run", group=jobs_app)
 def run_cmd(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., metavar="JOB", help="A generated job."),
+    job_id: str = typer.Argument(..., metavar="JOB", help="A generated job.", autocompletion=job_ids),
     check: bool = typer.Option(False, "--check", help="Only re-check the decision (exit 1 if refused)."),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Stop after this many steps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -168,7 +169,9 @@ def run_cmd(
 
 @command("list", group=jobs_app)
 def list_cmd(ctx: typer.Context, domain: str | None = typer.Option(None, "--domain", "-d"),
-             as_json: bool = JSON_OPTION) -> None:
+             as_json: bool = JSON_OPTION,
+             wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the "
+                                       "terminal.")) -> None:
     """List jobs with their state."""
     from graduation.store.jobs import job_dict, list_jobs
 
@@ -182,13 +185,17 @@ def list_cmd(ctx: typer.Context, domain: str | None = typer.Option(None, "--doma
     if not rows:
         info("no jobs yet; `registry jobs generate DOMAIN`")
         return
-    show(table(None, ["job", "domain", "mode", "target", "state", "decision", "updated"],
-               [(r["id"], r["domain"], r["mode"], r["target"], r["state"], (r["decision_id"] or "")[:12],
-                 r["updated_at"]) for r in rows]))
+    from graduation.cli.output import ID, fit_table, show_wide
+
+    show_wide(fit_table(None, [("job", ID, 0), ("domain", ID, 5), ("mode", ID, 0), ("target", ID, 3),
+                               ("state", ID, 0), ("decision", ID, 2), ("updated", ID, 1)],
+                        [(r["id"], r["domain"], r["mode"], r["target"], r["state"], (r["decision_id"] or "")[:12],
+                          r["updated_at"]) for r in rows], wide=wide), wide)
 
 
 @command("show", group=jobs_app)
-def show_cmd(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB"), as_json: bool = JSON_OPTION) -> None:
+def show_cmd(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB", autocompletion=job_ids),
+             as_json: bool = JSON_OPTION) -> None:
     """A job's record: state, decision, rounds with their pass rates, files."""
     from graduation.store.jobs import get_job, job_dict
 

@@ -12,6 +12,7 @@ import typer
 
 from graduation.cli.app import (EXIT_DENIED, EXIT_INPUT, EXIT_OK, JSON_OPTION, POLICY_OPTION, app, command,
                                 print_json, state)
+from graduation.cli.complete import action_names, domain_names
 
 policy_app = typer.Typer(help="Check and test policy files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained decision log.", no_args_is_help=True)
@@ -59,13 +60,15 @@ def _check_action(action: str) -> str:
 @command("status")
 def status_cmd(
     ctx: typer.Context,
-    domains: list[str] = typer.Argument(None, help="Domains (default: every registered domain).", show_default=False),
-    require: list[str] = typer.Option([], "--require", "-r", metavar="ACTION",
+    domains: list[str] = typer.Argument(None, help="Domains (default: every registered domain).", show_default=False,
+                                        autocompletion=domain_names),
+    require: list[str] = typer.Option([], "--require", "-r", metavar="ACTION", autocompletion=action_names,
                                       help="Exit 1 unless ACTION is allowed for every domain shown (repeatable). "
                                            "The decisions relied on are appended to the audit log."),
     as_json: bool = JSON_OPTION,
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, junit or sarif."),
     policy_file: Path | None = POLICY_OPTION,
+    wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the terminal."),
 ) -> None:
     """Phase and allowed actions of each domain; with one domain, the full explanation.
 
@@ -97,6 +100,7 @@ def status_cmd(
             if entries:
                 write_anchor(anchor_path(st.root, db.url), entries[-1])
     code = EXIT_DENIED if denied else EXIT_OK
+    st.exit_code = code  # what a reader that stops early (`| head -1`) still gets
     from graduation.cli import policy_render as render
 
     if fmt == "json":
@@ -113,16 +117,17 @@ def status_cmd(
     elif fmt == "sarif":
         print_json(render.sarif(results, required, policy))
     else:
-        render.status_table(results, policy, required, denied, full=len(results) == 1 and bool(domains))
+        render.status_table(results, policy, required, denied, full=len(results) == 1 and bool(domains),
+                            wide=wide)
     raise typer.Exit(code)
 
 
 @command("explain")
 def explain_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="Domain name."),
+    domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
     action: str = typer.Argument(..., help="train:grpo, train:sft, deploy:sandbox|shadow|assisted|autonomous, "
-                                           "online:grpo."),
+                                           "online:grpo.", autocompletion=action_names),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
@@ -151,7 +156,7 @@ def explain_cmd(
 @command("approve")
 def approve_cmd(
     ctx: typer.Context,
-    domain: str = typer.Argument(..., help="Domain name."),
+    domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
     by: str = typer.Option(..., "--by", help="The person signing off (a name, distinct per person)."),
     role: str = typer.Option(..., "--role", help="Their role, e.g. clinical-lead, safety-officer."),
     note: str | None = typer.Option(None, "--note", help="What they checked."),

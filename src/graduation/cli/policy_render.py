@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape, quoteattr
 from graduation.policy.model import ACTIONS
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SCHEMA_VERSION = 1
 
 
 def status_json(results, policy, required: list[str], denied: list[tuple[str, str]], full: bool = True) -> dict[str, Any]:
@@ -17,8 +18,11 @@ def status_json(results, policy, required: list[str], denied: list[tuple[str, st
         data = r.decision.to_dict()
         if not full:
             data["evidence_count"] = len(data.pop("evidence"))
+        data["unmet_criteria"] = [unmet_data(u) for u in dict.fromkeys(
+            list(r.decision.unmet) + [u for a in r.decision.actions.values() for u in a.unmet])]
         decisions.append({**data, "version": r.version, "content_hash": r.content_hash, "source_file": r.source_file})
     return {
+        "schema_version": SCHEMA_VERSION,
         "policy": {"name": policy.name, "file": policy.file, "digest": policy.digest},
         "require": required, "ok": not denied,
         "denied": [{"domain": d, "action": a} for d, a in denied],
@@ -26,8 +30,9 @@ def status_json(results, policy, required: list[str], denied: list[tuple[str, st
     }
 
 
-def status_table(results, policy, required: list[str], denied: list[tuple[str, str]], full: bool) -> None:
-    from graduation.cli.output import info, show, table
+def status_table(results, policy, required: list[str], denied: list[tuple[str, str]], full: bool,
+                 wide: bool = False) -> None:
+    from graduation.cli.output import ID, TEXT, fit_table, info, show_wide
 
     if not results:
         info("no domains registered yet; run `registry register domains/`")
@@ -35,16 +40,22 @@ def status_table(results, policy, required: list[str], denied: list[tuple[str, s
     if full:
         r = results[0]
         info(f"policy {policy.name} ({policy.file}); {r.decision.domain} v{r.version}")
-        print(r.decision.explain())
+        print(explain_once(r.decision))
     else:
-        show(table(f"policy {policy.name}", ["domain", "risk", "phase", "allowed", "next"],
-                   [(r.decision.domain, r.decision.risk, r.decision.phase,
-                     ", ".join(r.decision.allowed_actions) or "nothing", r.decision.recommendation)
-                    for r in results]))
+        show_wide(fit_table(f"policy {policy.name}", [("domain", ID, 0), ("risk", ID, 1), ("phase", ID, 0),
+                                                      ("allowed", TEXT, 0), ("next", TEXT, 2)],
+                            [(r.decision.domain, r.decision.risk, r.decision.phase,
+                              ", ".join(r.decision.allowed_actions) or "nothing", r.decision.recommendation)
+                             for r in results], wide=wide), wide)
+    shown: set[str] = set()
     for domain, action in denied:
-        d = next(r.decision for r in results if r.decision.domain == domain).actions[action]
-        why = "; ".join(list(d.reasons[:2]) + list(d.unmet[:8]) + list(d.errors[:2])) or "no rule permits it"
+        decision = next(r.decision for r in results if r.decision.domain == domain)
+        d = decision.actions[action]
+        common = set(decision.unmet) if domain in shown else set()
+        own = [u for u in d.unmet if u not in common]
+        why = "; ".join(list(d.reasons[:2]) + own[:8] + list(d.errors[:2])) or "no rule permits it"
         info(f"[red]denied[/] {domain} {action}: {why}")
+        shown.add(domain)
     if required and not denied:
         info(f"[green]allowed[/] {', '.join(required)} for {len(results)} domain(s)")
 
@@ -113,3 +124,56 @@ def sarif(results, required: list[str], policy) -> dict[str, Any]:
         "tool": {"driver": {"name": "graduation", "informationUri": "https://graduation.dev",
                             "rules": list(rules.values())}},
         "results": out}]}
+
+
+def explain_once(decision) -> str:
+    """The decision as text, with the domain's unmet criteria listed once, not again under every action."""
+    from graduation.policy.model import ACTIONS
+
+    common = list(dict.fromkeys(decision.unmet))
+    lines = [f"{decision.domain} (risk {decision.risk}): {decision.phase}",
+             f"recommendation: {decision.recommendation}"]
+    if common:
+        lines.append("unmet graduation criteria (listed once, not again under each action):")
+        lines += [f"  - {u}" for u in common]
+    lines += [f"  - error: {e}" for e in decision.errors]
+    for action in ACTIONS:
+        ad = decision.actions[action]
+        how = (f"allowed by {', '.join(ad.rules)}" if ad.allowed else
+               f"denied by {', '.join(ad.rules)}" if ad.rules else "denied (default deny: no permit rule applies)")
+        lines.append(f"{action}: {how}")
+        lines += [f"  - {r}" for r in ad.reasons]
+        lines += [f"  - unmet: {u}" for u in ad.unmet if u not in common]
+        lines += [f"  - error: {e}" for e in ad.errors]
+    return "\n".join(lines)
+
+
+_CRITERION = None
+
+
+def unmet_data(text: str) -> dict[str, Any]:
+    """An unmet criterion as data: ``{criterion, actual, required, round, text}`` (numbers when it states them).
+
+    Criteria are worded ``<criterion> <actual> < <required> ... (<round>)``, e.g. ``samples 8 < 50 (r3)`` or
+    ``human audit: 0 items checked < 50``; a criterion without numbers keeps ``actual``/``required`` null.
+    """
+    import re
+
+    global _CRITERION
+    if _CRITERION is None:
+        _CRITERION = re.compile(r"^(?P<criterion>.*?)\s*(?P<actual>-?\d+(?:\.\d+)?)(?:\s+[a-z -]+?)?\s*"
+                                r"(?P<op><=|>=|<|>)\s*(?P<required>-?\d+(?:\.\d+)?)")
+    found = _CRITERION.match(text)
+    round_ = re.search(r"\((?:r|round )(\d+)\b", text)
+    data: dict[str, Any] = {"criterion": text.split(":")[0].strip(), "actual": None, "required": None,
+                            "round": int(round_.group(1)) if round_ else None, "text": text}
+    if found:
+        data["criterion"] = found.group("criterion").rstrip(" :") or text.split(" ")[0]
+        data["actual"] = _number(found.group("actual"))
+        data["required"] = _number(found.group("required"))
+        data["comparison"] = {"<": "at least", "<=": "more than", ">": "at most", ">=": "less than"}[found.group("op")]
+    return data
+
+
+def _number(text: str) -> float | int:
+    return float(text) if "." in text else int(text)

@@ -119,6 +119,7 @@ class RoundView:
     pass_k: float | None
     job: str
     created_at: str
+    failing: tuple[tuple[str, str], ...] = ()  # (file:line, link from a domain page) of a few failing items
 
 
 @dataclass(frozen=True)
@@ -359,7 +360,8 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
                 wilson_lower=rec.wilson_lower, wilson_upper=max(hi, rec.wilson_lower),
                 format_rate=rec.format_pass_rate, substance_rate=rec.substance_pass_rate, shape_gap=rec.shape_gap,
                 flip_rate=c.flip_rate if c is not None else None, pass_k=c.pass_all_k if c is not None else None,
-                job=rec.job or "", created_at=iso(ev.created_at)))
+                job=rec.job or "", created_at=iso(ev.created_at),
+                failing=tuple((w, _example_link(w)) for w in getattr(rec, "failing_examples", []))))
             newest_eval = rec
         elif ev.kind == "data_audit":
             audits[rec.file] = DataAuditView(
@@ -418,6 +420,15 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
         decision=decision, rounds=rounds, slices=slices, symbols=symbols, sources=sources,
         data_audits=list(audits.values()), signoffs=signoffs, human_audits=human, verifiers=verifiers,
         jobs=job_views, audit=audit, evidence_count=len(evs))
+
+
+def _example_link(where: str) -> str:
+    """A link from a domain page (``<reports>/domains/``) to ``file:line`` when the file is in the project."""
+    file, _sep, line = where.rpartition(":")
+    if not file or file.startswith("/") or ".." in Path(file).parts or file.startswith("<"):
+        return ""
+    up = "../" * (len(REPORT_DIR.parts) + 1)
+    return f"{up}{file}#L{line}"
 
 
 def _short_examples(examples: list[str], file: str | None) -> list[str]:

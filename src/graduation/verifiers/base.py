@@ -286,12 +286,7 @@ def compile_extractor(pattern: str | None, option: str = "extract"):
     """An re2 pattern that pulls the answer out of an output (its first group, or the whole match)."""
     if pattern is None:
         return None
-    import re2
-
-    try:
-        compiled = re2.compile(pattern)
-    except Exception as exc:
-        raise VerifierError(f"option {option}: invalid regular expression {pattern!r}: {exc}") from None
+    compiled = compile_re2(pattern, option=option)
 
     def extract(text: str) -> str | None:
         found = None
@@ -305,3 +300,21 @@ def compile_extractor(pattern: str | None, option: str = "extract"):
         return found.group(0)
 
     return extract
+
+
+def compile_re2(pattern: str, options: Any = None, *, option: str = "pattern") -> Any:
+    """Compile an re2 pattern quietly (nothing logged on stderr); a bad one is a ``VerifierError`` whose
+    message is re2's reason in plain words, e.g. ``missing ): (ab``."""
+    import re2
+
+    if options is None:
+        options = re2.Options()
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except Exception as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise VerifierError(f"option {option}: invalid regular expression {pattern!r}: {reason} "
+                            "(re2 syntax: no look-around or backreferences)") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from graduation.errors import VerifierError
-from graduation.verifiers.base import Check, Verdict, text_of, verifier
+from graduation.verifiers.base import Check, Verdict, compile_re2, text_of, verifier
 
 
 def _fast_matcher(full_match: bool):
@@ -46,15 +46,9 @@ def regex(*, pattern: str, full_match: bool = False, case_sensitive: bool = True
     options.max_mem = 64 << 20
     uses_reference = "{reference}" in pattern
     if not uses_reference:
-        try:
-            compiled = re2.compile(pattern, options)
-        except Exception as exc:
-            raise VerifierError(f"option pattern: invalid regular expression {pattern!r}: {exc}") from None
+        compiled = compile_re2(pattern, options)
     else:
-        try:
-            re2.compile(pattern.replace("{reference}", "x"), options)
-        except Exception as exc:
-            raise VerifierError(f"option pattern: invalid regular expression {pattern!r}: {exc}") from None
+        compile_re2(pattern.replace("{reference}", "x"), options)
     per_reference: dict[str, Any] = {}
     limit = int(max_chars)
 

@@ -89,23 +89,80 @@ def mutations(reference: Any) -> list[tuple[str, str]]:
 
 
 def controls_for(verifier_role: str, references: Sequence[tuple[Any, Mapping[str, Any] | None]],
-                 declared: Sequence[Control], use_mutations: bool) -> list[Control]:
-    """Every control of one verifier: declared ones, the empty output, and (substance) reference mutations."""
+                 declared: Sequence[Control], use_mutations: Any) -> list[Control]:
+    """Every control of one verifier: declared ones, the empty output, and (substance) reference mutations.
+
+    ``use_mutations``: true, false, or options whose ``exclude`` names families not to generate.
+    """
     out = list(declared)
     if references:
         ref, row = references[0]
         out.append(Control("", ref, row, "mutation:empty_output"))
+    excluded = set(getattr(use_mutations, "exclude", None) or ())
     if use_mutations and verifier_role == "substance":
         for ref, row in references:
             for name, mutated in mutations(ref):
-                out.append(Control(mutated, ref, row, f"mutation:{name}"))
+                if name not in excluded:
+                    out.append(Control(mutated, ref, row, f"mutation:{name}"))
+    return out
+
+
+def _row_label(row: Mapping[str, Any] | None, row_id: Any) -> str:
+    if row is None:
+        return "?"
+    if row_id is not None:
+        found = row_id(row)
+        if found is not None:
+            return str(found)[:40]
+    for key in ("id", "prompt", "question"):
+        if row.get(key) is not None:
+            return str(row[key])[:40]
+    return "?"
+
+
+def leak_summary(leaked: Sequence[Control], generated: Sequence[Control], row_id: Any = None) -> str:
+    """Which families leaked, on which rows, and what to do about it."""
+    by_family: dict[str, list[Control]] = {}
+    for c in leaked:
+        by_family.setdefault(c.origin.split(":", 1)[1], []).append(c)
+    totals: dict[str, int] = {}
+    for c in generated:
+        family = c.origin.split(":", 1)[1]
+        totals[family] = totals.get(family, 0) + 1
+    parts = []
+    for family, found in sorted(by_family.items()):
+        rows = list(dict.fromkeys(_row_label(c.row, row_id) for c in found))
+        shown = ", ".join(rows[:4]) + (f" and {len(rows) - 4} more" if len(rows) > 4 else "")
+        parts.append(f"{family} on {len(found)} of {totals.get(family, len(found))} (rows {shown})")
+    families = sorted(f for f in by_family if f != "empty_output")
+    advice = ("if these are equivalent forms of the right answer, the verifier is right to accept them: "
+              "exclude the family with `mutations: {exclude: [" + ", ".join(families) + "]}`; otherwise "
+              "tighten the verifier (e.g. a numeric verifier with last_number_fallback: false) or declare "
+              "known-wrong outputs in a controls file") if families else "the verifier accepts an empty output"
+    return f"accepts {len(leaked)} of {len(generated)} generated wrong answers: {'; '.join(parts)}. {advice}"
+
+
+def leaked_list(leaked: Sequence[Control], row_id: Any = None) -> list[str]:
+    """Leaked controls by row, each distinct output once (at most ``MAX_LEAKS_LISTED``)."""
+    out: list[str] = []
+    seen: set[tuple[str, str]] = set()
+    for c in leaked:
+        key = (c.origin, c.output)
+        if key in seen:
+            continue
+        seen.add(key)
+        where = c.origin if c.declared else f"{c.origin} (row {_row_label(c.row, row_id)})"
+        out.append(f"{where}: {c.output[:80]!r}")
+        if len(out) >= MAX_LEAKS_LISTED:
+            break
     return out
 
 
 def validate(verifiers: Sequence[Verifier], references: Sequence[tuple[Any, Mapping[str, Any] | None]],
              declared: Mapping[str, Sequence[Control]], run: Any, *,
              mutations_for: Mapping[str, bool] | None = None, min_reference_acceptance: float = 0.98,
-             max_mutation_leak: float = 0.05, notes: Sequence[str] = ()) -> VerifierValidationRecord:
+             max_mutation_leak: float = 0.05, notes: Sequence[str] = (), row_id: Any = None
+             ) -> VerifierValidationRecord:
     """Check each verifier on references and controls. ``run(jobs) -> verdicts`` runs (verifier, item) pairs
     (``VerifierPool.verify_many``), so that untrusted checks stay isolated."""
     checks = []
@@ -136,14 +193,12 @@ def validate(verifiers: Sequence[Verifier], references: Sequence[tuple[Any, Mapp
             reasons.append(f"accepts {len(declared_leaks)} of its {sum(c.declared for c in controls)} declared "
                            "known-wrong outputs")
         if generated and len(generated_leaks) / len(generated) > max_mutation_leak:
-            kinds = sorted({c.origin.split(":", 1)[1] for c in generated_leaks})
-            reasons.append(f"accepts {len(generated_leaks)} of {len(generated)} generated wrong answers "
-                           f"({', '.join(kinds)})")
+            reasons.append(leak_summary(generated_leaks, generated, row_id))
         trustworthy = bool(references) and bool(controls) and not [r for r in reasons if r not in notes]
         checks.append(VerifierCheck(
             name=verifier.name, role=verifier.role, kind=verifier.kind, version=verifier.version,
             references=len(references), references_accepted=accepted, controls=len(controls),
             controls_rejected=len(controls) - len(leaked), trustworthy=trustworthy,
-            leaked_controls=[f"{c.origin}: {c.output[:80]!r}" for c in leaked[:MAX_LEAKS_LISTED]],
+            leaked_controls=leaked_list(leaked, row_id),
             reasons=reasons))
     return VerifierValidationRecord(verifiers=checks)
