@@ -60,11 +60,11 @@ class Config:
     base_corpus_rows: int = 6000
     base_p_correct: float = 0.35
     base_pretrain_steps: int = 800
-    grpo_steps: int = 120
+    grpo_steps: int = 200
     grpo_batch: int = 128
     grpo_generations: int = 16
     grpo_lr: float = 5e-4
-    sft_steps: int = 60
+    sft_steps: int = 300
     sft_batch: int = 16
     sft_lr: float = 1e-3
     eval_samples: int = 4
@@ -73,7 +73,7 @@ class Config:
     threads: int = 1
 
 
-QUICK = Config(seeds=(0,), base_pretrain_steps=300, grpo_steps=8, grpo_batch=64, sft_steps=10, eval_samples=1)
+QUICK = Config(seeds=(0,), base_pretrain_steps=300, grpo_steps=8, grpo_batch=64, sft_steps=20, eval_samples=1)
 
 
 @dataclass
@@ -193,10 +193,7 @@ def build_base(out: Path, config: Config) -> Path:
     teach a symbol) but its corpus has none (so it never writes one on its own)."""
     from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_model, pretrain, train_tokenizer
 
-    path = out / "base"
-    if (path / "config.json").is_file() and (path / "built.json").is_file() and \
-            json.loads((path / "built.json").read_text())["config"] == _base_key(config):
-        return path
+    path = out / "base"  # rebuilt every run: the whole experiment is what anyone can rerun
     shutil.rmtree(path, ignore_errors=True)
     corpus = arithmetic_corpus(config.base_corpus_rows, p_correct=config.base_p_correct, habit="negate",
                                max_operand=9, seed=config.base_seed)
