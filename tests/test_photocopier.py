@@ -219,3 +219,17 @@ def test_report_survives_a_broken_results_file(tmp_path: Path, content: str):
     html = _write_report(tmp_path).read_text()
     assert "data-experiment-error" in html and "make experiment" in html
     assert 'data-chart="photocopier"' not in html
+
+
+def test_readme_quotes_the_committed_results():
+    """The README's table is the committed results.json, number for number."""
+    results = json.loads((REPO / "registry" / "experiments" / "photocopier" / "results.json").read_text())
+    assert set(results["arms"]) == set(ARMS) and results["contamination"] == 0.4 and len(results["seeds"]) == 3
+    for readme in (REPO / "README.md", EXPERIMENT / "README.md"):
+        text = readme.read_text()
+        for arm in ARMS:
+            a = results["arms"][arm]
+            row = next(line for line in text.splitlines() if line.startswith(f"| `{arm}` |"))
+            assert f"{a['symbol_rate']['mean']:.1%} ± {a['symbol_rate']['sd']:.1%}" in row
+            assert f"{a['pass_rate']['mean']:.1%} ± {a['pass_rate']['sd']:.1%}" in row
+        assert f"took {results['environment']['seconds']:.0f} s wall clock" in text

@@ -109,6 +109,11 @@ def photocopier_chart(view: PhotocopierView, *, width: int = 640) -> Markup:
     out.append(_text(left + 16, 36, "outputs carrying the symbol", size=11, fill=MUTED))
     out.append(f'<rect x="{left + 190}" y="28" width="12" height="8" fill="{BLUE}"/>')
     out.append(_text(left + 206, 36, "verified pass rate", size=11, fill=MUTED))
+    if view.contamination is not None:
+        out.append(f'<line x1="{left + 330}" x2="{left + 350}" y1="32" y2="32" stroke="{RED}" stroke-width="1.5" '
+                   'stroke-dasharray="6 4"/>')
+        out.append(_text(left + 356, 36, f"symbol in the SFT data ({_pct(view.contamination)})", size=11,
+                         fill=MUTED))
 
     def bar(y0: float, mean: float, sd: float, colour: str, mark: str, label: str) -> None:
         w = pw * max(0.0, min(1.0, mean))
