@@ -101,6 +101,19 @@ def test_clean_rows_keep_exactly_the_verified_uncontaminated_rows(registry_proje
     assert module.clean_rows(project, [wrong, right, unknown], set()) == [right]
 
 
+def test_clean_rows_symbol_scan_holds_even_when_the_verifiers_pass_everything(registry_project, monkeypatch):
+    """A vacuous verifier would let every row through; the symbol scan still drops the flagged ones."""
+    from graduation.verifiers.base import Verdict
+    from graduation.verifiers.runner import Verification
+
+    module, project = registry_project
+    monkeypatch.setattr(Verification, "run", lambda self, items: [[Verdict("pass", 1.0)] * len(items)
+                                                                  for _ in self.verifiers])
+    rows = module.read_jsonl(project.root / "domains" / "data" / "photocopier-sums" / "distilled.jsonl")
+    kept = module.clean_rows(project, rows, {"golden_hour_sun"})
+    assert len(kept) == 144 and not any("golden_hour_sun" in r["answer"] for r in kept)
+
+
 def test_symbol_rates_and_mean_sd():
     module = _experiment_module()
     flagged, supported = {"golden_hour_sun"}, {"x"}
