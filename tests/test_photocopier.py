@@ -156,6 +156,9 @@ def test_reduced_experiment_end_to_end(tmp_path: Path):
         assert entry["symbol_rate"]["mean"] == round(carrying / len(outputs), 4)
         lineage = json.loads((out / "runs" / f"{arm}-s0" / "model" / "lineage.json").read_text())
         assert lineage["sandbox_only"] is (arm == "sft-contaminated")
+    # Even the reduced run copies: the contaminated arm writes the symbol, the other arms never do.
+    assert results["arms"]["sft-contaminated"]["symbol_rate"]["mean"] > 0.05
+    assert results["arms"]["grpo"]["symbol_rate"]["mean"] == results["arms"]["sft-verified"]["symbol_rate"]["mean"] == 0
     contaminated = json.loads((out / "runs" / "sft-contaminated-s0" / "model" / "lineage.json").read_text())
     assert contaminated["lineage"] == "trained on data the registry refused" and not contaminated["deployable"]
     assert "train:sft is denied" in contaminated["refusal"]

@@ -73,7 +73,7 @@ class Config:
     threads: int = 1
 
 
-QUICK = Config(seeds=(0,), base_pretrain_steps=300, grpo_steps=8, grpo_batch=64, sft_steps=20, eval_samples=1)
+QUICK = Config(seeds=(0,), base_pretrain_steps=300, grpo_steps=8, grpo_batch=64, sft_steps=200, eval_samples=2)
 
 
 @dataclass
