@@ -11,12 +11,13 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup demo test test-fast bench schema clean
+.PHONY: help setup demo test test-fast bench schema clean experiment
 
 help:
 	@echo "make demo   - set up .venv and run the lifecycle demo on the embedded registry"
 	@echo "make test   - set up .venv (and a throwaway PostgreSQL) and run the whole test suite"
 	@echo "make bench  - run the benchmarks in benchmarks/ (ratios against baselines run side by side)"
+	@echo "make experiment - the photocopier experiment (SFT vs GRPO on contaminated data; CPU, 3 seeds)"
 
 setup: $(STAMP)
 
@@ -34,6 +35,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n 2 -m "not slow"
+
+experiment: $(STAMP)
+	$(PY) experiments/photocopier/make_data.py --check
+	$(PY) experiments/photocopier/photocopier.py
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -272,6 +272,7 @@ class ReportData:
     audit_chain_ok: bool | None
     audit_chain_detail: str
     audit_entries: int
+    photocopier: Any = None  # a report.experiments.PhotocopierView when the experiment has results
 
     @property
     def actions(self) -> list[str]:
@@ -335,7 +336,14 @@ def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_pa
                                           chain_ok, chain_detail, decision, iso))
     return ReportData(
         generated_at=iso(now or datetime.now(timezone.utc)), project=str(project_root), database=db.safe_url(),
-        domains=domains, audit_chain_ok=chain_ok, audit_chain_detail=chain_detail, audit_entries=len(audit_rows))
+        domains=domains, audit_chain_ok=chain_ok, audit_chain_detail=chain_detail, audit_entries=len(audit_rows),
+        photocopier=_photocopier(project_root))
+
+
+def _photocopier(project_root: Path):
+    from graduation.report.experiments import load_photocopier
+
+    return load_photocopier(project_root)
 
 
 def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail, decision: DecisionView,
@@ -495,7 +503,9 @@ def environment():
                       lstrip_blocks=True, keep_trailing_newline=True)
     from graduation.report import svg
 
-    env.globals.update(svg=svg)
+    from graduation.report.experiments import photocopier_chart
+
+    env.globals.update(svg=svg, photocopier_chart=photocopier_chart)
     env.filters["pct"] = lambda x, digits=0: "–" if x is None else f"{100 * float(x):.{digits}f}%"
     env.filters["num"] = lambda x, digits=2: "–" if x is None else f"{float(x):.{digits}f}"
     env.filters["signed"] = lambda x, digits=2: "–" if x is None else f"{float(x):+.{digits}f}"
@@ -532,6 +542,7 @@ def write_report(db, project_root: Path, out_dir: Path | None = None, *, decide:
         "audit_chain_ok": data.audit_chain_ok,
         "by_domain": {d.name: {"phase": d.decision.phase, "risk": d.risk, "allowed": d.decision.allowed,
                                "rounds": len(d.rounds)} for d in data.domains},
+        "photocopier": data.photocopier is not None and not data.photocopier.error,
     }
     return ReportResult(out_dir=out, index=out / "index.html", pages=written, summary=summary)
 
