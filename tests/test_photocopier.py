@@ -163,6 +163,7 @@ def test_reduced_experiment_end_to_end(tmp_path: Path):
     assert contaminated["lineage"] == "trained on data the registry refused" and not contaminated["deployable"]
     assert "train:sft is denied" in contaminated["refusal"]
     assert results["refusal"]["jobs_generate_sft"]["exit"] == 1
+    assert results["registry_after"]["phase"] in ("discovery", "candidate", "graduated", "regressed")
     assert "train:sft is denied" in results["refusal"]["jobs_generate_sft"]["text"]
     assert results["arms"]["sft-contaminated"]["trained_on_rows"] == 240
     assert results["arms"]["sft-verified"]["trained_on_rows"] == 144
