@@ -163,6 +163,7 @@ def test_reduced_experiment_end_to_end(tmp_path: Path):
     assert contaminated["lineage"] == "trained on data the registry refused" and not contaminated["deployable"]
     assert "train:sft is denied" in contaminated["refusal"]
     assert results["refusal"]["jobs_generate_sft"]["exit"] == 1
+    assert results["registry_after"]["phase"] in ("discovery", "candidate", "graduated", "regressed")
     assert "train:sft is denied" in results["refusal"]["jobs_generate_sft"]["text"]
     assert results["arms"]["sft-contaminated"]["trained_on_rows"] == 240
     assert results["arms"]["sft-verified"]["trained_on_rows"] == 144
@@ -199,7 +200,8 @@ def _results(**arms: tuple[float, float, float, float]) -> dict:
                             "trained_on_rows": 10} for name, (s, ssd, p, psd) in arms.items()},
             "contamination": 0.4, "seeds": [0, 1, 2], "symbol": ["golden_hour_sun"],
             "refusal": {"jobs_generate_sft": {"exit": 1, "text": "error: train:sft is denied <b>for</b> x"}},
-            "held_out": {"prompts": 40, "samples_per_prompt": 4}}
+            "held_out": {"prompts": 40, "samples_per_prompt": 4},
+            "registry_after": {"phase": "graduated", "allowed": ["deploy:sandbox", "deploy:shadow"]}}
 
 
 def _place(project: Path, content: str) -> None:
@@ -225,6 +227,7 @@ def test_report_chart_shows_the_results_by_arm(tmp_path: Path):
     assert "33.0% ± 2.0%" in html
     assert "train:sft is denied &lt;b&gt;for&lt;/b&gt; x" in html and "<b>for</b>" not in html  # escaped
     assert 'data-mark="contamination"' in html
+    assert "<strong>graduated</strong>, allowing deploy:sandbox, deploy:shadow" in html
 
 
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"arms": {"grpo": {"symbol_rate": {"mean": 2, "sd": 0}, '

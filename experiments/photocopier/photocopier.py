@@ -343,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"({seconds:.0f} s)")
         loads.append(load_info())
 
+    after = project.json("status", DOMAIN)["decisions"][0]
+    registry_after = {"phase": after["phase"], "allowed": after["allowed"],
+                      "note": "the domain's decision after every arm's evaluation was recorded; this registry has no "
+                              "per-model trust yet, so it does not tell the models apart"}
+    say(f"after the evaluations the domain is {after['phase']}; allowed: {', '.join(after['allowed'])}")
     arms = {}
     for arm in ARMS:
         mine = [r for r in runs if r["arm"] == arm]
@@ -366,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "base": base_eval,
         "runs": runs,
         "refusal": refused,
+        "registry_after": registry_after,
         "audit": {"distilled": {k: audited[k] for k in ("rows", "substance_failed", "substance_fail_rate",
                                                          "format_pass_rate", "symbols")},
                   "clean": {"rows": len(clean), "substance_failed": clean_audit["substance_failed"],

@@ -46,6 +46,8 @@ class PhotocopierView:
     held_out: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
     quick: bool = False
+    after_phase: str = ""
+    after_allowed: list[str] = field(default_factory=list)
     error: str = ""
 
 
@@ -84,12 +86,14 @@ def _view(display: str, data: Any) -> PhotocopierView:
     contamination = data.get("contamination")
     env = data.get("environment", {}) if isinstance(data.get("environment"), Mapping) else {}
     config = data.get("config", {}) if isinstance(data.get("config"), Mapping) else {}
+    after = data.get("registry_after", {}) if isinstance(data.get("registry_after"), Mapping) else {}
     return PhotocopierView(
         file=display, arms=arms,
         contamination=_number(contamination, "contamination") if contamination is not None else None,
         seeds=[int(s) for s in data.get("seeds", [])], symbol=[str(s) for s in data.get("symbol", [])],
         refusal=str(refusal.get("text", "")), refusal_exit=refusal.get("exit"),
-        held_out=dict(data.get("held_out", {})), seconds=env.get("seconds"), quick=bool(config.get("quick")))
+        held_out=dict(data.get("held_out", {})), seconds=env.get("seconds"), quick=bool(config.get("quick")),
+        after_phase=str(after.get("phase", "")), after_allowed=[str(a) for a in after.get("allowed", [])])
 
 
 def photocopier_chart(view: PhotocopierView, *, width: int = 640) -> Markup:
@@ -110,9 +114,9 @@ def photocopier_chart(view: PhotocopierView, *, width: int = 640) -> Markup:
     out.append(f'<rect x="{left + 190}" y="28" width="12" height="8" fill="{BLUE}"/>')
     out.append(_text(left + 206, 36, "verified pass rate", size=11, fill=MUTED))
     if view.contamination is not None:
-        out.append(f'<line x1="{left + 330}" x2="{left + 350}" y1="32" y2="32" stroke="{RED}" stroke-width="1.5" '
+        out.append(f'<line x1="{left + 320}" x2="{left + 340}" y1="32" y2="32" stroke="{RED}" stroke-width="1.5" '
                    'stroke-dasharray="6 4"/>')
-        out.append(_text(left + 356, 36, f"symbol in the SFT data ({_pct(view.contamination)})", size=11,
+        out.append(_text(left + 346, 36, f"in the SFT data ({_pct(view.contamination)})", size=11,
                          fill=MUTED))
 
     def bar(y0: float, mean: float, sd: float, colour: str, mark: str, label: str) -> None:
