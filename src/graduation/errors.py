@@ -6,6 +6,7 @@
     │   ├── DataError               a malformed data row (names file and line)
     │   └── NotFoundError           a domain, version, job or decision that does not exist
     ├── StoreError                  the registry database cannot be opened or written
+    │   └── IntegrityError          a stored record no longer matches its chained hash (exit 2)
     └── VerifierError               a verifier could not be built from its declaration
 
 Every message names the file and line, or the field, echoes the bad value, and says what to do.
@@ -86,3 +87,11 @@ class StoreError(GraduationError):
 
 class VerifierError(GraduationError):
     """A verifier cannot be built from its declaration."""
+
+
+class IntegrityError(StoreError):
+    """A record read to decide does not match the hash-chained entry that covers it: never an allow."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"registry integrity: {message}")
+

@@ -49,9 +49,11 @@ class State:
     def database(self, create: bool = True):
         """Open (and migrate) the registry database once per command."""
         if self._db is None:
+            from graduation.audit import anchor_path
             from graduation.store import Database, resolve_url
 
-            self._db = Database(resolve_url(self.db_url, self.root), create=create)
+            url = resolve_url(self.db_url, self.root)
+            self._db = Database(url, create=create, anchor=anchor_path(self.root, url))
         return self._db
 
 

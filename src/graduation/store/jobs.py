@@ -28,7 +28,17 @@ def add_job(session: Session, *, id: str, domain: str, domain_version: int, mode
                  updated_at=now, detail_json=json.dumps(detail or {}, sort_keys=True, default=str))
     session.add(row)
     session.flush()
+    _chain(session, row, "generated")
     return row
+
+
+def _chain(session: Session, row: JobRow, state: str) -> None:
+    from graduation.store.chain import append_chained, job_digest
+
+    row.entry_hash = append_chained(session, "job", key=row.id, digest=job_digest(row), domain=row.domain,
+                                    extra={"state": state})
+    session.add(row)
+    session.flush()
 
 
 def get_job(session: Session, job_id: str) -> JobRow:
@@ -53,6 +63,7 @@ def set_state(session: Session, job_id: str, state: str, **detail: Any) -> JobRo
     row.updated_at = utcnow()
     session.add(row)
     session.flush()
+    _chain(session, row, state)
     return row
 
 
