@@ -214,15 +214,20 @@ def policy_validate_cmd(
             problems.extend(exc.problems)
     if as_json:
         print_json({"valid": not problems, "policies": [{"name": p.name, "file": p.file, "digest": p.digest,
-                                                         "rules": len(p.rules)} for p in loaded],
+                                                         "rules": len(p.rules), "warnings": list(p.warnings)}
+                                                        for p in loaded],
                     "problems": [p.to_dict() for p in problems]})
         raise typer.Exit(EXIT_INPUT if problems else EXIT_OK)
     if problems:
         raise SpecError(problems)
     from graduation.cli.output import info
 
+    from graduation.cli.output import escape
+
     for p in loaded:
         info(f"[green]ok[/]  {p.file}  (policy {p.name}, {len(p.rules)} rules, digest {p.digest[:12]})")
+        for w in p.warnings:
+            info(f"[yellow]warning[/]  {escape(w)}")
 
 
 @command("test", group=policy_app)
