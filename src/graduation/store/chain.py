@@ -78,8 +78,7 @@ def job_digest(row) -> str:
                         "target": row.target, "state": row.state, "path": row.path, "decision_id": row.decision_id,
                         "from_job": row.from_job, "detail_json": row.detail_json,
                         "manifest_hash": getattr(row, "manifest_hash", None),
-                        "lease_owner": getattr(row, "lease_owner", None),
-                        "lease_until": getattr(row, "lease_until", None)})
+                        "lease_owner": getattr(row, "lease_owner", None)})  # lease_until moves with heartbeats
 
 
 @dataclass(frozen=True)
