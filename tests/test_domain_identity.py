@@ -139,3 +139,23 @@ def test_stat_fast_path_still_sees_a_same_size_same_mtime_edit(cli, proj):
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime set back: ctime still moves
     result = cli("status", "toy", "--json")
     assert "checks/toy.py changed" in result.stdout
+
+
+def test_no_cache_file_can_mark_a_changed_file_unchanged(cli, proj, db_url):
+    """The fast path's stats live in the chained version row: a forged stat there is an integrity error,
+    and no file under registry/ is consulted."""
+    from sqlalchemy import create_engine, text
+
+    registered(cli, proj)
+    target = proj / "checks" / "toy.py"
+    target.write_text(target.read_text().replace("==", "!="))
+    assert not list((proj / "registry").rglob("files-*.json"))
+    st = target.stat()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        stats = json.loads(conn.execute(text("SELECT file_stats_json FROM domain_versions")).scalar())
+        stats["checks/toy.py"] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+        conn.execute(text("UPDATE domain_versions SET file_stats_json = :s"), {"s": json.dumps(stats)})
+    engine.dispose()
+    result = cli("status", "toy")
+    assert result.exit_code == 2 and "registry integrity" in result.output

@@ -15,15 +15,15 @@ and ``package_versions(spec)`` the installed versions of the packages that verif
 and its basis hash: change one byte of a verifier, and earlier evidence no longer counts.
 
 ``check_files(root, hashes, cache)`` compares the disk with a version's hashes before a decision:
-a file whose (size, mtime, ctime, inode) is unchanged since it was last hashed is not read again
-(ctime cannot be set back by a user); any other is hashed in full.
+a file whose (size, mtime, ctime, inode, device) is unchanged since it was hashed at registration (kept
+in the version's chained row) is not read again (ctime cannot be set back by a user); any other is
+hashed in full. No cache file outside the database takes part.
 """
 
 from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -170,20 +170,33 @@ def _stat_key(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
-class StatCache:
-    """path -> (stat key, sha256) of files hashed before; a file is read again only when its stat changed."""
+def file_stats(root: Path, hashes: dict[str, str]) -> dict[str, list[int]]:
+    """The stat key of each hashed file (taken right after hashing, at registration)."""
+    out = {}
+    for name in hashes:
+        if name.startswith(PACKAGE_PREFIX):
+            continue
+        key = _stat_key(Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name)
+        if key is not None:
+            out[name] = key
+    return out
 
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
+
+class StatCache:
+    """path -> (stat key, sha256) of files hashed before; a file is read again only when its stat changed.
+
+    Kept in memory only, seeded from a version's chained row (``seed``): no file outside the database
+    can tell the gate to skip reading a changed file.
+    """
+
+    def __init__(self) -> None:
         self.entries: dict[str, Any] = {}
-        self.dirty = False
-        if path is not None:
-            try:
-                data = json.loads(path.read_text("utf-8"))
-                if isinstance(data, dict):
-                    self.entries = data
-            except (OSError, ValueError):
-                pass
+
+    def seed(self, root: Path, hashes: dict[str, str], stats: dict[str, list[int]] | None) -> None:
+        for name, key in (stats or {}).items():
+            if name in hashes and isinstance(key, list):
+                path = Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name
+                self.entries[str(path)] = [key, hashes[name]]
 
     def digest(self, file: Path) -> str | None:
         key = _stat_key(file)
@@ -199,18 +212,7 @@ class StatCache:
             return None
         if _stat_key(file) == key:  # unchanged while it was read
             self.entries[name] = [key, digest]
-            self.dirty = True
         return digest
-
-    def save(self) -> None:
-        if self.path is None or not self.dirty:
-            return
-        from graduation.fsutil import atomic_write_text
-
-        try:
-            atomic_write_text(self.path, json.dumps(self.entries, separators=(",", ":")))
-        except OSError:
-            pass
 
 
 def check_files(root: Path, hashes: dict[str, str], cache: StatCache) -> list[str]:
@@ -254,4 +256,4 @@ def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, s
 
 
 __all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "local_imports", "package_versions",
-           "verifier_files"]
+           "verifier_files", "file_stats"]

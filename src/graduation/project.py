@@ -69,9 +69,12 @@ def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dic
 
 
 def load_project_domain(path: Path, root: Path) -> LoadedDomain:
+    from graduation.identity import file_stats
+
     spec = load_domain(path, root)
     source = _display(path, root)
-    return LoadedDomain(spec, source, hash_referenced_files(spec, root, source))
+    hashes = hash_referenced_files(spec, root, source)
+    return LoadedDomain(spec, source, hashes, file_stats(root, hashes))
 
 
 def load_many(paths: list[Path], root: Path) -> list[LoadedDomain]:

@@ -26,13 +26,6 @@ def _policy(st, path: Path | None):
     return load_policy(path, st.root)
 
 
-def _stat_cache(st, db) -> Path:
-    """Where (stat, sha256) of a registry's domain files are kept, so that unchanged files are not read again."""
-    import hashlib
-
-    return st.root / "registry" / "cache" / f"files-{hashlib.sha256(db.url.encode()).hexdigest()[:12]}.json"
-
-
 @contextmanager
 def _database(st):
     """The registry, closed when the command is done with it (so SQLite checkpoints its WAL then)."""
@@ -82,8 +75,7 @@ def status_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        results = decisions(db, policy, list(domains) if domains else None, root=st.root,
-                            stat_cache=_stat_cache(st, db))
+        results = decisions(db, policy, list(domains) if domains else None, root=st.root)
         if required and not results:
             raise InputError("--require: no registered domain matched, so nothing can be allowed; register domains "
                              "first (`registry register domains/`) or name them")
@@ -135,7 +127,7 @@ def explain_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        result = decisions(db, policy, [domain], root=st.root, stat_cache=_stat_cache(st, db))[0]
+        result = decisions(db, policy, [domain], root=st.root)[0]
     d = result.decision
     if as_json:
         print_json({"domain": d.domain, "phase": d.phase, "decision_id": d.id, "policy": policy.name,

@@ -72,15 +72,15 @@ def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[St
     return out
 
 
-def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None,
-              stat_cache: Path | None = None) -> list[DomainDecision]:
+def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None) -> list[DomainDecision]:
     """Decide every action for the newest version of each named (or every) registered domain.
 
     Every row read is re-hashed against the audit entry that chained it (``IntegrityError``, exit 2,
     on a mismatch); no file outside the database takes part in the answer. With ``root`` (the project),
     the files each version's identity covers are checked on disk first (``graduation.identity``): a
     domain whose data, verifier code or fixtures changed since its version was registered is denied
-    everything until it is registered again. ``stat_cache`` only spares re-reading unchanged files.
+    everything until it is registered again. Files whose stat is unchanged since registration (kept in
+    the chained version row) are not read again.
     """
     from graduation.store.chain import check_rows
     from graduation.store.domains import latest_versions
@@ -93,7 +93,7 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
     if root is not None:
         from graduation.identity import StatCache
 
-        cache = StatCache(stat_cache)
+        cache = StatCache()
     out = []
     for v in versions:
         spec = DomainSpec.model_validate(json.loads(v.spec_json))
@@ -106,8 +106,6 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
         ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
         out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                                   v.content_hash, v.source_file))
-    if cache is not None:
-        cache.save()
     return out
 
 
@@ -116,7 +114,9 @@ def _changed_on_disk(root: Path, v, cache) -> Decision | None:
     from graduation.identity import check_files
     from graduation.policy.engine import deny_all
 
-    changed = check_files(Path(root), json.loads(v.data_hashes_json), cache)
+    hashes = json.loads(v.data_hashes_json)
+    cache.seed(Path(root), hashes, json.loads(v.file_stats_json) if v.file_stats_json else None)
+    changed = check_files(Path(root), hashes, cache)
     if not changed:
         return None
     shown = "; ".join(changed[:3]) + (f" (and {len(changed) - 3} more)" if len(changed) > 3 else "")

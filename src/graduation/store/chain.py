@@ -70,7 +70,8 @@ def evidence_digest(row) -> str:
 def version_digest(row) -> str:
     return sha256_json({"domain": row.domain, "version": row.version, "content_hash": row.content_hash,
                         "basis_hash": row.basis_hash, "risk": row.risk, "source_file": row.source_file,
-                        "spec_json": row.spec_json, "data_hashes_json": row.data_hashes_json})
+                        "spec_json": row.spec_json, "data_hashes_json": row.data_hashes_json,
+                        "file_stats_json": getattr(row, "file_stats_json", None)})
 
 
 def job_digest(row) -> str:

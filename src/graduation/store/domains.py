@@ -36,6 +36,7 @@ class LoadedDomain:
     spec: DomainSpec
     source_file: str
     data_hashes: dict[str, str]
+    file_stats: dict[str, list[int]] | None = None  # stat of each file when hashed (the gate's fast path)
 
     @property
     def content_hash(self) -> str:
@@ -67,6 +68,7 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
         risk=spec.risk.value, source_file=loaded.source_file,
         spec_json=json.dumps(spec.canonical(), sort_keys=True, ensure_ascii=False),
         data_hashes_json=json.dumps(loaded.data_hashes, sort_keys=True), created_at=now,
+        file_stats_json=json.dumps(loaded.file_stats, sort_keys=True) if loaded.file_stats else None,
     ))
     session.flush()
     row.entry_hash = append_chained(session, "domain_version", key=version_key(row), digest=version_digest(row),

@@ -43,6 +43,8 @@ class DomainVersionRow(SQLModel, table=True):
     data_hashes_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
     created_at: datetime = Field(default_factory=utcnow)
     entry_hash: str | None = Field(default=None, max_length=64)
+    #: (size, mtime, ctime, inode, device) of each file when it was hashed at registration: the gate's fast path
+    file_stats_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class EvidenceRow(SQLModel, table=True):

@@ -19,6 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("domain_versions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("entry_hash", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("file_stats_json", sa.Text(), nullable=True))
     with op.batch_alter_table("evidence", schema=None) as batch_op:
         batch_op.add_column(sa.Column("entry_hash", sa.String(length=64), nullable=True))
     with op.batch_alter_table("jobs", schema=None) as batch_op:
@@ -82,4 +83,5 @@ def downgrade() -> None:
     with op.batch_alter_table("evidence", schema=None) as batch_op:
         batch_op.drop_column("entry_hash")
     with op.batch_alter_table("domain_versions", schema=None) as batch_op:
+        batch_op.drop_column("file_stats_json")
         batch_op.drop_column("entry_hash")
