@@ -70,7 +70,7 @@ def registry(project: Path, db_url: str, cli):
 
 def audit_count(db: Database) -> int:
     with db.engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM audit_log")).scalar()
+        return conn.execute(text("SELECT count(*) FROM audit_log WHERE kind = 'decision'")).scalar()
 
 
 def test_status_table_and_require_denied_with_reason_and_audit(cli, registry):
@@ -169,12 +169,14 @@ def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp
     statement = json.loads(out.read_text())
     assert statement["predicate"]["verificationResult"] == "PASSED"
     assert statement["predicate"]["decision"]["action"] == "train:sft"
-    assert cli("audit", "export", "#1").exit_code == 0
+    with registry.engine.connect() as conn:
+        first = conn.execute(text("SELECT min(seq) FROM audit_log WHERE kind = 'decision'")).scalar()
+    assert cli("audit", "export", f"#{first}").exit_code == 0
     with registry.engine.begin() as conn:
-        conn.execute(text("UPDATE audit_log SET domain = 'acls' WHERE seq = 1"))
+        conn.execute(text("UPDATE audit_log SET domain = 'acls' WHERE seq = :s"), {"s": first})
     result = cli("audit", "verify")
-    assert result.exit_code == 1 and "entry 1" in result.output
-    assert json.loads(cli("audit", "verify", "--json").stdout)["bad_seq"] == 1
+    assert result.exit_code == 1 and f"entry {first}" in result.output
+    assert json.loads(cli("audit", "verify", "--json").stdout)["bad_seq"] == first
 
 
 def test_policy_test_runs_the_shipped_cases_with_coverage(cli, project):
@@ -201,24 +203,28 @@ def test_policy_facts_lists_every_fact(cli):
     assert {"eval.wilson_lower", "data.symbols", "graduation.failing_slices", "phase"} <= paths
 
 
-SWAP = ["UPDATE audit_log SET seq = -2 WHERE seq = 2", "UPDATE audit_log SET seq = 2 WHERE seq = 3",
-        "UPDATE audit_log SET seq = 3 WHERE seq = -2"]
+# Seqs relative to the first decision entry (register and evidence entries come before it).
+SWAP = ["UPDATE audit_log SET seq = -2 WHERE seq = {2}", "UPDATE audit_log SET seq = {2} WHERE seq = {3}",
+        "UPDATE audit_log SET seq = {3} WHERE seq = -2"]
 
 
 @pytest.mark.parametrize("tamper, bad", [
-    (["DELETE FROM audit_log WHERE seq = 2"], 2),
+    (["DELETE FROM audit_log WHERE seq = {2}"], 2),
     (SWAP, 2),  # entries 2 and 3 swapped
-    (["DELETE FROM audit_log WHERE seq = 4"], 4),  # the newest: caught by the anchor
-    (["UPDATE audit_log SET payload_json = replace(payload_json, :old, :new) WHERE seq = 1"], 1),  # deny -> allow
+    (["DELETE FROM audit_log WHERE seq = {4}"], 4),  # the newest: caught by the anchor
+    (["UPDATE audit_log SET payload_json = replace(payload_json, :old, :new) WHERE seq = {1}"], 1),  # deny -> allow
 ])
 def test_audit_verify_cli_exits_1_naming_the_first_bad_entry(cli, registry, tamper, bad):
     for action in ("deploy:autonomous", "train:sft", "deploy:sandbox", "online:grpo"):
         cli("status", "tempe", "--require", action)
     assert cli("audit", "verify").exit_code == 0
+    with registry.engine.connect() as conn:
+        base = conn.execute(text("SELECT min(seq) FROM audit_log WHERE kind = 'decision'")).scalar() - 1
+    seqs = {i: base + i for i in range(1, 5)}
     with registry.engine.begin() as conn:
         for statement in tamper:
             params = {"old": '"allowed":false', "new": '"allowed":true'} if ":old" in statement else {}
-            assert conn.execute(text(statement), params).rowcount == 1
+            assert conn.execute(text(statement.format(*[0, *seqs.values()])), params).rowcount == 1
     result = cli("audit", "verify", "--json")
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["bad_seq"] == bad
+    assert json.loads(result.stdout)["bad_seq"] == base + bad

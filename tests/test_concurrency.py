@@ -102,7 +102,10 @@ def test_eight_writers_lose_and_duplicate_nothing(db_url: str, tmp_path: Path):
 
         result = verify(session)
     db.dispose()
-    assert result.ok and result.entries == WORKERS * ROUNDS, result
+    # the writer's own entry per committed round, plus the entries chaining each sign-off and domain version
+    assert result.ok and result.entries == 3 * WORKERS * ROUNDS + 1, result
+    assert rows(db_url, "SELECT count(*) FROM audit_log WHERE kind = 'signoff'")[0][0] == WORKERS * ROUNDS
+    assert rows(db_url, "SELECT count(*) FROM audit_log WHERE kind = 'evidence'")[0][0] == WORKERS * ROUNDS
 
 
 def test_writers_killed_at_random_points_leave_a_consistent_database(project: Path):

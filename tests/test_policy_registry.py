@@ -1,4 +1,4 @@
-"""Decisions read from the registry: the facts cache never changes an answer, only how fast it comes."""
+"""Decisions read from the registry: the same as the pure engine's, from chained rows only."""
 
 from __future__ import annotations
 
@@ -48,13 +48,8 @@ def summary(results) -> list:
              [r.decision.actions[a].unmet for a in r.decision.actions]) for r in results]
 
 
-def test_cache_gives_the_same_decisions_as_the_store_and_the_pure_engine(db, tmp_path):
-    cache = tmp_path / "facts.json"
+def test_registry_decisions_match_the_pure_engine(db):
     plain = decisions(db, POLICY)
-    first = decisions(db, POLICY, cache=cache)
-    assert cache.is_file()
-    second = decisions(db, POLICY, cache=cache)
-    assert summary(plain) == summary(first) == summary(second)
     with db.read() as s:
         for r in plain:
             ev = list_evidence(s, r.decision.domain)
@@ -63,47 +58,24 @@ def test_cache_gives_the_same_decisions_as_the_store_and_the_pure_engine(db, tmp
                                                                   r.decision.id)
 
 
-def test_new_evidence_invalidates_the_cached_domain(db, tmp_path):
-    cache = tmp_path / "facts.json"
-    before = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}
-    assert not before["d1"].allowed("deploy:assisted")  # medium risk: one sign-off required
+def test_new_evidence_is_seen_at_once(db):
+    before = {r.decision.domain: r.decision for r in decisions(db, POLICY)}
     with db.write() as s:
         add_evidence(s, "d1", "signoff", SignoffRecord(by="ann", role="owner"))
-    after = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}
-    assert after["d1"].facts["signoffs"]["count"] == 1
-    assert after["d1"].id != before["d1"].id
+    after = {r.decision.domain: r.decision for r in decisions(db, POLICY)}
+    assert before["d1"].facts["signoffs"]["count"] == 0 and after["d1"].facts["signoffs"]["count"] == 1
 
 
-def test_a_changed_policy_or_a_broken_cache_recomputes(db, tmp_path):
-    cache = tmp_path / "facts.json"
-    decisions(db, POLICY, cache=cache)
-    strict = parse_policy(packaged_policy_path().read_text().replace("min_wilson_lower: 0.80", "min_wilson_lower: 0.999"),
-                          "strict.yaml")
-    low = {r.decision.domain: r.decision for r in decisions(db, strict, cache=cache)}["d0"]
-    assert low.phase == "discovery"  # under the stricter bar the cached "graduated" does not carry over
-    cache.write_text("{not json")
-    assert summary(decisions(db, POLICY, cache=cache)) == summary(decisions(db, POLICY))
-    data = json.loads(cache.read_text())
-    data["domains"]["d0"]["key"][2] = 999  # a key that no longer matches is ignored
-    cache.write_text(json.dumps(data))
-    assert summary(decisions(db, POLICY, cache=cache)) == summary(decisions(db, POLICY))
+def test_no_facts_cache_file_is_written_or_read(db, tmp_path, monkeypatch):
+    """A facts file once decided (an edited cache allowed deploy:assisted): nothing outside the database does."""
+    monkeypatch.chdir(tmp_path)
+    decisions(db, POLICY)
+    assert not list(tmp_path.rglob("facts-*.json"))
+    import graduation.policy.registry as reg
 
+    import inspect
 
-def test_a_replaced_newest_row_is_not_mistaken_for_the_cached_one(db, tmp_path):
-    from sqlalchemy import text
-
-    cache = tmp_path / "facts.json"
-    with db.write() as s:
-        add_evidence(s, "d1", "signoff", SignoffRecord(by="ann", role="owner"))
-    before = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}["d1"]
-    assert before.facts["signoffs"]["count"] == 1
-    with db.engine.begin() as conn:  # the newest row goes, another takes its id: same count, same newest id
-        newest = conn.execute(text("SELECT max(id) FROM evidence")).scalar()
-        conn.execute(text("DELETE FROM evidence WHERE id = :i"), {"i": newest})
-    with db.write() as s:
-        add_evidence(s, "d1", "signoff", SignoffRecord(by="bob", role="owner"))
-    after = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}["d1"]
-    assert after.facts["signoffs"]["people"] == ["bob"]
+    assert not hasattr(reg, "_read_cache") and "cache" not in inspect.signature(reg.decisions).parameters
 
 
 def test_named_domains_only(db):

@@ -137,14 +137,15 @@ def populate(root: Path, db) -> None:
 
         # a recorded decision and the job it approved
         from graduation import audit
-        from graduation.store.tables import JobRow
-
         audit.append(s, "decision", {"decision_id": DECISION_ID, "domain": ham, "context": "jobs run",
                                      "action": "train:grpo", "allowed": True, "phase": "discovery"}, domain=ham)
         audit.append(s, "decision", {"decision_id": "cd" * 32, "domain": ham, "context": "status --require",
                                      "action": "train:sft", "allowed": False, "phase": "discovery"}, domain=ham)
-        s.add(JobRow(id=JOB_ID, domain=ham, domain_version=1, mode="grpo", target="trl", state="succeeded",
-                     path=f"registry/jobs/{JOB_ID}", decision_id=DECISION_ID))
+        from graduation.store.jobs import add_job, set_state
+
+        add_job(s, id=JOB_ID, domain=ham, domain_version=1, mode="grpo", target="trl",  # chained, as jobs are
+                path=f"registry/jobs/{JOB_ID}", decision_id=DECISION_ID)
+        set_state(s, JOB_ID, "succeeded")
 
 
 @pytest.fixture
@@ -217,7 +218,7 @@ def test_overview_lists_phase_risk_and_actions(report, project: Path):
     assert 'href="domains/hamiltonian-mechanics.html"' in html
 
 
-def test_domain_page_values(report, project: Path):
+def test_domain_page_values(report, project: Path, db_url: str):
     html = (project / "registry/reports/domains/hamiltonian-mechanics.html").read_text()
     # pass-rate chart: six rounds, Wilson band, the policy's bar from the real policy thresholds
     svg = re.search(r'<svg[^>]*data-chart="pass-rate"[^>]*>', html).group(0)
@@ -242,7 +243,13 @@ def test_domain_page_values(report, project: Path):
     # the job and the decision log
     assert f'data-job="{JOB_ID}"' in html and DECISION_ID[:16] in html
     assert 'data-audit-chain="ok"' in html
-    assert 'data-audit-seq="1"' in html and 'data-audit-seq="2"' in html
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)  # every record is chained now: the decisions are not entries 1 and 2
+    with engine.connect() as conn:
+        seqs = [s for (s,) in conn.execute(text("SELECT seq FROM audit_log WHERE kind = 'decision' ORDER BY seq"))]
+    engine.dispose()
+    assert len(seqs) == 2 and all(f'data-audit-seq="{s}"' in html for s in seqs)
 
 
 def test_tampered_audit_log_is_shown_broken(project: Path, db_url: str):
@@ -253,9 +260,10 @@ def test_tampered_audit_log_is_shown_broken(project: Path, db_url: str):
 
     db = Database(db_url)
     populate(project, db)
-    with db.write() as s:
-        s.execute(text("UPDATE audit_log SET payload_json = :p WHERE seq = 1"),
-                  {"p": '{"action":"train:sft","allowed":true}'})
+    with db.write() as s:  # the first decision entry (record entries precede it: a changed one is refused)
+        first = s.execute(text("SELECT min(seq) FROM audit_log WHERE kind = 'decision'")).scalar()
+        s.execute(text("UPDATE audit_log SET payload_json = :p WHERE seq = :s"),
+                  {"p": '{"action":"train:sft","allowed":true}', "s": first})
     result = write_report(db, project)
     db.dispose()
     assert result.summary["audit_chain_ok"] is False
@@ -263,7 +271,7 @@ def test_tampered_audit_log_is_shown_broken(project: Path, db_url: str):
     assert 'data-audit-chain="broken"' in index
     page = (project / "registry/reports/domains/hamiltonian-mechanics.html").read_text()
     assert 'data-audit-chain="broken"' in page
-    assert "entry 1 changed" in page
+    assert f"entry {first} changed" in page
 
 
 def test_slices_and_flip_rate(report, project: Path):

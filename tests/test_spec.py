@@ -104,11 +104,19 @@ def test_lineage_cycle_is_refused():
     assert any("cycle" in p for p in problems(text))
 
 
-def test_paths_outside_project_allowed_only_when_declared(tmp_path: Path):
+def test_paths_outside_project_allowed_only_by_the_project_config(tmp_path: Path):
+    project = tmp_path / "proj"
+    project.mkdir()
     text = GOOD.replace("path: data/textbook.jsonl", "path: ../../outside.jsonl")
-    assert any("outside the project" in p for p in problems(text, tmp_path))
-    spec = parse("allow_paths_outside_project: true\n" + text, tmp_path)
+    assert any("outside the project" in p for p in problems(text, project))
+    # the domain file cannot grant it to itself (the stakes are not self-declared)
+    found = problems("allow_paths_outside_project: true\n" + text, project)
+    assert any("cannot allow itself" in p and "domains/d.yaml:1" in p for p in found)
+    (project / "graduation.yaml").write_text("allowed_roots: [..]\n")
+    spec = parse(text, project)
     assert spec.ground_truth[0].path.endswith("outside.jsonl")
+    (project / "graduation.yaml").write_text("allowed_roots: 3\n")
+    assert any("graduation.yaml" in p for p in problems(text, project))
 
 
 def test_top_level_must_be_a_mapping():

@@ -82,7 +82,9 @@ def append(session, kind: str, payload: dict[str, Any], domain: str | None = Non
     digest = compute_hash(seq, kind, domain, created, payload, prev)
     q.insert(session, AuditEntryRow(seq=seq, kind=kind, domain=domain, created_at=created,
                                     payload_json=canonical(payload), prev_hash=prev, entry_hash=digest))
-    return AuditEntry(seq, kind, domain, created, payload, prev, digest)
+    entry = AuditEntry(seq, kind, domain, created, payload, prev, digest)
+    session.info["chain_tail"] = entry  # the database moves its anchor here once the transaction commits
+    return entry
 
 
 def decision_payload(decision, *, action: str | None, context: str, policy_file: str | None = None,
@@ -214,17 +216,95 @@ def verify_rows(rows, anchor: tuple[int, str] | None = None) -> Verification:
     return Verification(True, count)
 
 
-def verify(session, anchor: Path | None = None) -> Verification:
+def verify(session, anchor: Path | None = None, *, checkpoint: Path | None = None,
+           records: bool = True) -> Verification:
+    """The chain, then every chained row against its entry, then the anchor and an outside checkpoint.
+
+    With ``anchor`` given, a missing anchor file for a log that has entries fails (fail closed): an
+    anchor deleted together with the newest entries must not read as "nothing to compare".
+    """
     from graduation.store import audit as q
 
     head = read_anchor(anchor) if anchor is not None else None
     result = verify_rows(q.entries(session), head)
-    if result.ok and head is not None:
+    if not result.ok:
+        return result
+    if anchor is not None and head is None and result.entries:
+        return Verification(False, result.entries, None, f"the audit anchor {Path(anchor).name} is missing while the "
+                                                         f"log has {result.entries} entries: the log may have been "
+                                                         "truncated or rewritten; compare it with a checkpoint "
+                                                         "(`registry audit verify --checkpoint FILE`)")
+    if head is not None:
         row = q.get(session, head[0])
         if row is not None and row.entry_hash != head[1]:
             return Verification(False, result.entries, head[0], f"entry {head[0]} differs from the anchor's hash: "
                                                                 "the log was rewritten from there on")
+    if checkpoint is not None:
+        problem = _against_checkpoint(session, read_checkpoint(checkpoint), result.entries)
+        if problem:
+            return Verification(False, result.entries, problem[0], problem[1])
+    if records:
+        from graduation.store.chain import verify_records
+
+        _checked, problems = verify_records(session)
+        if problems:
+            return Verification(False, result.entries, None, "; ".join(p.problem for p in problems[:5]) +
+                                (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
     return result
+
+
+# -- checkpoints: (size, head hash) kept outside the database ---------------------------------------
+
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint(session, registry: str = "") -> dict[str, Any]:
+    """The log's size and head hash, to keep outside the database (git, object storage).
+
+    Unsigned: the ``signature`` field is absent until the registry has a key (signing is a separate step
+    that adds it over ``checkpoint_body``).
+    """
+    from graduation.store import audit as q
+
+    last = q.tail(session)
+    return {"format": CHECKPOINT_FORMAT, "registry": registry, "size": last.seq if last else 0,
+            "head": last.entry_hash if last else GENESIS, "created_at": _now()}
+
+
+def checkpoint_body(data: dict[str, Any]) -> str:
+    """The canonical text a signature over a checkpoint covers (every field but ``signature``)."""
+    return canonical({k: v for k, v in data.items() if k != "signature"})
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such checkpoint file; write one with `registry audit checkpoint --out FILE`") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: the checkpoint is not readable JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or not isinstance(data.get("size"), int) \
+            or isinstance(data.get("size"), bool) or data["size"] < 0 or not isinstance(data.get("head"), str) \
+            or len(data["head"]) != 64:
+        raise InputError(f"{path}: not a checkpoint of format {CHECKPOINT_FORMAT}; it should hold "
+                         '{"format": 1, "size": N, "head": "<64 hex>"} as written by `registry audit checkpoint`')
+    return data
+
+
+def _against_checkpoint(session, data: dict[str, Any], entries: int) -> tuple[int | None, str] | None:
+    from graduation.store import audit as q
+
+    size, head = data["size"], data["head"]
+    if size == 0:
+        return None if head == GENESIS else (None, "the checkpoint of an empty log names a head hash")
+    if entries < size:
+        return (entries + 1, f"the log has {entries} entries but the checkpoint records {size}: entries were removed")
+    row = q.get(session, size)
+    if row is None or row.entry_hash != head:
+        return (size, f"entry {size} differs from the checkpoint's head hash: the log was rewritten and does not "
+                      "extend the checkpoint")
+    return None
 
 
 # -- attestations -------------------------------------------------------------------------------------
@@ -285,6 +365,6 @@ def statement(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-__all__ = ["ANCHOR_FILE", "AuditEntry", "GENESIS", "Verification", "anchor_path", "append", "canonical",
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint", "checkpoint_body", "read_checkpoint", "ANCHOR_FILE", "AuditEntry", "GENESIS", "Verification", "anchor_path", "append", "canonical",
            "compute_hash", "decision_payload", "find_decision", "read_anchor", "record_decision", "statement",
            "verify", "verify_rows", "write_anchor"]

@@ -6,6 +6,7 @@
     │   ├── DataError               a malformed data row (names file and line)
     │   └── NotFoundError           a domain, version, job or decision that does not exist
     ├── StoreError                  the registry database cannot be opened or written
+    │   └── IntegrityError          a stored record no longer matches its chained hash (exit 2)
     ├── TrainingStopped             a run ended without learning, e.g. no learning signal (exit 1)
     ├── VerifierError               a verifier could not be built from its declaration
     └── EngineError                 a verification engine (Ray) could not finish a run; nothing was written
@@ -98,3 +99,11 @@ class TrainingStopped(GraduationError):
     """A training run stopped early because it could not learn (e.g. no learning signal); exit 1: it failed."""
 
     exit_code = 1
+
+
+class IntegrityError(StoreError):
+    """A record read to decide does not match the hash-chained entry that covers it: never an allow."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"registry integrity: {message}")
+

@@ -79,20 +79,19 @@ class Gathered:
 # -- the domain --------------------------------------------------------------------------------------
 
 def load_context(db: Any, root: Path, domain: str) -> DomainContext:
-    from graduation.project import sha256_file
+    from graduation.identity import StatCache, check_files
+    from graduation.store.chain import check_rows
     from graduation.store.domains import get_version, version_spec
 
     with db.read() as session:
         row = get_version(session, domain)
+        check_rows(session, "domain_version", [row])
     spec = version_spec(row)
-    for rel, digest in sorted(json.loads(row.data_hashes_json).items()):
-        path = Path(root) / rel
-        if not path.is_file():
-            raise InputError(f"{rel}: referenced by domain {domain!r} v{row.version} but missing; restore it or "
-                             "fix the domain file and `registry register` it again")
-        if sha256_file(path) != digest:
-            raise InputError(f"{rel}: changed since domain {domain!r} v{row.version} was registered; run "
-                             "`registry register` so that evidence is counted against the new data")
+    # every file the version's identity covers (data, controls, verifier code, fixtures, packages), hashed in full
+    changed = check_files(Path(root), json.loads(row.data_hashes_json), StatCache())
+    if changed:
+        raise InputError(f"{'; '.join(changed)}: changed since domain {domain!r} v{row.version} was registered; "
+                         "run `registry register` so that evidence is counted against what decides now")
     verifiers = [build(v, root) for v in spec.verifiers]
     return DomainContext(domain, row.version, row.basis_hash, spec, Path(root), verifiers)
 

@@ -70,25 +70,27 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dict[str, str]:
-    """SHA-256 of every file the domain references; a missing file is a located error."""
-    hashes: dict[str, str] = {}
-    problems: list[Problem] = []
-    for rel in spec.referenced_paths():
-        path = root / rel
-        if not path.is_file():
-            problems.append(Problem(f"referenced file {rel!r} does not exist", source_file,
-                                    hint="create it or fix the path (paths are relative to the domain file)"))
-            continue
-        hashes[rel] = sha256_file(path)
+    """SHA-256 of every file the domain's identity covers (``graduation.identity``): data, controls,
+    verifier modules and their local imports, command scripts and executables, schemas, declared fixtures;
+    plus the versions of verifier packages. A missing file is a located error."""
+    from graduation.identity import all_hashes
+
+    hashes, missing = all_hashes(spec, root, spec.referenced_paths())
+    problems = [Problem(f"referenced file {rel!r} does not exist", source_file,
+                        hint="create it or fix the path (paths are relative to the domain file; verifier "
+                             "options name paths relative to the project)") for rel in missing]
     if problems:
         raise SpecError(problems)
     return hashes
 
 
 def load_project_domain(path: Path, root: Path) -> LoadedDomain:
+    from graduation.identity import file_stats
+
     spec = load_domain(path, root)
     source = _display(path, root)
-    return LoadedDomain(spec, source, hash_referenced_files(spec, root, source))
+    hashes = hash_referenced_files(spec, root, source)
+    return LoadedDomain(spec, source, hashes, file_stats(root, hashes))
 
 
 def load_many(paths: list[Path], root: Path) -> list[LoadedDomain]:

@@ -3,7 +3,8 @@
 ``parse_domain(text, file, project_root)`` is pure: it turns the text of a domain file into a
 ``DomainSpec`` or raises ``SpecError`` listing every problem with ``file:line:column`` and the field.
 ``load_domain(path)`` reads the file and calls it. Paths inside a domain file are resolved relative to
-the file and must stay inside the project unless the file sets ``allow_paths_outside_project: true``.
+the file and must stay inside the project or under an ``allowed_roots`` directory of the project's
+``graduation.yaml`` (a domain file cannot allow itself more).
 """
 
 from __future__ import annotations
@@ -81,10 +82,11 @@ def _check_relative_path(value: str, info: ValidationInfo) -> str:
     if base is None or root is None:
         return value
     resolved = (base / value).resolve()
-    if not ctx.get("allow_outside") and not resolved.is_relative_to(root.resolve()):
+    allowed = [root.resolve(), *ctx.get("allowed_roots", ())]
+    if not any(resolved.is_relative_to(r) for r in allowed):
         raise ValueError(
             f"path {value!r} resolves to {resolved}, outside the project {root.resolve()}; keep data inside "
-            "the project or set allow_paths_outside_project: true at the top of the domain file"
+            f"the project or list its directory under allowed_roots in the project's {PROJECT_CONFIG}"
         )
     try:
         return resolved.relative_to(root.resolve()).as_posix()
@@ -290,6 +292,8 @@ class DomainSpec(Strict):
         When it changes, earlier evidence no longer speaks for the domain and counting starts afresh.
         """
         payload = {
+            # the stakes: a new version with a lower risk (or any other) keeps no evidence from before
+            "risk": self.risk.value,
             "task": self.task.canonical(),
             "ground_truth": [s.model_dump(mode="json") for s in self.ground_truth],
             "verifiers": [v.model_dump(mode="json") for v in self.verifiers],
@@ -338,15 +342,43 @@ def sha256_json(payload: Any) -> str:
 
 # -- loading ---------------------------------------------------------------------------------------
 
-def parse_domain(text: str, file: str, project_root: Path | None = None, base_dir: Path | None = None) -> DomainSpec:
+def parse_domain(text: str, file: str, project_root: Path | None = None, base_dir: Path | None = None,
+                 allowed: list[Path] | None = None) -> DomainSpec:
     """Parse and validate a domain file's text. Raises ``SpecError`` with every problem located."""
     located = load_yaml(text, file)
     if not isinstance(located.data, dict):
         raise SpecError([located.problem((), "a domain file must be a YAML mapping (key: value lines)",
                                          "start from `registry init` or the JSON Schema (`registry schema`)")])
-    allow = located.data.get("allow_paths_outside_project") is True
-    context = {"base_dir": base_dir, "project_root": project_root, "allow_outside": allow}
+    if located.data.get("allow_paths_outside_project") is True:
+        # a domain file cannot widen its own reach: where data may live is the project's decision
+        raise SpecError([located.problem(("allow_paths_outside_project",),
+                                         "a domain file cannot allow itself paths outside the project",
+                                         f"remove it and list the directory under allowed_roots in {PROJECT_CONFIG} "
+                                         "at the project root")])
+    roots = allowed_roots(project_root) if allowed is None else allowed
+    context = {"base_dir": base_dir, "project_root": project_root, "allowed_roots": roots}
     return validate_located(DomainSpec, located, context)
+
+
+PROJECT_CONFIG = "graduation.yaml"
+
+
+def allowed_roots(project_root: Path | None) -> list[Path]:
+    """Directories outside the project that domain files may reference: ``allowed_roots`` in
+    ``<project>/graduation.yaml`` (paths relative to the project root). Bad config is a located error."""
+    if project_root is None:
+        return []
+    path = Path(project_root) / PROJECT_CONFIG
+    if not path.is_file():
+        return []
+    located = load_yaml(read_text(path), PROJECT_CONFIG)
+    data = located.data if isinstance(located.data, dict) else None
+    roots = data.get("allowed_roots", []) if data is not None else None
+    if data is None or set(data) - {"allowed_roots"} or not isinstance(roots, list) \
+            or not all(isinstance(r, str) and r.strip() for r in roots):
+        raise SpecError([located.problem((), "the project configuration must be a mapping with allowed_roots: "
+                                              "a list of directories", "e.g. allowed_roots: [../shared-data]")])
+    return [(Path(project_root) / r).resolve() for r in roots]
 
 
 def load_domain(path: Path | str, project_root: Path | None = None) -> DomainSpec:

@@ -69,12 +69,11 @@ class State:
     def database(self, create: bool = True):
         """Open (and migrate) the registry database once per command."""
         if self._db is None:
-            import os
-
+            from graduation.audit import anchor_path
             from graduation.store import Database, resolve_url
 
-            url = self.db_url or os.environ.get("REGISTRY_DB_URL")
-            self._db = Database(url if url else resolve_url(None, self.root), create=create)
+            url = resolve_url(self.db_url, self.root)
+            self._db = Database(url, create=create, anchor=anchor_path(self.root, url))
         return self._db
 
 

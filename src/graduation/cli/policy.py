@@ -37,13 +37,6 @@ def _database(st):
         db.dispose()
 
 
-def _facts_cache(st, db) -> Path:
-    """Where summarized facts of this registry are cached (see graduation.policy.registry)."""
-    import hashlib
-
-    return st.root / "registry" / "cache" / f"facts-{hashlib.sha256(db.url.encode()).hexdigest()[:12]}.json"
-
-
 def _check_action(action: str) -> str:
     import difflib
 
@@ -85,10 +78,13 @@ def status_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        results = decisions(db, policy, list(domains) if domains else None, cache=_facts_cache(st, db))
+        results = decisions(db, policy, list(domains) if domains else None, root=st.root)
+        if required and not results:
+            raise InputError("--require: no registered domain matched, so nothing can be allowed; register domains "
+                             "first (`registry register domains/`) or name them")
         denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
         if required:
-            from graduation.audit import anchor_path, append, decision_payload, write_anchor
+            from graduation.audit import append, decision_payload
 
             payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
                                                       policy_file=policy.file)) for r in results for a in required]
@@ -96,9 +92,7 @@ def status_cmd(
             def write(session):
                 return [append(session, "decision", p, d.domain) for d, p in payloads]
 
-            entries = db.transact(write)
-            if entries:
-                write_anchor(anchor_path(st.root, db.url), entries[-1])
+            db.transact(write)  # the database moves its anchor
     code = EXIT_DENIED if denied else EXIT_OK
     st.exit_code = code  # what a reader that stops early (`| head -1`) still gets
     from graduation.cli import policy_render as render
@@ -138,7 +132,7 @@ def explain_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        result = decisions(db, policy, [domain])[0]
+        result = decisions(db, policy, [domain], root=st.root)[0]
     d = result.decision
     if as_json:
         print_json({"domain": d.domain, "phase": d.phase, "decision_id": d.id, "policy": policy.name,
@@ -164,7 +158,7 @@ def approve_cmd(
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
     """Record a sign-off by a named person (time-stamped evidence and an audit entry with the new decision)."""
-    from graduation.audit import anchor_path, append, decision_payload, write_anchor
+    from graduation.audit import append, decision_payload
     from graduation.errors import InputError
     from graduation.policy.registry import decision_in, load_evidence
     from graduation.records import SignoffRecord
@@ -191,7 +185,6 @@ def approve_cmd(
 
     with _database(st) as db:
         ev, result, entry = db.transact(write)
-    write_anchor(anchor_path(st.root, db.url), entry)
     d = result.decision
     if as_json:
         print_json({"signoff": ev.to_dict(), "audit_entry": entry.seq, "decision": d.to_dict()})
@@ -226,15 +219,20 @@ def policy_validate_cmd(
             problems.extend(exc.problems)
     if as_json:
         print_json({"valid": not problems, "policies": [{"name": p.name, "file": p.file, "digest": p.digest,
-                                                         "rules": len(p.rules)} for p in loaded],
+                                                         "rules": len(p.rules), "warnings": list(p.warnings)}
+                                                        for p in loaded],
                     "problems": [p.to_dict() for p in problems]})
         raise typer.Exit(EXIT_INPUT if problems else EXIT_OK)
     if problems:
         raise SpecError(problems)
     from graduation.cli.output import info
 
+    from graduation.cli.output import escape
+
     for p in loaded:
         info(f"[green]ok[/]  {p.file}  (policy {p.name}, {len(p.rules)} rules, digest {p.digest[:12]})")
+        for w in p.warnings:
+            info(f"[yellow]warning[/]  {escape(w)}")
 
 
 @command("test", group=policy_app)
@@ -289,13 +287,21 @@ def policy_facts_cmd(as_json: bool = JSON_OPTION) -> None:
 # -- audit log ----------------------------------------------------------------------------------------
 
 @command("verify", group=audit_app)
-def audit_verify_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
-    """Check the chain: exit 1 naming the first changed, removed or reordered entry."""
-    from graduation.audit import anchor_path, verify
+def audit_verify_cmd(
+    ctx: typer.Context,
+    as_json: bool = JSON_OPTION,
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="A checkpoint written by `registry audit "
+                                           "checkpoint`: the log must extend it."),
+) -> None:
+    """Check the chain, every record row against its entry, the anchor (and a checkpoint): exit 1 naming
+    the first changed, removed or reordered entry or record."""
+    from graduation.audit import anchor_path, read_checkpoint, verify
 
     st = state(ctx)
+    if checkpoint is not None:
+        read_checkpoint(checkpoint)  # a bad file is bad input (exit 2), before the database is opened
     with _database(st) as db, db.read() as session:
-        result = verify(session, anchor_path(st.root, db.url))
+        result = verify(session, anchor_path(st.root, db.url), checkpoint=checkpoint)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -306,6 +312,31 @@ def audit_verify_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         else:
             error(f"audit log broken at entry {result.bad_seq}: {result.problem}")
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DENIED)
+
+
+@command("checkpoint", group=audit_app)
+def audit_checkpoint_cmd(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the checkpoint (keep it outside the "
+                                                     "database: git, object storage)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Export the log's size and head hash; `audit verify --checkpoint FILE` later proves the log extends it."""
+    import json
+
+    from graduation.audit import checkpoint
+
+    with _database(state(ctx)) as db, db.read() as session:
+        data = checkpoint(session, db.safe_url())
+    from graduation.fsutil import atomic_write_text
+
+    atomic_write_text(out, json.dumps(data, indent=2) + "\n")
+    if as_json:
+        print_json(data)
+        return
+    from graduation.cli.output import info
+
+    info(f"wrote {out}: {data['size']} entries, head {data['head'][:16]}")
 
 
 @command("export", group=audit_app)

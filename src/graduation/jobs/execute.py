@@ -64,11 +64,24 @@ def load_job(db: Any, job_id: str) -> tuple[Any, JobFile, Path]:
     return row, read_job_file(path / "job.yaml"), path
 
 
-def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path | None = None):
+def check_seal(row: Any, job_dir: Path) -> None:
+    """``JobRefused`` unless every file of the bundle is as sealed at generation (the registry keeps the hash)."""
+    from graduation.jobs.seal import check_manifest
+
+    problems = check_manifest(job_dir, row.manifest_hash, json.loads(row.detail_json or "{}").get("manifest"))
+    if problems:
+        shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        raise JobRefused(f"job {row.id}: the bundle was modified since it was approved and sealed: {shown}; regenerate the job "
+                         f"(registry jobs generate {row.domain})", ["bundle changed"])
+
+
+def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path | None = None, row: Any = None):
     """The decision now, or ``JobRefused`` naming what changed. Returns (decision, policy)."""
     from graduation.jobs.service import current_decision
     from graduation.store.domains import get_version
 
+    if row is not None:
+        check_seal(row, job_dir)
     with db.read() as session:
         current = get_version(session, job.domain.name)
     if current.content_hash != job.domain.content_hash:
@@ -90,6 +103,10 @@ def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path 
         raise JobRefused(f"{action} is no longer allowed for {job.domain.name} (phase {decision.phase}, decision "
                          f"{decision.id[:12]}; the job was approved by {job.decision.id[:12]}); not starting:\n{lines}",
                          reasons)
+    if policy.digest != job.decision.policy_digest:  # allowed now, but not by the policy that approved the job
+        raise JobRefused(f"job {job.job} was approved under policy {job.decision.policy_name!r} digest "
+                         f"{(job.decision.policy_digest or '?')[:12]}, but the policy now is {policy.name!r} digest "
+                         f"{policy.digest[:12]}; regenerate the job under the current policy", ["policy changed"])
     return decision, policy
 
 
@@ -100,11 +117,13 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
     from graduation.audit import anchor_path, record_decision
     from graduation.store.jobs import set_state
 
+    from graduation.store.jobs import effective_state
+
     row, job, job_dir = load_job(db, job_id)
-    if row.state == "running" and _alive(json.loads(row.detail_json or "{}").get("pid")):
-        raise InputError(f"job {job_id} is already running (pid {json.loads(row.detail_json)['pid']})")
+    if effective_state(row) == "running":
+        raise InputError(f"job {job_id} is already running ({row.lease_owner}); a second run is refused")
     try:
-        decision, policy = recheck(db, root, job, job_dir, policy_path)
+        decision, policy = recheck(db, root, job, job_dir, policy_path, row=row)
     except JobRefused as exc:
         if not check_only:
             with db.write() as session:
@@ -114,10 +133,18 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
                     else "jobs run", policy_file=policy.file, anchor=anchor_path(root), extra={"job": job_id})
     if check_only:
         return RunOutcome(job_id, row.state, decision.id)
-    with db.write() as session:
-        set_state(session, job_id, "running", pid=os.getpid(), started_at=time.time(), run_decision_id=decision.id)
+    import socket
+    import uuid
+
+    from graduation.store.jobs import claim
+
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    with db.write() as session:  # compare-and-set: a concurrent run of the same job is refused here
+        claim(session, job_id, owner, pid=os.getpid(), started_at=time.time(), run_decision_id=decision.id)
     outcome = RunOutcome(job_id, "running", decision.id)
     previous = _terminate_as_interrupt()
+    beat = _Heartbeat(db, job_id, owner)
+    beat.start()
     try:
         _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress, resume=resume)
     except KeyboardInterrupt:
@@ -129,6 +156,7 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
             set_state(session, job_id, "failed", rounds=outcome.rounds, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     finally:
+        beat.stop()
         _restore(previous)
     outcome.state = "failed" if outcome.stopped else "succeeded"
     extra = {"error": outcome.stopped} if outcome.stopped else {}
@@ -145,6 +173,37 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
                               "recorded. Check that the rewards can tell answers apart (`registry verifiers check`) "
                               "and that the model can reach a correct answer at all, or raise no_signal_steps.")
     return outcome
+
+
+class _Heartbeat:
+    """Extends a running job's lease every third of its length; a killed run stops extending it."""
+
+    def __init__(self, db: Any, job_id: str, owner: str) -> None:
+        import threading
+
+        from graduation.store.jobs import lease_seconds
+
+        self.db, self.job_id, self.owner = db, job_id, owner
+        self.every = lease_seconds() / 3
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        from graduation.store.jobs import heartbeat
+
+        while not self._stop.wait(self.every):
+            try:
+                with self.db.write() as session:
+                    heartbeat(session, self.job_id, self.owner)
+            except Exception:  # noqa: BLE001 - a missed beat only shortens the lease
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def _terminate_as_interrupt():
@@ -246,4 +305,4 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                            "peft": dict(job.peft)}
 
 
-__all__ = ["RunOutcome", "load_job", "recheck", "run_job"]
+__all__ = ["RunOutcome", "check_seal", "load_job", "recheck", "run_job"]

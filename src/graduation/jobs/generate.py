@@ -166,12 +166,15 @@ def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> Gene
             path.write_text(text, encoding="utf-8")
             if rel in EXECUTABLE:
                 path.chmod(0o755)
+        from graduation.jobs.seal import manifest, manifest_hash
+
+        sealed = manifest(tmp)  # every file of the bundle, as approved
         detail = {"job_hash": sha256_json(job.model_dump(mode="json")), "datasets": {
-            k: v.model_dump() for k, v in datasets.items()}, **plan.detail}
+            k: v.model_dump() for k, v in datasets.items()}, **plan.detail, "manifest": sealed}
         with db.write() as session:
             add_job(session, id=job_id, domain=plan.domain.name, domain_version=plan.domain.version, mode=plan.mode,
                     target=plan.target, path=str(final), decision_id=approval.decision_id, from_job=plan.from_job,
-                    detail=detail)
+                    detail=detail, manifest_hash=manifest_hash(sealed))
             os.rename(tmp, final)
             renamed = True
     except BaseException:

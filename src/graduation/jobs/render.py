@@ -137,7 +137,11 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
     c = job.cluster
     accel = "zero3"
     script = " ".join([
-        "cd", shlex.quote(workdir), "&&", "exec", "accelerate", "launch",
+        "cd", shlex.quote(workdir), "&&",
+        # the sealed bundle and the decision are checked before anything starts, as by launch.sh
+        "registry", "--project", '"${GRADUATION_PROJECT:-' + job.project_root.replace('"', '') + '}"', "jobs", "run",
+        shlex.quote(job.job), "--check", "&&",
+        "exec", "accelerate", "launch",
         "--config_file", shlex.quote(f"accelerate/{accel}.yaml"),
         "--num_machines", '"$PET_NNODES"',
         "--num_processes", f'"$((PET_NNODES * {int(c.gpus_per_node)}))"',

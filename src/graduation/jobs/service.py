@@ -39,7 +39,7 @@ def current_decision(db: Any, root: Path, domain: str, policy_path: Path | None 
     from graduation.policy.registry import decisions
 
     policy = load_policy(policy_path, root)
-    found = decisions(db, policy, [domain])
+    found = decisions(db, policy, [domain], root=root)
     return found[0], policy
 
 

@@ -289,7 +289,7 @@ def evaluate_rules(policy: Policy, facts: dict[str, Any]) -> list[tuple[bool, st
     """(matched, error) for every rule, in order.
 
     The conditions are pure functions of the facts they use, so results are memoized on those facts
-    (``policy.uses``); on a miss all rules run in one CEL call, and one by one only if that call fails.
+    (``policy.uses``); on a miss every rule runs on its own.
     """
     return _lookup(policy, facts)[0]
 
@@ -345,21 +345,15 @@ def _verdicts(policy: Policy, results: list[tuple[bool, str | None]]) -> dict[st
 
 
 def _evaluate(policy: Policy, activation: dict[str, Any]) -> list[tuple[bool, str | None]]:
-    try:
-        values = policy.combined.execute(activation)
-    except Exception:  # noqa: BLE001 - find which rule failed, one by one
-        values = None
+    """Each rule's condition, compiled and run on its own: no comment or string of one rule can reach another."""
     results: list[tuple[bool, str | None]] = []
-    for i, rule in enumerate(policy.rules):
-        if values is not None:
-            value = values[i]
-        else:
-            try:
-                value = rule.program.execute(activation)
-            except Exception as exc:  # noqa: BLE001 - any failure of a condition is recorded and denies
-                results.append((False, f"rule {rule.id!r} failed: {type(exc).__name__}: "
-                                       f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")))
-                continue
+    for rule in policy.rules:
+        try:
+            value = rule.program.execute(activation)
+        except Exception as exc:  # noqa: BLE001 - any failure of a condition is recorded and denies
+            results.append((False, f"rule {rule.id!r} failed: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")))
+            continue
         if value is True or value is False:
             results.append((value, None))
         else:

@@ -110,8 +110,8 @@ class Policy:
     thresholds: dict[str, Thresholds]
     rules: tuple[Rule, ...]
     uses: dict[str, frozenset[str] | None]  # fact root -> second-level keys used (None: all)
-    combined: Any = field(repr=False, compare=False, default=None)
     description: str = ""
+    warnings: tuple[str, ...] = ()  # e.g. a permit of deploy:autonomous that never looks at the risk
     threshold_facts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
     by_action: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -125,6 +125,7 @@ class Policy:
 
 _TOKEN = re.compile(r"""
     (?P<string>[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+  | (?P<comment>//[^\n]*)
   | (?P<number>0[xX][0-9a-fA-F]+[uU]?|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?[uU]?)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<punct>\.|\(|\)|,|\[|\]|\{|\}|[^\sA-Za-z0-9_.(),\[\]{}])
@@ -136,7 +137,7 @@ def _tokens(source: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for m in _TOKEN.finditer(source):
         kind = m.lastgroup
-        if kind != "space":
+        if kind != "space" and kind != "comment":
             out.append((kind, m.group()))
     return out
 
@@ -315,16 +316,36 @@ def parse_policy(text: str, file: str) -> Policy:
     rules, problems, uses = _check_rules(list(enumerate(spec.rules)), located)
     if problems:
         raise SpecError(problems)
-    combined = compile_cel("[" + ", ".join(f"({r.when})" for r in rules) + "]")
     canonical = spec.model_dump(mode="json")
     return Policy(
         name=spec.policy, file=file, digest=sha256_json(canonical),
         thresholds={risk.value: t for risk, t in spec.thresholds.items()}, rules=tuple(rules),
-        uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()}, combined=combined,
-        description=spec.description,
+        uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()},
+        description=spec.description, warnings=tuple(_risk_guard_warnings(rules, located)),
         threshold_facts={risk.value: t.model_dump() for risk, t in spec.thresholds.items()},
         by_action={a: tuple(i for i, r in enumerate(rules) if a in r.actions) for a in ACTIONS},
     )
+
+
+GUARDED_ACTIONS = ("deploy:autonomous", "online:grpo")
+RISK_FACTS = ("domain.risk", "domain.risk_rank")
+
+
+def _risk_guard_warnings(rules: list[Rule], located: Located) -> list[str]:
+    """A permit of deploy:autonomous or online:grpo whose condition never looks at the domain's risk."""
+    out = []
+    for i, rule in enumerate(rules):
+        guarded = [a for a in rule.actions if a in GUARDED_ACTIONS]
+        if rule.effect != "permit" or not guarded:
+            continue
+        chains, _bound = _chains(rule.when)
+        if any(".".join(c[:2]) in RISK_FACTS or c == ["domain"] for c in chains):
+            continue
+        pos = located.position(("rules", i, "when"))
+        where = f"{located.file}:{pos[0]}" if pos else located.file
+        out.append(f"{where}: rule {rule.id!r} permits {', '.join(guarded)} without a risk guard: its condition "
+                   "never reads domain.risk or domain.risk_rank, so it permits critical domains too")
+    return out
 
 
 def _check_rules(specs: list[tuple[int, RuleSpec]], located: Located):

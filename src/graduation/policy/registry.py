@@ -1,16 +1,15 @@
 """Decisions for registered domains: the I/O edge between the store and the pure engine.
 
-    decisions(db, policy, names=None, cache=None) -> list[DomainDecision]   newest version of each domain
+    decisions(db, policy, names=None) -> list[DomainDecision]   newest version of each domain
     decision_in(session, name, policy) -> DomainDecision
 
 Evidence is read for each domain's current basis only (a change of verifiers or ground truth starts
 afresh), with one Core query, into light attribute maps rather than pydantic models: every record
 was validated against ``graduation.records`` when it was stored, and records are immutable.
 
-Facts cache: evidence is append-only, so a domain's summarized facts and phase are fully determined
-by (domain content hash, evidence basis, number and newest id of its evidence rows, policy digest,
-facts format). With ``cache=PATH`` those are kept in a JSON file and a domain's evidence is read again
-only when one of them changed; the rules are evaluated afresh every time.
+Integrity: every domain version and evidence row read is re-hashed and compared with the audit entry
+that chained it (``graduation.store.chain``); a mismatch raises ``IntegrityError`` (exit 2), never an
+allow. No file outside the database (there is no facts cache) takes part in a decision.
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from graduation.policy.engine import Decision, conclude
-from graduation.policy.facts import FACTS_FORMAT, summarize
+from graduation.policy.facts import summarize
 from graduation.policy.model import Policy
-from graduation.policy.phase import PhaseResult, compute_phase
+from graduation.policy.phase import compute_phase
 from graduation.spec import DomainSpec
 
 
@@ -73,68 +72,66 @@ def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[St
     return out
 
 
-def _read_cache(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data.get("domains", {}) if isinstance(data, dict) and data.get("format") == FACTS_FORMAT else {}
+def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None) -> list[DomainDecision]:
+    """Decide every action for the newest version of each named (or every) registered domain.
 
-
-def _write_cache(path: Path, entries: dict[str, Any]) -> None:
-    from graduation.fsutil import atomic_write_text
-
-    try:
-        atomic_write_text(path, json.dumps({"format": FACTS_FORMAT, "domains": entries}, separators=(",", ":")))
-    except OSError:
-        pass  # a cache that cannot be written is only slower
-
-
-def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | None = None) -> list[DomainDecision]:
-    """Decide every action for the newest version of each named (or every) registered domain."""
+    Every row read is re-hashed against the audit entry that chained it (``IntegrityError``, exit 2,
+    on a mismatch); no file outside the database takes part in the answer. With ``root`` (the project),
+    the files each version's identity covers are checked on disk first (``graduation.identity``): a
+    domain whose data, verifier code or fixtures changed since its version was registered is denied
+    everything until it is registered again. Files whose stat is unchanged since registration (kept in
+    the chained version row) are not read again.
+    """
+    from graduation.store.chain import check_rows
     from graduation.store.domains import latest_versions
-    from graduation.store.evidence import evidence_stats
 
-    cached = _read_cache(cache)
     with db.read() as session:
         versions = latest_versions(session, names)
-        basis = {v.domain: v.basis_hash for v in versions}
-        stats = evidence_stats(session, basis)
-        keys = {v.domain: [v.content_hash, v.basis_hash, *stats[v.domain], policy.digest] for v in versions}
-        stale = {d: b for d, b in basis.items() if (cached.get(d) or {}).get("key") != keys[d]}
-        evidence = load_evidence(session, stale)
+        check_rows(session, "domain_version", versions)
+        evidence = load_evidence(session, {v.domain: v.basis_hash for v in versions})
+    cache = None
+    if root is not None:
+        from graduation.identity import StatCache
+
+        cache = StatCache()
     out = []
     for v in versions:
         spec = DomainSpec.model_validate(json.loads(v.spec_json))
-        entry = cached.get(v.domain)
-        if v.domain in stale:
-            summary = summarize(spec, evidence[v.domain])
-            ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
-            hashes = summary.evidence_hashes
-            entry = {"key": keys[v.domain], "facts": summary.facts, "phase": [ph.phase, ph.route, list(ph.unmet)],
-                     "graduation": ph.graduation, "evidence": "".join(hashes)}
-            cached[v.domain] = entry
-            facts = json.loads(json.dumps(summary.facts))  # the cache keeps its own copy
-        else:
-            facts = entry["facts"]
-            phase, route, unmet = entry["phase"]
-            ph = PhaseResult(phase, route, tuple(unmet), entry["graduation"])
-            joined = entry["evidence"]
-            hashes = [joined[i:i + 64] for i in range(0, len(joined), 64)]
-        out.append(DomainDecision(conclude(spec, facts, ph, hashes, policy), v.version, v.content_hash,
-                                  v.source_file))
-    if cache is not None and stale:
-        _write_cache(cache, cached)
+        if cache is not None:
+            changed = _changed_on_disk(root, v, cache)
+            if changed:
+                out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
+                continue
+        summary = summarize(spec, evidence[v.domain])
+        ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
+        out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
+                                  v.content_hash, v.source_file))
     return out
+
+
+def _changed_on_disk(root: Path, v, cache) -> Decision | None:
+    """A decision denying everything when the disk no longer matches version ``v`` (None when it does)."""
+    from graduation.identity import check_files
+    from graduation.policy.engine import deny_all
+
+    hashes = json.loads(v.data_hashes_json)
+    cache.seed(Path(root), hashes, json.loads(v.file_stats_json) if v.file_stats_json else None)
+    changed = check_files(Path(root), hashes, cache)
+    if not changed:
+        return None
+    shown = "; ".join(changed[:3]) + (f" (and {len(changed) - 3} more)" if len(changed) > 3 else "")
+    return deny_all(v.domain, f"{shown}: changed since version {v.version}: register it again "
+                              "(`registry register`), and its evidence starts afresh", risk=v.risk)
 
 
 def decision_in(session, name: str, policy: Policy) -> DomainDecision:
     """The decision for one domain, read inside an open session (e.g. right after adding evidence)."""
     from graduation.store.domains import latest_versions
 
+    from graduation.store.chain import check_rows
+
     versions = latest_versions(session, [name])
+    check_rows(session, "domain_version", versions)
     v = versions[0]
     evidence = load_evidence(session, {v.domain: v.basis_hash})
     spec = DomainSpec.model_validate(json.loads(v.spec_json))

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from graduation.errors import NotFoundError
 from graduation.spec import DomainSpec
+from graduation.store.chain import append_chained, version_digest, version_key
 from graduation.store.tables import DomainRow, DomainVersionRow, utcnow
 
 
@@ -35,6 +36,7 @@ class LoadedDomain:
     spec: DomainSpec
     source_file: str
     data_hashes: dict[str, str]
+    file_stats: dict[str, list[int]] | None = None  # stat of each file when hashed (the gate's fast path)
 
     @property
     def content_hash(self) -> str:
@@ -61,12 +63,16 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
         session.add(domain)
         session.flush()
     version = domain.latest_version + 1
-    session.add(DomainVersionRow(
+    session.add(row := DomainVersionRow(
         domain=spec.domain, version=version, content_hash=content_hash, basis_hash=loaded.basis_hash,
         risk=spec.risk.value, source_file=loaded.source_file,
         spec_json=json.dumps(spec.canonical(), sort_keys=True, ensure_ascii=False),
         data_hashes_json=json.dumps(loaded.data_hashes, sort_keys=True), created_at=now,
+        file_stats_json=json.dumps(loaded.file_stats, sort_keys=True) if loaded.file_stats else None,
     ))
+    session.flush()
+    row.entry_hash = append_chained(session, "domain_version", key=version_key(row), digest=version_digest(row),
+                                    domain=spec.domain)
     domain.latest_version = version
     domain.risk = spec.risk.value
     domain.title = spec.title

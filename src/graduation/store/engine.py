@@ -24,7 +24,7 @@ from sqlmodel import Session, create_engine
 from graduation.errors import StoreError
 
 T = TypeVar("T")
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0013_chain"
 ENV_URL = "REGISTRY_DB_URL"
 BUSY_TIMEOUT_MS = 60_000
 
@@ -40,8 +40,10 @@ def resolve_url(url: str | None, project_root: Path) -> str:
 class Database:
     """An engine plus the two ways to use it: ``read()`` and ``write()`` sessions."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, anchor: Path | None = None) -> None:
         self.url = url
+        #: The audit anchor file; when set, every committed write that appended entries moves it forward.
+        self.anchor = anchor
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -125,6 +127,11 @@ class Database:
             with Session(self._writer, expire_on_commit=False) as session:
                 with session.begin():
                     yield session
+                tail = session.info.pop("chain_tail", None)
+                if tail is not None and self.anchor is not None:
+                    from graduation.audit import write_anchor
+
+                    write_anchor(self.anchor, tail)
         except OperationalError as exc:
             if _transient(exc):
                 raise

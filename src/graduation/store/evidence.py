@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from graduation.errors import InputError
 from graduation.records import RECORD_MODELS, Record
-from graduation.spec import sha256_json
+from graduation.store.chain import append_chained, evidence_digest, evidence_record_hash
 from graduation.store.domains import get_version
 from graduation.store.tables import EvidenceRow, utcnow
 
@@ -57,13 +57,16 @@ def add_evidence(session: Session, domain: str, kind: str, record: Record, *, ve
     summary = record.model_dump(mode="json")
     created = utcnow()
     uid = uuid.uuid4().hex
-    record_hash = sha256_json({"uid": uid, "domain": domain, "version": dv.version, "basis": dv.basis_hash,
-                               "kind": kind, "summary": summary, "model": model, "round": round,
-                               "data_hash": data_hash, "author": author})
+    record_hash = evidence_record_hash(uid=uid, domain=domain, version=dv.version, basis=dv.basis_hash, kind=kind,
+                                       summary=summary, model=model, round=round, data_hash=data_hash,
+                                       author=author)
     row = EvidenceRow(uid=uid, domain=domain, domain_version=dv.version, basis_hash=dv.basis_hash, kind=kind,
                       model=model, round=round, data_hash=data_hash, author=author, created_at=created,
                       summary_json=json.dumps(summary, sort_keys=True, ensure_ascii=False),
                       record_hash=record_hash)
+    session.add(row)
+    session.flush()
+    row.entry_hash = append_chained(session, "evidence", key=uid, digest=evidence_digest(row), domain=domain)
     session.add(row)
     session.flush()
     return _to_evidence(row)
@@ -108,20 +111,48 @@ IN_LIST_LIMIT = 500  # above this many domains, scan and filter instead of a lon
 def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
     """(domain, uid, kind, summary_json, record_hash, author, round) of current-basis evidence, oldest first.
 
-    Raw rows for the decision path, which reads many records and decodes them without pydantic.
+    Raw rows for the decision path, which reads many records and decodes them without pydantic. Every
+    row is re-hashed and compared with the audit entry that chained it (read in the same query): a row
+    edited, inserted without an entry or pointing at another record's entry raises ``IntegrityError``.
     """
     from sqlalchemy import select as core_select
+
+    from graduation.audit import compute_hash
+    from graduation.errors import IntegrityError
+    from graduation.store.chain import evidence_record_hash
+    from graduation.store.tables import AuditEntryRow
 
     if not basis_by_domain:
         return
     t = EvidenceRow.__table__
+    a = AuditEntryRow.__table__
     stmt = core_select(t.c.domain, t.c.basis_hash, t.c.uid, t.c.kind, t.c.summary_json, t.c.record_hash,
-                       t.c.author, t.c.round)
+                       t.c.author, t.c.round, t.c.domain_version, t.c.model, t.c.data_hash, t.c.entry_hash,
+                       a.c.seq, a.c.kind, a.c.domain, a.c.created_at, a.c.payload_json, a.c.prev_hash) \
+        .select_from(t.outerjoin(a, a.c.entry_hash == t.c.entry_hash))
     if len(basis_by_domain) <= IN_LIST_LIMIT:
         stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
-    for domain, basis, *rest in session.connection().execute(stmt.order_by(t.c.id)):
-        if basis_by_domain.get(domain) == basis:
-            yield (domain, *rest)
+    loads = json.loads
+    for (domain, basis, uid, kind, summary, record_hash, author, rnd, version, model, data_hash, entry_hash,
+         seq, ekind, edomain, created, payload_json, prev) in session.connection().execute(stmt.order_by(t.c.id)):
+        if basis_by_domain.get(domain) != basis:
+            continue
+        problem = None
+        if seq is None:
+            problem = f"evidence {uid} of {domain} is not in the audit chain (inserted without an entry)"
+        elif evidence_record_hash(uid=uid, domain=domain, version=version, basis=basis, kind=kind,
+                                  summary=loads(summary), model=model, round=rnd, data_hash=data_hash,
+                                  author=author) != record_hash:
+            problem = f"evidence {uid} of {domain} ({kind}) was changed after it was recorded"
+        else:
+            payload = loads(payload_json)
+            if ekind != "evidence" or payload.get("key") != uid or payload.get("digest") != record_hash:
+                problem = f"evidence {uid} of {domain} does not match audit entry {seq}"
+            elif compute_hash(seq, ekind, edomain, created, payload, prev) != entry_hash:
+                problem = f"audit entry {seq} (evidence {uid} of {domain}) no longer matches its hash"
+        if problem:
+            raise IntegrityError(problem + "; run `registry audit verify` and restore the registry from a backup")
+        yield domain, uid, kind, summary, record_hash, author, rnd
 
 
 def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:

@@ -1,7 +1,8 @@
 """SQLModel tables of the registry. Schema changes go with an Alembic migration (``migrations/``).
 
 Rows are written once and never updated, except ``domains.latest_version`` and a job's ``state``:
-evidence and audit entries are immutable records.
+evidence and audit entries are immutable records. Every record row keeps ``entry_hash``, the hash of the
+audit-log entry that chained it (``graduation.store.chain``); a job's points at its newest state change.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class DomainVersionRow(SQLModel, table=True):
     spec_json: str = Field(sa_column=Column(Text, nullable=False))
     data_hashes_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
     created_at: datetime = Field(default_factory=utcnow)
+    entry_hash: str | None = Field(default=None, max_length=64)
+    #: (size, mtime, ctime, inode, device) of each file when it was hashed at registration: the gate's fast path
+    file_stats_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class EvidenceRow(SQLModel, table=True):
@@ -61,6 +65,7 @@ class EvidenceRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     summary_json: str = Field(sa_column=Column(Text, nullable=False))
     record_hash: str = Field(max_length=64)
+    entry_hash: str | None = Field(default=None, max_length=64)
 
 
 class VerdictCacheRow(SQLModel, table=True):
@@ -105,6 +110,10 @@ class JobRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     detail_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
+    manifest_hash: str | None = Field(default=None, max_length=64)
+    lease_owner: str | None = Field(default=None, max_length=128)
+    lease_until: float | None = Field(default=None)
+    entry_hash: str | None = Field(default=None, max_length=64)
 
 
 ALL_TABLES = [DomainRow, DomainVersionRow, EvidenceRow, VerdictCacheRow, AuditEntryRow, JobRow]

@@ -207,9 +207,14 @@ def build(spec: VerifierSpec | Mapping[str, Any], root: Path | str | None = None
             raise VerifierError(f"invalid verifier declaration: {exc}") from None
     kind = get_kind(spec.kind)
     options = dict(spec.options)
-    _bind_options(spec.name, kind, options)
+    files = options.get("files")
+    if files is not None and not (isinstance(files, list) and all(isinstance(f, str) and f for f in files)):
+        raise VerifierError(f"verifier {spec.name!r}: option files must be a list of project-relative paths (the "
+                            f"fixtures it reads), got {files!r}")
+    # ``files`` is every kind's option: the fixtures a verifier reads, hashed into the domain's identity
+    _bind_options(spec.name, kind, {k: v for k, v in options.items() if k != "files"})
     root_path = Path(root) if root is not None else Path.cwd()
-    kwargs = dict(options)
+    kwargs = {k: v for k, v in options.items() if k != "files"}
     if "context" in inspect.signature(kind.factory).parameters:
         kwargs["context"] = BuildContext(root_path)
     try:

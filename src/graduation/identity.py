@@ -1,0 +1,259 @@
+"""What a domain version's identity covers on disk, and whether the disk still matches it.
+
+``domain_files(spec, root)`` names every file that decides a verdict, besides the domain file itself:
+
+* ground truth and controls (``referenced_paths``);
+* ``python`` verifiers: the module of ``options.function`` and every local module it imports, transitively
+  (modules under the project root; the standard library and installed packages are not files of the domain);
+* ``command`` verifiers: each argv element that names an existing file (the script), and the executable
+  itself (``argv[0]``, found on PATH when it is not a path);
+* ``json_schema`` verifiers: ``options.schema_file``;
+* any verifier: ``options.files``, the fixtures it reads (a SQL verifier's database, say).
+
+and ``package_versions(spec)`` the installed versions of the packages that verifier kinds run
+(``pkg:math-verify`` ...). Both go into the version's ``data_hashes``, so they are in its content hash
+and its basis hash: change one byte of a verifier, and earlier evidence no longer counts.
+
+``check_files(root, hashes, cache)`` compares the disk with a version's hashes before a decision:
+a file whose (size, mtime, ctime, inode, device) is unchanged since it was hashed at registration (kept
+in the version's chained row) is not read again (ctime cannot be set back by a user); any other is
+hashed in full. No cache file outside the database takes part.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+PACKAGE_PREFIX = "pkg:"
+EXEC_PREFIX = "exec:"
+#: Packages whose code decides verdicts of a verifier kind.
+KIND_PACKAGES: dict[str, tuple[str, ...]] = {
+    "math": ("math-verify",),
+    "reasoning_gym": ("reasoning-gym",),
+    "json_schema": ("jsonschema",),
+}
+
+
+def _under(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.resolve().relative_to(root.resolve()).as_posix()
+
+
+def module_file(name: str, root: Path) -> Path | None:
+    """The file of module ``a.b.c`` under ``root`` (``a/b/c.py`` or ``a/b/c/__init__.py``), if any."""
+    base = root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _package_inits(name: str, root: Path) -> list[Path]:
+    parts = name.split(".")
+    out = []
+    for i in range(1, len(parts)):
+        init = root.joinpath(*parts[:i], "__init__.py")
+        if init.is_file():
+            out.append(init)
+    return out
+
+
+def local_imports(module: str, root: Path) -> list[Path]:
+    """The module's file and, transitively, every module under ``root`` it imports (sorted, no repeats)."""
+    seen: dict[Path, None] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = module_file(name, root)
+        if path is None or path in seen:
+            continue
+        seen[path] = None
+        for init in _package_inits(name, root):
+            seen.setdefault(init, None)
+        try:
+            tree = ast.parse(path.read_bytes(), str(path))
+        except (SyntaxError, ValueError, OSError):
+            continue  # building the verifier reports it
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                todo.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".") if package else []
+                    parts = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                if base:
+                    todo.append(base)
+                    todo.extend(f"{base}.{alias.name}" for alias in node.names)
+    return sorted(seen)
+
+
+def verifier_files(spec, root: Path) -> tuple[list[str], list[str]]:
+    """(paths under the project, executables outside it) that the domain's verifiers read or run."""
+    inside: list[str] = []
+    outside: list[str] = []
+    for v in spec.verifiers:
+        opts = v.options or {}
+        if v.kind == "python" and isinstance(opts.get("function"), str) and ":" in opts["function"]:
+            for path in local_imports(opts["function"].split(":")[0], root):
+                inside.append(_rel(path, root))
+        if v.kind == "command":
+            import shlex
+
+            argv = opts.get("argv")
+            try:
+                args = shlex.split(argv) if isinstance(argv, str) else list(argv or [])
+            except ValueError:
+                args = []
+            for i, arg in enumerate(a for a in args if isinstance(a, str)):
+                candidate = root / arg
+                if arg and candidate.is_file() and _under(candidate, root):
+                    inside.append(_rel(candidate, root))
+                elif i == 0 and arg:
+                    found = shutil.which(arg) if "/" not in arg else (arg if Path(arg).is_file() else None)
+                    if found:
+                        outside.append(str(Path(found).resolve()))
+        if v.kind == "json_schema" and isinstance(opts.get("schema_file"), str):
+            inside.append(opts["schema_file"])
+        files = opts.get("files")
+        if isinstance(files, str):
+            files = [files]
+        if isinstance(files, list):
+            inside.extend(f for f in files if isinstance(f, str))
+    return sorted(set(inside)), sorted(set(outside))
+
+
+def package_versions(spec) -> dict[str, str]:
+    """``{"pkg:NAME": version}`` of the packages the domain's verifier kinds run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str] = {}
+    for v in spec.verifiers:
+        for name in KIND_PACKAGES.get(v.kind, ()):
+            try:
+                out[PACKAGE_PREFIX + name] = version(name)
+            except PackageNotFoundError:
+                out[PACKAGE_PREFIX + name] = "not installed"
+    return out
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- the gate: does the disk still match? -------------------------------------------------------------
+
+def _stat_key(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def file_stats(root: Path, hashes: dict[str, str]) -> dict[str, list[int]]:
+    """The stat key of each hashed file (taken right after hashing, at registration)."""
+    out = {}
+    for name in hashes:
+        if name.startswith(PACKAGE_PREFIX):
+            continue
+        key = _stat_key(Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name)
+        if key is not None:
+            out[name] = key
+    return out
+
+
+class StatCache:
+    """path -> (stat key, sha256) of files hashed before; a file is read again only when its stat changed.
+
+    Kept in memory only, seeded from a version's chained row (``seed``): no file outside the database
+    can tell the gate to skip reading a changed file.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Any] = {}
+
+    def seed(self, root: Path, hashes: dict[str, str], stats: dict[str, list[int]] | None) -> None:
+        for name, key in (stats or {}).items():
+            if name in hashes and isinstance(key, list):
+                path = Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name
+                self.entries[str(path)] = [key, hashes[name]]
+
+    def digest(self, file: Path) -> str | None:
+        key = _stat_key(file)
+        if key is None:
+            return None
+        name = str(file)
+        hit = self.entries.get(name)
+        if isinstance(hit, list) and len(hit) == 2 and hit[0] == key:
+            return hit[1]
+        try:
+            digest = sha256_file(file)
+        except OSError:
+            return None
+        if _stat_key(file) == key:  # unchanged while it was read
+            self.entries[name] = [key, digest]
+        return digest
+
+
+def check_files(root: Path, hashes: dict[str, str], cache: StatCache) -> list[str]:
+    """What no longer matches ``hashes`` on disk: ["data/x.jsonl changed", ...] (empty when all match)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    changed = []
+    for name, expected in hashes.items():
+        if name.startswith(PACKAGE_PREFIX):
+            try:
+                have = version(name[len(PACKAGE_PREFIX):])
+            except PackageNotFoundError:
+                have = "not installed"
+            if have != expected:
+                changed.append(f"package {name[len(PACKAGE_PREFIX):]} is {have}, was {expected}")
+            continue
+        path = Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name
+        digest = cache.digest(path)
+        if digest is None:
+            changed.append(f"{path if name.startswith(EXEC_PREFIX) else name} is missing")
+        elif digest != expected:
+            changed.append(f"{path if name.startswith(EXEC_PREFIX) else name} changed")
+    return changed
+
+
+def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """(name -> sha256 or version of everything the domain's identity covers, missing files)."""
+    hashes: dict[str, str] = {}
+    missing: list[str] = []
+    inside, outside = verifier_files(spec, root)
+    for rel in sorted(set(referenced) | set(inside)):
+        path = root / rel
+        if not path.is_file():
+            missing.append(rel)
+            continue
+        hashes[rel] = sha256_file(path)
+    for exe in outside:
+        hashes[EXEC_PREFIX + exe] = sha256_file(Path(exe))
+    hashes.update(package_versions(spec))
+    return hashes, missing
+
+
+__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "local_imports", "package_versions",
+           "verifier_files", "file_stats"]

@@ -1,0 +1,236 @@
+"""One append-only chain for every record: a row and the audit entry that covers it, written together.
+
+Every write of a record (domain version, evidence of any kind, job state change; decisions relied on
+are entries of their own) appends one entry to the hash-chained log (``graduation.audit``) in the
+same transaction as its row, and the row keeps that entry's hash in ``entry_hash``. The entry's
+payload names the record (``record``: its table, ``key``: its id) and holds ``digest``, the hash of
+the row's covered columns. So:
+
+* changing a row breaks ``digest`` (the row no longer hashes to what its entry says);
+* changing the entry breaks the chain (``audit verify``) and, on the decision path, its own hash;
+* inserting a row without an entry, or pointing it at another record's entry, is caught by key;
+* deleting a row leaves an entry without its row (``audit verify``).
+
+Chaining a new record kind (say ``model`` or ``retraction``) takes one call inside the write
+transaction, after the row is flushed::
+
+    row.entry_hash = append_chained(session, "model", key=row.id, digest=model_digest(row), domain=None)
+
+and one ``RecordKind`` in ``KINDS`` (table, key column, digest function) so that ``verify_records``
+checks those rows too. Digests hash the stored text of a row as it is, so re-hashing costs one
+sha256 per row and never re-serialises what was read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from graduation.errors import IntegrityError
+from graduation.spec import sha256_json
+
+
+def append_chained(session, kind: str, *, key: str, digest: str, domain: str | None = None,
+                   extra: dict[str, Any] | None = None) -> str:
+    """Append the entry covering one record (``kind``/``key``, row hash ``digest``); returns the entry hash.
+
+    Call it in the transaction that writes the row, and store the result in the row's ``entry_hash``.
+    """
+    from graduation.audit import append
+
+    payload: dict[str, Any] = {"record": kind, "key": key, "digest": digest}
+    if extra:
+        payload["extra"] = extra
+    return append(session, kind, payload, domain).entry_hash
+
+
+# -- digests of rows (the columns each covers) ------------------------------------------------------
+
+def evidence_record_hash(*, uid: str, domain: str, version: int, basis: str, kind: str, summary: Any,
+                         model: str | None, round: int | None, data_hash: str | None, author: str | None) -> str:
+    """The evidence record's own hash (``record_hash``): its identity and its decoded summary."""
+    return sha256_json({"uid": uid, "domain": domain, "version": version, "basis": basis, "kind": kind,
+                        "summary": summary, "model": model, "round": round, "data_hash": data_hash,
+                        "author": author})
+
+
+def evidence_digest(row) -> str:
+    """What an evidence entry covers: the record hash recomputed from the stored columns.
+
+    A stored ``record_hash`` that differs from the recomputed one gives a digest no entry holds.
+    """
+    digest = evidence_record_hash(uid=row.uid, domain=row.domain, version=row.domain_version, basis=row.basis_hash,
+                                  kind=row.kind, summary=json.loads(row.summary_json), model=row.model,
+                                  round=row.round, data_hash=row.data_hash, author=row.author)
+    return digest if digest == row.record_hash else f"stored record_hash {row.record_hash!r} differs"
+
+
+def version_digest(row) -> str:
+    return sha256_json({"domain": row.domain, "version": row.version, "content_hash": row.content_hash,
+                        "basis_hash": row.basis_hash, "risk": row.risk, "source_file": row.source_file,
+                        "spec_json": row.spec_json, "data_hashes_json": row.data_hashes_json,
+                        "file_stats_json": getattr(row, "file_stats_json", None)})
+
+
+def job_digest(row) -> str:
+    return sha256_json({"id": row.id, "domain": row.domain, "domain_version": row.domain_version, "mode": row.mode,
+                        "target": row.target, "state": row.state, "path": row.path, "decision_id": row.decision_id,
+                        "from_job": row.from_job, "detail_json": row.detail_json,
+                        "manifest_hash": getattr(row, "manifest_hash", None),
+                        "lease_owner": getattr(row, "lease_owner", None)})  # lease_until moves with heartbeats
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """A chained table: the entry kind, the table's name, its key column and its digest."""
+
+    kind: str
+    table: str
+    key: str
+    digest: Callable[[Any], str]
+    mutable: bool = False  # a mutable row (a job) points at its newest entry; older ones are history
+
+
+KINDS: dict[str, RecordKind] = {
+    "domain_version": RecordKind("domain_version", "domain_versions", "id", version_digest),
+    "evidence": RecordKind("evidence", "evidence", "uid", evidence_digest),
+    "job": RecordKind("job", "jobs", "id", job_digest, mutable=True),
+}
+
+
+def version_key(row) -> str:
+    return f"{row.domain}@{row.version}"
+
+
+def row_key(kind: RecordKind, row) -> str:
+    return version_key(row) if kind.kind == "domain_version" else str(getattr(row, kind.key))
+
+
+# -- checks -----------------------------------------------------------------------------------------
+
+def entry_problem(kind: str, key: str, digest: str, entry: tuple | None) -> str | None:
+    """Why a row does not match the entry it points at (None if it does).
+
+    ``entry`` is (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) or None.
+    """
+    from graduation.audit import compute_hash
+
+    if entry is None:
+        return f"{kind} {key} is not in the audit chain (no entry has the hash it records)"
+    seq, ekind, edomain, created, payload_json, prev, ehash = entry
+    try:
+        payload = json.loads(payload_json)
+    except ValueError:
+        return f"audit entry {seq} (covering {kind} {key}) is not valid JSON"
+    if compute_hash(seq, ekind, edomain, created, payload, prev) != ehash:
+        return f"audit entry {seq} (covering {kind} {key}) no longer matches its hash"
+    if ekind != kind or payload.get("record") != kind or payload.get("key") != key:
+        return f"{kind} {key} points at audit entry {seq}, which covers {payload.get('record')} {payload.get('key')}"
+    if payload.get("digest") != digest:
+        return f"{kind} {key} changed since it was recorded (audit entry {seq}); it no longer hashes the same"
+    return None
+
+
+def entries_by_hash(session, hashes: Iterable[str | None]) -> dict[str, tuple]:
+    """entry_hash -> (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash), in batches."""
+    from sqlalchemy import select as core_select
+
+    from graduation.store.tables import AuditEntryRow
+
+    t = AuditEntryRow.__table__
+    wanted = [h for h in dict.fromkeys(hashes) if h]
+    out: dict[str, tuple] = {}
+    for i in range(0, len(wanted), 500):
+        stmt = core_select(t.c.seq, t.c.kind, t.c.domain, t.c.created_at, t.c.payload_json, t.c.prev_hash,
+                           t.c.entry_hash).where(t.c.entry_hash.in_(wanted[i:i + 500]))
+        for row in session.connection().execute(stmt):
+            out[row[6]] = tuple(row)
+    return out
+
+
+def check_rows(session, kind: str, rows: list) -> None:
+    """Re-hash rows read to decide and compare them with their entries; raise ``IntegrityError``."""
+    spec = KINDS[kind]
+    entries = entries_by_hash(session, (r.entry_hash for r in rows))
+    for row in rows:
+        problem = entry_problem(kind, row_key(spec, row), spec.digest(row), entries.get(row.entry_hash))
+        if problem:
+            raise IntegrityError(problem + "; run `registry audit verify` and restore the registry from a backup")
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    kind: str
+    key: str
+    problem: str
+
+
+def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
+    """Every chained row against its entry, and every record entry against its row. (rows checked, problems)."""
+    from sqlalchemy import select as core_select
+
+    from graduation.store.tables import AuditEntryRow
+
+    t = AuditEntryRow.__table__
+    covered: dict[str, dict[str, str]] = {k: {} for k in KINDS}  # kind -> key -> newest entry hash
+    stmt = core_select(t.c.kind, t.c.payload_json, t.c.entry_hash).where(t.c.kind.in_(list(KINDS))) \
+        .order_by(t.c.seq)
+    for ekind, payload_json, ehash in session.connection().execute(stmt):
+        try:
+            key = json.loads(payload_json).get("key")
+        except ValueError:
+            continue  # the chain check reports it
+        covered[ekind][str(key)] = ehash
+    problems: list[RecordProblem] = []
+    checked = 0
+    for spec in KINDS.values():
+        table = _table(spec.table)
+        seen: set[str] = set()
+        for batch in _batches(session, table):
+            entries = entries_by_hash(session, (r.entry_hash for r in batch))
+            for row in batch:
+                checked += 1
+                key = row_key(spec, row)
+                seen.add(key)
+                problem = entry_problem(spec.kind, key, spec.digest(row), entries.get(row.entry_hash))
+                if problem is None and spec.mutable and covered[spec.kind].get(key) != row.entry_hash:
+                    problem = f"{spec.kind} {key} was rolled back to an older recorded state"
+                if problem:
+                    problems.append(RecordProblem(spec.kind, key, problem))
+        for key in covered[spec.kind]:
+            if key not in seen:
+                problems.append(RecordProblem(spec.kind, key, f"{spec.kind} {key} was deleted: its audit entry "
+                                                              "remains"))
+        if len(problems) >= limit:
+            break
+    return checked, problems[:limit]
+
+
+def _table(name: str):
+    from graduation.store.tables import DomainVersionRow, EvidenceRow, JobRow
+
+    return {"domain_versions": DomainVersionRow, "evidence": EvidenceRow, "jobs": JobRow}[name]
+
+
+def _batches(session, model, size: int = 2000):
+    from sqlmodel import select
+
+    pk = "seq" if model.__tablename__ == "audit_log" else ("id" if model.__tablename__ != "evidence" else "id")
+    column = getattr(model, pk)
+    last = None
+    while True:
+        stmt = select(model).order_by(column).limit(size)
+        if last is not None:
+            stmt = stmt.where(column > last)
+        rows = list(session.exec(stmt).all())
+        if not rows:
+            return
+        yield rows
+        last = getattr(rows[-1], pk)
+
+
+__all__ = ["KINDS", "RecordKind", "RecordProblem", "append_chained", "check_rows", "entries_by_hash",
+           "entry_problem", "evidence_digest", "evidence_record_hash", "job_digest", "verify_records",
+           "version_digest", "version_key"]
