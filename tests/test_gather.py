@@ -29,7 +29,7 @@ ground_truth:
     path: data/photo/distilled.jsonl
     provenance: model_generated
     derived_from: manual
-    generated_by: {model: helper-7b, graduated: false}
+    generated_by: {model: helper-7b}
 verifiers:
   - {name: settings, kind: exact, role: substance, controls: data/photo/wrong.jsonl}
   - name: shape

@@ -34,7 +34,7 @@ ground_truth:
     path: data/ham/distilled.jsonl
     provenance: model_generated
     derived_from: textbook
-    generated_by: {model: some-instruct-32b, graduated: false}
+    generated_by: {model: some-instruct-32b}
 verifiers:
   - {name: equations, kind: exact, role: substance}
   - {name: latex-shape, kind: regex, role: format, options: {pattern: '^\\\\$.*\\\\$$'}}

@@ -62,22 +62,41 @@ def _pool(workers: int | None, timeout: float):
 def evaluate_cmd(
     ctx: typer.Context,
     domain: str = DOMAIN_ARG,
-    outputs: Path = typer.Option(..., "--outputs", "-o", help="Model outputs on held-out prompts "
-                                 "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
-    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs."),
-    round_: int | None = typer.Option(None, "--round", "-r", min=0, help="Evaluation round number."),
+    outputs: Path | None = typer.Option(None, "--outputs", "-o", help="Model outputs on held-out prompts "
+                                        "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
+    model: str = typer.Option(..., "--model", "-m", help="The registered model that wrote the outputs: NAME, "
+                              "NAME@V or sha256:HEX (`registry models register`)."),
+    generate: bool = typer.Option(False, "--generate", help="Sample the registered artifact on the domain's "
+                                  "held-out prompts here (a `generated` round) instead of reading --outputs."),
+    engine: str = typer.Option("transformers", "--engine", help="--generate: transformers or vllm."),
+    samples: int = typer.Option(0, "--samples", min=0, help="--generate: answers per prompt (0: one greedy)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="--generate: tokens per answer."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="--generate: at most this many prompts."),
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
-    from graduation.gather import evaluate
+    """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols.
+
+    The round belongs to the registered model version; its number is assigned by the registry.
+    """
+    from graduation.gather import evaluate, evaluate_generated
 
     st = state(ctx)
-    with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
-        result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
-                          cache=not no_cache, progress=progress)
+    if generate == (outputs is not None):
+        raise InputError("give --outputs FILE (outputs a user supplied) or --generate (the registry samples the "
+                         "registered artifact), not both nor neither")
+    if generate:
+        with _pool(workers, timeout) as pool, _progress(f"sampling and verifying {model}", as_json) as progress:
+            result = evaluate_generated(st.database(), st.root, domain, model=model, samples=samples,
+                                        temperature=1.0 if samples > 1 else 0.0, max_new_tokens=max_new_tokens,
+                                        engine=engine, limit=limit, pool=pool, progress=progress)
+    else:
+        assert outputs is not None
+        with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
+            result = evaluate(st.database(), st.root, domain, outputs, model=model, pool=pool,
+                              cache=not no_cache, progress=progress)
     _render(result, as_json)
 
 
@@ -90,7 +109,7 @@ def audit_data_cmd(
     source: str | None = typer.Option(None, "--source", help="The ground truth source this file is "
                                       "(found by path when omitted)."),
     generated_by: str | None = typer.Option(None, "--generated-by", help="The model that wrote the data."),
-    graduated: bool = typer.Option(False, "--graduated", help="The generator had graduated in this domain."),
+    graduated: bool = typer.Option(False, "--graduated", hidden=True, help="No longer accepted (looked up)."),
     derived_from: str | None = typer.Option(None, "--derived-from", help="The source the data was made from."),
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
@@ -100,10 +119,14 @@ def audit_data_cmd(
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
     from graduation.gather import audit_data
 
+    if graduated:
+        raise InputError("--graduated is no longer declared: whether the generator graduated in this domain is "
+                         "looked up in the registry; drop the flag and register the model "
+                         "(`registry models register NAME --path DIR`)")
     st = state(ctx)
     with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
-                            graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
+                            derived_from=derived_from, pool=pool, cache=not no_cache,
                             progress=progress)
     _render(result, as_json)
 
@@ -271,8 +294,8 @@ def _render(result: Any, as_json: bool) -> None:
 
     record = result.record
     if result.kind in ("eval", "training_round"):
-        show(table(f"evaluation of {record.model}" + (f" (round {record.round})" if record.round is not None
-                                                      else ""), ["metric", "value"], [
+        show(table(f"evaluation of {record.model}" + (f" (round {record.round}, {record.origin})"
+                                                      if record.round is not None else ""), ["metric", "value"], [
             ("items", record.n), ("passed (substance)", record.passed), ("errors", record.errors),
             ("pass rate", f"{record.pass_rate:.4f}"), ("Wilson 95% lower bound", f"{record.wilson_lower:.4f}"),
             ("format pass rate", f"{record.format_pass_rate:.4f}"), ("shape gap", f"{record.shape_gap:+.4f}")]

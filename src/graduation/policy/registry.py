@@ -23,7 +23,7 @@ from typing import Any
 from graduation.policy.engine import Decision, conclude
 from graduation.policy.facts import FACTS_FORMAT, summarize
 from graduation.policy.model import Policy
-from graduation.policy.phase import PhaseResult, compute_phase
+from graduation.policy.phase import PhaseResult, decide_phase
 from graduation.spec import DomainSpec
 
 
@@ -52,6 +52,7 @@ class StoredEvidence:
     record_hash: str
     author: str | None
     round: int | None
+    model_key: str | None = None
 
 
 @dataclass
@@ -68,8 +69,29 @@ def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[St
 
     loads = json.JSONDecoder(object_hook=_Rec).decode
     out: dict[str, list[StoredEvidence]] = {name: [] for name in basis_by_domain}
-    for domain, uid, kind, summary, record_hash, author, rnd in current_evidence_rows(session, basis_by_domain):
-        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd))
+    for domain, uid, kind, summary, record_hash, author, rnd, key in current_evidence_rows(session, basis_by_domain):
+        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd, key))
+    return out
+
+
+def resolve_generators(session, spec: DomainSpec, evidence: list) -> dict[str, str | None]:
+    """Each generator named by the domain's ground truth or its data audits -> the registered model version
+    it names (NAME@V; the newest version for a bare name), or None when no such model is registered."""
+    from graduation.errors import InputError
+    from graduation.store.models import find_model
+
+    names = {s.generated_by.model for s in spec.ground_truth if s.generated_by is not None}
+    for ev in evidence:
+        if ev.kind == "data_audit":
+            names.update(ev.record.get("generators") or () if isinstance(ev.record, dict) else
+                         getattr(ev.record, "generators", ()) or ())
+    out: dict[str, str | None] = {}
+    for name in sorted(names):
+        try:
+            found = find_model(session, name)
+        except InputError:
+            found = None
+        out[name] = found.ref if found is not None else None
     return out
 
 
@@ -92,26 +114,35 @@ def _write_cache(path: Path, entries: dict[str, Any]) -> None:
         pass  # a cache that cannot be written is only slower
 
 
-def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | None = None) -> list[DomainDecision]:
-    """Decide every action for the newest version of each named (or every) registered domain."""
+def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | None = None,
+              model: Any = None) -> list[DomainDecision]:
+    """Decide every action for the newest version of each named (or every) registered domain.
+
+    ``model``: a registered model (``ModelInfo``): decide deployment for that artifact in each domain.
+    """
     from graduation.store.domains import latest_versions
     from graduation.store.evidence import evidence_stats
+    from graduation.store.models import models_stamp
 
-    cached = _read_cache(cache)
+    mfacts = model.facts() if model is not None else None
+    cached = _read_cache(cache) if model is None else {}
     with db.read() as session:
         versions = latest_versions(session, names)
         basis = {v.domain: v.basis_hash for v in versions}
         stats = evidence_stats(session, basis)
-        keys = {v.domain: [v.content_hash, v.basis_hash, *stats[v.domain], policy.digest] for v in versions}
+        stamp = list(models_stamp(session))
+        keys = {v.domain: [v.content_hash, v.basis_hash, *stats[v.domain], *stamp, policy.digest] for v in versions}
         stale = {d: b for d, b in basis.items() if (cached.get(d) or {}).get("key") != keys[d]}
         evidence = load_evidence(session, stale)
+        specs = {v.domain: DomainSpec.model_validate(json.loads(v.spec_json)) for v in versions}
+        generators = {d: resolve_generators(session, specs[d], evidence[d]) for d in stale}
     out = []
     for v in versions:
-        spec = DomainSpec.model_validate(json.loads(v.spec_json))
+        spec = specs[v.domain]
         entry = cached.get(v.domain)
         if v.domain in stale:
-            summary = summarize(spec, evidence[v.domain])
-            ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
+            summary = summarize(spec, evidence[v.domain], model=mfacts, generators=generators[v.domain])
+            ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
             hashes = summary.evidence_hashes
             entry = {"key": keys[v.domain], "facts": summary.facts, "phase": [ph.phase, ph.route, list(ph.unmet)],
                      "graduation": ph.graduation, "evidence": "".join(hashes)}
@@ -125,21 +156,25 @@ def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | 
             hashes = [joined[i:i + 64] for i in range(0, len(joined), 64)]
         out.append(DomainDecision(conclude(spec, facts, ph, hashes, policy), v.version, v.content_hash,
                                   v.source_file))
-    if cache is not None and stale:
+    if cache is not None and stale and model is None:
         _write_cache(cache, cached)
     return out
 
 
-def decision_in(session, name: str, policy: Policy) -> DomainDecision:
-    """The decision for one domain, read inside an open session (e.g. right after adding evidence)."""
+def decision_in(session, name: str, policy: Policy, model: Any = None, extra: list | None = None) -> DomainDecision:
+    """The decision for one domain (for ``model``, a ``ModelInfo``, when given), read inside an open session.
+
+    ``extra``: evidence to add to what is stored, for a hypothetical ("what if these sign-offs existed").
+    """
     from graduation.store.domains import latest_versions
 
     versions = latest_versions(session, [name])
     v = versions[0]
-    evidence = load_evidence(session, {v.domain: v.basis_hash})
+    evidence = load_evidence(session, {v.domain: v.basis_hash})[v.domain] + list(extra or ())
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
-    summary = summarize(spec, evidence[v.domain])
-    ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
+    summary = summarize(spec, evidence, model=model.facts() if model is not None else None,
+                        generators=resolve_generators(session, spec, evidence))
+    ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
     return DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                           v.content_hash, v.source_file)
 

@@ -70,7 +70,7 @@ def complete_eval(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_evidence(domain: str, kind: str, summary: dict[str, Any], index: int, *, author: str | None = None,
-                  basis_hash: str = "fixture") -> Evidence:
+                  basis_hash: str = "fixture", model: str | None = None) -> Evidence:
     """An ``Evidence`` value as the store would hand it back (for fixtures, tests and benchmarks)."""
     model = RECORD_MODELS.get(kind)
     if model is None:
@@ -82,7 +82,8 @@ def make_evidence(domain: str, kind: str, summary: dict[str, Any], index: int, *
                             .encode()).hexdigest()
     return Evidence(uid=digest[:32], domain=domain, domain_version=1, basis_hash=basis_hash, kind=kind, record=record,
                     created_at=EPOCH + timedelta(minutes=index), round=summary.get("round"), author=author,
-                    record_hash=digest)
+                    record_hash=digest, model_key=model if model is not None else
+                    (record.model if kind in ("eval", "training_round") else None))
 
 
 class Expect(Strict):

@@ -393,7 +393,7 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
     sources = [SourceView(
         name=s.name, provenance=s.provenance.value, depth=depths.get(s.name, 0),
         generated_by=s.generated_by.model if s.generated_by else "",
-        generator_graduated=s.generated_by.graduated if s.generated_by else None,
+        generator_graduated=None,
         audited=s.audited, path=s.path) for s in spec.ground_truth]
 
     verifiers = []

@@ -24,7 +24,7 @@ from sqlmodel import Session, create_engine
 from graduation.errors import StoreError
 
 T = TypeVar("T")
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0011_models"
 ENV_URL = "REGISTRY_DB_URL"
 BUSY_TIMEOUT_MS = 60_000
 
