@@ -9,7 +9,7 @@ import pytest
 from graduation.policy import decide
 from graduation.policy.model import load_policy, packaged_policy_path, parse_policy
 from graduation.policy.registry import decisions
-from graduation.records import EvalRecord, SignoffRecord, VerifierCheck, VerifierValidationRecord
+from graduation.records import EvalRecord, HumanAuditRecord, SignoffRecord, VerifierCheck, VerifierValidationRecord
 from graduation.spec import DomainSpec
 from graduation.store import Database
 from graduation.store.domains import LoadedDomain, register
@@ -70,7 +70,7 @@ def test_new_evidence_invalidates_the_cached_domain(db, tmp_path):
     with db.write() as s:
         add_evidence(s, "d1", "signoff", SignoffRecord(by="ann", role="owner"))
     after = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}
-    assert after["d1"].facts["signoffs"]["count"] == 1
+    assert after["d1"].facts["signoffs"]["unbound"] == 1  # recorded (and not counted for a domain decision)
     assert after["d1"].id != before["d1"].id
 
 
@@ -94,16 +94,16 @@ def test_a_replaced_newest_row_is_not_mistaken_for_the_cached_one(db, tmp_path):
 
     cache = tmp_path / "facts.json"
     with db.write() as s:
-        add_evidence(s, "d1", "signoff", SignoffRecord(by="ann", role="owner"))
+        add_evidence(s, "d1", "human_audit", HumanAuditRecord(auditor="ann", checked=1, held=1))
     before = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}["d1"]
-    assert before.facts["signoffs"]["count"] == 1
+    assert before.facts["human"]["checked"] == 1
     with db.engine.begin() as conn:  # the newest row goes, another takes its id: same count, same newest id
         newest = conn.execute(text("SELECT max(id) FROM evidence")).scalar()
         conn.execute(text("DELETE FROM evidence WHERE id = :i"), {"i": newest})
     with db.write() as s:
-        add_evidence(s, "d1", "signoff", SignoffRecord(by="bob", role="owner"))
+        add_evidence(s, "d1", "human_audit", HumanAuditRecord(auditor="bob", checked=2, held=2))
     after = {r.decision.domain: r.decision for r in decisions(db, POLICY, cache=cache)}["d1"]
-    assert after.facts["signoffs"]["people"] == ["bob"]
+    assert after.facts["human"]["checked"] == 2
 
 
 def test_named_domains_only(db):

@@ -165,6 +165,9 @@ def evidence_add_cmd(
     items: Path | None = typer.Option(None, "--items", help="Human audit: JSONL of per-item verdicts "
                                       "(id, verdict pass|fail, and output to re-verify or verifier_verdict)."),
     scope: str = typer.Option("outputs", "--scope", help="Human audit: outputs or ground_truth."),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME[@V]|sha256:HEX",
+                                     help="Human audit of outputs: the registered model that wrote them (only "
+                                          "then does the audit count toward that model's graduation)."),
     note: str | None = typer.Option(None, "--note", help="A free-text note."),
     timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
@@ -188,8 +191,14 @@ def evidence_add_cmd(
     else:
         raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
                          "come from `registry evaluate` and `registry audit-data`)")
+    model_id = None
+    if model is not None:
+        from graduation.store.models import resolve_model
+
+        with st.database().read() as session:
+            model_id = resolve_model(session, model).id
     with st.database().write() as session:
-        stored = add_evidence(session, domain, kind, record, author=by.strip())
+        stored = add_evidence(session, domain, kind, record, author=by.strip(), model_id=model_id)
     if as_json:
         print_json(stored.to_dict())
         return

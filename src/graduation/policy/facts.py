@@ -306,6 +306,7 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                 held += rec.held
         elif kind == "signoff":
             if key is None:
+                unbound += 1  # a domain decision counts none: sign-offs approve a model's deployment
                 continue
             actions = _field(rec, "actions") or ()
             bound = _field(rec, "model") == key and bool(actions)
