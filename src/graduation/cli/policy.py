@@ -201,6 +201,8 @@ def explain_cmd(
     domain: str = typer.Argument(..., help="Domain name."),
     action: str = typer.Argument(..., help="train:grpo, train:sft, deploy:sandbox|shadow|assisted|autonomous, "
                                            "online:grpo."),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME[@V]|sha256:HEX",
+                                     help="Explain for this registered model (deployments are decided per model)."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
@@ -211,7 +213,8 @@ def explain_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        result = decisions(db, policy, [domain])[0]
+        info, _ = _gate_model(st, db, model, None, True)
+        result = decisions(db, policy, [domain], model=info)[0]
     d = result.decision
     if as_json:
         print_json({"domain": d.domain, "phase": d.phase, "decision_id": d.id, "policy": policy.name,
