@@ -68,3 +68,30 @@ def test_generated_rounds_fact_counts_only_generated_rounds():
     model = {"ref": "m@1", "name": "m", "version": 1, "digest": "sha256:" + "1" * 64, "digest_kind": "manifest"}
     facts = decide(spec, ev, load_policy(packaged_policy_path()), model=model).facts["eval"]
     assert (facts["rounds"], facts["generated_rounds"]) == (3, 2)
+
+
+def test_the_policies_readme_rule_requiring_generated_rounds_works():
+    """policies/README.md shows how to require generated rounds: that very rule, added to the default policy."""
+    import re
+
+    from graduation.policy import decide, parse_policy
+    from graduation.policy.model import packaged_policy_path
+    from graduation.policy.testing import make_evidence
+    from graduation.spec import DomainSpec
+
+    readme = (REPO / "policies" / "README.md").read_text()
+    snippet = re.search(r"To require them.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    policy = parse_policy(packaged_policy_path().read_text() + "\n" + snippet, "with-generated.yaml")
+    spec = DomainSpec.model_validate({"domain": "t", "title": "t", "risk": "low", "owners": ["a@example.org"],
+                                      "ground_truth": [{"name": "r", "path": "data/t.jsonl", "provenance": "expert"}],
+                                      "verifiers": [{"name": "v", "kind": "exact", "role": "substance"}]})
+    validation = make_evidence("t", "verifier_validation", {"verifiers": [{
+        "name": "v", "role": "substance", "kind": "exact", "references": 20, "references_accepted": 20,
+        "controls": 60, "controls_rejected": 60, "trustworthy": True}]}, 0)
+    model = {"ref": "m@1", "name": "m", "version": 1, "digest": "sha256:" + "1" * 64, "digest_kind": "manifest"}
+    for origin, allowed in (("submitted", False), ("generated", True)):
+        ev = [validation, make_evidence("t", "eval", {"model": "m@1", "n": 200, "passed": 200, "origin": origin}, 1)]
+        d = decide(spec, ev, policy, model=model)
+        assert d.phase == "graduated" and d.allowed("deploy:assisted") is allowed
+        if not allowed:
+            assert d.actions["deploy:assisted"].rules == ("deploy-needs-generated-rounds",)
