@@ -82,6 +82,21 @@ def eval_record(model: str, rnd: int, n: int, passed: int, fmt: float, *, slices
                       slices=list(slices), symbols=list(symbols), consistency=consistency)
 
 
+def model_id(session, name: str) -> int:
+    """A registered model (written directly, as an attacker with database access could, markup and all)."""
+    import hashlib
+
+    from graduation.store.tables import ModelRow
+
+    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    found = session.query(ModelRow).filter(ModelRow.digest == digest).first()
+    if found is None:
+        found = ModelRow(name=name, version=1, digest=digest, digest_kind="external", lineage_json="{}")
+        session.add(found)
+        session.flush()
+    return found.id
+
+
 def validation(name: str) -> VerifierValidationRecord:
     return VerifierValidationRecord(verifiers=[VerifierCheck(
         name=name, role="substance", kind="exact", references=50, references_accepted=50, controls=120,
@@ -111,8 +126,8 @@ def populate(root: Path, db) -> None:
         ham = "hamiltonian-mechanics"
         add_evidence(s, ham, "verifier_validation", validation("equations"))
         for rnd, passed in enumerate((96, 128, 150, 166, 176, 182), start=1):
-            add_evidence(s, ham, "eval", eval_record("qwen-0.5b-grpo", rnd, 200, passed, 0.97), model="qwen-0.5b-grpo",
-                         round=rnd)
+            add_evidence(s, ham, "eval", eval_record("qwen-0.5b-grpo@1", rnd, 200, passed, 0.97),
+                         model_id=model_id(s, "qwen-0.5b-grpo"), round=rnd)
         add_evidence(s, ham, "data_audit", DataAuditRecord(
             file="domains/data/ham/distilled.jsonl", rows=500, substance_failed=205, substance_fail_rate=0.41,
             format_pass_rate=0.99, shape_gap=0.40, provenance="model_generated", lineage_depth=1,
@@ -130,9 +145,10 @@ def populate(root: Path, db) -> None:
             add_evidence(s, ped, "eval", eval_record("perception-v3", rnd, 200, cw + off, 0.99, slices=slices,
                                                      consistency=Consistency(k=4, prompts=200, pass_at_1=0.7,
                                                                              pass_all_k=0.45, flip_rate=0.31)),
-                         model="perception-v3", round=rnd)
+                         model_id=model_id(s, "perception-v3"), round=rnd)
 
-        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model=HOSTILE_MODEL, round=1)
+        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model_id=model_id(s, HOSTILE_MODEL),
+                     round=1)
         add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
 
         # a recorded decision and the job it approved
