@@ -575,7 +575,7 @@ def test_report_in_headless_browser(browser: Browser, report, project: Path):
         pass_rate = charts[0]
         assert pass_rate["w"] >= 900, "the pass-rate chart should span the page"
         if name == "hamiltonian-mechanics":
-            assert pass_rate["marks"] == 6 + 1 + 1  # rounds, band, threshold
+            assert pass_rate["marks"] == 6 + 1 + 1 + 2  # rounds, band, threshold, the model's line and legend
         if name == "pedestrian-perception":
             assert "slices" in kinds
         if name == "hostile":
@@ -585,3 +585,14 @@ def test_report_in_headless_browser(browser: Browser, report, project: Path):
         shot = ARTIFACTS / f"report-{name}.png"
         browser.screenshot(shot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_one_line_per_model_with_a_legend():
+    from graduation.report.svg import RoundPoint, pass_rate_chart
+
+    rounds = [RoundPoint(f"r{i}", 100, p, p / 100, p / 100 - 0.05, min(1.0, p / 100 + 0.05), m)
+              for i, (m, p) in enumerate([("a@1", 90), ("a@1", 95), ("b@1", 0), ("a@1", 96), ("b@1", 1)], 1)]
+    svg = str(pass_rate_chart(rounds, 0.8))
+    lines = re.findall(r'data-mark="model-line" data-model="([^"]+)" points="([^"]+)"', svg)
+    assert [(m, len(p.split())) for m, p in lines] == [("a@1", 3), ("b@1", 2)]  # never one line across models
+    assert svg.count('data-mark="model-legend"') == 2 and ">a@1</text>" in svg and ">b@1</text>" in svg

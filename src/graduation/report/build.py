@@ -248,7 +248,8 @@ class DomainReport:
 
     @property
     def round_points(self) -> list[RoundPoint]:
-        return [RoundPoint(r.label, r.n, r.passed, r.pass_rate, r.wilson_lower, r.wilson_upper) for r in self.rounds]
+        return [RoundPoint(r.label, r.n, r.passed, r.pass_rate, r.wilson_lower, r.wilson_upper, r.model)
+                for r in self.rounds]
 
     @property
     def gap_rows(self) -> list[GapRow]:
