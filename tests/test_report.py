@@ -596,3 +596,11 @@ def test_one_line_per_model_with_a_legend():
     lines = re.findall(r'data-mark="model-line" data-model="([^"]+)" points="([^"]+)"', svg)
     assert [(m, len(p.split())) for m, p in lines] == [("a@1", 3), ("b@1", 2)]  # never one line across models
     assert svg.count('data-mark="model-legend"') == 2 and ">a@1</text>" in svg and ">b@1</text>" in svg
+
+
+def test_the_models_evaluated_are_listed_with_their_lineage(report, project: Path):
+    html = (project / "registry/reports/domains/hamiltonian-mechanics.html").read_text()
+    models = re.search(r'id="models">(.*?)</section>', html, re.S).group(1)
+    assert 'data-model="qwen-0.5b-grpo@1"' in models and "sha256:" in models
+    hostile = (project / "registry/reports/domains/hostile.html").read_text()
+    assert "<script" not in re.search(r'id="models">(.*?)</section>', hostile, re.S).group(1).lower()
