@@ -205,6 +205,9 @@ def evidence_add_cmd(
     from graduation.cli.output import info
 
     info(f"recorded {kind} {stored.uid[:12]} for {domain} v{stored.domain_version}")
+    if kind == "signoff":
+        info("note: this sign-off is bound to no model or action, so no gate counts it; `registry approve DOMAIN "
+             "--model M --action deploy:assisted` records one that does")
     if kind == "human_audit":
         agreement = record.agreement
         info(f"checked {record.checked}, held {record.held}"
