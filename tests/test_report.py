@@ -89,7 +89,9 @@ def model_id(session, name: str) -> int:
     from graduation.store.tables import ModelRow
 
     digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-    found = session.query(ModelRow).filter(ModelRow.digest == digest).first()
+    from sqlmodel import select
+
+    found = session.exec(select(ModelRow).where(ModelRow.digest == digest)).first()
     if found is None:
         found = ModelRow(name=name, version=1, digest=digest, digest_kind="external", lineage_json="{}")
         session.add(found)
