@@ -94,44 +94,60 @@ def main(argv: list[str] | None = None) -> None:
     chapter("3. The golden_hour_sun case", "A distilled SFT set from an ungraduated instruct model: well "
             "formatted, and 40% of its answers carry an invented parameter.")
     registry("audit-data", "hamiltonian-mechanics", "domains/data/hamiltonian-mechanics/distilled.jsonl")
+    # models kept elsewhere are registered by their digest (an OCI image, an object store, a hub revision)
+    registry("models", "register", "candidate-7b", "--digest", "sha256:" + "c7" * 32, "--base-model", "some-base-7b")
     registry("evaluate", "hamiltonian-mechanics", "--outputs", "domains/data/hamiltonian-mechanics/outputs.jsonl",
-             "--model", "candidate-7b", "--round", "1")
+             "--model", "candidate-7b")
     registry("explain", "hamiltonian-mechanics", "train:sft", expect=1)
     registry("explain", "hamiltonian-mechanics", "train:grpo")
 
-    chapter("4. ACLS: graduated elsewhere", "An authoritative, audited protocol: copy it faithfully (SFT), "
-            "deploy with a human in the loop after two sign-offs, never explore on live patients.")
+    chapter("4. ACLS: graduated elsewhere", "An authoritative, audited protocol: its data may be copied "
+            "faithfully (SFT); deploying an assistant model needs that model's own rounds, an audit and two "
+            "sign-offs; nothing explores on live patients.")
+    registry("models", "register", "acls-assistant-7b", "--digest", "sha256:" + "a5" * 32)
     registry("evaluate", "acls-cardiac-arrest", "--outputs", "domains/data/acls-cardiac-arrest/outputs.jsonl",
-             "--model", "acls-sft-7b", "--round", "1")
+             "--model", "acls-assistant-7b")
     registry("evidence", "add", "acls-cardiac-arrest", "--kind", "human_audit", "--by", "dr.okafor@example.org",
-             "--items", "domains/data/acls-cardiac-arrest/audit_outputs.jsonl")
-    registry("status", "acls-cardiac-arrest", "--require", "deploy:assisted", expect=1)
-    registry("approve", "acls-cardiac-arrest", "--by", "Dr. A. Okafor", "--role", "resuscitation committee chair")
-    registry("approve", "acls-cardiac-arrest", "--by", "Dr. L. Chen", "--role", "clinical safety officer")
-    registry("status", "acls-cardiac-arrest", "--require", "deploy:assisted", "--require", "train:sft")
-    registry("explain", "acls-cardiac-arrest", "online:grpo", expect=1)
+             "--model", "acls-assistant-7b", "--items", "domains/data/acls-cardiac-arrest/audit_outputs.jsonl")
+    registry("status", "acls-cardiac-arrest", "--require", "train:sft")
+    registry("status", "acls-cardiac-arrest", "--require", "deploy:assisted", expect=2)  # which model?
+    registry("status", "acls-cardiac-arrest", "--model", "acls-assistant-7b", "--require", "deploy:assisted",
+             expect=1)
+    registry("approve", "acls-cardiac-arrest", "--model", "acls-assistant-7b", "--action", "deploy:assisted",
+             "--by", "Dr. A. Okafor", "--role", "resuscitation committee chair", expect=1)
+    registry("explain", "acls-cardiac-arrest", "online:grpo", "--model", "acls-assistant-7b", expect=1)
 
     chapter("5. Pedestrians outside crosswalks", "A critical perception domain with a high aggregate pass "
             "rate, one failing slice and labels that flip between samples: still discovering.")
+    registry("models", "register", "perception-v3", "--digest", "sha256:" + "9e" * 32)
     registry("evaluate", "pedestrian-perception", "--outputs", "domains/data/pedestrian-perception/outputs.jsonl",
-             "--model", "perception-v3", "--round", "1")
-    registry("status", "pedestrian-perception", "--require", "deploy:autonomous", expect=1)
+             "--model", "perception-v3")
+    registry("status", "pedestrian-perception", "--model", "perception-v3", "--require", "deploy:autonomous",
+             expect=1)
 
     chapter("6. Any reasoning-gym task is a domain", "Scored by reasoning-gym's own scorer.")
     registry("evaluate", "arith-reasoning-gym", "--outputs", "domains/data/arith-reasoning-gym/outputs.jsonl",
-             "--model", "candidate-7b", "--round", "1")
+             "--model", "candidate-7b")
 
     chapter("7. Discover, then crystallise", "The toy domain trains for real on this CPU: GRPO with the "
             "verifiers as reward until its own evaluation rounds graduate it, then SFT on verified completions.")
     registry("status", "toy-arithmetic", "--require", "train:sft", expect=1, quiet=True)
     print("   (train:sft denied: the domain is still in discovery)")
     registry("jobs", "generate", "toy-arithmetic", "--mode", "auto", "--name", "toy-arithmetic-grpo")
-    registry("jobs", "run", "toy-arithmetic-grpo")
+    registry("jobs", "run", "toy-arithmetic-grpo")  # every checkpoint it evaluates is registered by its digest
     registry("status", "toy-arithmetic", "--require", "train:sft")
+    grpo_model = "registry/jobs/toy-arithmetic-grpo/output/model"
+    registry("models", "list")
+    # the gate asks about the artifact about to ship: the GRPO checkpoint, by the digest of its files ...
+    registry("status", "toy-arithmetic", "--model-path", grpo_model, "--require", "deploy:assisted")
+    # ... while the base model it started from, sampled here by the registry, has not earned it
+    registry("models", "register", "tiny-arithmetic", "--path", "registry/models/tiny-arithmetic")
+    registry("evaluate", "toy-arithmetic", "--model", "tiny-arithmetic", "--generate", "--max-new-tokens", "8")
+    registry("status", "toy-arithmetic", "--model", "tiny-arithmetic", "--require", "deploy:assisted", expect=1)
     registry("jobs", "generate", "toy-arithmetic", "--mode", "sft", "--from", "toy-arithmetic-grpo",
              "--name", "toy-arithmetic-sft")
     registry("jobs", "run", "toy-arithmetic-sft")
-    registry("status", "toy-arithmetic", "--require", "deploy:assisted")
+    registry("status", "toy-arithmetic")  # data trust, and a row per model evaluated here
     registry("jobs", "list")
 
     chapter("8. The photocopier refuses", "SFT on the contaminated Hamiltonian data: no job is written.")

@@ -37,14 +37,18 @@ def test_evaluate_then_list_evidence(project, cli, tmp_path):
     setup_photo(project, cli)
     outputs = write(tmp_path / "out.jsonl", [{"id": r["id"], "output": r["answer"]} for r in manual_rows(8)][:7]
                     + [{"id": "p7", "output": "exposure = 1, aperture = 1"}])
-    result = cli("evaluate", "photo", "--outputs", str(outputs), "--model", "m1", "--round", "1", "--json")
+    unknown = cli("evaluate", "photo", "--outputs", str(outputs), "--model", "m1", "--json")
+    assert unknown.exit_code == 2 and "registry models register" in unknown.stderr
+    assert cli("models", "register", "m1", "--digest", "sha256:" + "1" * 64).exit_code == 0
+    result = cli("evaluate", "photo", "--outputs", str(outputs), "--model", "m1", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["record"]
     assert (record["n"], record["passed"]) == (8, 7) and abs(record["wilson_lower"] - 0.529) < 0.001
     listed = json.loads(cli("evidence", "photo", "--json").stdout)
     assert [e["kind"] for e in listed["evidence"]] == ["verifier_validation", "eval"]
     only = json.loads(cli("evidence", "list", "photo", "--kind", "eval", "--json").stdout)
-    assert [e["model"] for e in only["evidence"]] == ["m1"]
+    assert [e["model"] for e in only["evidence"]] == ["m1@1"]
+    assert [e["round"] for e in only["evidence"]] == [1]  # assigned by the registry
     text = cli("evidence", "photo")
     assert text.exit_code == 0 and "7/8 pass" in text.stdout
 
@@ -53,6 +57,7 @@ def test_bad_inputs_exit_2_and_write_nothing(project, cli, tmp_path):
     setup_photo(project, cli)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "p1", "output": "x"}\nnot json\n')
+    assert cli("models", "register", "m", "--digest", "sha256:" + "2" * 64).exit_code == 0
     result = cli("evaluate", "photo", "--outputs", str(bad), "--model", "m")
     assert result.exit_code == 2 and "bad.jsonl:2" in result.stderr
     assert cli("evaluate", "nope", "--outputs", str(bad), "--model", "m").exit_code == 2

@@ -51,19 +51,32 @@ def validation(name: str) -> VerifierValidationRecord:
 
 @pytest.fixture
 def registry(project: Path, db_url: str, cli):
+    from graduation.records import HumanAuditRecord
+    from graduation.store.models import register_model
+
     write_domain(project, "tempe", text=TEMPE)
     write_domain(project, "acls", text=ACLS)
     assert cli("register", str(project / "domains")).exit_code == 0
     db = Database(db_url)
     with db.write() as s:
+        m, _ = register_model(s, "m", digest="sha256:" + "1" * 64, kind="external")
+        assistant, _ = register_model(s, "assistant", digest="sha256:" + "2" * 64, kind="external")
         add_evidence(s, "tempe", "verifier_validation", validation("label"))
         add_evidence(s, "acls", "verifier_validation", validation("step"))
         for r in range(3):
             add_evidence(s, "tempe", "eval", EvalRecord(
-                model="m", round=r + 1, n=4000, passed=3910, pass_rate=0.9775, wilson_lower=0.9725,
+                model="m@1", round=r + 1, n=4000, passed=3910, pass_rate=0.9775, wilson_lower=0.9725,
                 substance_pass_rate=0.9775, format_pass_rate=0.98, shape_gap=0.0025,
                 slices=[SliceStats(name="outside-crosswalk", n=200, passed=110, pass_rate=0.55, wilson_lower=0.48)],
-                consistency=Consistency(k=4, prompts=1000, pass_at_1=0.97, pass_all_k=0.7, flip_rate=0.31)), round=r + 1)
+                consistency=Consistency(k=4, prompts=1000, pass_at_1=0.97, pass_all_k=0.7, flip_rate=0.31)),
+                round=r + 1, model_id=m.id)
+            add_evidence(s, "acls", "eval", EvalRecord(
+                model="assistant@1", round=r + 1, n=1200, passed=1200, pass_rate=1.0, wilson_lower=0.9968,
+                substance_pass_rate=1.0, format_pass_rate=1.0, shape_gap=0.0,
+                consistency=Consistency(k=4, prompts=300, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0)),
+                round=r + 1, model_id=assistant.id)
+        add_evidence(s, "acls", "human_audit", HumanAuditRecord(auditor="ann", checked=100, held=100),
+                     model_id=assistant.id)
     yield db
     db.dispose()
 
@@ -77,13 +90,16 @@ def test_status_table_and_require_denied_with_reason_and_audit(cli, registry):
     result = cli("status")
     assert result.exit_code == 0
     assert "tempe" in result.stdout and "acls" in result.stdout
-    result = cli("status", "tempe", "--require", "deploy:autonomous")
+    no_model = cli("status", "tempe", "--require", "deploy:autonomous")
+    assert no_model.exit_code == 2 and "name the model you deploy" in no_model.stderr
+    assert audit_count(registry) == 0
+    result = cli("status", "tempe", "--model", "m", "--require", "deploy:autonomous")
     assert result.exit_code == 1
     assert "denied tempe deploy:autonomous" in result.stdout
     assert "critical-never-autonomous" in result.stdout
     assert "outside-crosswalk" in result.stdout and "31%" in result.stdout
     assert audit_count(registry) == 1
-    assert cli("status", "tempe", "--require", "deploy:sandbox").exit_code == 0
+    assert cli("status", "tempe", "--model", "m@1", "--require", "deploy:sandbox").exit_code == 0
     assert audit_count(registry) == 2
     assert cli("audit", "verify").exit_code == 0
 
@@ -94,42 +110,69 @@ def test_status_json_for_one_and_all(cli, registry):
     assert by["tempe"]["phase"] == "discovery" and by["tempe"]["allowed"] == ["train:grpo", "deploy:sandbox"]
     assert by["acls"]["phase"] == "graduated" and "train:sft" in by["acls"]["allowed"]
     assert "online:grpo" not in by["acls"]["allowed"]
-    one = json.loads(cli("status", "acls", "--json", "--require", "deploy:assisted").stdout)
+    one = json.loads(cli("status", "acls", "--json", "--model", "assistant", "--require", "deploy:assisted").stdout)
     assert one["ok"] is False and one["denied"] == [{"domain": "acls", "action": "deploy:assisted"}]
-    assert any("sign-offs 0 < 2" in u for u in one["decisions"][0]["actions"]["deploy:assisted"]["unmet"])
+    assert one["decisions"][0]["model"]["ref"] == "assistant@1"
+    assert any("sign-offs for deploy:assisted 0 < 2" in u
+               for u in one["decisions"][0]["actions"]["deploy:assisted"]["unmet"])
+    rows = json.loads(cli("status", "acls", "--json").stdout)["models"]
+    assert [(r["model"], r["phase"], r["deploy_allowed"]) for r in rows] == \
+        [("assistant@1", "graduated", ["deploy:sandbox", "deploy:shadow"])]
 
 
 def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry):
-    assert cli("approve", "acls", "--by", "Ann Lee", "--role", "resus-lead").exit_code == 0
-    dup = cli("approve", "acls", "--by", "ann lee", "--role", "other")
+    sign = ("--model", "assistant@1", "--action", "deploy:assisted")
+    assert cli("approve", "acls", *sign, "--by", "Ann Lee", "--role", "resus-lead").exit_code == 0
+    dup = cli("approve", "acls", *sign, "--by", "ann lee", "--role", "other")
     assert dup.exit_code == 2 and "already signed off" in dup.output
-    assert cli("status", "acls", "--require", "deploy:assisted").exit_code == 1
-    assert cli("approve", "acls", "--by", "Bob Diaz", "--role", "safety", "--note", "read it").exit_code == 0
-    assert cli("status", "acls", "--require", "deploy:assisted").exit_code == 0
-    assert cli("status", "acls", "--require", "online:grpo").exit_code == 1
-    assert audit_count(registry) == 5
+    assert cli("status", "acls", "--model", "assistant", "--require", "deploy:assisted").exit_code == 1
+    assert cli("approve", "acls", *sign, "--by", "Bob Diaz", "--role", "safety", "--note", "read it").exit_code == 0
+    assert cli("status", "acls", "--model", "assistant", "--require", "deploy:assisted").exit_code == 0
+    assert cli("status", "acls", "--model", "assistant", "--require", "online:grpo").exit_code == 1
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 1  # another model
+    assert audit_count(registry) == 6
     assert cli("audit", "verify").exit_code == 0
+
+
+def test_approve_is_refused_while_anything_but_sign_offs_is_unmet(cli, registry):
+    before = audit_count(registry)
+    refused = cli("approve", "tempe", "--model", "m", "--action", "deploy:assisted", "--by", "Ann", "--role", "x")
+    assert refused.exit_code == 1 and "outside-crosswalk" in refused.output and "not recorded" in refused.output
+    data = json.loads(cli("approve", "tempe", "--model", "m", "--action", "deploy:assisted", "--by", "Ann",
+                          "--role", "x", "--json").stdout)
+    assert data["recorded"] is False and "deploy:assisted" in data["reasons"]
+    assert cli("approve", "acls", "--model", "m", "--action", "deploy:assisted", "--by", "A", "--role", "x").exit_code \
+        == 1, "a model with no rounds in the domain cannot be signed off"
+    assert cli("approve", "acls", "--model", "assistant", "--by", "A", "--role", "x").exit_code == 2  # no --action
+    assert cli("approve", "acls", "--model", "assistant", "--action", "train:sft", "--by", "A",
+               "--role", "x").exit_code == 2
+    assert cli("approve", "acls", "--model", "ghost", "--action", "deploy:assisted", "--by", "A",
+               "--role", "x").exit_code == 2
+    assert audit_count(registry) == before
+    assert json.loads(cli("evidence", "tempe", "--kind", "signoff", "--json").stdout)["evidence"] == []
 
 
 def test_explain_exit_codes(cli, registry):
     result = cli("explain", "acls", "train:sft")
     assert result.exit_code == 0 and "sft-only-after-graduation" in result.stdout
-    result = cli("explain", "tempe", "deploy:shadow", "--json")
+    result = cli("explain", "tempe", "deploy:shadow", "--model", "m", "--json")
     assert result.exit_code == 1
     data = json.loads(result.stdout)
     assert data["allowed"] is False and data["effect"] == "deny"
+    data = json.loads(cli("explain", "tempe", "deploy:shadow", "--json").stdout)
+    assert data["effect"] == "forbid" and data["rules"] == ["deploy-needs-a-model"]
     assert cli("explain", "tempe", "deploy:moon").exit_code == 2
     assert cli("explain", "nope", "train:sft").exit_code == 2
 
 
 def test_junit_and_sarif_show_denied_actions_as_failed_checks(cli, registry):
-    result = cli("status", "--format", "junit", "--require", "deploy:autonomous")
+    result = cli("status", "--format", "junit", "--model", "m", "--require", "deploy:autonomous")
     assert result.exit_code == 1
     root = ET.fromstring(result.stdout)
     assert root.get("failures") == "2"
     failure = root.find(".//testsuite[@name='tempe']/testcase/failure")
     assert failure is not None and "critical" in failure.get("message")
-    sarif = json.loads(cli("status", "--format", "sarif").stdout)
+    sarif = json.loads(cli("status", "--format", "sarif", "--model", "m").stdout)
     results = sarif["runs"][0]["results"]
     assert sarif["version"] == "2.1.0"
     assert {"tempe", "acls"} == {r["properties"]["domain"] for r in results}
@@ -141,7 +184,7 @@ def test_broken_policy_is_an_input_error_and_writes_nothing(cli, registry, proje
     text_ = (REPO / "policies" / "default.yaml").read_text().replace("when: verifiers.substance_validated\n",
                                                                      "when: verifiers.substance_validatd\n")
     bad.write_text(text_)
-    result = cli("status", "--require", "deploy:sandbox")
+    result = cli("status", "--require", "train:grpo")
     assert result.exit_code == 2
     assert "policies/default.yaml:" in result.output and "substance_validated" in result.output
     assert audit_count(registry) == 0
@@ -159,7 +202,7 @@ def test_unknown_domain_and_format_are_input_errors(cli, registry):
 
 
 def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp_path):
-    cli("status", "tempe", "--require", "deploy:autonomous")
+    cli("status", "tempe", "--model", "m", "--require", "deploy:autonomous")
     cli("status", "acls", "--require", "train:sft")
     data = json.loads(cli("status", "acls", "--json").stdout)
     decision_id = data["decisions"][0]["decision_id"]
@@ -182,7 +225,7 @@ def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp
 def test_policy_test_runs_the_shipped_cases_with_coverage(cli, project):
     result = cli("policy", "test", str(REPO / "policies" / "tests"), "--policy", str(REPO / "policies" / "default.yaml"))
     assert result.exit_code == 0, result.output
-    assert "rule coverage 15/15" in result.stdout.replace("\n", " ")
+    assert "rule coverage 17/17" in result.stdout.replace("\n", " ")
     case = project / "policies" / "tests" / "wrong.yaml"
     case.parent.mkdir(parents=True, exist_ok=True)
     case.write_text("cases:\n  - name: wrong\n    domain: {domain: x, title: x, risk: low, owners: [a]}\n"
@@ -216,7 +259,7 @@ SWAP = ["UPDATE audit_log SET seq = -2 WHERE seq = {2}", "UPDATE audit_log SET s
 ])
 def test_audit_verify_cli_exits_1_naming_the_first_bad_entry(cli, registry, tamper, bad):
     for action in ("deploy:autonomous", "train:sft", "deploy:sandbox", "online:grpo"):
-        cli("status", "tempe", "--require", action)
+        cli("status", "tempe", "--model", "m", "--require", action)
     assert cli("audit", "verify").exit_code == 0
     with registry.engine.connect() as conn:
         base = conn.execute(text("SELECT min(seq) FROM audit_log WHERE kind = 'decision'")).scalar() - 1

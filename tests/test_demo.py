@@ -30,7 +30,10 @@ def test_demo_runs_the_whole_lifecycle(tmp_path: Path):
     rates = [float(x) for x in re.findall(r"round \d+ \(step \d+\): \d+/\d+ verified, pass rate ([\d.]+)%", out)]
     assert len(rates) >= 3 and rates[-1] - rates[0] >= 20, rates
     assert "toy-arithmetic (risk low): graduated via the internal route" in out
-    assert "allowed deploy:assisted for 1 domain(s)" in out
+    assert "allowed deploy:assisted for 1 domain(s)" in out  # the GRPO checkpoint, by the digest of its files
+    assert "toy-arithmetic / toy-arithmetic-grpo@" in out and "(round 1, generated)" in out
+    assert "tiny-arithmetic@1 is in discovery" in out  # the base model, sampled by the registry, has not earned it
+    assert "acls-cardiac-arrest / acls-assistant-7b@1 (risk critical): discovery" in out  # SFT yes, deploy waits
     # the refusal of SFT on contaminated data writes no job
     assert "no job was written" in out
     assert not any(p.name.startswith("hamiltonian-mechanics-sft") for p in (tmp_path / "registry" / "jobs").iterdir())

@@ -182,16 +182,20 @@ def test_rare_symbols_are_not_recurrent():
     assert _scan(texts, set()).flags() == []
 
 
-def test_lineage_depth_and_ungraduated_generators():
+def test_lineage_depth_and_generators():
     sources = [
         GroundTruthSource(name="book", path="a.jsonl", provenance="expert"),
         GroundTruthSource(name="copy", path="b.jsonl", provenance="model_generated", derived_from="book",
-                          generated_by={"model": "m-32b", "graduated": False}),
+                          generated_by={"model": "m-32b"}),
         GroundTruthSource(name="copy2", path="c.jsonl", provenance="model_generated", derived_from="copy",
-                          generated_by={"model": "m-7b", "graduated": True}),
+                          generated_by={"model": "m-7b"}),
     ]
     assert lineage(sources, "book") == ("expert", 0, [])
-    assert lineage(sources, "copy2") == ("model_generated", 2, ["m-32b"])
+    # every generator along the chain; whether each graduated in the domain is looked up when deciding
+    assert lineage(sources, "copy2") == ("model_generated", 2, ["m-7b", "m-32b"])
+    with pytest.raises(ValueError, match="no longer declared"):
+        GroundTruthSource(name="x", path="d.jsonl", provenance="model_generated",
+                          generated_by={"model": "m-7b", "graduated": True})
 
 
 def test_agreement_between_people_and_verifiers():

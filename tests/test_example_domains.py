@@ -68,7 +68,7 @@ def test_risks_provenance_and_lineage_are_as_designed():
     assert ham.risk.value == "high"
     depths = lineage_depths(ham.ground_truth)
     distilled = next(s for s in ham.ground_truth if s.name == "distilled")
-    assert distilled.provenance.value == "model_generated" and distilled.generated_by.graduated is False
+    assert distilled.provenance.value == "model_generated" and distilled.generated_by.model == "some-instruct-32b"
     assert depths == {"textbook": 0, "held-out": 0, "distilled": 1}
     acls = spec("acls-cardiac-arrest")
     assert acls.risk.value == "critical"
@@ -339,8 +339,9 @@ def test_registry_commands_show_what_each_example_domain_is_for(registry_bin, tm
                      "domains/data/hamiltonian-mechanics/distilled.jsonl", "--workers", "1")["record"]
     assert [(s["symbol"], s["rate"]) for s in audit["symbols"]] == [(GOLDEN, 0.4)]
     assert audit["substance_fail_rate"] == 0.4 and audit["format_pass_rate"] == 1.0
-    assert audit["lineage_depth"] == 1 and audit["ungraduated_generators"] == ["some-instruct-32b"]
+    assert audit["lineage_depth"] == 1 and audit["generators"] == ["some-instruct-32b"]
 
+    registry("models", "register", "candidate", "--digest", "sha256:" + "c" * 64)
     evaluated = registry("evaluate", "pedestrian-perception", "--outputs",
                          "domains/data/pedestrian-perception/outputs.jsonl", "--model", "candidate",
                          "--workers", "1")

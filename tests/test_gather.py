@@ -16,6 +16,7 @@ from graduation.store import Database
 from graduation.store.domains import register
 from graduation.store.evidence import list_evidence
 from graduation.verifiers import VerifierPool
+from tests.modelreg import registered
 
 PHOTO = """\
 domain: photo
@@ -29,7 +30,7 @@ ground_truth:
     path: data/photo/distilled.jsonl
     provenance: model_generated
     derived_from: manual
-    generated_by: {model: helper-7b, graduated: false}
+    generated_by: {model: helper-7b}
 verifiers:
   - {name: settings, kind: exact, role: substance, controls: data/photo/wrong.jsonl}
   - name: shape
@@ -95,8 +96,9 @@ def test_audit_flags_golden_hour_sun_with_rate_failures_shape_gap_and_lineage(ph
     assert record.symbols[0].rate == pytest.approx(0.40, abs=0.01)
     assert record.substance_failed == 40 and record.substance_fail_rate == pytest.approx(0.4)
     assert record.format_pass_rate == 1.0 and record.shape_gap == pytest.approx(0.4)
-    assert (record.provenance, record.lineage_depth, record.ungraduated_generators) == \
+    assert (record.provenance, record.lineage_depth, record.generators) == \
         ("model_generated", 1, ["helper-7b"])
+    assert record.ungraduated_generators == []  # looked up when deciding, never declared
     night = next(s for s in record.slices if s.name == "night")
     assert night.n == 25
     with photo.read() as session:
@@ -111,7 +113,7 @@ def test_audit_of_an_undeclared_file_takes_lineage_from_options(photo, project, 
     result = audit_data(photo, project, "photo", path, generated_by="new-model", derived_from="distilled",
                         pool=pool, store=False)
     record = result.record
-    assert record.lineage_depth == 2 and record.ungraduated_generators == ["new-model", "helper-7b"]
+    assert record.lineage_depth == 2 and record.generators == ["new-model", "helper-7b"]
     assert [(s.symbol, s.rate) for s in record.symbols] == [("lunarDriftCoef", 0.2)]
     assert record.substance_failed == 20
 
@@ -123,7 +125,7 @@ def test_evaluate_outputs_slices_and_consistency(photo, project, pool, tmp_path)
             wrong = row["light"] == "night" and k == 1
             rows.append({"id": row["id"], "output": "exposure = 99, aperture = 1" if wrong else row["answer"]})
     path = write(tmp_path / "out.jsonl", rows)
-    result = evaluate(photo, project, "photo", path, model="m1", round=2, pool=pool)
+    result = evaluate(photo, project, "photo", path, model=registered(photo, "m1"), pool=pool)
     record = result.record
     assert (record.n, record.passed) == (100, 87)
     night = next(s for s in record.slices if s.name == "night")
@@ -131,7 +133,8 @@ def test_evaluate_outputs_slices_and_consistency(photo, project, pool, tmp_path)
     assert record.consistency.k == 2 and record.consistency.flip_rate == pytest.approx(13 / 50)
     with photo.read() as session:
         stored = list_evidence(session, "photo", kinds=["eval"])
-    assert stored[0].record == record and stored[0].model == "m1" and stored[0].round == 2
+    assert stored[0].record == record and stored[0].model == "m1@1" and stored[0].round == 1  # assigned here
+    assert record.round == 1 and record.model == "m1@1" and stored[0].model_key == "m1@1"
     assert stored[0].data_hash == result.data_hash
 
 
@@ -140,7 +143,7 @@ def test_malformed_rows_are_reported_by_line_and_nothing_is_written(photo, proje
     path.write_text('{"id": "p1", "output": "x"}\n{"id": "p2", "output": \n{"id": "nope", "output": "y"}\n'
                     '{"id": "p3"}\n')
     with pytest.raises(DataError) as err:
-        evaluate(photo, project, "photo", path, model="m", pool=pool)
+        evaluate(photo, project, "photo", path, model=registered(photo, "m"), pool=pool)
     message = str(err.value)
     assert "bad.jsonl:2" in message and "bad.jsonl:3" in message and "bad.jsonl:4" in message
     with photo.read() as session:
@@ -151,7 +154,7 @@ def test_changed_ground_truth_must_be_registered_again(photo, project, pool):
     path = project / "domains/data/photo/manual.jsonl"
     path.write_text(path.read_text() + json.dumps({"id": "new", "prompt": "n", "answer": "a"}) + "\n")
     with pytest.raises(InputError, match="changed since domain 'photo' v1 was registered"):
-        evaluate(photo, project, "photo", path, model="m", pool=pool)
+        evaluate(photo, project, "photo", path, model=registered(photo, "m"), pool=pool)
 
 
 MATH = """\
@@ -172,11 +175,12 @@ def test_second_scan_is_served_from_the_cache(project, db_url, pool, tmp_path):
     db = register_domain(project, db_url, MATH, "algebra")
     outputs = write(tmp_path / "o.jsonl", [{"prompt": r["prompt"], "output": f"${r['answer']}$" if i % 2 else "$7$"}
                                            for i, r in enumerate(rows)])
-    first = evaluate(db, project, "algebra", outputs, model="m", pool=pool)
-    second = evaluate(db, project, "algebra", outputs, model="m", pool=pool)
+    first = evaluate(db, project, "algebra", outputs, model=registered(db, "m"), pool=pool)
+    second = evaluate(db, project, "algebra", outputs, model=registered(db, "m"), pool=pool)
     assert first.cache_hits == 0 and first.verified == 60
     assert second.cache_hits == 60 and second.verified == 0
-    assert first.record == second.record and first.record.passed == 30
+    assert (first.record.round, second.record.round) == (1, 2)  # the registry numbers each model's rounds
+    assert first.record.model_copy(update={"round": 2}) == second.record and first.record.passed == 30
     assert second.validation_ran is False
 
 
@@ -208,7 +212,7 @@ def test_reasoning_gym_pass_rate_matches_its_own_scorer(project, db_url, pool, t
             answer = f"The answer is {answer}"                          # partial credit, not a pass
         outputs.append({"id": e["id"], "output": answer})
     path = write(tmp_path / "gym_out.jsonl", outputs)
-    record = evaluate(db, project, "gym", path, model="m", pool=pool).record
+    record = evaluate(db, project, "gym", path, model=registered(db, "m"), pool=pool).record
     scorer = data.score_answer
     expected = sum(scorer(o["output"], e) >= 1.0 for o, e in zip(outputs, entries))
     assert record.passed == expected and record.pass_rate == expected / 60
@@ -260,7 +264,7 @@ def test_hostile_outputs_in_a_file_are_errors_or_failures_not_crashes(project, d
         json.dumps({"prompt": "q5", "output": "$5$"}).encode(),
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
-    record = evaluate(db, project, "algebra", path, model="m", pool=pool).record
+    record = evaluate(db, project, "algebra", path, model=registered(db, "m"), pool=pool).record
     assert (record.n, record.passed) == (6, 1)
     assert record.errors >= 2  # invalid UTF-8 and the hanging LaTeX at least
     assert not (tmp_path / "pwned").exists()
@@ -273,20 +277,20 @@ def test_hostile_outputs_in_a_file_are_errors_or_failures_not_crashes(project, d
 def test_training_rounds_from_rows_in_memory_and_csv_outputs(photo, project, pool, tmp_path):
     rows = [{"id": r["id"], "output": r["answer"] if i % 4 else "exposure = 0, aperture = 0"}
             for i, r in enumerate(manual_rows(40))]
-    result = evaluate(photo, project, "photo", rows, model="ckpt-10", round=1, kind="training_round",
+    result = evaluate(photo, project, "photo", rows, model=registered(photo, "ckpt-10"), kind="training_round",
                       job="job-1", step=10, pool=pool)
     record = result.record
     assert (record.n, record.passed, record.job, record.step) == (40, 30, "job-1", 10)
     assert record.outputs_file == "<rows>" and result.data_hash
     with photo.read() as session:
         (stored,) = list_evidence(session, "photo", kinds=["training_round"])
-    assert stored.round == 1 and stored.model == "ckpt-10"
+    assert stored.round == 1 and stored.model == "ckpt-10@1"
     csv_path = tmp_path / "out.csv"
     csv_path.write_text("id,output\n" + "".join(f'{r["id"]},"{r["output"]}"\n' for r in rows))
-    again = evaluate(photo, project, "photo", csv_path, model="ckpt-10", pool=pool, store=False).record
+    again = evaluate(photo, project, "photo", csv_path, model=registered(photo, "ckpt-10"), pool=pool, store=False).record
     assert (again.n, again.passed) == (40, 30)
     with pytest.raises(InputError, match="eval or training_round"):
-        evaluate(photo, project, "photo", rows, model="m", kind="data_audit", pool=pool)
+        evaluate(photo, project, "photo", rows, model=registered(photo, "m"), kind="data_audit", pool=pool)
 
 
 def test_auditing_a_trusted_source_does_not_flag_its_own_vocabulary(project, db_url, pool):
@@ -333,7 +337,7 @@ def test_the_shipped_reasoning_gym_domain_matches_reasoning_gyms_scorer(tmp_path
     with db.write() as session:
         register(session, load_project_domain(domain_file, REPO))
     outputs = REPO / "domains/data/arith-reasoning-gym/outputs.jsonl"
-    record = evaluate(db, REPO, "arith-reasoning-gym", outputs, model="m", pool=pool, store=False).record
+    record = evaluate(db, REPO, "arith-reasoning-gym", outputs, model=registered(db, "m"), pool=pool, store=False).record
     entries = {r["id"]: r for r in read_rows(REPO / "domains/data/arith-reasoning-gym/eval.jsonl")}
     cls, config = DATASETS["basic_arithmetic"]
     scorer = cls(config=config(size=1)).score_answer

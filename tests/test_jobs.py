@@ -52,16 +52,21 @@ def env(tmp_path: Path):
     db.dispose()
 
 
-def graduate(db: Database, root: Path, passed: int = 160, n: int = 160) -> None:
-    """Record a training round that meets the low-risk bar (what a GRPO job's rounds do)."""
+def graduate(db: Database, root: Path, passed: int = 160, n: int = 160, model: str | None = None) -> None:
+    """Record a training round that meets the low-risk bar (what a GRPO job's rounds do) for a registered model."""
     from graduation.evidence import wilson_lower
     from graduation.store.evidence import add_evidence
+    from graduation.store.models import resolve_model
+    from tests.modelreg import registered
 
+    ref = model or registered(db, "m")
     rate = passed / n
-    record = EvalRecord(model="m", round=1, n=n, passed=passed, pass_rate=rate, wilson_lower=wilson_lower(passed, n),
-                        substance_pass_rate=rate, format_pass_rate=1.0, shape_gap=1.0 - rate, job="j", step=10)
     with db.write() as session:
-        add_evidence(session, "toy-arithmetic", "training_round", record, model="m", round=1)
+        info = resolve_model(session, ref)
+        record = EvalRecord(model=info.ref, round=1, n=n, passed=passed, pass_rate=rate,
+                            wilson_lower=wilson_lower(passed, n), substance_pass_rate=rate, format_pass_rate=1.0,
+                            shape_gap=1.0 - rate, job="j", step=10)
+        add_evidence(session, "toy-arithmetic", "training_round", record, round=1, model_id=info.id)
 
 
 def job_rows(db: Database) -> list:
@@ -314,12 +319,21 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="short")
     outcome = run_job(db, root, "short", progress=False)
     assert outcome.state == "succeeded" and outcome.steps == 4
-    assert [(r["round"], r["step"]) for r in outcome.rounds] == [(0, 0), (1, 2), (2, 4)]
+    assert [(r["round"], r["step"], r["model"]) for r in outcome.rounds] == \
+        [(0, 0, "short@1"), (1, 2, "short@2"), (2, 4, "short@3")]  # every checkpoint registered by its digest
+    assert outcome.model == "short@3"  # the saved model is the last round's checkpoint, byte for byte
     assert set(outcome.reward_means) == {"substance.sum-value", "format.integer-shape"}
     with db.read() as session:
         rounds = [e for e in list_evidence(session, "toy-arithmetic") if e.kind == "training_round"]
-    assert [(e.round, e.record.job, e.record.step, e.record.n) for e in rounds] == \
-        [(0, "short", 0, 160), (1, "short", 2, 160), (2, "short", 4, 160)]
+    assert [(e.model_key, e.round, e.record.job, e.record.step, e.record.n, e.record.origin) for e in rounds] == \
+        [("short@1", 1, "short", 0, 160, "generated"), ("short@2", 1, "short", 2, 160, "generated"),
+         ("short@3", 1, "short", 4, 160, "generated")]
+    with db.read() as session:
+        from graduation.store.models import resolve_model
+
+        lineage = resolve_model(session, "short@3").lineage
+    assert lineage["job"] == "short" and lineage["base_model"] == "tiny:arithmetic" and lineage["step"] == 4
+    assert lineage["decision"] and lineage["policy_digest"] and set(lineage["datasets"]) == {"train", "eval"}
     assert job_rows(db)[0].state == "succeeded"
     # the recipe and the reward module work with TRL's own script, as `trl grpo --config recipe.yaml` runs it
     import sys
@@ -331,7 +345,7 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
                              env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert trl_run.returncode == 0, trl_run.stderr[-2000:]
     assert "rewards/substance.sum-value/mean" in trl_run.stdout + trl_run.stderr
-    graduate(db, root)  # the short run cannot graduate the domain by itself; the demo's full run does
+    graduate(db, root, model="short@3")  # the short run cannot graduate its checkpoint; the demo's full run does
     result = plan_job(db, root, "toy-arithmetic", mode="sft", from_job="short", name="crystal")
     rows = [json.loads(line) for line in (result.job.path / "data" / "train.jsonl").read_text().splitlines()]
     assert result.crystallised.kept == len(rows)

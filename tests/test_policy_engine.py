@@ -30,20 +30,35 @@ def validated(*names, trustworthy=True, refs=20, accepted=None):
                           for n in names]}
 
 
+#: the model decided for in deployment questions: rounds, human audits and sign-offs below belong to it
+M = {"ref": "m@1", "name": "m", "version": 1, "digest": "sha256:" + "a" * 64, "digest_kind": "manifest"}
+DEPLOY = ("deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo")
+
+
 def build(spec, *items):
-    return [make_evidence(spec.domain, kind, dict(summary), i) for i, (kind, summary) in enumerate(items)]
+    from graduation.spec import sha256_json
+
+    out = []
+    for i, (kind, summary) in enumerate(items):
+        summary = dict(summary)
+        model = summary.pop("_model", None)
+        if kind == "signoff" and summary.get("model") and "domain_digest" not in summary:
+            summary["domain_digest"] = sha256_json(spec.canonical())
+        out.append(make_evidence(spec.domain, kind, summary, i, model=model))
+    return out
 
 
-def rounds(count, n, passed, **extra):
-    return [("eval", {"n": n, "passed": passed, "round": i + 1, **extra}) for i in range(count)]
+def rounds(count, n, passed, model="m@1", **extra):
+    return [("eval", {"model": model, "n": n, "passed": passed, "round": i + 1, **extra}) for i in range(count)]
 
 
-def human(checked, held):
-    return ("human_audit", {"auditor": "ann", "checked": checked, "held": held})
+def human(checked, held, model="m@1"):
+    return ("human_audit", {"auditor": "ann", "checked": checked, "held": held, "_model": model})
 
 
-def signoff(by, role="owner"):
-    return ("signoff", {"by": by, "role": role})
+def signoff(by, role="owner", model="m@1", actions=DEPLOY, digest=M["digest"]):
+    return ("signoff", {"by": by, "role": role, "model": model, "model_digest": digest, "actions": list(actions),
+                        "_model": model})
 
 
 GOLDEN = {"file": "data/distilled.jsonl", "rows": 1000, "substance_failed": 400, "substance_fail_rate": 0.4,
@@ -136,17 +151,29 @@ def acls_spec():
         {"name": "protocol", "path": "data/acls.jsonl", "provenance": "authoritative", "audited": True}])
 
 
+CRITICAL_ROUND = {"consistency": {"k": 4, "prompts": 500, "pass_at_1": 1.0, "pass_all_k": 1.0, "flip_rate": 0.0}}
+
+
 def test_acls_external_route_sft_allowed_assisted_with_two_signoffs_online_grpo_never():
     spec = acls_spec()
     base = [("verifier_validation", validated("answer"))]
     d = decide(spec, build(spec, *base), POLICY)
     assert (d.phase, d.route) == ("graduated", "external")
+    assert d.facts["data_trust"] == {"granted": True, "route": "external", "graduated_models": []}
     assert d.allowed("train:sft") and "crystallise with SFT" in d.recommendation
+    assert not d.allowed("deploy:assisted") and "deploy-needs-a-model" in d.actions["deploy:assisted"].rules
+    # the external route is data trust only: the model deployed needs its own rounds
+    bare = decide(spec, build(spec, *base), POLICY, model=M)
+    assert bare.phase == "discovery" and not bare.allowed("deploy:assisted")
+    assert bare.allowed("train:sft")
+    earned = [*base, *rounds(3, 2000, 2000, **CRITICAL_ROUND), human(100, 100)]
+    d = decide(spec, build(spec, *earned), POLICY, model=M)
+    assert (d.phase, d.route) == ("graduated", "internal")
     assert not d.allowed("deploy:assisted")
-    assert "sign-offs 0 < 2" in "\n".join(d.actions["deploy:assisted"].unmet)
-    one = decide(spec, build(spec, *base, signoff("ann"), signoff("Ann ", "doctor")), POLICY)
+    assert "sign-offs for deploy:assisted 0 < 2" in "\n".join(d.actions["deploy:assisted"].unmet)
+    one = decide(spec, build(spec, *earned, signoff("ann"), signoff("Ann ", "doctor")), POLICY, model=M)
     assert not one.allowed("deploy:assisted"), "the same person twice is one sign-off"
-    two = decide(spec, build(spec, *base, signoff("ann"), signoff("bob", "doctor")), POLICY)
+    two = decide(spec, build(spec, *earned, signoff("ann"), signoff("bob", "doctor")), POLICY, model=M)
     assert two.allowed("deploy:assisted")
     assert not two.allowed("deploy:autonomous")
     for dec in (d, one, two):
@@ -177,36 +204,45 @@ def test_seven_of_eight_on_high_risk_is_not_graduated():
 def test_internal_route_graduates_after_stable_rounds_and_audit():
     spec = domain("toy", "medium")
     items = [("verifier_validation", validated("answer")), human(40, 40), signoff("ann")]
-    one = decide(spec, build(spec, *items, *rounds(1, 300, 298)), POLICY)
+    one = decide(spec, build(spec, *items, *rounds(1, 300, 298)), POLICY, model=M)
     assert one.phase == "candidate" and "stable rounds 1 < 2" in one.unmet
     assert one.allowed("deploy:shadow") and not one.allowed("train:sft")
-    two = decide(spec, build(spec, *items, *rounds(2, 300, 298)), POLICY)
+    two = decide(spec, build(spec, *items, *rounds(2, 300, 298)), POLICY, model=M)
     assert (two.phase, two.route) == ("graduated", "internal")
     assert two.allowed("train:sft") and two.allowed("deploy:assisted") and two.allowed("online:grpo")
-    no_audit = decide(spec, build(spec, items[0], *rounds(2, 300, 298)), POLICY)
+    assert decide(spec, build(spec, *items, *rounds(2, 300, 298)), POLICY).facts["data_trust"]["graduated_models"] \
+        == ["m@1"]
+    no_audit = decide(spec, build(spec, items[0], *rounds(2, 300, 298)), POLICY, model=M)
     assert no_audit.phase == "candidate"
     assert any("human audit" in u for u in no_audit.unmet)
+    other_audit = decide(spec, build(spec, items[0], human(40, 40, model="other@1"), *rounds(2, 300, 298)), POLICY,
+                         model=M)
+    assert other_audit.phase == "candidate", "an audit of another model's outputs does not count"
 
 
 def test_graduated_then_newest_round_below_bar_is_regressed_and_withdraws():
     spec = domain("toy", "medium")
     items = [("verifier_validation", validated("answer")), human(40, 40), signoff("ann"), *rounds(2, 300, 298)]
-    before = decide(spec, build(spec, *items), POLICY)
+    before = decide(spec, build(spec, *items), POLICY, model=M)
     assert before.phase == "graduated" and before.allowed("deploy:autonomous")
-    d = decide(spec, build(spec, *items, ("eval", {"n": 300, "passed": 240, "round": 3})), POLICY)
+    d = decide(spec, build(spec, *items, ("eval", {"model": "m@1", "n": 300, "passed": 240, "round": 3})), POLICY,
+               model=M)
     assert d.phase == "regressed"
-    for action in ("train:sft", "deploy:assisted", "deploy:autonomous", "online:grpo"):
+    for action in ("deploy:assisted", "deploy:autonomous", "online:grpo"):
         assert not d.allowed(action)
         assert "regressed-withdrawn" in d.actions[action].rules
+    assert not d.allowed("train:sft"), "its rounds no longer grant data trust"
     assert d.allowed("deploy:shadow") and d.allowed("deploy:sandbox") and d.allowed("train:grpo")
-    assert "withdrawn" in d.recommendation
+    assert "regressed" in d.recommendation
 
 
 def test_significantly_worse_but_above_bar_is_regressed():
     spec = domain("toy", "low")
-    items = [("verifier_validation", validated("answer")), ("eval", {"n": 2000, "passed": 2000, "round": 1})]
-    assert decide(spec, build(spec, *items), POLICY).phase == "graduated"
-    d = decide(spec, build(spec, *items, ("eval", {"n": 2000, "passed": 1800, "round": 2})), POLICY)
+    items = [("verifier_validation", validated("answer")), ("eval", {"model": "m@1", "n": 2000, "passed": 2000,
+                                                                     "round": 1})]
+    assert decide(spec, build(spec, *items), POLICY, model=M).phase == "graduated"
+    d = decide(spec, build(spec, *items, ("eval", {"model": "m@1", "n": 2000, "passed": 1800, "round": 2})), POLICY,
+               model=M)
     assert d.facts["eval"]["wilson_lower"] > 0.8  # still above the low-risk bar...
     assert d.phase == "regressed"  # ...but significantly worse than the round it graduated on
     assert any("significantly worse" in u for u in d.unmet)

@@ -34,7 +34,8 @@ def examples(tmp_path_factory):
     for name in names:
         result = run("verifiers", "check", name, "--workers", "2")
         assert result.returncode == 0, result.stdout + result.stderr
-    steps = [("audit-data", "hamiltonian-mechanics", f"{DATA}/hamiltonian-mechanics/distilled.jsonl"),
+    steps = [("models", "register", "m1", "--digest", "sha256:" + "1" * 64),
+             ("audit-data", "hamiltonian-mechanics", f"{DATA}/hamiltonian-mechanics/distilled.jsonl"),
              ("evaluate", "hamiltonian-mechanics", "-o", f"{DATA}/hamiltonian-mechanics/outputs.jsonl", "-m", "m1"),
              ("evaluate", "pedestrian-perception", "-o", f"{DATA}/pedestrian-perception/outputs.jsonl", "-m", "m1")]
     for step in steps:
@@ -49,25 +50,33 @@ def test_hamiltonian_sft_refused_naming_symbol_rate_and_rule_grpo_allowed(exampl
     assert "sft-unsupported-symbols" in result.stdout and "golden_hour_sun in 40% of rows" in result.stdout
     assert "some-instruct-32b" in result.stdout
     assert examples("status", "hamiltonian-mechanics", "--require", "train:grpo").returncode == 0
-    explained = examples("explain", "hamiltonian-mechanics", "deploy:shadow")
+    explained = examples("explain", "hamiltonian-mechanics", "deploy:shadow", "--model", "m1")
     assert explained.returncode == 1 and "Wilson lower bound 0.53 < 0.95" in explained.stdout
 
 
 def test_pedestrian_critical_discovery_sandbox_only_naming_slice_and_flips(examples):
-    result = examples("status", "pedestrian-perception", "--require", "deploy:autonomous")
+    m1 = ("--model", "m1")
+    result = examples("status", "pedestrian-perception", *m1, "--require", "deploy:autonomous")
     assert result.returncode == 1
     assert "slice outside-crosswalk" in result.stdout and "answers flip on" in result.stdout
-    assert examples("status", "pedestrian-perception", "--require", "deploy:sandbox").returncode == 0
-    for action in ("deploy:shadow", "deploy:assisted", "online:grpo", "train:sft"):
-        assert examples("status", "pedestrian-perception", "--require", action).returncode == 1
+    assert examples("status", "pedestrian-perception", *m1, "--require", "deploy:sandbox").returncode == 0
+    for action in ("deploy:shadow", "deploy:assisted", "online:grpo"):
+        assert examples("status", "pedestrian-perception", *m1, "--require", action).returncode == 1
+    assert examples("status", "pedestrian-perception", "--require", "train:sft").returncode == 1
 
 
-def test_acls_sft_allowed_assisted_after_two_signoffs_never_online(examples):
+def test_acls_sft_allowed_assisted_waits_for_the_models_own_rounds_never_online(examples):
+    """The protocol grants data trust (SFT); deploying an assistant needs its own rounds and two sign-offs."""
     assert examples("status", "acls-cardiac-arrest", "--require", "train:sft").returncode == 0
-    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 1
-    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Lee", "--role", "resuscitation-lead").returncode == 0
-    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Diaz", "--role", "safety-officer").returncode == 0
-    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 0
-    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:autonomous").returncode == 1
-    assert examples("status", "acls-cardiac-arrest", "--require", "online:grpo").returncode == 1
+    assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 2  # which model?
+    m1 = ("--model", "m1")
+    assert examples("evaluate", "acls-cardiac-arrest", "-o", f"{DATA}/acls-cardiac-arrest/outputs.jsonl",
+                    *m1).returncode == 0
+    waits = examples("status", "acls-cardiac-arrest", *m1, "--require", "deploy:assisted")
+    assert waits.returncode == 1 and "samples 24 < 1,000" in waits.stdout
+    refused = examples("approve", "acls-cardiac-arrest", *m1, "--action", "deploy:assisted", "--by", "Dr Lee",
+                       "--role", "resuscitation-lead")
+    assert refused.returncode == 1 and "not recorded" in refused.stderr
+    assert examples("status", "acls-cardiac-arrest", *m1, "--require", "deploy:autonomous").returncode == 1
+    assert examples("status", "acls-cardiac-arrest", *m1, "--require", "online:grpo").returncode == 1
     assert examples("audit", "verify").returncode == 0

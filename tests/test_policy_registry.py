@@ -9,7 +9,7 @@ import pytest
 from graduation.policy import decide
 from graduation.policy.model import load_policy, packaged_policy_path, parse_policy
 from graduation.policy.registry import decisions
-from graduation.records import EvalRecord, SignoffRecord, VerifierCheck, VerifierValidationRecord
+from graduation.records import EvalRecord, HumanAuditRecord, SignoffRecord, VerifierCheck, VerifierValidationRecord
 from graduation.spec import DomainSpec
 from graduation.store import Database
 from graduation.store.domains import LoadedDomain, register
@@ -63,7 +63,8 @@ def test_new_evidence_is_seen_at_once(db):
     with db.write() as s:
         add_evidence(s, "d1", "signoff", SignoffRecord(by="ann", role="owner"))
     after = {r.decision.domain: r.decision for r in decisions(db, POLICY)}
-    assert before["d1"].facts["signoffs"]["count"] == 0 and after["d1"].facts["signoffs"]["count"] == 1
+    assert after["d1"].facts["signoffs"]["unbound"] == 1  # recorded (and not counted for a domain decision)
+    assert after["d1"].id != before["d1"].id
 
 
 def test_no_facts_cache_file_is_written_or_read(db, tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ ground_truth:
     path: data/ham/distilled.jsonl
     provenance: model_generated
     derived_from: textbook
-    generated_by: {model: some-instruct-32b, graduated: false}
+    generated_by: {model: some-instruct-32b}
 verifiers:
   - {name: equations, kind: exact, role: substance}
   - {name: latex-shape, kind: regex, role: format, options: {pattern: '^\\\\$.*\\\\$$'}}
@@ -82,6 +82,23 @@ def eval_record(model: str, rnd: int, n: int, passed: int, fmt: float, *, slices
                       slices=list(slices), symbols=list(symbols), consistency=consistency)
 
 
+def model_id(session, name: str) -> int:
+    """A registered model (written directly, as an attacker with database access could, markup and all)."""
+    import hashlib
+
+    from graduation.store.tables import ModelRow
+
+    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+    from sqlmodel import select
+
+    found = session.exec(select(ModelRow).where(ModelRow.digest == digest)).first()
+    if found is None:
+        found = ModelRow(name=name, version=1, digest=digest, digest_kind="external", lineage_json="{}")
+        session.add(found)
+        session.flush()
+    return found.id
+
+
 def validation(name: str) -> VerifierValidationRecord:
     return VerifierValidationRecord(verifiers=[VerifierCheck(
         name=name, role="substance", kind="exact", references=50, references_accepted=50, controls=120,
@@ -111,8 +128,8 @@ def populate(root: Path, db) -> None:
         ham = "hamiltonian-mechanics"
         add_evidence(s, ham, "verifier_validation", validation("equations"))
         for rnd, passed in enumerate((96, 128, 150, 166, 176, 182), start=1):
-            add_evidence(s, ham, "eval", eval_record("qwen-0.5b-grpo", rnd, 200, passed, 0.97), model="qwen-0.5b-grpo",
-                         round=rnd)
+            add_evidence(s, ham, "eval", eval_record("qwen-0.5b-grpo@1", rnd, 200, passed, 0.97),
+                         model_id=model_id(s, "qwen-0.5b-grpo"), round=rnd)
         add_evidence(s, ham, "data_audit", DataAuditRecord(
             file="domains/data/ham/distilled.jsonl", rows=500, substance_failed=205, substance_fail_rate=0.41,
             format_pass_rate=0.99, shape_gap=0.40, provenance="model_generated", lineage_depth=1,
@@ -130,9 +147,10 @@ def populate(root: Path, db) -> None:
             add_evidence(s, ped, "eval", eval_record("perception-v3", rnd, 200, cw + off, 0.99, slices=slices,
                                                      consistency=Consistency(k=4, prompts=200, pass_at_1=0.7,
                                                                              pass_all_k=0.45, flip_rate=0.31)),
-                         model="perception-v3", round=rnd)
+                         model_id=model_id(s, "perception-v3"), round=rnd)
 
-        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model=HOSTILE_MODEL, round=1)
+        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model_id=model_id(s, HOSTILE_MODEL),
+                     round=1)
         add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
 
         # a recorded decision and the job it approved
@@ -567,7 +585,7 @@ def test_report_in_headless_browser(browser: Browser, report, project: Path):
         pass_rate = charts[0]
         assert pass_rate["w"] >= 900, "the pass-rate chart should span the page"
         if name == "hamiltonian-mechanics":
-            assert pass_rate["marks"] == 6 + 1 + 1  # rounds, band, threshold
+            assert pass_rate["marks"] == 6 + 1 + 1 + 2  # rounds, band, threshold, the model's line and legend
         if name == "pedestrian-perception":
             assert "slices" in kinds
         if name == "hostile":
@@ -577,3 +595,22 @@ def test_report_in_headless_browser(browser: Browser, report, project: Path):
         shot = ARTIFACTS / f"report-{name}.png"
         browser.screenshot(shot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_one_line_per_model_with_a_legend():
+    from graduation.report.svg import RoundPoint, pass_rate_chart
+
+    rounds = [RoundPoint(f"r{i}", 100, p, p / 100, p / 100 - 0.05, min(1.0, p / 100 + 0.05), m)
+              for i, (m, p) in enumerate([("a@1", 90), ("a@1", 95), ("b@1", 0), ("a@1", 96), ("b@1", 1)], 1)]
+    svg = str(pass_rate_chart(rounds, 0.8))
+    lines = re.findall(r'data-mark="model-line" data-model="([^"]+)" points="([^"]+)"', svg)
+    assert [(m, len(p.split())) for m, p in lines] == [("a@1", 3), ("b@1", 2)]  # never one line across models
+    assert svg.count('data-mark="model-legend"') == 2 and ">a@1</text>" in svg and ">b@1</text>" in svg
+
+
+def test_the_models_evaluated_are_listed_with_their_lineage(report, project: Path):
+    html = (project / "registry/reports/domains/hamiltonian-mechanics.html").read_text()
+    models = re.search(r'id="models">(.*?)</section>', html, re.S).group(1)
+    assert 'data-model="qwen-0.5b-grpo@1"' in models and "sha256:" in models
+    hostile = (project / "registry/reports/domains/hostile.html").read_text()
+    assert "<script" not in re.search(r'id="models">(.*?)</section>', hostile, re.S).group(1).lower()

@@ -20,7 +20,7 @@ ground_truth:
     path: data/distilled.jsonl
     provenance: model_generated
     derived_from: textbook
-    generated_by: {model: some-instruct-32b, graduated: false}
+    generated_by: {model: some-instruct-32b}
 verifiers:
   - {name: equations, kind: math, role: substance, controls: data/known_wrong.jsonl}
   - {name: latex-shape, kind: regex, role: format, options: {pattern: '^\\$.*\\$$'}}
@@ -77,7 +77,7 @@ def test_content_hash_is_canonical_and_sensitive():
     ("path: data/textbook.jsonl", "path: ../../../etc/passwd", "outside the project"),
     ("role: format, options:", "role: format, pattern: x, options:", "verifiers[1].pattern: unknown key 'pattern' (verifier-specific settings go under options:)"),
     ("derived_from: textbook", "derived_from: nowhere", "derived_from 'nowhere' is not a source"),
-    ("    generated_by: {model: some-instruct-32b, graduated: false}\n", "", "a model_generated source needs generated_by"),
+    ("    generated_by: {model: some-instruct-32b}\n", "", "a model_generated source needs generated_by"),
     ('when: "at_crosswalk == false"', 'field: x, when: "y"', "either field (with equals) or when"),
 ])
 def test_each_error_names_file_line_and_field(old, new, expected):

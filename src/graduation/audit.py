@@ -97,6 +97,9 @@ def decision_payload(decision, *, action: str | None, context: str, policy_file:
         "evidence": list(decision.evidence_hashes), "allowed_actions": decision.allowed_actions,
         "context": context, "action": action,
     }
+    if decision.model:
+        payload["model"] = {"ref": decision.model["ref"], "digest": decision.model["digest"],
+                            "digest_kind": decision.model["digest_kind"]}
     if action is not None:
         ad = decision.actions[action]
         payload.update(allowed=ad.allowed, effect=ad.effect, rules=list(ad.rules), reasons=list(ad.reasons),
@@ -335,21 +338,29 @@ def statement(entry: AuditEntry) -> dict[str, Any]:
         raise InputError(f"audit entry #{entry.seq} is a {entry.kind!r} entry, not a decision")
     from graduation import __version__
 
-    passed = p.get("allowed") if p.get("action") else bool(p.get("allowed_actions"))
+    passed = bool(p.get("allowed")) if p.get("action") else bool(p.get("allowed_actions"))
     levels = [f"GRADUATION_PHASE_{str(p.get('phase')).upper()}"]
     if p.get("action"):
         levels.append(f"GRADUATION_{'ALLOWED' if p.get('allowed') else 'DENIED'}_{p['action']}")
     else:
         levels += [f"GRADUATION_ALLOWED_{a}" for a in p.get("allowed_actions", [])]
     policy = p.get("policy") or {}
+    model = p.get("model") or {}
+    if model.get("digest"):
+        # the artifact deployed is the subject; the domain is what it was verified in
+        subject = [{"name": str(model.get("ref")), "digest": {"sha256": str(model["digest"]).partition(":")[2]}}]
+        resource = f"graduation:model/{model.get('ref')}"
+    else:
+        subject = [{"name": f"domain/{p.get('domain')}", "digest": {"sha256": p.get("domain_digest", "")}}]
+        resource = f"graduation:domain/{p.get('domain')}"
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": f"domain/{p.get('domain')}", "digest": {"sha256": p.get("domain_digest", "")}}],
+        "subject": subject,
         "predicateType": VSA_TYPE,
         "predicate": {
             "verifier": {"id": VERIFIER_ID, "version": {"graduation": __version__}},
             "timeVerified": entry.created_at,
-            "resourceUri": f"graduation:domain/{p.get('domain')}",
+            "resourceUri": resource,
             "policy": {"uri": f"graduation:policy/{policy.get('name')}" + (f"?file={policy['file']}" if policy.get("file")
                                                                           else ""),
                        "digest": {"sha256": policy.get("digest", "")}},
@@ -358,9 +369,10 @@ def statement(entry: AuditEntry) -> dict[str, Any]:
             "verificationResult": "PASSED" if passed else "FAILED",
             "verifiedLevels": levels,
             "slsaVersion": "1.0",
+            "domain": {"name": p.get("domain"), "version_digest": p.get("domain_digest")},
             "decision": {"id": p.get("decision_id"), "action": p.get("action"), "phase": p.get("phase"),
-                         "rules": p.get("rules", []), "reasons": p.get("reasons", []), "unmet": p.get("unmet", []),
-                         "audit_entry": {"seq": entry.seq, "sha256": entry.entry_hash}},
+                         "model": model.get("ref"), "rules": p.get("rules", []), "reasons": p.get("reasons", []),
+                         "unmet": p.get("unmet", []), "audit_entry": {"seq": entry.seq, "sha256": entry.entry_hash}},
         },
     }
 

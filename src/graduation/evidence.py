@@ -337,7 +337,10 @@ def _where(where: Any) -> str:
 # -- lineage and agreement -------------------------------------------------------------------------
 
 def lineage(sources: Sequence[Any], name: str) -> tuple[str, int, list[str]]:
-    """(provenance, depth of model-written copies, ungraduated generators along the chain) of a source."""
+    """(provenance, depth of model-written copies, generators along the chain) of a source.
+
+    Whether each generator graduated in the domain is looked up when deciding, never declared here.
+    """
     from graduation.spec import lineage_depths
 
     by_name = {s.name: s for s in sources}
@@ -349,7 +352,7 @@ def lineage(sources: Sequence[Any], name: str) -> tuple[str, int, list[str]]:
     seen = set()
     while current is not None and current.name not in seen:
         seen.add(current.name)
-        if current.generated_by is not None and not current.generated_by.graduated:
+        if current.generated_by is not None:
             ungraduated.append(current.generated_by.model)
         current = by_name.get(current.derived_from) if current.derived_from else None
     return current_provenance(by_name[name]), depth, ungraduated

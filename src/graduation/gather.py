@@ -485,12 +485,17 @@ def _scan_part(conn: Any, ctx: DomainContext, path: Path, start: int, end: int, 
         os._exit(code)
 
 
-def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[str, Any]], *, model: str,
-             round: int | None = None, kind: str = "eval", job: str | None = None, step: int | None = None,
+def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[str, Any]], *, model: Any,
+             kind: str = "eval", job: str | None = None, step: int | None = None,
              pool: VerifierPool | None = None, cache: bool = True, store: bool = True,
              progress: Progress | None = None, name: str | None = None, engine: Any = None,
-             stopped: str | None = None, rows_out: Path | None = None) -> Gathered:
+             stopped: str | None = None, rows_out: Path | None = None, origin: str = "submitted") -> Gathered:
     """Verify a model's outputs on held-out prompts and build (and record) an ``EvalRecord``.
+
+    ``model``: a registered model (``NAME``, ``NAME@V``, ``sha256:HEX`` or a ``ModelInfo``); an unknown one
+    is an ``InputError`` naming the register command. The round number is assigned by the registry: the
+    next round of that model version in the domain's current basis. ``origin``: ``generated`` when the
+    registry sampled the outputs from the registered artifact itself, else ``submitted``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
     Each row holds the prompt (or id) and the output; the reference comes from the domain's ground truth
@@ -501,6 +506,9 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     """
     if kind not in ("eval", "training_round"):
         raise InputError(f"evaluate writes eval or training_round evidence, not {kind!r}")
+    if origin not in ("submitted", "generated"):
+        raise InputError(f"origin {origin!r}: submitted or generated")
+    info = _model_info(db, model)
     ctx = load_context(db, root, domain)
     display = _display(outputs, root, name)
     task = ctx.spec.task
@@ -529,13 +537,12 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
         validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
                                                            tally, resolve, display, progress, engine, sink)
         report.raise_if_any()
-        record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job,
+        record: EvalRecord = tally.eval_record(model=info.ref, round=None, outputs_file=display, job=job,
                                                step=step)
-        if stopped:
-            record = record.model_copy(update={"stopped": stopped})
+        record = record.model_copy(update={"origin": origin, **({"stopped": stopped} if stopped else {})})
         result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
                           verified=verification.verified)
-        _store(db, ctx, result, verification, store, model=model, round=round)
+        _store(db, ctx, result, verification, store, model_id=info.id)
         if sink is not None:
             result.rows_written = sink.finish({f.symbol for f in record.symbols})
     except BaseException:
@@ -554,8 +561,52 @@ def _sink(ctx: DomainContext, display: str, supported: set[str], rows_out: Path 
     return RowSink(ctx.verifiers, display, rows_out=rows_out, clean_out=clean_out, supported=supported)
 
 
+def evaluate_generated(db: Any, root: Path, domain: str, *, model: Any, samples: int = 0, temperature: float = 0.0,
+                       max_new_tokens: int = 64, engine: str = "transformers", limit: int | None = None,
+                       pool: VerifierPool | None = None, progress: Progress | None = None) -> Gathered:
+    """Sample the registered artifact on the domain's held-out prompts, verify, record a ``generated`` round.
+
+    The artifact's directory is hashed again first: it must still match the registered digest.
+    """
+    info = _model_info(db, model)
+    if not info.path or info.digest_kind != "manifest":
+        raise InputError(f"{info.ref} was registered by digest only ({info.digest_kind}); --generate samples the "
+                         "files themselves: register the model directory with `registry models register "
+                         f"{info.name} --path DIR`")
+    ctx = load_context(db, root, domain)
+    task = ctx.spec.task
+    held_out = [row for _s, _f, _l, row in ground_truth_rows(ctx, splits=("eval",))] or \
+        [row for _s, _f, _l, row in ground_truth_rows(ctx)]
+    held_out = [row for row in held_out if task.prompt_field in row]
+    if limit is not None:
+        held_out = held_out[:limit]
+    if not held_out:
+        raise InputError(f"{domain}: no held-out prompts in its ground truth (split eval, else all)")
+    from graduation.training.sample import check_artifact, sample  # torch/transformers only from here on
+
+    check_artifact(Path(info.path), str(info.digest))
+    rows = sample(Path(info.path), held_out, prompt_field=task.prompt_field, answer_field=task.answer_field,
+                  id_field=task.id_field, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
+                  engine=engine)
+    rows = [{**({task.output_field: r.pop("output")}), **r} for r in rows]
+    return evaluate(db, root, domain, rows, model=info, pool=pool, progress=progress, origin="generated",
+                    name=f"{info.ref} sampled by the registry ({engine})")
+
+
+def _model_info(db: Any, model: Any):
+    """A registered model from a reference (or a ``ModelInfo`` as it is)."""
+    from graduation.store.models import ModelInfo, resolve_model
+
+    if isinstance(model, ModelInfo):
+        return model
+    if not isinstance(model, str) or not model.strip():
+        raise InputError("name the model that wrote the outputs: --model NAME[@V]|sha256:HEX (a registered model)")
+    with db.read() as session:
+        return resolve_model(session, model)
+
+
 def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mapping[str, Any]], *,
-               source: str | None = None, generated_by: str | None = None, graduated: bool = False,
+               source: str | None = None, generated_by: str | None = None,
                derived_from: str | None = None, pool: VerifierPool | None = None, cache: bool = True,
                store: bool = True, progress: Progress | None = None, name: str | None = None,
                engine: Any = None, rows_out: Path | None = None, clean_out: Path | None = None) -> Gathered:
@@ -564,9 +615,10 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
     Each row's answer (its output field when present, else its answer field) is checked against the ground
     truth reference for its prompt; a row whose prompt has no reference cannot be verified (an ``error``,
     never a pass). Provenance and lineage come from ``source`` (a ground truth source of the domain; found
-    by path when the file is one), or from ``generated_by``/``graduated``/``derived_from`` for other files.
-    ``rows_out``: one JSON line per row; ``clean_out``: only the rows that pass every substance verifier and
-    carry no flagged symbol, with their lineage (``graduation.rowlog``).
+    by path when the file is one), or from ``generated_by``/``derived_from`` for other files. Generators are
+    recorded by name; whether each graduated in this domain is looked up when deciding. ``rows_out``: one JSON
+    line per row; ``clean_out``: only the rows that pass every substance verifier and carry no flagged symbol,
+    with their lineage (``graduation.rowlog``).
     """
     ctx = load_context(db, root, domain)
     display = _display(dataset, root, name)
@@ -580,7 +632,7 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
                              f"(have: {', '.join(sorted(sources)) or 'none'})")
         provenance, depth, ungraduated = lineage(ctx.spec.ground_truth, source)
     elif generated_by is not None:
-        provenance, depth, ungraduated = Provenance.model_generated.value, 1, [] if graduated else [generated_by]
+        provenance, depth, ungraduated = Provenance.model_generated.value, 1, [generated_by]
         if derived_from is not None:
             if derived_from not in sources:
                 raise InputError(f"--derived-from {derived_from!r} is not a ground truth source of {domain!r}")
@@ -619,15 +671,15 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
                                                            report, tally, resolve, display, progress, engine,
                                                            sink)
         report.raise_if_any()
-        record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
-                                                     ungraduated_generators=ungraduated)
+        record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth)
+        record = record.model_copy(update={"generators": list(dict.fromkeys(ungraduated))})
         result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
                           cache_hits=verification.cache_hits, verified=verification.verified)
         _store(db, ctx, result, verification, store)
         if sink is not None:
             lineage_fields = {"domain": ctx.name, "domain_version": ctx.version, "data_hash": result.data_hash,
                               "source": source, "provenance": provenance, "lineage_depth": depth,
-                              "generated_by": generated_by, "ungraduated_generators": ungraduated,
+                              "generated_by": generated_by, "generators": list(dict.fromkeys(ungraduated)),
                               "audit": result.evidence_uids[-1] if result.evidence_uids else None}
             result.rows_written = sink.finish({f.symbol for f in record.symbols}, lineage_fields)
     except BaseException:
@@ -647,6 +699,12 @@ def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verifica
         if result.validation_ran and result.validation is not None:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", result.validation,
                                                      version=ctx.version).uid)
+        if meta.get("model_id") is not None:
+            from graduation.store.evidence import next_round
+
+            number = next_round(session, ctx.name, ctx.basis_hash, meta["model_id"])
+            result.record = result.record.model_copy(update={"round": number})
+            meta["round"] = number
         result.evidence_uids.append(add_evidence(session, ctx.name, result.kind, result.record,
                                                  version=ctx.version, data_hash=result.data_hash, **meta).uid)
         verification.save(session)
@@ -718,5 +776,5 @@ def digest_rows(rows: Iterable[Mapping[str, Any]]) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["DomainContext", "Gathered", "Verification", "audit_data", "check_verifiers", "evaluate",
+__all__ = ["DomainContext", "Gathered", "Verification", "audit_data", "check_verifiers", "evaluate", "evaluate_generated",
            "human_audit_items", "load_context", "reference_index", "row_key", "validation_for"]

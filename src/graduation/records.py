@@ -92,6 +92,9 @@ class EvalRecord(Record):
     stopped: str | None = Field(None, description="Why the training run stopped early at this round, if it did.")
     failing_examples: list[str] = Field(default_factory=list,
                                         description="file:line of the first few items that did not pass.")
+    origin: Literal["submitted", "generated"] = Field(
+        "submitted", description="generated: outputs the registry sampled from the registered artifact itself "
+                                 "(`evaluate --generate`, training jobs); submitted: a file a user supplied.")
 
 
 class DataAuditRecord(Record):
@@ -108,8 +111,11 @@ class DataAuditRecord(Record):
     symbols: list[SymbolFlag] = Field(default_factory=list)
     provenance: str = "unknown"
     lineage_depth: int = Field(0, ge=0)
-    ungraduated_generators: list[str] = Field(default_factory=list)
+    ungraduated_generators: list[str] = Field(default_factory=list, description="Declared ungraduated (older "
+                                              "records); newer records list every generator in `generators`.")
     slices: list[SliceStats] = Field(default_factory=list)
+    generators: list[str] = Field(default_factory=list, description="Models that wrote the data, along its "
+                                  "lineage; whether each graduated in this domain is looked up when deciding.")
 
 
 class VerifierCheck(Record):
@@ -147,9 +153,23 @@ class HumanAuditRecord(Record):
 
 
 class SignoffRecord(Record):
+    """A person's approval. It counts only for what it binds: the domain version (``domain_digest``, the
+    sha256 of its canonical spec), the model version (``model`` NAME@V and its digest) and ``actions``."""
+
     by: str = Field(min_length=1)
     role: str = Field(min_length=1)
     note: str | None = None
+    domain_digest: str | None = None
+    model: str | None = None
+    model_digest: str | None = None
+    actions: list[str] = Field(default_factory=list)
+
+
+def signoff_payload(*, by: str, role: str, domain: str, domain_digest: str, model: str, model_digest: str | None,
+                    actions: list[str], note: str | None = None) -> dict:
+    """The canonical content of a sign-off: what a person approves (and what a signature would cover)."""
+    return {"by": by, "role": role, "domain": domain, "domain_digest": domain_digest, "model": model,
+            "model_digest": model_digest, "actions": sorted(set(actions)), "note": note}
 
 
 RECORD_MODELS: dict[str, type[Record]] = {

@@ -106,9 +106,20 @@ class Strict(BaseModel):
 class GeneratedBy(Strict):
     """The model that wrote a model-generated source."""
 
-    model: str = Field(min_length=1, description="Model id or checkpoint that generated the data.")
-    graduated: bool = Field(False, description="Whether that model had graduated in this domain when it wrote it.")
+    model: str = Field(min_length=1, description="The registered model (NAME, NAME@V or sha256:HEX) that wrote "
+                                                 "the data; whether it graduated in this domain is looked up.")
+    graduated: Any = Field(None, exclude=True, json_schema_extra={"deprecated": True},
+                           description="No longer accepted: graduation is computed, never declared.")
     job: str | None = Field(None, description="The graduation job that produced the generator, if any.")
+
+    @field_validator("graduated")
+    @classmethod
+    def _not_declared(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError("graduated is no longer declared: whether the generator graduated in this domain is "
+                             "looked up in the registry; delete this key and register the model (`registry models "
+                             "register NAME --path DIR`)")
+        return value
 
 
 class GroundTruthSource(Strict):
@@ -130,7 +141,7 @@ class GroundTruthSource(Strict):
     @model_validator(mode="after")
     def _generator_matches_provenance(self) -> "GroundTruthSource":
         if self.provenance == Provenance.model_generated and self.generated_by is None:
-            raise ValueError("a model_generated source needs generated_by: {model: ..., graduated: ...}")
+            raise ValueError("a model_generated source needs generated_by: {model: NAME} (a registered model)")
         if self.provenance != Provenance.model_generated and self.generated_by is not None:
             raise ValueError(f"generated_by is only for model_generated sources, not {self.provenance.value}")
         return self

@@ -6,6 +6,7 @@ from graduation.cli import policy  # noqa: F401  (registers commands)
 from graduation.cli import evidence  # noqa: F401  (registers commands)
 from graduation.cli import report  # noqa: F401  (registers commands)
 from graduation.cli import jobs  # noqa: F401  (registers commands)
+from graduation.cli import models  # noqa: F401  (registers commands)
 
 
 def main() -> None:

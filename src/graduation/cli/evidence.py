@@ -20,7 +20,8 @@ TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per veri
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
 ENGINE_OPTION = typer.Option("local", "--engine", help="Where rows are verified: local (this machine) or ray "
-                             "(a Ray cluster; JSONL or Parquet; needs graduation[ray]). Same record either way.")
+                             "(a Ray cluster; JSONL or Parquet; needs graduation[ray]). Same record either way. "
+                             "evaluate --generate: local (transformers) or vllm samples the artifact.")
 ADDRESS_OPTION = typer.Option(None, "--address", help="With --engine ray: auto (the cluster this machine is "
                               "part of) or ray://HOST:PORT; default: a local Ray started for this run.")
 ROWS_OPTION = typer.Option(None, "--rows", metavar="FILE", help="Also write one JSON line per item: line, id, "
@@ -70,11 +71,15 @@ def _pool(workers: int | None, timeout: float):
 def evaluate_cmd(
     ctx: typer.Context,
     domain: str = DOMAIN_ARG,
-    outputs: Path = typer.Option(..., "--outputs", "-o", help="Model outputs on held-out prompts "
-                                 "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
-    model: str = typer.Option(..., "--model", "-m", help="The model (id or checkpoint) that wrote the outputs.",
-                              autocompletion=model_names),
-    round_: int | None = typer.Option(None, "--round", "-r", min=0, help="Evaluation round number."),
+    outputs: Path | None = typer.Option(None, "--outputs", "-o", help="Model outputs on held-out prompts "
+                                        "(JSONL, JSON, CSV or Parquet; fields: prompt or id, output)."),
+    model: str = typer.Option(..., "--model", "-m", help="The registered model that wrote the outputs: NAME, "
+                              "NAME@V or sha256:HEX (`registry models register`)."),
+    generate: bool = typer.Option(False, "--generate", help="Sample the registered artifact on the domain's "
+                                  "held-out prompts here (a `generated` round) instead of reading --outputs."),
+    samples: int = typer.Option(0, "--samples", min=0, help="--generate: answers per prompt (0: one greedy)."),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens", min=1, help="--generate: tokens per answer."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="--generate: at most this many prompts."),
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
@@ -83,15 +88,34 @@ def evaluate_cmd(
     rows: Path | None = ROWS_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
+    """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols.
+
+    The round belongs to the registered model version; its number is assigned by the registry. --engine:
+    where --outputs rows are verified (local, ray), or with --generate what samples the artifact
+    (local = transformers, vllm).
+    """
     from graduation.engines import engine_for
-    from graduation.gather import evaluate
+    from graduation.gather import evaluate, evaluate_generated
 
     st = state(ctx)
-    chosen = engine_for(engine, address=address)
-    with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
-        result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
-                          cache=not no_cache, progress=progress, engine=chosen, rows_out=rows)
+    if generate == (outputs is not None):
+        raise InputError("give --outputs FILE (outputs a user supplied) or --generate (the registry samples the "
+                         "registered artifact), not both nor neither")
+    if generate:
+        if engine not in ("local", "transformers", "vllm") or address is not None or rows is not None:
+            raise InputError("--generate samples with --engine local (transformers) or vllm, here; --address and "
+                             "--rows are for --outputs")
+        sampler = "vllm" if engine == "vllm" else "transformers"
+        with _pool(workers, timeout) as pool, _progress(f"sampling and verifying {model}", as_json) as progress:
+            result = evaluate_generated(st.database(), st.root, domain, model=model, samples=samples,
+                                        temperature=1.0 if samples > 1 else 0.0, max_new_tokens=max_new_tokens,
+                                        engine=sampler, limit=limit, pool=pool, progress=progress)
+    else:
+        assert outputs is not None
+        chosen = engine_for(engine, address=address)
+        with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
+            result = evaluate(st.database(), st.root, domain, outputs, model=model, pool=pool,
+                              cache=not no_cache, progress=progress, engine=chosen, rows_out=rows)
     _render(result, as_json)
 
 
@@ -104,7 +128,7 @@ def audit_data_cmd(
     source: str | None = typer.Option(None, "--source", help="The ground truth source this file is "
                                       "(found by path when omitted)."),
     generated_by: str | None = typer.Option(None, "--generated-by", help="The model that wrote the data."),
-    graduated: bool = typer.Option(False, "--graduated", help="The generator had graduated in this domain."),
+    graduated: bool = typer.Option(False, "--graduated", hidden=True, help="No longer accepted (looked up)."),
     derived_from: str | None = typer.Option(None, "--derived-from", help="The source the data was made from."),
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
@@ -121,11 +145,15 @@ def audit_data_cmd(
     from graduation.engines import engine_for
     from graduation.gather import audit_data
 
+    if graduated:
+        raise InputError("--graduated is no longer declared: whether the generator graduated in this domain is "
+                         "looked up in the registry; drop the flag and register the model "
+                         "(`registry models register NAME --path DIR`)")
     st = state(ctx)
     chosen = engine_for(engine, address=address)
     with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
-                            graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
+                            derived_from=derived_from, pool=pool, cache=not no_cache,
                             progress=progress, engine=chosen, rows_out=rows, clean_out=write_clean)
     _render(result, as_json)
 
@@ -164,6 +192,9 @@ def evidence_add_cmd(
     items: Path | None = typer.Option(None, "--items", help="Human audit: JSONL of per-item verdicts "
                                       "(id, verdict pass|fail, and output to re-verify or verifier_verdict)."),
     scope: str = typer.Option("outputs", "--scope", help="Human audit: outputs or ground_truth."),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME[@V]|sha256:HEX",
+                                     help="Human audit of outputs: the registered model that wrote them (only "
+                                          "then does the audit count toward that model's graduation)."),
     note: str | None = typer.Option(None, "--note", help="A free-text note."),
     timeout: float = TIMEOUT_OPTION,
     as_json: bool = JSON_OPTION,
@@ -187,14 +218,23 @@ def evidence_add_cmd(
     else:
         raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
                          "come from `registry evaluate` and `registry audit-data`)")
+    model_id = None
+    if model is not None:
+        from graduation.store.models import resolve_model
+
+        with st.database().read() as session:
+            model_id = resolve_model(session, model).id
     with st.database().write() as session:
-        stored = add_evidence(session, domain, kind, record, author=by.strip())
+        stored = add_evidence(session, domain, kind, record, author=by.strip(), model_id=model_id)
     if as_json:
         print_json(stored.to_dict())
         return
     from graduation.cli.output import info
 
     info(f"recorded {kind} {stored.uid[:12]} for {domain} v{stored.domain_version}")
+    if kind == "signoff":
+        info("note: this sign-off is bound to no model or action, so no gate counts it; `registry approve DOMAIN "
+             "--model M --action deploy:assisted` records one that does")
     if kind == "human_audit":
         agreement = record.agreement
         info(f"checked {record.checked}, held {record.held}"
@@ -301,8 +341,8 @@ def _render(result: Any, as_json: bool) -> None:
 
     record = result.record
     if result.kind in ("eval", "training_round"):
-        show(table(f"evaluation of {record.model}" + (f" (round {record.round})" if record.round is not None
-                                                      else ""), ["metric", "value"], [
+        show(table(f"evaluation of {record.model}" + (f" (round {record.round}, {record.origin})"
+                                                      if record.round is not None else ""), ["metric", "value"], [
             ("items", record.n), ("passed (substance)", record.passed), ("errors", record.errors),
             ("pass rate", f"{record.pass_rate:.4f}"), ("Wilson 95% lower bound", f"{record.wilson_lower:.4f}"),
             ("format pass rate", f"{record.format_pass_rate:.4f}"), ("shape gap", f"{record.shape_gap:+.4f}")]

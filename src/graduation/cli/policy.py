@@ -12,7 +12,7 @@ import typer
 
 from graduation.cli.app import (EXIT_DENIED, EXIT_INPUT, EXIT_OK, JSON_OPTION, POLICY_OPTION, app, command,
                                 print_json, state)
-from graduation.cli.complete import action_names, domain_names
+from graduation.cli.complete import action_names, domain_names, model_names
 
 policy_app = typer.Typer(help="Check and test policy files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained decision log.", no_args_is_help=True)
@@ -50,6 +50,33 @@ def _check_action(action: str) -> str:
     return action
 
 
+MODEL_ACTIONS = ("deploy:", "online:")
+
+
+def _gate_model(st, db, model: str | None, model_path: Path | None, quiet: bool):
+    """The model the gate decides for: (ModelInfo or None, why it is unknown or None)."""
+    from graduation.store.models import find_model, resolve_model
+
+    info = None
+    if model is not None:
+        with db.read() as session:
+            info = resolve_model(session, model)
+    if model_path is None:
+        return info, None
+    from graduation.cli.models import digest_of_dir
+
+    digest = digest_of_dir(model_path, quiet).digest
+    with db.read() as session:
+        found = find_model(session, digest)
+    if found is None:
+        return info, (f"the artifact at {model_path} hashes to {digest}, which is no registered model: a changed "
+                      "file means an unknown artifact; nothing is allowed for it")
+    if info is not None and info.id != found.id:
+        return info, (f"the artifact at {model_path} is {found.ref} ({digest}), not {info.ref} ({info.digest}): "
+                      "the directory about to ship is not the model named")
+    return found, None
+
+
 @command("status")
 def status_cmd(
     ctx: typer.Context,
@@ -58,15 +85,21 @@ def status_cmd(
     require: list[str] = typer.Option([], "--require", "-r", metavar="ACTION", autocompletion=action_names,
                                       help="Exit 1 unless ACTION is allowed for every domain shown (repeatable). "
                                            "The decisions relied on are appended to the audit log."),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME[@V]|sha256:HEX", autocompletion=model_names,
+                                     help="Decide for this registered model (required for deploy:* and "
+                                          "online:grpo)."),
+    model_path: Path | None = typer.Option(None, "--model-path", metavar="DIR",
+                                           help="Decide for the artifact in DIR (its files are hashed): the one "
+                                                "about to be shipped."),
     as_json: bool = JSON_OPTION,
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, junit or sarif."),
     policy_file: Path | None = POLICY_OPTION,
     wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the terminal."),
 ) -> None:
-    """Phase and allowed actions of each domain; with one domain, the full explanation.
+    """Data trust and phase of each domain; with --model, of that artifact in each domain.
 
     Exit codes: 0 when every --require'd action is allowed (or none is required), 1 when one is denied,
-    2 on a usage or input error (unknown domain, broken policy file).
+    2 on a usage or input error (unknown domain or model, broken policy file, deploy:* without a model).
     """
     from graduation.errors import InputError
     from graduation.policy.registry import decisions
@@ -75,14 +108,22 @@ def status_cmd(
     if fmt not in ("table", "json", "junit", "sarif"):
         raise InputError(f"--format {fmt!r}: use table, json, junit or sarif")
     required = [_check_action(a) for a in require]
+    model_actions = [a for a in required if a.startswith(MODEL_ACTIONS)]
+    if model_actions and model is None and model_path is None:
+        raise InputError(f"--require {model_actions[0]} decides for a model: name the model you deploy with "
+                         "--model NAME[@V]|sha256:HEX or --model-path DIR (train:* actions stay per domain)")
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        results = decisions(db, policy, list(domains) if domains else None, root=st.root)
+        info, unknown = _gate_model(st, db, model, model_path, fmt != "table")
+        if unknown is not None:
+            _unknown_artifact(unknown, required, fmt)
+        results = decisions(db, policy, list(domains) if domains else None, root=st.root, model=info)
         if required and not results:
             raise InputError("--require: no registered domain matched, so nothing can be allowed; register domains "
                              "first (`registry register domains/`) or name them")
         denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
+        per_model = _model_rows(db, policy, results) if (info is None and domains and len(results) == 1) else []
         if required:
             from graduation.audit import append, decision_payload
 
@@ -99,6 +140,8 @@ def status_cmd(
 
     if fmt == "json":
         data = render.status_json(results, policy, required, denied, full=bool(domains) and len(results) == 1)
+        if per_model:
+            data["models"] = per_model
         if len(results) > 1:
             import json
             import sys
@@ -113,7 +156,41 @@ def status_cmd(
     else:
         render.status_table(results, policy, required, denied, full=len(results) == 1 and bool(domains),
                             wide=wide)
+        if per_model:
+            render.model_table(per_model)
     raise typer.Exit(code)
+
+
+def _model_rows(db, policy, results) -> list[dict]:
+    """A row per model evaluated in the (one) domain shown: its phase, newest round, deployments allowed."""
+    from graduation.policy.registry import decisions
+    from graduation.store.models import find_model
+
+    d = results[0].decision
+    rows = []
+    for ref in d.facts.get("models", {}).get("evaluated", ()):
+        with db.read() as session:
+            info = find_model(session, ref)
+        if info is None:
+            continue
+        md = decisions(db, policy, [d.domain], model=info)[0].decision
+        e = md.facts["eval"]
+        rows.append({"model": ref, "digest": info.digest, "digest_kind": info.digest_kind, "phase": md.phase,
+                     "rounds": e["rounds"], "newest": f"{e['passed']}/{e['n']}",
+                     "deploy_allowed": [a for a in md.allowed_actions if a.startswith(MODEL_ACTIONS)],
+                     "recommendation": md.recommendation})
+    return rows
+
+
+def _unknown_artifact(reason: str, required: list[str], fmt: str) -> None:
+    if fmt == "json":
+        print_json({"ok": False, "require": required, "denied": [{"action": a, "reason": reason} for a in required],
+                    "reason": reason})
+    else:
+        from graduation.cli.output import info
+
+        info(f"[red]denied[/] {', '.join(required) or 'every action'}: {reason}")
+    raise typer.Exit(EXIT_DENIED)
 
 
 @command("explain")
@@ -122,6 +199,8 @@ def explain_cmd(
     domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
     action: str = typer.Argument(..., help="train:grpo, train:sft, deploy:sandbox|shadow|assisted|autonomous, "
                                            "online:grpo.", autocompletion=action_names),
+    model: str | None = typer.Option(None, "--model", "-m", metavar="NAME[@V]|sha256:HEX", autocompletion=model_names,
+                                     help="Explain for this registered model (deployments are decided per model)."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
@@ -132,7 +211,8 @@ def explain_cmd(
     st = state(ctx)
     policy = _policy(st, policy_file)
     with _database(st) as db:
-        result = decisions(db, policy, [domain], root=st.root)[0]
+        info, _ = _gate_model(st, db, model, None, True)
+        result = decisions(db, policy, [domain], root=st.root, model=info)[0]
     d = result.decision
     if as_json:
         print_json({"domain": d.domain, "phase": d.phase, "decision_id": d.id, "policy": policy.name,
@@ -153,47 +233,81 @@ def approve_cmd(
     domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
     by: str = typer.Option(..., "--by", help="The person signing off (a name, distinct per person)."),
     role: str = typer.Option(..., "--role", help="Their role, e.g. clinical-lead, safety-officer."),
+    model: str = typer.Option(..., "--model", "-m", metavar="NAME[@V]|sha256:HEX",
+                              help="The registered model version approved."),
+    action: list[str] = typer.Option([], "--action", "-a", metavar="ACTION",
+                                     help="What is approved: deploy:shadow|assisted|autonomous, online:grpo "
+                                          "(repeatable)."),
     note: str | None = typer.Option(None, "--note", help="What they checked."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Record a sign-off by a named person (time-stamped evidence and an audit entry with the new decision)."""
+    """Record a sign-off bound to the domain version, the model version and the actions approved.
+
+    Refused (exit 1, with the reasons) while anything but sign-offs is still unmet for an approved action.
+    """
     from graduation.audit import append, decision_payload
     from graduation.errors import InputError
     from graduation.policy.registry import decision_in, load_evidence
-    from graduation.records import SignoffRecord
-    from graduation.store.domains import get_version
+    from graduation.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
+    from graduation.spec import sha256_json
+    from graduation.store.domains import get_version, version_spec
     from graduation.store.evidence import add_evidence
+    from graduation.store.models import resolve_model
 
     by, role = by.strip(), role.strip()
     if not by or not role:
         raise InputError("--by and --role must be non-empty")
+    actions = check_actions(action)
     st = state(ctx)
     policy = _policy(st, policy_file)
+
     def write(session):
+        info = resolve_model(session, model)
         version = get_version(session, domain)
+        refusals = unmet_besides_signoffs(session, domain, policy, info, actions)
+        if refusals:
+            text = "; ".join(f"{a}: " + "; ".join(r[:4]) for a, r in refusals.items())
+            raise ApprovalRefused(f"not recorded: {info.ref} in {domain} does not yet meet what a sign-off cannot "
+                                  f"replace ({text})", refusals)
+        digest = sha256_json(version_spec(version).canonical())
         for ev in load_evidence(session, {domain: version.basis_hash})[domain]:
-            if ev.kind == "signoff" and ev.record.by.strip().casefold() == by.casefold():
-                raise InputError(f"{by!r} already signed off {domain!r} (as {ev.record.role}); sign-offs count "
-                                 "distinct people, so ask someone else")
-        ev = add_evidence(session, domain, "signoff", SignoffRecord(by=by, role=role, note=note), author=by)
-        result = decision_in(session, domain, policy)
-        payload = decision_payload(result.decision, action=None, context="approve", policy_file=policy.file,
-                                   extra={"signoff": {"by": by, "role": role, "note": note, "evidence": ev.uid,
-                                                      "record_hash": ev.record_hash}})
-        return ev, result, append(session, "decision", payload, domain)
+            rec = ev.record
+            if ev.kind == "signoff" and rec.by.strip().casefold() == by.casefold() and \
+                    rec.get("model") == info.ref and rec.get("domain_digest") == digest and \
+                    set(actions) <= set(rec.get("actions") or ()):
+                raise InputError(f"{by!r} already signed off {', '.join(actions)} of {info.ref} in {domain!r} (as "
+                                 f"{rec.role}); sign-offs count distinct people, so ask someone else")
+        record = bound_signoff(by=by, role=role, domain=domain, domain_digest=digest, model=info, actions=actions,
+                               note=note)
+        ev = add_evidence(session, domain, "signoff", record, author=by, model_id=info.id)
+        result = decision_in(session, domain, policy, info)
+        entries = [append(session, "decision", decision_payload(
+            result.decision, action=a, context="approve", policy_file=policy.file,
+            extra={"signoff": {"by": by, "role": role, "note": note, "evidence": ev.uid, "actions": actions,
+                               "model": info.ref, "record_hash": ev.record_hash}}), domain) for a in actions]
+        return info, ev, result, entries
 
     with _database(st) as db:
-        ev, result, entry = db.transact(write)
+        try:
+            info, ev, result, entries = db.transact(write)
+        except ApprovalRefused as exc:
+            if as_json:
+                print_json({"recorded": False, "reasons": exc.reasons})
+                raise typer.Exit(EXIT_DENIED) from None
+            raise
     d = result.decision
     if as_json:
-        print_json({"signoff": ev.to_dict(), "audit_entry": entry.seq, "decision": d.to_dict()})
+        print_json({"recorded": True, "signoff": ev.to_dict(), "audit_entries": [e.seq for e in entries],
+                    "decision": d.to_dict()})
         return
-    from graduation.cli.output import info
+    from graduation.cli.output import info as say
 
-    info(f"signed off {domain} by {by} ({role}); distinct sign-offs now {d.facts['signoffs']['count']} "
-         f"({', '.join(d.facts['signoffs']['people'])}); audit entry #{entry.seq}")
-    info(f"allowed now: {', '.join(d.allowed_actions) or 'nothing'}")
+    s = d.facts["signoffs"]
+    say(f"signed off {', '.join(actions)} of {info.ref} in {domain} by {by} ({role}); distinct sign-offs for "
+        f"deploy:assisted now {s['assisted']}, deploy:autonomous {s['autonomous']} ({', '.join(s['people'])}); "
+        f"audit entr{'y' if len(entries) == 1 else 'ies'} #{', #'.join(str(e.seq) for e in entries)}")
+    say(f"allowed now for {info.ref}: {', '.join(d.allowed_actions) or 'nothing'}")
 
 
 # -- policy files -------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ def status_table(results, policy, required: list[str], denied: list[tuple[str, s
     if full:
         r = results[0]
         info(f"policy {policy.name} ({policy.file}); {r.decision.domain} v{r.version}")
+        trust = r.decision.facts.get("data_trust") or {}
+        if trust:
+            info(f"data trust: {'granted via the ' + trust['route'] + ' route' if trust.get('granted') else 'not granted'}"
+                 + (f" (graduated models: {', '.join(trust['graduated_models'])})" if trust.get("graduated_models")
+                    else ""))
         print(explain_once(r.decision))
     else:
         show_wide(fit_table(f"policy {policy.name}", [("domain", ID, 0), ("risk", ID, 1), ("phase", ID, 0),
@@ -58,6 +63,15 @@ def status_table(results, policy, required: list[str], denied: list[tuple[str, s
         shown.add(domain)
     if required and not denied:
         info(f"[green]allowed[/] {', '.join(required)} for {len(results)} domain(s)")
+
+
+def model_table(rows: list[dict]) -> None:
+    """A row per model evaluated in a domain (its own phase: rounds of other models never move it)."""
+    from graduation.cli.output import show, table
+
+    show(table("models evaluated here", ["model", "digest", "phase", "rounds", "newest", "deploy allowed"],
+               [(m["model"], (m["digest"] or m["digest_kind"])[:19], m["phase"], m["rounds"], m["newest"],
+                 ", ".join(a.partition(":")[2] for a in m["deploy_allowed"]) or "-") for m in rows]))
 
 
 def _checks(results, required: list[str]):

@@ -33,6 +33,8 @@ class RunOutcome:
     decision_id: str
     rounds: list[dict[str, Any]] = field(default_factory=list)
     model_path: str | None = None
+    model: str | None = None  # the registered checkpoint (NAME@V) the job wrote last
+    model_digest: str | None = None
     steps: int = 0
     seconds: float = 0.0
     reward_means: dict[str, list[float]] = field(default_factory=dict)
@@ -262,15 +264,17 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                              "regenerate the job", ["verifiers changed"])
 
         def on_round(r):
+            checkpoint = register_checkpoint(db, job, r.checkpoint, r.step) if r.checkpoint is not None else None
             rows = [{task.prompt_field: x.get("source_prompt", x["prompt"]), task.output_field: x["output"],
                      **({task.id_field: x[task.id_field]} if task.id_field and task.id_field in x else {}),
                      **({task.answer_field: x[task.answer_field]} if task.answer_field in x else {})}
                     for x in r.rows]
-            gathered = evaluate(db, root, job.domain.name, rows, model=r.model, round=r.round, kind="training_round",
+            gathered = evaluate(db, root, job.domain.name, rows, model=checkpoint, kind="training_round",
                                 job=job.job, step=r.step, pool=pool, name=f"registry/jobs/{job.job} round {r.round}",
-                                stopped=r.stopped)
+                                origin="generated", stopped=r.stopped)
             rec = gathered.record
-            summary = {"round": r.round, "step": r.step, "n": rec.n, "passed": rec.passed,
+            summary = {"round": r.round, "step": r.step, "model": checkpoint.ref, "digest": checkpoint.digest,
+                       "n": rec.n, "passed": rec.passed,
                        "pass_rate": round(rec.pass_rate, 4), "wilson_lower": round(rec.wilson_lower, 4),
                        "shape_gap": round(rec.shape_gap, 4), "seconds": round(r.seconds, 2)}
             if r.stopped:
@@ -289,12 +293,16 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                            eval_rows=eval_rows, hyperparameters={**job.hyperparameters, **job.runner},
                            reward_funcs=funcs, reward_weights=weights, on_round=on_round, prompt_field="prompt",
                            answer_field=task.answer_field, id_field=task.id_field, model_label=job.job,
-                           progress=progress, max_steps_override=max_steps, peft=dict(job.peft), resume=resume)
+                           progress=progress, max_steps_override=max_steps, peft=dict(job.peft), resume=resume,
+                           checkpoint_rounds=True)
         try:
             result = run(run_spec)
         except ValueError as exc:  # ConfigError: a bad hyperparameter in the domain file
             raise InputError(f"job {job.job}: {exc}") from None
     outcome.model_path = str(result.model_path)
+    final = register_checkpoint(db, job, Path(result.model_path), result.steps)
+    outcome.model = final.ref
+    outcome.model_digest = final.digest
     outcome.steps = result.steps
     outcome.seconds = result.seconds
     outcome.reward_means = result.reward_means()
@@ -305,4 +313,19 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                            "peft": dict(job.peft)}
 
 
-__all__ = ["RunOutcome", "check_seal", "load_job", "recheck", "run_job"]
+def register_checkpoint(db: Any, job: JobFile, path: Path, step: int):
+    """Register a checkpoint the job wrote (name: the job; a new version per new content), with its lineage."""
+    from graduation.models import manifest
+    from graduation.store.models import register_model
+
+    lineage = {"base_model": job.model, "job": job.job, "step": step, "domain": job.domain.name,
+               "domain_version": job.domain.version, "from_job": job.from_job,
+               "datasets": {k: v.sha256 for k, v in sorted(job.datasets.items())},
+               "decision": job.decision.id, "policy_digest": job.decision.policy_digest}
+    digest = manifest(path).digest
+    info, _created = db.transact(lambda s: register_model(s, job.job, digest=digest, kind="manifest",
+                                                          path=str(Path(path).resolve()), lineage=lineage))
+    return info
+
+
+__all__ = ["RunOutcome", "check_seal", "load_job", "recheck", "register_checkpoint", "run_job"]

@@ -133,6 +133,17 @@ def ground_truth_sft_rows(ctx: Any, pool: Any = None) -> list[dict[str, Any]]:
     return out
 
 
+def checkpoint_ref(db: Any, checkpoint: Path) -> str:
+    """The registered model (NAME@V) a checkpoint directory is, found by its digest (or its digest if unknown)."""
+    from graduation.models import manifest
+    from graduation.store.models import find_model
+
+    digest = manifest(checkpoint).digest
+    with db.read() as session:
+        found = find_model(session, digest)
+    return found.ref if found is not None else digest
+
+
 def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any, pool: Any = None):
     """Sample the trained checkpoint of a finished GRPO job on the training prompts; keep verified answers."""
     from graduation.store.jobs import get_job
@@ -159,7 +170,7 @@ def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any
                          max_new_tokens=int(runner.get("eval_max_new_tokens")
                                             or source_job.hyperparameters.get("max_completion_length") or 64),
                          lineage={"source": {"job": from_job, "base_model": source_job.model,
-                                             "graduated": decision.phase == "graduated"}},
+                                             "model": checkpoint_ref(db, checkpoint)}},
                          pool=pool, seed=int(source_job.hyperparameters.get("seed", 0)))
     return result, checkpoint
 
@@ -225,7 +236,7 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
         if train_rows:
             audit = audit_data(db, root, domain, [{**r, task.prompt_field: r.get("source_prompt", r["prompt"]),
                                                    task.output_field: r["completion"]} for r in train_rows],
-                               generated_by=f"{from_job}:{checkpoint.name}", graduated=decision.phase == "graduated",
+                               generated_by=checkpoint_ref(db, checkpoint),
                                name=f"registry/jobs/{from_job} (crystallised)")
             detail["data_audit"] = audit.evidence_uids
         detail["crystallised"] = {"sampled": crystallised.sampled, "kept": crystallised.kept,

@@ -19,10 +19,10 @@ from typing import Any
 
 from graduation.policy.facts import summarize
 from graduation.policy.model import ACTIONS, Policy, Rule
-from graduation.policy.phase import PhaseResult, compute_phase
+from graduation.policy.phase import PhaseResult, decide_phase
 from graduation.spec import DomainSpec, sha256_json
 
-DECISION_FORMAT = 1
+DECISION_FORMAT = 2
 
 
 class ActionDecision:
@@ -97,8 +97,10 @@ class _Explainer:
                 self._criteria[name] = verifier_unmet(self.facts)
             elif name == "data":
                 self._criteria[name] = data_unmet(self.facts, self.thresholds)
+            elif name.startswith("signoffs"):
+                self._criteria[name] = signoff_unmet(self.facts, self.thresholds, name.partition("/")[2] or None)
             else:
-                self._criteria[name] = signoff_unmet(self.facts, self.thresholds)
+                self._criteria[name] = model_unmet(self.facts)
         return self._criteria[name]
 
     def reasons(self, deciding: tuple[int, ...]) -> tuple[str, ...]:
@@ -113,6 +115,8 @@ class _Explainer:
         out: list[str] = []
         for i in deciding + unmatched:
             for c in self.policy.rules[i].criteria:
+                if c == "signoffs":
+                    c = f"signoffs/{action}"
                 for item in self.criteria(c):
                     if item not in out:
                         out.append(item)
@@ -167,17 +171,25 @@ class Decision:
         return self._domain_digest
 
     @property
+    def model(self) -> dict[str, Any] | None:
+        """The model decided for (``ref``, ``digest``, ...), or None for a domain decision."""
+        m = (self.facts or {}).get("model") or {}
+        return m if m.get("ref") else None
+
+    @property
     def id(self) -> str:
-        """Content address: the same domain, evidence and policy give the same id."""
+        """Content address: the same domain, model, evidence and policy give the same id."""
         if self._id is None:
+            m = self.model or {}
             self._id = sha256_json({"format": DECISION_FORMAT, "domain": self.domain, "domain_digest": self.domain_digest,
+                                    "model": m.get("ref"), "model_digest": m.get("digest"),
                                     "policy": self.policy_digest, "evidence": list(self.evidence_hashes),
                                     "phase": self.phase, "allowed": self.allowed_actions})
         return self._id
 
     def to_dict(self, facts: bool = False) -> dict[str, Any]:
         out = {"decision_id": self.id, "domain": self.domain, "risk": self.risk, "phase": self.phase,
-               "route": self.route or None, "allowed": self.allowed_actions,
+               "route": self.route or None, "model": self.model, "allowed": self.allowed_actions,
                "recommendation": self.recommendation, "unmet": list(self.unmet), "errors": list(self.errors),
                "policy": {"name": self.policy_name, "digest": self.policy_digest},
                "domain_digest": self.domain_digest, "evidence": list(self.evidence_hashes),
@@ -189,7 +201,8 @@ class Decision:
     def explain(self, action: str | None = None) -> str:
         if action is not None:
             return self.actions[action].explain()
-        head = [f"{self.domain} (risk {self.risk}): {self.phase}" + (f" via the {self.route} route" if self.route else ""),
+        who = f" / {self.model['ref']}" if self.model else ""
+        head = [f"{self.domain}{who} (risk {self.risk}): {self.phase}" + (f" via the {self.route} route" if self.route else ""),
                 f"recommendation: {self.recommendation}"]
         head += [f"  - unmet: {u}" for u in self.unmet]
         head += [f"  - error: {e}" for e in self.errors]
@@ -223,6 +236,17 @@ def verifier_unmet(facts: dict[str, Any]) -> list[str]:
     return out
 
 
+def model_unmet(facts: dict[str, Any]) -> list[str]:
+    m = facts["model"]
+    if not m["ref"]:
+        return ["no model named: deployment is decided for an artifact; pass --model NAME[@V]|sha256:HEX "
+                "(or --model-path DIR)"]
+    if not m["verified"]:
+        return [f"model {m['ref']} has no verified digest ({m['digest_kind'] or 'unknown'}): register the artifact "
+                "with `registry models register NAME --path DIR` (or --digest sha256:HEX)"]
+    return []
+
+
 def data_unmet(facts: dict[str, Any], t) -> list[str]:
     d = facts["data"]
     out = []
@@ -238,13 +262,19 @@ def data_unmet(facts: dict[str, Any], t) -> list[str]:
     return out
 
 
-def signoff_unmet(facts: dict[str, Any], t) -> list[str]:
+def signoff_unmet(facts: dict[str, Any], t, action: str | None = None) -> list[str]:
     s = facts["signoffs"]
-    if s["count"] >= t.required_signoffs:
+    field_ = {"deploy:shadow": "shadow", "deploy:assisted": "assisted", "deploy:autonomous": "autonomous",
+              "online:grpo": "online"}.get(action or "", "count")
+    if s[field_] >= t.required_signoffs:
         return []
+    model = facts["model"]["ref"] or "MODEL"
     have = f" (have: {', '.join(s['people'])})" if s["people"] else ""
-    return [f"sign-offs {s['count']} < {t.required_signoffs} distinct people{have}: `registry approve DOMAIN --by NAME "
-            f"--role ROLE`"]
+    unbound = f"; {s['unbound']} sign-off(s) for another model, version, action or domain version do not count" \
+        if s.get("unbound") else ""
+    what = f" for {action}" if field_ != "count" else ""
+    return [f"sign-offs{what} {s[field_]} < {t.required_signoffs} distinct people{have}{unbound}: `registry approve "
+            f"DOMAIN --model {model} --action {action or 'ACTION'} --by NAME --role ROLE`"]
 
 
 # -- rendering reasons --------------------------------------------------------------------------------
@@ -361,10 +391,15 @@ def _evaluate(policy: Policy, activation: dict[str, Any]) -> list[tuple[bool, st
     return results
 
 
-def decide(domain: DomainSpec, evidence: list, policy: Policy) -> Decision:
-    """Decide every action for ``domain`` given its current-basis ``evidence`` (oldest first). Pure."""
-    summary = summarize(domain, evidence)
-    ph = compute_phase(summary, policy.thresholds[domain.risk._value_])
+def decide(domain: DomainSpec, evidence: list, policy: Policy, *, model: dict[str, Any] | None = None,
+           generators: dict[str, str | None] | None = None) -> Decision:
+    """Decide every action for ``domain`` given its current-basis ``evidence`` (oldest first). Pure.
+
+    ``model``: the registered model deployment is decided for (``{ref, name, version, digest,
+    digest_kind}``); without it, the decision is the domain's (training; deployments are denied).
+    """
+    summary = summarize(domain, evidence, model=model, generators=generators)
+    ph = decide_phase(summary, policy.thresholds[domain.risk._value_])
     return conclude(domain, summary.facts, ph, summary.evidence_hashes, policy)
 
 
@@ -395,7 +430,21 @@ def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple]
             return ("untrustworthy substance verifier(s) " + ", ".join(v["untrustworthy"]) +
                     ": fix them so they reject their controls before any training")
         return "no validated substance verifier: validate one against references and controls before any training"
-    if ph.phase == "graduated":
+    model = facts.get("model") or {}
+    if model.get("ref"):
+        if ph.phase == "graduated":
+            allowed = [a for a in ("deploy:autonomous", "deploy:assisted", "deploy:shadow") if verdicts[a][0]]
+            if allowed:
+                return f"{model['ref']} graduated ({ph.route} route): {allowed[0]} allowed"
+            first = next((u for a in ("deploy:assisted",) for u in criteria(f"signoffs/{a}")), None)
+            return f"{model['ref']} graduated; " + (first or "deployments beyond sandbox are not permitted by the policy")
+        if ph.phase == "regressed":
+            return (f"{model['ref']} regressed: deployments beyond shadow are withdrawn; find what changed in its "
+                    "newest round")
+        first = ph.unmet[0] if ph.unmet else "gather more rounds"
+        return f"{model['ref']} is in {ph.phase}: evaluate it until the bar holds ({first})"
+    trust = facts.get("data_trust") or {}
+    if ph.phase == "graduated" or trust.get("granted"):
         if verdicts["train:sft"][0]:
             return f"graduated ({ph.route} route): crystallise with SFT"
         data = criteria("data")

@@ -20,7 +20,7 @@ from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec,
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 #: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).
-FACTS_FORMAT = 3
+FACTS_FORMAT = 4
 
 # A symbol flag as CEL sees it: {symbol, rate, rows, file}.
 SYMBOL = {
@@ -53,8 +53,30 @@ FACT_SCHEMA: dict[str, Any] = {
         "substance_validated": ("bool", "At least one substance verifier is validated and none is untrustworthy."),
         "references_verified": ("bool", "Every validated substance verifier accepted all references it was given."),
     },
+    "model": {
+        "ref": ("string", "NAME@V of the model decided for; '' when deciding for the domain alone (training)."),
+        "name": ("string", "Its name ('' without a model)."),
+        "version": ("int", "Its version (0 without a model)."),
+        "digest": ("string", "sha256:HEX of the artifact ('' when unknown)."),
+        "digest_kind": ("string", "manifest (files hashed here) | external (digest given) | unverified | ''."),
+        "verified": ("bool", "The artifact is known by a digest (manifest or external); unverified models "
+                             "carried over from free-text names are not."),
+    },
+    "data_trust": {
+        "granted": ("bool", "The domain's ground truth may be copied by SFT: the external or internal route holds."),
+        "route": ("string", "external (audited authoritative/expert sources, validated verifier) | internal "
+                            "(verified rounds of a model graduated here) | ''."),
+        "graduated_models": ("list<string>", "Models (NAME@V) graduated in this domain by their own rounds."),
+    },
+    "models": {
+        "evaluated": ("list<string>", "Models (NAME@V) with evaluation rounds in the current basis."),
+        "graduated": ("list<string>", "Those graduated in this domain."),
+    },
     "eval": {
-        "rounds": ("int", "Evaluation rounds (eval and training_round records) for the current basis."),
+        "rounds": ("int", "Evaluation rounds (eval and training_round records) of the model decided for (of every "
+                          "model when deciding for the domain)."),
+        "generated_rounds": ("int", "Of those, rounds whose outputs the registry sampled from the registered "
+                                    "artifact itself (`evaluate --generate`, training jobs)."),
         "n": ("int", "Items verified in the newest round (0 without rounds)."),
         "passed": ("int", "Items passing every substance verifier in the newest round."),
         "pass_rate": ("double", "Newest round's pass rate."),
@@ -81,9 +103,15 @@ FACT_SCHEMA: dict[str, Any] = {
         "held_rate": ("double", "held / checked (0.0 when nothing was checked)."),
     },
     "signoffs": {
-        "count": ("int", "Distinct people who signed off."),
+        "count": ("int", "Distinct people whose sign-offs bind this domain version and the model decided for."),
         "people": ("list<string>", "Their names."),
         "roles": ("list<string>", "Their roles (distinct)."),
+        "shadow": ("int", "Distinct people who approved deploy:shadow of this model in this domain version."),
+        "assisted": ("int", "Distinct people who approved deploy:assisted of this model in this domain version."),
+        "autonomous": ("int", "Distinct people who approved deploy:autonomous of this model in this domain version."),
+        "online": ("int", "Distinct people who approved online:grpo of this model in this domain version."),
+        "unbound": ("int", "Sign-offs that do not count here: for another model, version, action or domain "
+                           "version, or with no binding at all (older records)."),
     },
     "graduation": {
         "route": ("string", "external | internal | '' (not graduated)."),
@@ -127,10 +155,12 @@ class Round:
     flip_rate: float | None
     k: int | None
     number: int
+    model: str | None = None
+    generated: bool = False
 
     @property
     def label(self) -> str:
-        return f"round {self.number}"
+        return f"round {self.number}" + (f" of {self.model}" if self.model else "")
 
 
 @dataclass(slots=True)
@@ -140,6 +170,18 @@ class Summary:
     facts: dict[str, Any]
     rounds: list[Round] = field(default_factory=list)
     evidence_hashes: list[str] = field(default_factory=list)
+    #: rounds of each registered model version (NAME@V), oldest first; unattributed rounds are in none
+    rounds_by_model: dict[str, list[Round]] = field(default_factory=dict)
+    #: human audits (checked, held) of each model's outputs
+    human_by_model: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: generator as named (generated_by.model, audit --generated-by) -> the model version it resolves to (or None)
+    generators: dict[str, str | None] = field(default_factory=dict)
+    #: the model decided for (NAME@V), or None for a domain decision
+    model: str | None = None
+    #: generators declared ungraduated by older data-audit records (always counted as ungraduated)
+    declared_ungraduated: list[str] = field(default_factory=list)
+    #: generators of the domain's own ground truth
+    gt_generators: list[str] = field(default_factory=list)
 
 
 def _symbols(flags, file: str) -> list[dict[str, Any]]:
@@ -156,8 +198,41 @@ def _sorted(items) -> Any:
 _TRUSTED = frozenset(p.value for p in TRUSTED_PROVENANCE)
 
 
-def summarize(spec: DomainSpec, evidence: list) -> Summary:
-    """Fold ``spec`` and its current-basis ``evidence`` (oldest first) into facts. Pure."""
+NO_MODEL = {"ref": "", "name": "", "version": 0, "digest": "", "digest_kind": "", "verified": False}
+
+
+def model_facts(model: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``model`` facts of a registered model's description (``ModelInfo.facts()``), or of none."""
+    if not model:
+        return dict(NO_MODEL)
+    kind = str(model.get("digest_kind") or "")
+    digest = str(model.get("digest") or "")
+    return {"ref": str(model["ref"]), "name": str(model.get("name") or model["ref"].partition("@")[0]),
+            "version": int(model.get("version") or 0), "digest": digest, "digest_kind": kind,
+            "verified": bool(digest) and kind in ("manifest", "external")}
+
+
+def _field(rec: Any, name: str, default: Any = None) -> Any:
+    """A record field that older records may lack (stored summaries are dicts; pydantic records objects)."""
+    if isinstance(rec, dict):
+        return rec.get(name, default)
+    return getattr(rec, name, default)
+
+
+def _key(ev) -> str | None:
+    return getattr(ev, "model_key", None)
+
+
+def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None = None,
+              generators: dict[str, str | None] | None = None) -> Summary:
+    """Fold ``spec`` and its current-basis ``evidence`` (oldest first) into facts. Pure.
+
+    ``model``: the registered model decided for (``{ref, name, version, digest, digest_kind}``); its own
+    rounds, human audits and bound sign-offs are what count. Without it, the facts are the domain's (for
+    training decisions). Each record's model is its ``model_key`` (NAME@V; None: belongs to no model).
+    ``generators``: how the registry resolved each generator name (None: not registered); without it,
+    names are taken as model keys as written.
+    """
     # enum members are compared by their plain string values: Enum.__hash__ runs in Python
     risk = spec.risk._value_
     all_versions = {v.name: v.version for v in spec.verifiers}
@@ -167,33 +242,53 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         max_depth = max(lineage_depths(sources).values(), default=0)
     else:
         max_depth = 0
-    gt_ungraduated = _sorted({s.generated_by.model for s in sources
-                              if s.generated_by is not None and not s.generated_by.graduated})
+    gt_generators = _sorted({s.generated_by.model for s in sources if s.generated_by is not None})
+    mf = model_facts(model)
+    key = mf["ref"] or None
     external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL] or ()
 
     rounds: list[Round] = []
+    by_model: dict[str, list[Round]] = {}
     newest_eval = None
+    newest_by_model: dict[str, Any] = {}
+    generated_by_model: dict[str, int] = {}
     checks: dict[str, Any] = {}
     audits: dict[str, Any] = {}
     human_audits = checked = held = 0
+    human_by_model: dict[str, tuple[int, int]] = {}
     signers: dict[str, tuple[str, str]] = {}
+    per_action: dict[str, set[str]] = {"deploy:shadow": set(), "deploy:assisted": set(),
+                                       "deploy:autonomous": set(), "online:grpo": set()}
+    unbound = 0
+    domain_digest: str | None = None
     hashes = [ev.record_hash for ev in evidence]
     for ev in evidence:
         kind = ev.kind
         rec = ev.record
         if kind == "eval" or kind == "training_round":
+            owner = _key(ev)
+            if owner is None:
+                continue  # a round of no registered model moves no model's phase
+            own = by_model.setdefault(owner, [])
             c = rec.consistency
             sl = rec.slices
-            number = rec.round if rec.round is not None else len(rounds) + 1
+            number = rec.round if rec.round is not None else len(own) + 1
+            generated = _field(rec, "origin", "submitted") == "generated"
             if c is None:
-                rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
-                                    None, None, None, number))
+                r = Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
+                          {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
+                          None, None, None, number, owner, generated)
             else:
-                rounds.append(Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                                    {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
-                                    c.pass_all_k, c.flip_rate, c.k, number))
-            newest_eval = rec
+                r = Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
+                          {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
+                          c.pass_all_k, c.flip_rate, c.k, number, owner, generated)
+            own.append(r)
+            if generated:
+                generated_by_model[owner] = generated_by_model.get(owner, 0) + 1
+            newest_by_model[owner] = rec
+            if key is None or owner == key:
+                rounds.append(r)
+                newest_eval = rec
         elif kind == "verifier_validation":
             for check in rec.verifiers:
                 if all_versions.get(check.name) == check.version:
@@ -201,11 +296,36 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         elif kind == "data_audit":
             audits[rec.file] = rec
         elif kind == "human_audit":
-            human_audits += 1
-            checked += rec.checked
-            held += rec.held
+            owner = _key(ev)
+            if owner is not None:
+                c0, h0 = human_by_model.get(owner, (0, 0))
+                human_by_model[owner] = (c0 + rec.checked, h0 + rec.held)
+            if key is None or owner == key:
+                human_audits += 1
+                checked += rec.checked
+                held += rec.held
         elif kind == "signoff":
-            signers.setdefault(rec.by.strip().casefold(), (rec.by.strip(), rec.role))
+            if key is None:
+                unbound += 1  # a domain decision counts none: sign-offs approve a model's deployment
+                continue
+            actions = _field(rec, "actions") or ()
+            bound = _field(rec, "model") == key and bool(actions)
+            if bound and _field(rec, "model_digest") != (mf["digest"] or None):
+                bound = False
+            if bound:
+                if domain_digest is None:
+                    from graduation.spec import sha256_json
+
+                    domain_digest = sha256_json(spec.canonical())
+                bound = _field(rec, "domain_digest") == domain_digest
+            if not bound:
+                unbound += 1
+                continue
+            who = rec.by.strip().casefold()
+            signers.setdefault(who, (rec.by.strip(), rec.role))
+            for action in actions:
+                if action in per_action:
+                    per_action[action].add(who)
 
     validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
     untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy])
@@ -215,7 +335,8 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
                                       for n in validated)
 
     data_symbols: Any = []
-    data_ungraduated = set(gt_ungraduated)
+    data_generators = set(gt_generators)
+    data_ungraduated: set[str] = set()
     data_depth = max_depth
     max_fail = 0.0
     untrusted: list[str] = []
@@ -224,6 +345,8 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             data_symbols.extend(_symbols(rec.symbols, file))
         if rec.ungraduated_generators:
             data_ungraduated.update(rec.ungraduated_generators)
+        if _field(rec, "generators"):
+            data_generators.update(_field(rec, "generators"))
         data_depth = max(data_depth, rec.lineage_depth)
         max_fail = max(max_fail, float(rec.substance_fail_rate))
         if rec.provenance not in _TRUSTED:
@@ -232,7 +355,8 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
     if newest_eval is not None:
         c = newest_eval.consistency
         eval_facts = {
-            "rounds": len(rounds), "n": newest_eval.n, "passed": newest_eval.passed,
+            "rounds": len(rounds), "generated_rounds": sum(r.generated for r in rounds),
+            "n": newest_eval.n, "passed": newest_eval.passed,
             "pass_rate": float(newest_eval.pass_rate), "wilson_lower": float(newest_eval.wilson_lower),
             "shape_gap": float(newest_eval.shape_gap), "has_consistency": c is not None,
             "pass_k": float(c.pass_all_k) if c is not None else 0.0,
@@ -240,7 +364,7 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else (),
         }
     else:
-        eval_facts = {"rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
+        eval_facts = {"rounds": 0, "generated_rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
                       "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": ()}
 
     people = _sorted([name for name, _role in signers.values()])
@@ -248,8 +372,9 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         "domain": {
             "name": spec.domain, "risk": risk, "risk_rank": RISK_RANK[risk], "target": spec.deployment.target._value_,
             "slices": [s.name for s in spec.slices] or (), "external_sources": external,
-            "ungraduated_generators": gt_ungraduated, "lineage_depth": max_depth,
+            "ungraduated_generators": (), "lineage_depth": max_depth,
         },
+        "model": mf,
         "verifiers": {
             "substance": len(substance_names), "format": len(spec.verifiers) - len(substance_names),
             "validated": validated, "untrustworthy": untrustworthy, "unvalidated": unvalidated,
@@ -265,9 +390,14 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         "human": {"audits": human_audits, "checked": checked, "held": held,
                   "held_rate": held / checked if checked else 0.0},
         "signoffs": {"count": len(people), "people": people,
-                     "roles": _sorted({role for _name, role in signers.values()})},
+                     "roles": _sorted({role for _name, role in signers.values()}),
+                     "shadow": len(per_action["deploy:shadow"]), "assisted": len(per_action["deploy:assisted"]),
+                     "autonomous": len(per_action["deploy:autonomous"]), "online": len(per_action["online:grpo"]),
+                     "unbound": unbound},
     }
-    return Summary(facts, rounds, hashes)
+    resolved = {g: (g if generators is None else generators.get(g)) for g in sorted(data_generators)}
+    return Summary(facts, rounds, hashes, by_model, human_by_model, resolved, key, sorted(data_ungraduated),
+                   list(gt_generators))
 
 
 def example_facts(variant: int) -> dict[str, Any]:
@@ -318,4 +448,4 @@ def describe_facts() -> list[tuple[str, str, str]]:
 
 
 __all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts", "example_facts",
-           "summarize"]
+           "model_facts", "summarize"]

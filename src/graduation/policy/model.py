@@ -63,7 +63,7 @@ class RuleSpec(Strict):
     when: str = Field("true", min_length=1, description="CEL condition over the facts; must yield a bool.")
     reason: str = Field(min_length=1, description="Why; {fact.path} placeholders are filled in "
                                                   "({fact.path|percent} shows a rate as a percentage).")
-    criteria: list[Literal["graduation", "verifiers", "data", "signoffs"]] = Field(
+    criteria: list[Literal["graduation", "verifiers", "data", "signoffs", "model"]] = Field(
         default_factory=list, description="Criteria whose unmet items explain a permit that did not apply.")
     description: str = ""
 

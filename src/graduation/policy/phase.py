@@ -152,10 +152,15 @@ def meets_bar(r: Round, t, slices: list[str]) -> bool:
     return True
 
 
-def compute_phase(summary: Summary, t) -> PhaseResult:
-    """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure."""
+def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
+                  human: dict[str, Any] | None = None, external_route: bool = True) -> PhaseResult:
+    """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure.
+
+    ``rounds``/``human``: one model's rounds and human audit (default: the summary's); ``external_route``
+    False for a model's phase, which only its own verified rounds can earn.
+    """
     facts = summary.facts
-    rounds = summary.rounds
+    rounds = summary.rounds if rounds is None else rounds
     slices = facts["domain"]["slices"]
     verifiers = facts["verifiers"]
     verified = verifiers["substance_validated"]
@@ -169,7 +174,7 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
         stable += 1
     newest_ok = bool(meets) and meets[-1]
 
-    human = facts["human"]
+    human = facts["human"] if human is None else human
     human_unmet: list[str] = []
     if t.min_human_audit > 0:
         if human["checked"] < t.min_human_audit:
@@ -210,7 +215,7 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
             unmet.append("no validated substance verifier: validate " + ", ".join(verifiers["unvalidated"]) +
                          " against references and controls")
 
-    external = bool(facts["domain"]["external_sources"]) and verified and verifiers["references_verified"]
+    external = external_route and data_external(facts)
     internal = verified and stable >= need and not human_unmet and rounds
     route = ""
     if external:
@@ -249,4 +254,74 @@ def compute_phase(summary: Summary, t) -> PhaseResult:
     return PhaseResult(phase, route, tuple(graduation["unmet"]), graduation)
 
 
-__all__ = ["PhaseResult", "Z95", "compute_phase", "fisher_less", "round_unmet", "samples_to_clear", "wilson_lower"]
+def data_external(facts: dict[str, Any]) -> bool:
+    """The external route of data trust: audited authoritative/expert sources and a validated verifier that
+    accepts every reference."""
+    v = facts["verifiers"]
+    return bool(facts["domain"]["external_sources"]) and v["substance_validated"] and v["references_verified"]
+
+
+_RANK = {"graduated": 3, "candidate": 2, "regressed": 1, "discovery": 0}
+
+
+def model_phases(summary: Summary, t) -> dict[str, PhaseResult]:
+    """Each evaluated model's own phase in the domain (internal route only: its rounds, its human audits)."""
+    out = {}
+    for key, rounds in summary.rounds_by_model.items():
+        checked, held = summary.human_by_model.get(key, (0, 0))
+        human = {"audits": 0, "checked": checked, "held": held, "held_rate": held / checked if checked else 0.0}
+        out[key] = compute_phase(summary, t, rounds=rounds, human=human, external_route=False)
+    return out
+
+
+def decide_phase(summary: Summary, t) -> PhaseResult:
+    """Data trust and model trust, kept apart. Fills the ``data_trust``, ``models`` and generator facts. Pure.
+
+    For a model decision (``summary.model``), the phase is that model's own (internal route only; the
+    external route never graduates an artifact). For a domain decision, the phase is ``graduated`` when
+    data trust holds (external route, or internal: a model graduated here), else the most advanced phase
+    of its models (regressed before candidate before discovery).
+    """
+    facts = summary.facts
+    phases = model_phases(summary, t)
+    graduated = sorted(k for k, p in phases.items() if p.phase == "graduated")
+    route = "external" if data_external(facts) else "internal" if graduated else ""
+    facts["data_trust"] = {"granted": bool(route), "route": route, "graduated_models": graduated}
+    facts["models"] = {"evaluated": sorted(phases), "graduated": graduated}
+
+    def ungraduated(names) -> list[str]:
+        out = []
+        for name in names:
+            resolved = summary.generators.get(name, name)
+            if resolved is None:
+                out.append(f"{name} (not a registered model)")
+            elif resolved not in graduated:
+                out.append(name if resolved == name else f"{name} ({resolved})")
+        return out
+
+    gt = ungraduated(summary.gt_generators)
+    facts["domain"]["ungraduated_generators"] = gt or ()
+    data = set(ungraduated(summary.generators)) | set(summary.declared_ungraduated)
+    facts["data"]["ungraduated_generators"] = sorted(data) or ()
+
+    if summary.model is not None:
+        own = phases.get(summary.model)
+        if own is None:
+            own = compute_phase(summary, t, rounds=[], external_route=False)
+            unmet = tuple(u.replace("evaluate the model", f"evaluate {summary.model}") for u in own.unmet)
+            own = PhaseResult(own.phase, own.route, unmet, {**own.graduation, "unmet": unmet})
+        return own
+    if route == "external":
+        base = compute_phase(summary, t, rounds=[], external_route=True)
+        return base
+    if route == "internal":
+        best = phases[graduated[-1]]
+        return PhaseResult("graduated", "internal", (), {**best.graduation, "route": "internal", "unmet": ()})
+    if not phases:
+        return compute_phase(summary, t, rounds=[], external_route=False)
+    newest = {r.model: i for i, r in enumerate(summary.rounds)}
+    key = max(phases, key=lambda k: (_RANK[phases[k].phase], newest.get(k, -1)))
+    return phases[key]
+
+
+__all__ = ["PhaseResult", "data_external", "decide_phase", "model_phases", "Z95", "compute_phase", "fisher_less", "round_unmet", "samples_to_clear", "wilson_lower"]

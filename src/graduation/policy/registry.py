@@ -22,7 +22,7 @@ from typing import Any
 from graduation.policy.engine import Decision, conclude
 from graduation.policy.facts import summarize
 from graduation.policy.model import Policy
-from graduation.policy.phase import compute_phase
+from graduation.policy.phase import decide_phase
 from graduation.spec import DomainSpec
 
 
@@ -51,6 +51,7 @@ class StoredEvidence:
     record_hash: str
     author: str | None
     round: int | None
+    model_key: str | None = None
 
 
 @dataclass
@@ -67,14 +68,37 @@ def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[St
 
     loads = json.JSONDecoder(object_hook=_Rec).decode
     out: dict[str, list[StoredEvidence]] = {name: [] for name in basis_by_domain}
-    for domain, uid, kind, summary, record_hash, author, rnd in current_evidence_rows(session, basis_by_domain):
-        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd))
+    for domain, uid, kind, summary, record_hash, author, rnd, key in current_evidence_rows(session, basis_by_domain):
+        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd, key))
     return out
 
 
-def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None) -> list[DomainDecision]:
+def resolve_generators(session, spec: DomainSpec, evidence: list) -> dict[str, str | None]:
+    """Each generator named by the domain's ground truth or its data audits -> the registered model version
+    it names (NAME@V; the newest version for a bare name), or None when no such model is registered."""
+    from graduation.errors import InputError
+    from graduation.store.models import find_model
+
+    names = {s.generated_by.model for s in spec.ground_truth if s.generated_by is not None}
+    for ev in evidence:
+        if ev.kind == "data_audit":
+            names.update(ev.record.get("generators") or () if isinstance(ev.record, dict) else
+                         getattr(ev.record, "generators", ()) or ())
+    out: dict[str, str | None] = {}
+    for name in sorted(names):
+        try:
+            found = find_model(session, name)
+        except InputError:
+            found = None
+        out[name] = found.ref if found is not None else None
+    return out
+
+
+def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None,
+              model: Any = None) -> list[DomainDecision]:
     """Decide every action for the newest version of each named (or every) registered domain.
 
+    ``model``: a registered model (``ModelInfo``): decide deployment for that artifact in each domain.
     Every row read is re-hashed against the audit entry that chained it (``IntegrityError``, exit 2,
     on a mismatch); no file outside the database takes part in the answer. With ``root`` (the project),
     the files each version's identity covers are checked on disk first (``graduation.identity``): a
@@ -85,10 +109,13 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
     from graduation.store.chain import check_rows
     from graduation.store.domains import latest_versions
 
+    mfacts = model.facts() if model is not None else None
     with db.read() as session:
         versions = latest_versions(session, names)
         check_rows(session, "domain_version", versions)
         evidence = load_evidence(session, {v.domain: v.basis_hash for v in versions})
+        specs = {v.domain: DomainSpec.model_validate(json.loads(v.spec_json)) for v in versions}
+        generators = {v.domain: resolve_generators(session, specs[v.domain], evidence[v.domain]) for v in versions}
     cache = None
     if root is not None:
         from graduation.identity import StatCache
@@ -96,14 +123,14 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
         cache = StatCache()
     out = []
     for v in versions:
-        spec = DomainSpec.model_validate(json.loads(v.spec_json))
+        spec = specs[v.domain]
         if cache is not None:
             changed = _changed_on_disk(root, v, cache)
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
-        summary = summarize(spec, evidence[v.domain])
-        ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
+        summary = summarize(spec, evidence[v.domain], model=mfacts, generators=generators[v.domain])
+        ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
         out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                                   v.content_hash, v.source_file))
     return out
@@ -124,8 +151,11 @@ def _changed_on_disk(root: Path, v, cache) -> Decision | None:
                               "(`registry register`), and its evidence starts afresh", risk=v.risk)
 
 
-def decision_in(session, name: str, policy: Policy) -> DomainDecision:
-    """The decision for one domain, read inside an open session (e.g. right after adding evidence)."""
+def decision_in(session, name: str, policy: Policy, model: Any = None, extra: list | None = None) -> DomainDecision:
+    """The decision for one domain (for ``model``, a ``ModelInfo``, when given), read inside an open session.
+
+    ``extra``: evidence to add to what is stored, for a hypothetical ("what if these sign-offs existed").
+    """
     from graduation.store.domains import latest_versions
 
     from graduation.store.chain import check_rows
@@ -133,10 +163,11 @@ def decision_in(session, name: str, policy: Policy) -> DomainDecision:
     versions = latest_versions(session, [name])
     check_rows(session, "domain_version", versions)
     v = versions[0]
-    evidence = load_evidence(session, {v.domain: v.basis_hash})
+    evidence = load_evidence(session, {v.domain: v.basis_hash})[v.domain] + list(extra or ())
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
-    summary = summarize(spec, evidence[v.domain])
-    ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
+    summary = summarize(spec, evidence, model=model.facts() if model is not None else None,
+                        generators=resolve_generators(session, spec, evidence))
+    ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
     return DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                           v.content_hash, v.source_file)
 

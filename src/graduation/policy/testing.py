@@ -48,7 +48,7 @@ def complete_eval(fields: dict[str, Any]) -> dict[str, Any]:
     out = dict(fields)
     n, passed = int(out["n"]), int(out["passed"])
     rate = passed / n if n else 0.0
-    out.setdefault("model", "model")
+    out.setdefault("model", "model@1")
     out.setdefault("pass_rate", rate)
     out.setdefault("wilson_lower", wilson_lower(passed, n))
     out.setdefault("substance_pass_rate", rate)
@@ -70,19 +70,20 @@ def complete_eval(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_evidence(domain: str, kind: str, summary: dict[str, Any], index: int, *, author: str | None = None,
-                  basis_hash: str = "fixture") -> Evidence:
+                  basis_hash: str = "fixture", model: str | None = None) -> Evidence:
     """An ``Evidence`` value as the store would hand it back (for fixtures, tests and benchmarks)."""
-    model = RECORD_MODELS.get(kind)
-    if model is None:
+    record_model = RECORD_MODELS.get(kind)
+    if record_model is None:
         raise ValueError(f"unknown evidence kind {kind!r}; use one of {', '.join(RECORD_MODELS)}")
     if kind in ("eval", "training_round"):
         summary = complete_eval(summary)
-    record = model.model_validate(summary)
+    record = record_model.model_validate(summary)
     digest = hashlib.sha256(json.dumps([domain, kind, index, record.model_dump(mode="json")], sort_keys=True)
                             .encode()).hexdigest()
     return Evidence(uid=digest[:32], domain=domain, domain_version=1, basis_hash=basis_hash, kind=kind, record=record,
                     created_at=EPOCH + timedelta(minutes=index), round=summary.get("round"), author=author,
-                    record_hash=digest)
+                    record_hash=digest, model_key=model if model is not None else
+                    (record.model if kind in ("eval", "training_round") else None))
 
 
 class Expect(Strict):
@@ -99,9 +100,24 @@ class EvidenceItem(Strict):
     kind: str
 
 
+class ModelCase(Strict):
+    """The registered model a case decides deployment for (omit it to decide for the domain alone)."""
+
+    ref: str = Field(min_length=1, description="NAME@V; eval records name it in `model` (default model@1).")
+    digest: str | None = Field(None, description="sha256:HEX (default: derived from ref).")
+    digest_kind: str = "manifest"
+
+    def facts(self) -> dict[str, Any]:
+        name, _, version = self.ref.partition("@")
+        digest = self.digest or "sha256:" + hashlib.sha256(self.ref.encode()).hexdigest()
+        return {"ref": self.ref, "name": name, "version": int(version) if version.isdigit() else 0,
+                "digest": digest if self.digest_kind != "unverified" else "", "digest_kind": self.digest_kind}
+
+
 class CaseSpec(Strict):
     name: str = Field(min_length=1)
     domain: dict[str, Any]
+    model: ModelCase | None = None
     evidence: list[EvidenceItem] = Field(default_factory=list)
     expect: Expect
 
@@ -118,6 +134,7 @@ class Case:
     spec: DomainSpec
     evidence: list[Evidence]
     expect: Expect
+    model: dict[str, Any] | None = None
 
 
 @dataclass
@@ -167,12 +184,21 @@ def parse_cases(text: str, file: str) -> list[Case]:
                                             + " ".join(str(exc).split())[:300]))
             continue
         evidence = []
+        model_facts = cs.model.facts() if cs.model is not None else None
         for ei, item in enumerate(cs.evidence):
             data = item.model_dump()
             kind = data.pop("kind")
             author = data.pop("author", None)
+            owner = data.get("model") if kind in ("signoff", "eval", "training_round") else data.pop("model", None)
+            if kind == "signoff" and owner:
+                # a sign-off in a case binds the case's domain version and model unless it says otherwise
+                from graduation.spec import sha256_json
+
+                data.setdefault("domain_digest", sha256_json(domain.canonical()))
+                if model_facts is not None and owner == model_facts["ref"]:
+                    data.setdefault("model_digest", model_facts["digest"] or None)
             try:
-                evidence.append(make_evidence(domain.domain, kind, data, ei, author=author))
+                evidence.append(make_evidence(domain.domain, kind, data, ei, author=author, model=owner))
             except Exception as exc:  # noqa: BLE001 - ValueError / ValidationError
                 problems.append(located.problem(base + ("evidence", ei), f"case {cs.name!r}: invalid {kind} record: "
                                                 + " ".join(str(exc).split())[:300]))
@@ -186,7 +212,7 @@ def parse_cases(text: str, file: str) -> list[Case]:
                 if action not in ACTIONS:
                     problems.append(located.problem(base + ("expect", key, action), f"unknown action {action!r}"))
         pos = located.position(base)
-        cases.append(Case(cs.name, file, pos[0] if pos else None, domain, evidence, cs.expect))
+        cases.append(Case(cs.name, file, pos[0] if pos else None, domain, evidence, cs.expect, model_facts))
     if problems:
         raise SpecError(problems)
     return cases
@@ -246,7 +272,7 @@ def check_case(case: Case, decision: Decision) -> list[str]:
 def run_cases(cases: list[Case], policy: Policy) -> TestReport:
     report = TestReport([], [r.id for r in policy.rules])
     for case in cases:
-        decision = decide(case.spec, case.evidence, policy)
+        decision = decide(case.spec, case.evidence, policy, model=case.model)
         for rule, (matched, _err) in zip(policy.rules, evaluate_rules(policy, decision.facts)):
             if matched:
                 report.exercised.add(rule.id)

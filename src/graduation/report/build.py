@@ -242,6 +242,7 @@ class DomainReport:
     jobs: list[JobView]
     audit: AuditView
     evidence_count: int
+    models: list[dict[str, Any]] = field(default_factory=list)  # evaluated models and their lineage
 
     @property
     def page(self) -> str:
@@ -249,7 +250,8 @@ class DomainReport:
 
     @property
     def round_points(self) -> list[RoundPoint]:
-        return [RoundPoint(r.label, r.n, r.passed, r.pass_rate, r.wilson_lower, r.wilson_upper) for r in self.rounds]
+        return [RoundPoint(r.label, r.n, r.passed, r.pass_rate, r.wilson_lower, r.wilson_upper, r.model)
+                for r in self.rounds]
 
     @property
     def gap_rows(self) -> list[GapRow]:
@@ -331,9 +333,19 @@ def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_pa
             spec = version_spec(version)
             evs = evidence[row.name]
             decision = DecisionView.from_dict(decide(session, version, spec, evs))
-            domains.append(_domain_report(spec, version, evs, jobs.get(row.name, []),
-                                          audit_by_domain.get(row.name, []),
-                                          chain_ok, chain_detail, decision, iso))
+            report = _domain_report(spec, version, evs, jobs.get(row.name, []), audit_by_domain.get(row.name, []),
+                                    chain_ok, chain_detail, decision, iso)
+            from graduation.store.models import models_by_id
+
+            found = models_by_id(session, {getattr(e, "model_id", None) for e in evs})
+            report.models = [{"ref": m.ref, "digest": m.digest or "", "digest_kind": m.digest_kind,
+                              "base_model": str(m.lineage.get("base_model", "")), "job": str(m.lineage.get("job", "")),
+                              "decision": str(m.lineage.get("decision", "")),
+                              "policy_digest": str(m.lineage.get("policy_digest", "")),
+                              "datasets": ", ".join(f"{k} {str(v)[:12]}" for k, v in
+                                                    sorted((m.lineage.get("datasets") or {}).items()))}
+                             for m in sorted(found.values(), key=lambda m: (m.name, m.version))]
+            domains.append(report)
     return ReportData(
         generated_at=iso(now or datetime.now(timezone.utc)), project=str(project_root), database=db.safe_url(),
         domains=domains, audit_chain_ok=chain_ok, audit_chain_detail=chain_detail, audit_entries=len(audit_rows),
@@ -403,7 +415,7 @@ def _domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail,
     sources = [SourceView(
         name=s.name, provenance=s.provenance.value, depth=depths.get(s.name, 0),
         generated_by=s.generated_by.model if s.generated_by else "",
-        generator_graduated=s.generated_by.graduated if s.generated_by else None,
+        generator_graduated=None,
         audited=s.audited, path=s.path) for s in spec.ground_truth]
 
     verifiers = []

@@ -36,6 +36,10 @@ class RoundPoint:
     pass_rate: float
     wilson_lower: float
     wilson_upper: float
+    series: str = ""  # the model version (NAME@V) the round belongs to: one line per model
+
+
+SERIES_COLOURS = ("#2563eb", "#7c3aed", "#059669", "#db2777", "#0891b2", "#65a30d")
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,8 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
             out.append(f'<rect data-mark="wilson-band" x="{_f(x(0) - 14)}" y="{_f(y(r.wilson_upper))}" width="28" '
                        f'height="{_f(max(1.0, y(r.wilson_lower) - y(r.wilson_upper)))}" fill="{BAND}" '
                        f'fill-opacity="0.6"><title>Wilson 95% interval</title></rect>')
+        series = list(dict.fromkeys(r.series for r in rounds))
+        colour = {name: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, name in enumerate(series)}
         dense = count > 20  # the band alone shows the interval; whiskers would crowd it
         for i, r in enumerate(rounds):
             if dense:
@@ -145,14 +151,24 @@ def pass_rate_chart(rounds: Sequence[RoundPoint], threshold: float | None, *, wi
             cx = x(i)
             out.append(f'<line x1="{_f(cx)}" x2="{_f(cx)}" y1="{_f(y(r.wilson_lower))}" '
                        f'y2="{_f(y(r.wilson_upper))}" stroke="{BLUE}" stroke-opacity="0.45" stroke-width="2"/>')
-        if count >= 2:
-            line = " ".join(f"{_f(x(i))},{_f(y(r.pass_rate))}" for i, r in enumerate(rounds))
-            out.append(f'<polyline points="{line}" fill="none" stroke="{BLUE}" stroke-width="2"/>')
+        for name in series:  # one line per model: another model's rounds never join its line
+            points = [(i, r) for i, r in enumerate(rounds) if r.series == name]
+            if len(points) >= 2:
+                line = " ".join(f"{_f(x(i))},{_f(y(r.pass_rate))}" for i, r in points)
+                out.append(f'<polyline data-mark="model-line" data-model="{escape(name)}" points="{line}" '
+                           f'fill="none" stroke="{colour[name]}" stroke-width="2"/>')
         for i, r in enumerate(rounds):
-            tip = (f"{r.label}: {r.passed}/{r.n} passed ({_pct(r.pass_rate)}); "
+            tip = (f"{r.series + ' ' if r.series else ''}{r.label}: {r.passed}/{r.n} passed ({_pct(r.pass_rate)}); "
                    f"Wilson 95% [{r.wilson_lower:.2f}, {r.wilson_upper:.2f}]")
             out.append(f'<circle data-mark="round" cx="{_f(x(i))}" cy="{_f(y(r.pass_rate))}" r="{3 if dense else 4.5}" '
-                       f'fill="{BLUE}" stroke="white" stroke-width="1.5"><title>{escape(tip)}</title></circle>')
+                       f'fill="{colour[r.series]}" stroke="white" stroke-width="1.5"><title>{escape(tip)}</title></circle>')
+        if len(series) > 1 or series[0]:
+            lx = left + pw
+            for name in reversed(series):  # the legend of models, right-aligned under the axis
+                out.append(_text(lx, height - 8, name, size=11, anchor="end", fill=colour[name]))
+                out.append(f'<circle data-mark="model-legend" cx="{_f(lx - 7 * len(name) - 10)}" cy="{height - 12}" '
+                           f'r="4" fill="{colour[name]}"/>')
+                lx -= 7 * len(name) + 26
     if threshold is not None:
         ty = y(threshold)
         out.append(f'<line data-mark="threshold" x1="{left}" x2="{left + pw}" y1="{_f(ty)}" y2="{_f(ty)}" '

@@ -49,11 +49,13 @@ def append_chained(session, kind: str, *, key: str, digest: str, domain: str | N
 # -- digests of rows (the columns each covers) ------------------------------------------------------
 
 def evidence_record_hash(*, uid: str, domain: str, version: int, basis: str, kind: str, summary: Any,
-                         model: str | None, round: int | None, data_hash: str | None, author: str | None) -> str:
-    """The evidence record's own hash (``record_hash``): its identity and its decoded summary."""
+                         model: str | None, round: int | None, data_hash: str | None, author: str | None,
+                         model_id: int | None = None) -> str:
+    """The evidence record's own hash (``record_hash``): its identity, its decoded summary and the registered
+    model it belongs to (``model_id``, when it belongs to one: moving a record to another model breaks it)."""
     return sha256_json({"uid": uid, "domain": domain, "version": version, "basis": basis, "kind": kind,
                         "summary": summary, "model": model, "round": round, "data_hash": data_hash,
-                        "author": author})
+                        "author": author, **({"model_id": model_id} if model_id is not None else {})})
 
 
 def evidence_digest(row) -> str:
@@ -63,7 +65,8 @@ def evidence_digest(row) -> str:
     """
     digest = evidence_record_hash(uid=row.uid, domain=row.domain, version=row.domain_version, basis=row.basis_hash,
                                   kind=row.kind, summary=json.loads(row.summary_json), model=row.model,
-                                  round=row.round, data_hash=row.data_hash, author=row.author)
+                                  round=row.round, data_hash=row.data_hash, author=row.author,
+                                  model_id=getattr(row, "model_id", None))
     return digest if digest == row.record_hash else f"stored record_hash {row.record_hash!r} differs"
 
 
@@ -72,6 +75,16 @@ def version_digest(row) -> str:
                         "basis_hash": row.basis_hash, "risk": row.risk, "source_file": row.source_file,
                         "spec_json": row.spec_json, "data_hashes_json": row.data_hashes_json,
                         "file_stats_json": getattr(row, "file_stats_json", None)})
+
+
+def model_digest(row) -> str:
+    """A registered model: its name, version, artifact digest and lineage (moving a digest or a lineage breaks it)."""
+    return sha256_json({"id": row.id, "name": row.name, "version": row.version, "digest": row.digest,
+                        "digest_kind": row.digest_kind, "path": row.path, "lineage_json": row.lineage_json})
+
+
+def model_key(row) -> str:
+    return f"{row.name}@{row.version}"
 
 
 def job_digest(row) -> str:
@@ -97,6 +110,7 @@ KINDS: dict[str, RecordKind] = {
     "domain_version": RecordKind("domain_version", "domain_versions", "id", version_digest),
     "evidence": RecordKind("evidence", "evidence", "uid", evidence_digest),
     "job": RecordKind("job", "jobs", "id", job_digest, mutable=True),
+    "model": RecordKind("model", "models", "id", model_digest),
 }
 
 
@@ -105,7 +119,11 @@ def version_key(row) -> str:
 
 
 def row_key(kind: RecordKind, row) -> str:
-    return version_key(row) if kind.kind == "domain_version" else str(getattr(row, kind.key))
+    if kind.kind == "domain_version":
+        return version_key(row)
+    if kind.kind == "model":
+        return model_key(row)
+    return str(getattr(row, kind.key))
 
 
 # -- checks -----------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ class Evidence:
     data_hash: str | None = None
     author: str | None = None
     record_hash: str = ""
+    model_id: int | None = None
+    model_key: str | None = None  # NAME@V of the registered model the record belongs to (None: none)
 
     def to_dict(self) -> dict[str, Any]:
         from graduation.store.domains import iso
@@ -41,27 +43,39 @@ class Evidence:
         return {"uid": self.uid, "domain": self.domain, "domain_version": self.domain_version,
                 "basis_hash": self.basis_hash, "kind": self.kind, "created_at": iso(self.created_at),
                 "model": self.model, "round": self.round, "data_hash": self.data_hash, "author": self.author,
-                "record_hash": self.record_hash, "summary": self.record.model_dump(mode="json")}
+                "record_hash": self.record_hash, "model_id": self.model_id, "model_ref": self.model_key,
+                "summary": self.record.model_dump(mode="json")}
 
 
 def add_evidence(session: Session, domain: str, kind: str, record: Record, *, version: int | None = None,
                  model: str | None = None, round: int | None = None, data_hash: str | None = None,
-                 author: str | None = None) -> Evidence:
-    """Append one record for the domain's newest (or given) version. Returns it as stored."""
+                 author: str | None = None, model_id: int | None = None) -> Evidence:
+    """Append one record for the domain's newest (or given) version. Returns it as stored.
+
+    ``model_id``: the registered model the record belongs to (rounds, sign-offs, human audits of outputs);
+    the ``model`` column then shows it as ``NAME@V``.
+    """
     expected = RECORD_MODELS.get(kind)
     if expected is None:
         raise InputError(f"unknown evidence kind {kind!r}; use one of {', '.join(RECORD_MODELS)}")
     if not isinstance(record, expected):
         raise InputError(f"evidence of kind {kind!r} needs a {expected.__name__}, not {type(record).__name__}")
     dv = get_version(session, domain, version)
+    if model_id is not None:
+        from graduation.store.tables import ModelRow
+
+        found = session.get(ModelRow, model_id)
+        if found is None:
+            raise InputError(f"no registered model with id {model_id}")
+        model = f"{found.name}@{found.version}"
     summary = record.model_dump(mode="json")
     created = utcnow()
     uid = uuid.uuid4().hex
     record_hash = evidence_record_hash(uid=uid, domain=domain, version=dv.version, basis=dv.basis_hash, kind=kind,
                                        summary=summary, model=model, round=round, data_hash=data_hash,
-                                       author=author)
+                                       author=author, model_id=model_id)
     row = EvidenceRow(uid=uid, domain=domain, domain_version=dv.version, basis_hash=dv.basis_hash, kind=kind,
-                      model=model, round=round, data_hash=data_hash, author=author, created_at=created,
+                      model=model, model_id=model_id, round=round, data_hash=data_hash, author=author, created_at=created,
                       summary_json=json.dumps(summary, sort_keys=True, ensure_ascii=False),
                       record_hash=record_hash)
     session.add(row)
@@ -69,7 +83,7 @@ def add_evidence(session: Session, domain: str, kind: str, record: Record, *, ve
     row.entry_hash = append_chained(session, "evidence", key=uid, digest=evidence_digest(row), domain=domain)
     session.add(row)
     session.flush()
-    return _to_evidence(row)
+    return _to_evidence(row, model if model_id is not None else None)
 
 
 def list_evidence(session: Session, domain: str, *, basis_hash: str | None = None,
@@ -81,7 +95,26 @@ def list_evidence(session: Session, domain: str, *, basis_hash: str | None = Non
     if kinds is not None:
         stmt = stmt.where(col(EvidenceRow.kind).in_(list(kinds)))
     stmt = stmt.order_by(EvidenceRow.id)
-    return [_to_evidence(row) for row in session.exec(stmt).all()]
+    rows = session.exec(stmt).all()
+    return [_to_evidence(row, keys.get(row.model_id)) for keys in [_model_keys(session, rows)] for row in rows]
+
+
+def _model_keys(session: Session, rows) -> dict[int, str]:
+    from graduation.store.models import models_by_id
+
+    return {i: m.ref for i, m in models_by_id(session, {r.model_id for r in rows}).items()}
+
+
+def next_round(session: Session, domain: str, basis_hash: str, model_id: int) -> int:
+    """The next round number of a model version in a domain's current basis (the registry assigns them)."""
+    from sqlalchemy import func
+
+    stmt = select(func.max(EvidenceRow.round)).where(EvidenceRow.domain == domain,
+                                                     EvidenceRow.basis_hash == basis_hash,
+                                                     EvidenceRow.model_id == model_id,
+                                                     col(EvidenceRow.kind).in_(["eval", "training_round"]))
+    newest = session.exec(stmt).one()
+    return int(newest or 0) + 1
 
 
 def evidence_for_domains(session: Session, basis_by_domain: dict[str, str]) -> dict[str, list[Evidence]]:
@@ -91,25 +124,29 @@ def evidence_for_domains(session: Session, basis_by_domain: dict[str, str]) -> d
         return out
     stmt = select(EvidenceRow).where(col(EvidenceRow.basis_hash).in_(set(basis_by_domain.values()))) \
         .order_by(EvidenceRow.id)
-    for row in session.exec(stmt).all():
+    rows = session.exec(stmt).all()
+    keys = _model_keys(session, rows)
+    for row in rows:
         if basis_by_domain.get(row.domain) == row.basis_hash:
-            out[row.domain].append(_to_evidence(row))
+            out[row.domain].append(_to_evidence(row, keys.get(row.model_id)))
     return out
 
 
-def _to_evidence(row: EvidenceRow) -> Evidence:
+def _to_evidence(row: EvidenceRow, model_key: str | None = None) -> Evidence:
     model = RECORD_MODELS[row.kind]
     return Evidence(uid=row.uid, domain=row.domain, domain_version=row.domain_version, basis_hash=row.basis_hash,
                     kind=row.kind, record=model.model_validate(json.loads(row.summary_json)),
                     created_at=row.created_at, model=row.model, round=row.round, data_hash=row.data_hash,
-                    author=row.author, record_hash=row.record_hash)
+                    author=row.author, record_hash=row.record_hash, model_id=row.model_id, model_key=model_key)
 
 
 IN_LIST_LIMIT = 500  # above this many domains, scan and filter instead of a long IN (...)
 
 
 def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
-    """(domain, uid, kind, summary_json, record_hash, author, round) of current-basis evidence, oldest first.
+    """(domain, uid, kind, summary_json, record_hash, author, round, model key) of current-basis evidence.
+
+    Oldest first; the model key is ``NAME@V`` of the registered model a record belongs to, or None.
 
     Raw rows for the decision path, which reads many records and decodes them without pydantic. Every
     row is re-hashed and compared with the audit entry that chained it (read in the same query): a row
@@ -124,17 +161,22 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
 
     if not basis_by_domain:
         return
+    from graduation.store.tables import ModelRow
+
     t = EvidenceRow.__table__
     a = AuditEntryRow.__table__
+    m = ModelRow.__table__
     stmt = core_select(t.c.domain, t.c.basis_hash, t.c.uid, t.c.kind, t.c.summary_json, t.c.record_hash,
                        t.c.author, t.c.round, t.c.domain_version, t.c.model, t.c.data_hash, t.c.entry_hash,
-                       a.c.seq, a.c.kind, a.c.domain, a.c.created_at, a.c.payload_json, a.c.prev_hash) \
-        .select_from(t.outerjoin(a, a.c.entry_hash == t.c.entry_hash))
+                       a.c.seq, a.c.kind, a.c.domain, a.c.created_at, a.c.payload_json, a.c.prev_hash,
+                       t.c.model_id, m.c.name, m.c.version) \
+        .select_from(t.outerjoin(a, a.c.entry_hash == t.c.entry_hash).outerjoin(m, t.c.model_id == m.c.id))
     if len(basis_by_domain) <= IN_LIST_LIMIT:
         stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
     loads = json.loads
     for (domain, basis, uid, kind, summary, record_hash, author, rnd, version, model, data_hash, entry_hash,
-         seq, ekind, edomain, created, payload_json, prev) in session.connection().execute(stmt.order_by(t.c.id)):
+         seq, ekind, edomain, created, payload_json, prev, model_id, model_name,
+         model_version) in session.connection().execute(stmt.order_by(t.c.id)):
         if basis_by_domain.get(domain) != basis:
             continue
         problem = None
@@ -142,7 +184,7 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
             problem = f"evidence {uid} of {domain} is not in the audit chain (inserted without an entry)"
         elif evidence_record_hash(uid=uid, domain=domain, version=version, basis=basis, kind=kind,
                                   summary=loads(summary), model=model, round=rnd, data_hash=data_hash,
-                                  author=author) != record_hash:
+                                  author=author, model_id=model_id) != record_hash:
             problem = f"evidence {uid} of {domain} ({kind}) was changed after it was recorded"
         else:
             payload = loads(payload_json)
@@ -152,7 +194,8 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
                 problem = f"audit entry {seq} (evidence {uid} of {domain}) no longer matches its hash"
         if problem:
             raise IntegrityError(problem + "; run `registry audit verify` and restore the registry from a backup")
-        yield domain, uid, kind, summary, record_hash, author, rnd
+        yield (domain, uid, kind, summary, record_hash, author, rnd,
+               f"{model_name}@{model_version}" if model_name is not None else None)
 
 
 def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:

@@ -59,12 +59,36 @@ class EvidenceRow(SQLModel, table=True):
     basis_hash: str = Field(max_length=64, index=True)
     kind: str = Field(max_length=32, index=True)
     model: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    model_id: int | None = Field(default=None, foreign_key="models.id", index=True)
     round: int | None = Field(default=None)
     data_hash: str | None = Field(default=None, max_length=64)
     author: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow)
     summary_json: str = Field(sa_column=Column(Text, nullable=False))
     record_hash: str = Field(max_length=64)
+    entry_hash: str | None = Field(default=None, max_length=64)
+
+
+class ModelRow(SQLModel, table=True):
+    """A registered model artifact: ``NAME@VERSION``, its digest and its lineage (immutable once written).
+
+    ``digest_kind``: ``manifest`` (computed here over the files of a directory), ``external`` (given with
+    ``--digest``: an object store, an OCI image, a hub revision) or ``unverified`` (a free-text model name
+    carried over from an older registry; no digest, so it can never pass a ``deploy:*`` gate).
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_model_version"),
+                      UniqueConstraint("digest", name="uq_model_digest"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, index=True)
+    version: int
+    digest: str | None = Field(default=None, max_length=71)
+    digest_kind: str = Field(max_length=16)
+    path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    lineage_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
+    created_at: datetime = Field(default_factory=utcnow)
     entry_hash: str | None = Field(default=None, max_length=64)
 
 
@@ -116,4 +140,4 @@ class JobRow(SQLModel, table=True):
     entry_hash: str | None = Field(default=None, max_length=64)
 
 
-ALL_TABLES = [DomainRow, DomainVersionRow, EvidenceRow, VerdictCacheRow, AuditEntryRow, JobRow]
+ALL_TABLES = [DomainRow, DomainVersionRow, ModelRow, EvidenceRow, VerdictCacheRow, AuditEntryRow, JobRow]

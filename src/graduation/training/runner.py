@@ -47,6 +47,7 @@ class EvalRound:
     rows: list[dict[str, Any]]
     seconds: float
     stopped: str | None = None  # set on the last round of a run that stopped early, with the reason
+    checkpoint: Path | None = None  # the weights that answered, saved (``checkpoint_rounds``)
 
 
 RoundCallback = Callable[[EvalRound], Any]
@@ -71,6 +72,17 @@ class RunSpec:
     max_steps_override: int | None = None
     peft: dict[str, Any] = field(default_factory=dict)  # {} = full fine-tuning; {"method": "lora", "lora_r": ...}
     resume: bool = False  # continue from the newest checkpoint under output_dir/trainer
+    #: save the model that answers each evaluation round to ``output_dir/checkpoints/step-N`` (the registry
+    #: registers each by its digest, so that every round belongs to the artifact that produced it)
+    checkpoint_rounds: bool = False
+
+
+def save_checkpoint(model, tokenizer, out: Path) -> Path:
+    """Weights, config and tokenizer files, written the same way every time (same weights: same digest)."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+    return out
 
 
 class NoLearningSignal(RuntimeError):
@@ -275,8 +287,10 @@ def run(spec: RunSpec) -> RunResult:
         rows = answer_rows(current, tokenizer, spec.eval_rows, prompt_field=spec.prompt_field,
                            answer_field=spec.answer_field, id_field=spec.id_field, samples=samples,
                            temperature=temperature, max_new_tokens=max_new, seed=seed + 1000 + step)
+        checkpoint = save_checkpoint(current, tokenizer, output_dir / "checkpoints" / f"step-{step}") \
+            if spec.checkpoint_rounds else None
         r = EvalRound(len(rounds), step, f"{label}@step-{step}", rows, time.perf_counter() - started,
-                      stopped[0] if stopped else None)
+                      stopped[0] if stopped else None, checkpoint)
         outcome = spec.on_round(r) if spec.on_round is not None else None
         rounds.append((r, outcome))
 
@@ -319,8 +333,11 @@ def run(spec: RunSpec) -> RunResult:
     finally:
         progress.stop()
     final = output_dir / "model"
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
+    if spec.checkpoint_rounds:
+        save_checkpoint(trainer.model, tokenizer, final)  # the same bytes as the last round's checkpoint
+    else:
+        trainer.save_model(str(final))
+        tokenizer.save_pretrained(str(final))
     merged = None
     if peft_config is not None:
         merged = output_dir / "merged"

@@ -1,7 +1,7 @@
 """every record in the chain: entry_hash on record rows, job manifest and lease
 
 Revision ID: 0013_chain
-Revises: 0001
+Revises: 0011_models
 
 Rows written before this revision are chained now, in id order, so that from here on every row has
 the entry that covers it (the registry trusts its own content once, at this upgrade).
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = "0013_chain"
-down_revision = "0001"
+down_revision = "0011_models"
 branch_labels = None
 depends_on = None
 
@@ -21,6 +21,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("entry_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("file_stats_json", sa.Text(), nullable=True))
     with op.batch_alter_table("evidence", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("entry_hash", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("models", schema=None) as batch_op:
         batch_op.add_column(sa.Column("entry_hash", sa.String(length=64), nullable=True))
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("manifest_hash", sa.String(length=64), nullable=True))
@@ -35,7 +37,7 @@ def _chain_existing(conn) -> None:
     from datetime import datetime, timezone
 
     from graduation.audit import GENESIS, canonical, compute_hash
-    from graduation.store.chain import job_digest, version_digest
+    from graduation.store.chain import job_digest, model_digest, version_digest
 
     tail = conn.execute(sa.text("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()
     state = {"seq": tail[0] if tail else 0, "prev": tail[1] if tail else GENESIS}
@@ -59,6 +61,10 @@ def _chain_existing(conn) -> None:
         r = _Row(row)
         h = append("domain_version", f"{r.domain}@{r.version}", version_digest(r), r.domain)
         conn.execute(sa.text("UPDATE domain_versions SET entry_hash = :h WHERE id = :i"), {"h": h, "i": r.id})
+    for row in conn.execute(sa.text("SELECT * FROM models WHERE entry_hash IS NULL ORDER BY id")).mappings().all():
+        r = _Row(row)
+        h = append("model", f"{r.name}@{r.version}", model_digest(r), None)
+        conn.execute(sa.text("UPDATE models SET entry_hash = :h WHERE id = :i"), {"h": h, "i": r.id})
     for row in conn.execute(sa.text("SELECT uid, domain, record_hash FROM evidence WHERE entry_hash IS NULL "
                                     "ORDER BY id")).all():
         h = append("evidence", row[0], row[2], row[1])
@@ -81,6 +87,8 @@ def downgrade() -> None:
         batch_op.drop_column("lease_owner")
         batch_op.drop_column("manifest_hash")
     with op.batch_alter_table("evidence", schema=None) as batch_op:
+        batch_op.drop_column("entry_hash")
+    with op.batch_alter_table("models", schema=None) as batch_op:
         batch_op.drop_column("entry_hash")
     with op.batch_alter_table("domain_versions", schema=None) as batch_op:
         batch_op.drop_column("file_stats_json")
