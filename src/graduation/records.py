@@ -89,6 +89,8 @@ class EvalRecord(Record):
     consistency: Consistency | None = None
     job: str | None = None
     step: int | None = None
+    sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
+        None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
 
 
 class DataAuditRecord(Record):
@@ -107,6 +109,8 @@ class DataAuditRecord(Record):
     lineage_depth: int = Field(0, ge=0)
     ungraduated_generators: list[str] = Field(default_factory=list)
     slices: list[SliceStats] = Field(default_factory=list)
+    sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
+        None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
 
 
 class VerifierCheck(Record):
@@ -125,6 +129,8 @@ class VerifierCheck(Record):
 
 class VerifierValidationRecord(Record):
     verifiers: list[VerifierCheck]
+    sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
+        None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
 
 
 class AuditItem(Record):

@@ -17,6 +17,8 @@ DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
 TIMEOUT_OPTION = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per verified item before it is an error.")
 WORKERS_OPTION = typer.Option(None, "--workers", min=1, help="Isolated worker processes (default: CPU count).")
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Verify again instead of reading cached verdicts.")
+UNSANDBOXED_OPTION = typer.Option(False, "--unsandboxed", help="Run python/command verifiers without the "
+                                  "bubblewrap sandbox (scrubbed environment only); the evidence records it.")
 
 
 class _EvidenceGroup(TyperGroup):
@@ -52,10 +54,10 @@ def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]
         yield lambda done: bar.update(task, completed=done)
 
 
-def _pool(workers: int | None, timeout: float):
+def _pool(workers: int | None, timeout: float, unsandboxed: bool = False):
     from graduation.verifiers.pool import VerifierPool
 
-    return VerifierPool(workers, timeout=timeout)
+    return VerifierPool(workers, timeout=timeout, sandbox="unsandboxed" if unsandboxed else "bwrap")
 
 
 @command("evaluate")
@@ -69,13 +71,14 @@ def evaluate_cmd(
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols."""
     from graduation.gather import evaluate
 
     st = state(ctx)
-    with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
+    with _pool(workers, timeout, unsandboxed) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
         result = evaluate(st.database(), st.root, domain, outputs, model=model, round=round_, pool=pool,
                           cache=not no_cache, progress=progress)
     _render(result, as_json)
@@ -95,13 +98,14 @@ def audit_data_cmd(
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
     from graduation.gather import audit_data
 
     st = state(ctx)
-    with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
+    with _pool(workers, timeout, unsandboxed) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
                             graduated=graduated, derived_from=derived_from, pool=pool, cache=not no_cache,
                             progress=progress)
@@ -114,6 +118,7 @@ def verifiers_check_cmd(
     domain: str = DOMAIN_ARG,
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Validate the domain's verifiers against references and controls, and record the result.
@@ -123,7 +128,7 @@ def verifiers_check_cmd(
     from graduation.gather import check_verifiers
 
     st = state(ctx)
-    with _pool(workers, timeout) as pool:
+    with _pool(workers, timeout, unsandboxed) as pool:
         result = check_verifiers(st.database(), st.root, domain, pool=pool)
     _render(result, as_json)
     if not all(v.trustworthy for v in result.record.verifiers):
