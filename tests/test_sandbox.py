@@ -111,7 +111,7 @@ def test_hostile_verifier_fails_inside_the_sandbox(project, cli, listener, tmp_p
     before = _evidence(cli, "acls")
     checked = cli("verifiers", "check", "lowrisk", "--json")
     assert checked.exit_code in (0, 1), checked.output
-    assert not (project / "imported-here.txt").exists(), "the CLI process imported domain code"
+    assert not (project / "imported-here.txt").exists(), "domain code ran outside the sandbox (CLI process or unsandboxed worker)"
     rows = [{"prompt": "p", "output": attack} for attack in ("write", "env", "socket", "db", "secret")]
     outputs = tmp_path / "out.jsonl"
     outputs.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -10,6 +10,11 @@ models below. Records are immutable once stored. Rates are fractions in [0, 1].
     verifier_validation  VerifierValidationRecord     verifier checks against references and controls
     human_audit          HumanAuditRecord             `registry evidence add --kind human_audit`
     signoff              SignoffRecord                `registry approve` / `evidence add --kind signoff`
+    retraction           RetractionRecord             `registry evidence retract ID --reason TEXT`
+
+Sign-offs, human audits and retractions may carry an SSH signature (``Signed``) over a canonical
+payload (``graduation.signing``); the registry verifies it against ``allowed_signers`` each time it
+counts them, so a row edited in the database stops counting.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff"]
+EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff",
+                       "retraction"]
 EVIDENCE_KINDS: tuple[str, ...] = ("eval", "training_round", "data_audit", "verifier_validation",
-                                   "human_audit", "signoff")
+                                   "human_audit", "signoff", "retraction")
 
 
 class Record(BaseModel):
@@ -139,6 +145,14 @@ class AuditItem(Record):
     verifier_verdict: Literal["pass", "fail", "error"] | None = None
 
 
+class Signed(Record):
+    """An SSH signature (namespace ``graduation``) over ``payload``, by the key with ``fingerprint``."""
+
+    payload: dict = Field(description="The canonical payload that was signed (graduation.signing).")
+    signature: str = Field(description="Armored SSHSIG text, as `ssh-keygen -Y sign` writes it.")
+    fingerprint: str = Field(description="SHA256 fingerprint of the signing key, as `ssh-keygen -l` shows it.")
+
+
 class HumanAuditRecord(Record):
     auditor: str
     checked: int = Field(ge=0)
@@ -147,12 +161,26 @@ class HumanAuditRecord(Record):
     items: list[AuditItem] = Field(default_factory=list)
     agreement: float | None = Field(None, ge=0, le=1, description="Verifier-vs-person agreement on items.")
     note: str | None = None
+    signed: Signed | None = Field(None, description="The auditor's signature over the items and verdicts.")
 
 
 class SignoffRecord(Record):
     by: str = Field(min_length=1)
     role: str = Field(min_length=1)
     note: str | None = None
+    actions: list[str] = Field(default_factory=list, description="What is approved (empty: every action).")
+    model: str | None = None
+    signed: Signed | None = Field(None, description="The principal's signature over the sign-off payload.")
+
+
+class RetractionRecord(Record):
+    """Takes an earlier record out of every decision, without deleting it."""
+
+    evidence: str = Field(min_length=1, description="uid of the retracted record.")
+    record_hash: str
+    reason: str = Field(min_length=1)
+    by: str = Field(min_length=1)
+    signed: Signed | None = None
 
 
 RECORD_MODELS: dict[str, type[Record]] = {
@@ -162,4 +190,5 @@ RECORD_MODELS: dict[str, type[Record]] = {
     "verifier_validation": VerifierValidationRecord,
     "human_audit": HumanAuditRecord,
     "signoff": SignoffRecord,
+    "retraction": RetractionRecord,
 }

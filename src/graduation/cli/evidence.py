@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import typer
 from typer.core import TyperGroup
 
-from graduation.cli.app import EXIT_DENIED, JSON_OPTION, app, command, print_json, state
+from graduation.cli.app import EXIT_DENIED, JSON_OPTION, POLICY_OPTION, app, command, print_json, state
 from graduation.errors import InputError
 
 DOMAIN_ARG = typer.Argument(..., help="Domain name.", show_default=False)
@@ -148,36 +148,53 @@ def evidence_add_cmd(
                                       "(id, verdict pass|fail, and output to re-verify or verifier_verdict)."),
     scope: str = typer.Option("outputs", "--scope", help="Human audit: outputs or ground_truth."),
     note: str | None = typer.Option(None, "--note", help="A free-text note."),
+    key: Path | None = typer.Option(None, "--key", help="The person's SSH key (a private key file, or a public "
+                                    "key held by ssh-agent): signs the sign-off, or the audit's items and "
+                                    "verdicts. Unsigned ones do not count at high and critical risk."),
+    action: list[str] = typer.Option([], "--action", "-a", metavar="ACTION", help="Signoff: what is approved."),
     timeout: float = TIMEOUT_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Record what people checked by hand (human_audit) or approved (signoff)."""
-    from graduation.records import HumanAuditRecord, SignoffRecord
-    from graduation.store.evidence import add_evidence
+    """Record what people checked by hand (human_audit) or approved (signoff), signed with --key."""
+    from graduation import approvals
+    from graduation.policy.model import load_policy
+    from graduation.records import HumanAuditRecord
 
     st = state(ctx)
     if not by or not by.strip():
         raise InputError("--by is required: name the person who audited or signed")
+    if kind not in ("signoff", "human_audit"):
+        raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
+                         "come from `registry evaluate` and `registry audit-data`)")
+    policy = load_policy(policy_file, st.root)
     if kind == "signoff":
         if not role or not role.strip():
             raise InputError("a signoff needs --role (e.g. --role clinical-lead)")
-        record: Any = SignoffRecord(by=by.strip(), role=role.strip(), note=note)
-    elif kind == "human_audit":
+        from graduation.cli.policy import _check_action
+
+        recorded = approvals.signoff(st.database(), st.root, policy, domain, by=by, role=role, key=key,
+                                     actions=[_check_action(a) for a in action] or None, note=note,
+                                     context="evidence add")
+        record: Any = recorded.evidence.record
+    else:
         if scope not in ("outputs", "ground_truth"):
             raise InputError(f"--scope must be outputs or ground_truth, got {scope!r}")
-        record = _human_audit(st, domain, by.strip(), checked, held, items, scope, note, timeout)
+        record = _human_audit(st, domain, by.strip(), checked, held, items, scope, note, timeout, unsandboxed)
         assert isinstance(record, HumanAuditRecord)
-    else:
-        raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
-                         "come from `registry evaluate` and `registry audit-data`)")
-    with st.database().write() as session:
-        stored = add_evidence(session, domain, kind, record, author=by.strip())
+        recorded = approvals.human_audit(st.database(), st.root, policy, domain, record, key=key)
+        record = recorded.evidence.record
+    stored = recorded.evidence
     if as_json:
-        print_json(stored.to_dict())
+        print_json({**stored.to_dict(), "audit_entry": recorded.entry.seq})
         return
-    from graduation.cli.output import info
+    from graduation.cli.output import escape, info
 
-    info(f"recorded {kind} {stored.uid[:12]} for {domain} v{stored.domain_version}")
+    signed = getattr(record, "signed", None)
+    info(f"recorded {kind} {stored.uid[:12]} for {escape(domain)} v{stored.domain_version} by "
+         f"{escape(by.strip())} ({'signed, key ' + signed.fingerprint if signed else 'UNSIGNED'}); "
+         f"audit entry #{recorded.entry.seq}")
     if kind == "human_audit":
         agreement = record.agreement
         info(f"checked {record.checked}, held {record.held}"
@@ -185,7 +202,7 @@ def evidence_add_cmd(
 
 
 def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None, items_file: Path | None,
-                 scope: str, note: str | None, timeout: float):
+                 scope: str, note: str | None, timeout: float, unsandboxed: bool = False):
     from graduation.records import HumanAuditRecord
 
     if items_file is None:
@@ -196,7 +213,7 @@ def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None
         return HumanAuditRecord(auditor=by, checked=checked, held=held, scope=scope, note=note)
     from graduation.gather import human_audit_items
 
-    with _pool(None, timeout) as pool:
+    with _pool(None, timeout, unsandboxed) as pool:
         items = human_audit_items(st.database(), st.root, domain, items_file, pool=pool)
     from graduation.evidence import agreement
 
@@ -206,6 +223,36 @@ def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None
                          f"{passed} judged pass; omit the counts or fix them")
     return HumanAuditRecord(auditor=by, checked=len(items), held=passed, scope=scope, items=items,
                             agreement=agreement(items), note=note)
+
+
+@command("retract", group=evidence_app)
+def evidence_retract_cmd(
+    ctx: typer.Context,
+    evidence: str = typer.Argument(..., help="The record's uid (or 8+ leading hex digits).", show_default=False),
+    reason: str = typer.Option(..., "--reason", help="Why it no longer counts (e.g. a wrong human audit)."),
+    by: str = typer.Option(..., "--by", help="Who retracts it: a principal of allowed_signers."),
+    key: Path | None = typer.Option(None, "--key", help="Their SSH key; required at high and critical risk."),
+    as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
+) -> None:
+    """Take a record out of every decision without deleting it (signed, and chained in the audit log).
+
+    Exit 1 when the retraction is refused (unsigned at high or critical risk, a key not allowed for --by).
+    """
+    from graduation.approvals import retract
+    from graduation.policy.model import load_policy
+
+    st = state(ctx)
+    policy = load_policy(policy_file, st.root)
+    recorded = retract(st.database(), st.root, policy, evidence, reason=reason, by=by, key=key)
+    if as_json:
+        print_json({**recorded.evidence.to_dict(), "audit_entry": recorded.entry.seq})
+        return
+    from graduation.cli.output import escape, info
+
+    rec = recorded.evidence.record
+    info(f"retracted {rec.evidence[:12]} of {escape(recorded.evidence.domain)} by {escape(rec.by)} "
+         f"({'signed' if rec.signed else 'UNSIGNED'}): {escape(rec.reason)}; audit entry #{recorded.entry.seq}")
 
 
 @command("list", group=evidence_app)
@@ -245,8 +292,8 @@ def evidence_list_cmd(
 
 
 def _summary(record: Any) -> str:
-    from graduation.records import (DataAuditRecord, EvalRecord, HumanAuditRecord, SignoffRecord,
-                                    VerifierValidationRecord)
+    from graduation.records import (DataAuditRecord, EvalRecord, HumanAuditRecord, RetractionRecord,
+                                    SignoffRecord, VerifierValidationRecord)
 
     if isinstance(record, EvalRecord):
         return (f"{record.passed}/{record.n} pass, wilson {record.wilson_lower:.3f}, "
@@ -258,9 +305,12 @@ def _summary(record: Any) -> str:
     if isinstance(record, VerifierValidationRecord):
         return ", ".join(f"{v.name} {'ok' if v.trustworthy else 'UNTRUSTWORTHY'}" for v in record.verifiers)
     if isinstance(record, HumanAuditRecord):
-        return f"{record.auditor}: {record.held}/{record.checked} held"
+        return f"{record.auditor}: {record.held}/{record.checked} held" + ("" if record.signed else " (unsigned)")
     if isinstance(record, SignoffRecord):
-        return f"{record.by} ({record.role})"
+        return f"{record.by} ({record.role})" + (f" signed {record.signed.fingerprint[:19]}" if record.signed
+                                                  else " (unsigned)")
+    if isinstance(record, RetractionRecord):
+        return f"retracts {record.evidence[:12]}: {record.reason} ({record.by})"
     return ""
 
 

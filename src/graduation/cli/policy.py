@@ -152,49 +152,41 @@ def explain_cmd(
 def approve_cmd(
     ctx: typer.Context,
     domain: str = typer.Argument(..., help="Domain name."),
-    by: str = typer.Option(..., "--by", help="The person signing off (a name, distinct per person)."),
-    role: str = typer.Option(..., "--role", help="Their role, e.g. clinical-lead, safety-officer."),
+    by: str = typer.Option(..., "--by", help="The signing principal, as listed in policies/allowed_signers "
+                                             "(e.g. alice@example.org)."),
+    role: str = typer.Option(..., "--role", help="Their role, as the policy's approvers.roles names it."),
+    key: Path | None = typer.Option(None, "--key", help="Their SSH key: a private key file, or a public key "
+                                    "whose private half is in ssh-agent. Required at high and critical risk."),
+    action: list[str] = typer.Option([], "--action", "-a", metavar="ACTION", help="What is approved (repeatable; "
+                                     "default deploy:assisted and deploy:autonomous)."),
     note: str | None = typer.Option(None, "--note", help="What they checked."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Record a sign-off by a named person (time-stamped evidence and an audit entry with the new decision)."""
-    from graduation.audit import anchor_path, append, decision_payload, write_anchor
-    from graduation.errors import InputError
-    from graduation.policy.registry import decision_in, load_evidence
-    from graduation.records import SignoffRecord
-    from graduation.store.domains import get_version
-    from graduation.store.evidence import add_evidence
+    """Record a signed sign-off (time-stamped evidence and an audit entry with the new decision).
 
-    by, role = by.strip(), role.strip()
-    if not by or not role:
-        raise InputError("--by and --role must be non-empty")
+    Exit 1 when it is refused (key not in allowed_signers for that principal, principal outside the role,
+    unsigned at high or critical risk, the same person twice): nothing is written or counted.
+    """
+    from graduation.approvals import signoff
+
     st = state(ctx)
     policy = _policy(st, policy_file)
-    def write(session):
-        version = get_version(session, domain)
-        for ev in load_evidence(session, {domain: version.basis_hash})[domain]:
-            if ev.kind == "signoff" and ev.record.by.strip().casefold() == by.casefold():
-                raise InputError(f"{by!r} already signed off {domain!r} (as {ev.record.role}); sign-offs count "
-                                 "distinct people, so ask someone else")
-        ev = add_evidence(session, domain, "signoff", SignoffRecord(by=by, role=role, note=note), author=by)
-        result = decision_in(session, domain, policy)
-        payload = decision_payload(result.decision, action=None, context="approve", policy_file=policy.file,
-                                   extra={"signoff": {"by": by, "role": role, "note": note, "evidence": ev.uid,
-                                                      "record_hash": ev.record_hash}})
-        return ev, result, append(session, "decision", payload, domain)
-
+    actions = [_check_action(a) for a in action]
     with _database(st) as db:
-        ev, result, entry = db.transact(write)
-    write_anchor(anchor_path(st.root, db.url), entry)
-    d = result.decision
+        recorded = signoff(db, st.root, policy, domain, by=by, role=role, key=key, actions=actions or None,
+                           note=note)
+    ev, entry, d = recorded.evidence, recorded.entry, recorded.decision.decision
     if as_json:
         print_json({"signoff": ev.to_dict(), "audit_entry": entry.seq, "decision": d.to_dict()})
         return
-    from graduation.cli.output import info
+    from graduation.cli.output import escape, info
 
-    info(f"signed off {domain} by {by} ({role}); distinct sign-offs now {d.facts['signoffs']['count']} "
-         f"({', '.join(d.facts['signoffs']['people'])}); audit entry #{entry.seq}")
+    s = d.facts["signoffs"]
+    signed = "signed, key " + ev.record.signed.fingerprint if ev.record.signed else "UNSIGNED"
+    info(f"signed off {escape(domain)} by {escape(ev.record.by)} ({escape(ev.record.role)}; {signed}) for "
+         f"{', '.join(ev.record.actions)}; distinct sign-offs now {s['count']} "
+         f"({escape(', '.join(s['people']))}); audit entry #{entry.seq}")
     info(f"allowed now: {', '.join(d.allowed_actions) or 'nothing'}")
 
 

@@ -384,11 +384,32 @@ def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidenc
     facts["graduation"] = ph.graduation
     facts["phase"] = ph.phase
     facts["thresholds"] = dict(policy.threshold_facts[risk])  # a copy: callers may keep and change facts
+    facts["signoffs"] = {**facts["signoffs"], "approved": approved_actions(facts["signoffs"], policy, risk)}
     results, verdicts = _lookup(policy, facts)
     why = _Explainer(policy, facts, ph, t)
     errors = tuple(err for _m, err in results if err) if any(err for _m, err in results) else ()
     return Decision(domain.domain, risk, ph.phase, ph.route, verdicts, recommend(ph, facts, verdicts, why.criteria),
                     ph.unmet, errors, policy.name, policy.digest, tuple(evidence_hashes), facts, domain, why)
+
+
+def approved_actions(signoffs: dict[str, Any], policy: Policy, risk: str) -> list[str]:
+    """Actions whose ``approvers.require`` at ``risk`` (distinct people per role) the sign-offs meet."""
+    from graduation.policy.model import ACTIONS
+
+    grants = signoffs.get("grants") or {}
+    approvers = getattr(policy, "approvers", None)
+    needs = {}
+    if approvers is not None:
+        needs = {r.value if hasattr(r, "value") else r: v for r, v in approvers.require.items()}.get(risk, {})
+    out = []
+    for action in ACTIONS:
+        ok = True
+        for role, count in needs.get(action, {}).items():
+            people = set(grants.get(action, {}).get(role, [])) | set(grants.get("*", {}).get(role, []))
+            ok = ok and len(people) >= count
+        if ok:
+            out.append(action)
+    return out
 
 
 def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple], criteria) -> str:

@@ -81,9 +81,12 @@ FACT_SCHEMA: dict[str, Any] = {
         "held_rate": ("double", "held / checked (0.0 when nothing was checked)."),
     },
     "signoffs": {
-        "count": ("int", "Distinct people who signed off."),
+        "count": ("int", "Distinct people who signed off (signatures verified by the registry)."),
         "people": ("list<string>", "Their names."),
         "roles": ("list<string>", "Their roles (distinct)."),
+        "unsigned": ("int", "How many of them signed off without a signature (low and medium risk only)."),
+        "approved": ("list<string>", "Actions whose approvers requirement (policy `approvers.require`, distinct "
+                                     "people per role at this risk) is met."),
     },
     "graduation": {
         "route": ("string", "external | internal | '' (not graduated)."),
@@ -177,6 +180,8 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
     audits: dict[str, Any] = {}
     human_audits = checked = held = 0
     signers: dict[str, tuple[str, str]] = {}
+    grants: dict[str, dict[str, list[str]]] = {}  # action ("*": every action) -> role -> people
+    unsigned = 0
     hashes = [ev.record_hash for ev in evidence]
     for ev in evidence:
         kind = ev.kind
@@ -205,7 +210,13 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             checked += rec.checked
             held += rec.held
         elif kind == "signoff":
-            signers.setdefault(rec.by.strip().casefold(), (rec.by.strip(), rec.role))
+            person = rec.by.strip()
+            if person.casefold() not in signers:
+                signers[person.casefold()] = (person, rec.role)
+                fields = rec if isinstance(rec, dict) else rec.__dict__
+                unsigned += fields.get("signed") is None
+                for action in fields.get("actions") or ["*"]:
+                    grants.setdefault(action, {}).setdefault(rec.role, []).append(person)
 
     validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
     untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy])
@@ -265,7 +276,8 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
         "human": {"audits": human_audits, "checked": checked, "held": held,
                   "held_rate": held / checked if checked else 0.0},
         "signoffs": {"count": len(people), "people": people,
-                     "roles": _sorted({role for _name, role in signers.values()})},
+                     "roles": _sorted({role for _name, role in signers.values()}), "unsigned": unsigned,
+                     "approved": (), "grants": grants},
     }
     return Summary(facts, rounds, hashes)
 

@@ -110,7 +110,7 @@ def decisions(db, policy: Policy, names: list[str] | None = None, cache: Path | 
         spec = DomainSpec.model_validate(json.loads(v.spec_json))
         entry = cached.get(v.domain)
         if v.domain in stale:
-            summary = summarize(spec, evidence[v.domain])
+            summary = summarize(spec, counted(spec, v.content_hash, evidence[v.domain], policy))
             ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
             hashes = summary.evidence_hashes
             entry = {"key": keys[v.domain], "facts": summary.facts, "phase": [ph.phase, ph.route, list(ph.unmet)],
@@ -138,10 +138,18 @@ def decision_in(session, name: str, policy: Policy) -> DomainDecision:
     v = versions[0]
     evidence = load_evidence(session, {v.domain: v.basis_hash})
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
-    summary = summarize(spec, evidence[v.domain])
+    summary = summarize(spec, counted(spec, v.content_hash, evidence[v.domain], policy))
     ph = compute_phase(summary, policy.thresholds[spec.risk._value_])
     return DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                           v.content_hash, v.source_file)
+
+
+def counted(spec: DomainSpec, content_hash: str, evidence: list, policy: Policy) -> list:
+    """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``)."""
+    from graduation.trust import screen
+
+    return screen(evidence, domain=spec.domain, domain_digest=content_hash, risk=spec.risk._value_,
+                  policy=policy).evidence
 
 
 def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None = None,
@@ -165,4 +173,4 @@ def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None =
         return deny_all(domain.domain, f"the decision failed: {type(exc).__name__}: {exc}", risk=domain.risk._value_)
 
 
-__all__ = ["DomainDecision", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]
+__all__ = ["DomainDecision", "counted", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]
