@@ -15,8 +15,10 @@ from graduation.cli.app import (EXIT_DENIED, EXIT_INPUT, EXIT_OK, JSON_OPTION, P
 
 policy_app = typer.Typer(help="Check and test policy files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained decision log.", no_args_is_help=True)
+keys_app = typer.Typer(help="The registry's own signing key.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 
@@ -299,16 +301,23 @@ def audit_verify_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def audit_export_cmd(
     ctx: typer.Context,
     decision: str = typer.Argument(..., help="Decision id (or 8+ leading hex digits), entry hash prefix, or #SEQ."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the statement here instead of stdout."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the envelope here instead of stdout."),
+    key: Path | None = typer.Option(None, "--key", help="The registry's private key (default: "
+                                    "registry/keys/registry-ed25519.pem or GRADUATION_REGISTRY_KEY)."),
+    unsigned: bool = typer.Option(False, "--unsigned", help="Write the bare in-toto Statement, unsigned."),
 ) -> None:
-    """Write an in-toto Statement (SLSA Verification Summary predicate) for a recorded decision."""
+    """Write a DSSE envelope, signed with the registry's key, of the in-toto Statement (SLSA Verification
+    Summary predicate) for a recorded decision. `registry audit verify-attestation` checks it."""
     import json
 
+    from graduation.attest import key_path, sign_statement
     from graduation.audit import find_decision, statement
 
-    with _database(state(ctx)) as db, db.read() as session:
+    st = state(ctx)
+    with _database(st) as db, db.read() as session:
         entry = find_decision(session, decision)
-    text = json.dumps(statement(entry), indent=2, ensure_ascii=False) + "\n"
+    document = statement(entry) if unsigned else sign_statement(statement(entry), key_path(st.root, key))
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -317,4 +326,103 @@ def audit_export_cmd(
     atomic_write_text(out, text)
     from graduation.cli.output import info
 
-    info(f"wrote {out} (decision {entry.payload.get('decision_id', '')[:12]}, audit entry #{entry.seq})")
+    info(f"wrote {out} ({'statement' if unsigned else 'signed DSSE envelope'}, decision "
+         f"{entry.payload.get('decision_id', '')[:12]}, audit entry #{entry.seq})")
+
+
+@command("checkpoint", group=audit_app)
+def audit_checkpoint_cmd(
+    ctx: typer.Context,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the envelope here instead of stdout."),
+    key: Path | None = typer.Option(None, "--key", help="The registry's private key (see `registry keys init`)."),
+) -> None:
+    """A signed checkpoint of the audit chain (its length and head hash) as a DSSE envelope; exit 1 when the
+    chain is broken. Keep checkpoints outside the registry: a rewritten log no longer matches them."""
+    import json
+
+    from graduation.attest import checkpoint, key_path
+
+    st = state(ctx)
+    with _database(st) as db, db.read() as session:
+        envelope = checkpoint(session, key_path(st.root, key))
+    text = json.dumps(envelope, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from graduation.fsutil import atomic_write_text
+
+    atomic_write_text(out, text)
+    from graduation.cli.output import info
+
+    info(f"wrote {out} (signed checkpoint)")
+
+
+@command("verify-attestation", group=audit_app)
+def audit_verify_attestation_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A DSSE envelope from `registry audit export` or `audit checkpoint`.",
+                                show_default=False),
+    key: Path = typer.Option(..., "--key", help="The registry's PUBLIC key (registry-ed25519.pem.pub)."),
+    digest: str | None = typer.Option(None, "--subject-digest", help="Also require this sha256 among the "
+                                      "statement's subjects (e.g. the model's or the domain's digest)."),
+    against_registry: bool = typer.Option(False, "--against-registry", help="Checkpoint: also require the "
+                                          "registry's audit log to hold that head entry."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Verify an attestation's signature with the registry's public key. Exit 0 valid, 1 invalid."""
+    import json
+
+    from graduation.attest import CHECKPOINT_PAYLOAD, AttestationError, verify_envelope
+    from graduation.errors import InputError
+
+    try:
+        data = json.loads(file.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AttestationError(f"{file}: not a JSON envelope ({exc})") from None
+    result = verify_envelope(data, key)
+    payload = result["payload"]
+    if digest is not None:
+        subjects = [s.get("digest", {}).get("sha256") for s in payload.get("subject", [])]
+        if digest.lower() not in subjects:
+            raise AttestationError(f"the attestation is valid but names no subject with sha256 {digest}")
+    if against_registry and result["payloadType"] == CHECKPOINT_PAYLOAD:
+        from graduation.store import audit as q
+
+        head = payload.get("head") or {}
+        with _database(state(ctx)) as db, db.read() as session:
+            row = q.get(session, int(head.get("seq", 0)))
+        if row is None or row.entry_hash != head.get("entry_hash"):
+            raise AttestationError(f"the registry's audit log does not hold the checkpoint's head entry "
+                                   f"#{head.get('seq')}: it was rewritten or truncated")
+    if as_json:
+        print_json({"valid": True, **result})
+        return
+    from graduation.cli.output import escape, info
+
+    what = payload.get("predicate", {}).get("verificationResult") or payload.get("type", "")
+    info(f"[green]ok[/]  {escape(str(file))}: signed by the registry key ({escape(result['payloadType'])}; "
+         f"{escape(str(what))})")
+
+
+@command("init", group=keys_app)
+def keys_init_cmd(
+    ctx: typer.Context,
+    path: Path | None = typer.Option(None, "--path", help="Where the private key goes (default: "
+                                     "registry/keys/registry-ed25519.pem, or GRADUATION_REGISTRY_KEY)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing key."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create the registry's Ed25519 key, outside the database: it signs exported attestations and checkpoints."""
+    from graduation.attest import init_key, key_path
+
+    st = state(ctx)
+    private, public, keyid = init_key(key_path(st.root, path), force=force)
+    if as_json:
+        print_json({"private": str(private), "public": str(public), "keyid": keyid})
+        return
+    from graduation.cli.output import escape, info
+
+    info(f"wrote {escape(str(private))} (private, mode 0600) and {escape(str(public))} (public; give it to "
+         f"whoever verifies attestations); keyid {keyid[:16]}")
