@@ -99,12 +99,21 @@ def test_status_json_for_one_and_all(cli, registry):
     assert any("sign-offs 0 < 2" in u for u in one["decisions"][0]["actions"]["deploy:assisted"]["unmet"])
 
 
-def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry):
-    assert cli("approve", "acls", "--by", "Ann Lee", "--role", "resus-lead").exit_code == 0
-    dup = cli("approve", "acls", "--by", "ann lee", "--role", "other")
-    assert dup.exit_code == 2 and "already signed off" in dup.output
+def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry, project):
+    from tests.test_signoffs import keygen
+
+    keys = {p: keygen(project.parent / f"{project.name}-{p}", p) for p in ("ann@example.org", "bob@example.org")}
+    (project / "policies" / "allowed_signers").write_text("".join(
+        f"{p} {k.with_suffix('.pub').read_text()}" for p, k in keys.items()))
+    # critical risk: an unsigned sign-off is refused (exit 1) and nothing is written
+    assert cli("approve", "acls", "--by", "Ann Lee", "--role", "resus-lead").exit_code == 1
+    assert cli("approve", "acls", "--by", "ann@example.org", "--role", "resus-lead",
+               "--key", str(keys["ann@example.org"])).exit_code == 0
+    dup = cli("approve", "acls", "--by", "ann@example.org", "--role", "other", "--key", str(keys["ann@example.org"]))
+    assert dup.exit_code == 1 and "already signed off" in dup.output
     assert cli("status", "acls", "--require", "deploy:assisted").exit_code == 1
-    assert cli("approve", "acls", "--by", "Bob Diaz", "--role", "safety", "--note", "read it").exit_code == 0
+    assert cli("approve", "acls", "--by", "bob@example.org", "--role", "safety", "--note", "read it",
+               "--key", str(keys["bob@example.org"])).exit_code == 0
     assert cli("status", "acls", "--require", "deploy:assisted").exit_code == 0
     assert cli("status", "acls", "--require", "online:grpo").exit_code == 1
     assert audit_count(registry) == 5
@@ -164,12 +173,12 @@ def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp
     data = json.loads(cli("status", "acls", "--json").stdout)
     decision_id = data["decisions"][0]["decision_id"]
     out = tmp_path / "att.json"
-    result = cli("audit", "export", decision_id[:16], "--out", str(out))
+    result = cli("audit", "export", decision_id[:16], "--out", str(out), "--unsigned")
     assert result.exit_code == 0
     statement = json.loads(out.read_text())
     assert statement["predicate"]["verificationResult"] == "PASSED"
     assert statement["predicate"]["decision"]["action"] == "train:sft"
-    assert cli("audit", "export", "#1").exit_code == 0
+    assert cli("audit", "export", "#1", "--unsigned").exit_code == 0
     with registry.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET domain = 'acls' WHERE seq = 1"))
     result = cli("audit", "verify")

@@ -469,7 +469,10 @@ def load_policy(path: Path | str | None = None, project_root: Path | None = None
 
     shown = display_path(path, Path(project_root)) if project_root is not None else str(path)
     text = read_text(path)
-    signers_path = path.parent / _allowed_signers_name(text)
+    name = _allowed_signers_name(text)
+    signers_path = path.parent / name
+    if not signers_path.is_file() and project_root is not None:  # the packaged policy: the project's own list
+        signers_path = Path(project_root) / "policies" / name
     signers = signers_path.read_text("utf-8") if signers_path.is_file() else ""
     return parse_policy(text, shown, signers, str(signers_path))
 
