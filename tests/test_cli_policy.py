@@ -102,7 +102,7 @@ def test_status_json_for_one_and_all(cli, registry):
 def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry, project):
     from tests.test_signoffs import keygen
 
-    keys = {p: keygen(project.parent / f"{project.name}-{p}", p) for p in ("ann@example.org", "bob@example.org")}
+    keys = {p: keygen(project.parent / f"{project.name}-{p.split('@')[0]}", p) for p in ("ann@example.org", "bob@example.org")}
     (project / "policies" / "allowed_signers").write_text("".join(
         f"{p} {k.with_suffix('.pub').read_text()}" for p, k in keys.items()))
     # critical risk: an unsigned sign-off is refused (exit 1) and nothing is written

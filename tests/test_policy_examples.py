@@ -40,6 +40,7 @@ def examples(tmp_path_factory):
     for step in steps:
         result = run(*step)
         assert result.returncode == 0, result.stdout + result.stderr
+    run.signers = root / "policies" / "allowed_signers"
     return run
 
 
@@ -62,11 +63,19 @@ def test_pedestrian_critical_discovery_sandbox_only_naming_slice_and_flips(examp
         assert examples("status", "pedestrian-perception", "--require", action).returncode == 1
 
 
-def test_acls_sft_allowed_assisted_after_two_signoffs_never_online(examples):
+def test_acls_sft_allowed_assisted_after_two_signoffs_never_online(examples, tmp_path):
+    from tests.test_signoffs import keygen
+
     assert examples("status", "acls-cardiac-arrest", "--require", "train:sft").returncode == 0
     assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 1
-    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Lee", "--role", "resuscitation-lead").returncode == 0
-    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Diaz", "--role", "safety-officer").returncode == 0
+    # critical risk: unsigned sign-offs are refused and never counted
+    assert examples("approve", "acls-cardiac-arrest", "--by", "Dr Lee", "--role", "resuscitation-lead").returncode == 1
+    keys = {p: keygen(tmp_path / p.split("@")[0], p) for p in ("lee@example.org", "diaz@example.org")}
+    examples.signers.write_text("".join(f"{p} {k.with_suffix('.pub').read_text()}" for p, k in keys.items()))
+    assert examples("approve", "acls-cardiac-arrest", "--by", "lee@example.org", "--role", "resuscitation-lead",
+                    "--key", str(keys["lee@example.org"])).returncode == 0
+    assert examples("approve", "acls-cardiac-arrest", "--by", "diaz@example.org", "--role", "safety-officer",
+                    "--key", str(keys["diaz@example.org"])).returncode == 0
     assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 0
     assert examples("status", "acls-cardiac-arrest", "--require", "deploy:autonomous").returncode == 1
     assert examples("status", "acls-cardiac-arrest", "--require", "online:grpo").returncode == 1
