@@ -13,6 +13,12 @@ if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-ge
   (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null) \
     || echo "shellcheck could not be installed; the generated-shell lint check will be skipped"
 fi
+# bubblewrap: python and command verifiers run only inside its sandbox (tests of those kinds need it).
+if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing bubblewrap (Debian package)"
+  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+    || echo "bubblewrap could not be installed; python/command verifiers will need --unsandboxed"
+fi
 
 echo "== test suite (SQLite)"
 "$PY" -m pytest -n 2 -p no:cacheprovider "$@"

@@ -28,11 +28,14 @@ def test_exported_attestation_verifies_and_fails_after_one_byte(project, cli, tm
     assert cli("keys", "init").exit_code == 0
     public = project / "registry" / "keys" / "registry-ed25519.pem.pub"
     out = tmp_path / "att.json"
-    assert cli("audit", "export", "#1", "--out", str(out)).exit_code == 0
+    # the README's deploy pipeline: decision id and digest from `status --json`, then export and verify
+    status = json.loads(cli("status", "toy", "--require", "deploy:sandbox", "--json").stdout)
+    decision, digest = status["decisions"][0]["decision_id"], status["decisions"][0]["domain_digest"]
+    assert cli("audit", "export", decision, "-o", str(out)).exit_code == 0
     envelope = json.loads(out.read_text())
     assert envelope["payloadType"] == "application/vnd.in-toto+json" and len(envelope["signatures"]) == 1
     statement = json.loads(base64.b64decode(envelope["payload"]))
-    digest = statement["subject"][0]["digest"]["sha256"]
+    assert statement["subject"][0]["digest"]["sha256"] == digest
     ok = cli("audit", "verify-attestation", str(out), "--key", str(public), "--subject-digest", digest)
     assert ok.exit_code == 0, ok.output
     assert cli("audit", "verify-attestation", str(out), "--key", str(public), "--subject-digest",
