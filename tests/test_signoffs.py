@@ -246,3 +246,29 @@ def test_retraction_takes_a_record_out_and_everything_is_chained(cli, keys, doma
                                                       for p in payloads}
     written = {e["uid"] for e in listed if e["kind"] in ("human_audit", "signoff", "retraction")}
     assert len(written) == 3 and written <= chained, "every audit, sign-off and retraction is in the chain"
+
+
+def test_a_key_held_by_ssh_agent_signs(cli, keys, domains, tmp_path, monkeypatch):
+    import os
+    import shutil
+    import signal
+
+    if not shutil.which("ssh-agent") or not shutil.which("ssh-add"):
+        pytest.skip("no ssh-agent here")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(sock), "-s"], capture_output=True, text=True, check=True)
+    pid = int(re.search(r"SSH_AGENT_PID=(\d+)", agent.stdout).group(1))
+    try:
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        private = keys["alice@example.org"]
+        subprocess.run(["ssh-add", "-q", str(private)], env=env, check=True, capture_output=True)
+        public = tmp_path / "alice.pub"
+        public.write_text(private.with_suffix(".pub").read_text())
+        private.unlink()  # only the agent holds the private key now
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        result = cli("approve", "acls", "--by", "alice@example.org", "--role", "clinical-safety-officer",
+                     "--key", str(public))
+        assert result.exit_code == 0, result.output
+        assert signoffs(cli, "acls")["count"] == 1
+    finally:
+        os.kill(pid, signal.SIGTERM)
