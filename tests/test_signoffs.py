@@ -272,3 +272,18 @@ def test_a_key_held_by_ssh_agent_signs(cli, keys, domains, tmp_path, monkeypatch
         assert signoffs(cli, "acls")["count"] == 1
     finally:
         os.kill(pid, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("people", [["alice@example.org", "alice.@example.org"],   # differ only in punctuation
+                                    ["\u0430lice@example.org"],                    # Cyrillic а
+                                    ["alice\u200b@example.org"],                   # zero-width space
+                                    ["Alice@example.org"]])                        # upper case
+def test_policy_refuses_principals_that_could_pass_for_another(people):
+    from graduation.errors import SpecError
+    from graduation.policy.model import parse_policy
+
+    text = (REPO / "policies" / "default.yaml").read_text().replace(
+        "  roles: {}\n", f"  roles: {{officer: {json.dumps(people)}}}\n")
+    assert "officer" in text
+    with pytest.raises(SpecError, match="principal|punctuation"):
+        parse_policy(text, "p.yaml")
