@@ -287,3 +287,14 @@ def test_policy_refuses_principals_that_could_pass_for_another(people):
     assert "officer" in text
     with pytest.raises(SpecError, match="principal|punctuation"):
         parse_policy(text, "p.yaml")
+
+
+def test_two_people_of_the_wrong_roles_do_not_meet_the_per_role_requirement(cli, keys, domains):
+    assert approve(cli, keys, "alice@example.org", key="alice@example.org").exit_code == 0
+    assert approve(cli, keys, "eve@example.org", role="auditor", key="eve@example.org").exit_code == 0
+    now = signoffs(cli, "acls")
+    assert now["count"] == 2 and "deploy:assisted" not in now["approved"]
+    # bob approves something else: still not deploy:assisted
+    assert cli("approve", "acls", "--by", "bob@example.org", "--role", "clinical-safety-officer", "--action",
+               "deploy:shadow", "--key", str(keys["bob@example.org"])).exit_code == 0
+    assert "deploy:assisted" not in signoffs(cli, "acls")["approved"]

@@ -240,11 +240,16 @@ def data_unmet(facts: dict[str, Any], t) -> list[str]:
 
 def signoff_unmet(facts: dict[str, Any], t) -> list[str]:
     s = facts["signoffs"]
-    if s["count"] >= t.required_signoffs:
-        return []
-    have = f" (have: {', '.join(s['people'])})" if s["people"] else ""
-    return [f"sign-offs {s['count']} < {t.required_signoffs} distinct people{have}: `registry approve DOMAIN --by NAME "
-            f"--role ROLE`"]
+    out = []
+    if s["count"] < t.required_signoffs:
+        have = f" (have: {', '.join(s['people'])})" if s["people"] else ""
+        out.append(f"sign-offs {s['count']} < {t.required_signoffs} distinct people{have}: `registry approve DOMAIN "
+                   f"--by PRINCIPAL --role ROLE --key KEY`")
+    missing = [a for a in ("deploy:assisted", "deploy:autonomous") if a not in s.get("approved", [a])]
+    if missing:
+        out.append(f"the policy's approvers (distinct principals per role, `approvers.require`) have not approved "
+                   f"{', '.join(missing)}")
+    return out
 
 
 # -- rendering reasons --------------------------------------------------------------------------------
