@@ -26,6 +26,12 @@ if ! command -v shellcheck >/dev/null; then
 else
   export GRADUATION_REQUIRE_SHELLCHECK=1
 fi
+# bubblewrap: python and command verifiers run only inside its sandbox (tests of those kinds need it).
+if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing bubblewrap (Debian package)"
+  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+    || echo "bubblewrap could not be installed; python/command verifiers will need --unsandboxed"
+fi
 
 echo "== test suite (SQLite)"
 "$PY" -m pytest -n 2 -p no:cacheprovider "$@"

@@ -82,13 +82,23 @@ def test_human_audit_with_items_reports_agreement_and_signoff(project, cli, tmp_
         {"id": "p3", "verdict": "fail", "output": "exposure = 1, aperture = 1"},   # verifier: fail
         {"id": "x9", "verdict": "fail", "verifier_verdict": "fail"},
     ])
+    from tests.test_signoffs import keygen
+
+    keys = {p: keygen(tmp_path / p.split("@")[0], p) for p in ("ada@example.org", "grace@example.org")}
+    (project / "policies" / "allowed_signers").write_text("".join(
+        f"{p} {k.with_suffix('.pub').read_text()}" for p, k in keys.items()))
+    # high risk: an unsigned audit is refused; the auditor signs the items and verdicts
+    assert cli("evidence", "add", "photo", "--kind", "human_audit", "--by", "ada@example.org",
+               "--items", str(items)).exit_code == 1
     result = cli("evidence", "add", "photo", "--kind", "human_audit", "--by", "ada@example.org",
-                 "--items", str(items), "--json")
+                 "--items", str(items), "--key", str(keys["ada@example.org"]), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)["summary"]
     assert (summary["checked"], summary["held"], summary["agreement"]) == (4, 2, 0.75)
-    sign = cli("evidence", "add", "photo", "--kind", "signoff", "--by", "Grace", "--role", "lead", "--json")
-    assert sign.exit_code == 0 and json.loads(sign.stdout)["summary"]["by"] == "Grace"
+    assert summary["signed"]["payload"]["items"][1] == {"id": "p2", "verdict": "pass"}
+    sign = cli("evidence", "add", "photo", "--kind", "signoff", "--by", "grace@example.org", "--role", "lead",
+               "--key", str(keys["grace@example.org"]), "--json")
+    assert sign.exit_code == 0 and json.loads(sign.stdout)["summary"]["by"] == "grace@example.org"
     assert cli("evidence", "add", "photo", "--kind", "signoff", "--by", "Grace").exit_code == 2
     assert cli("evidence", "add", "photo", "--kind", "human_audit", "--by", "x", "--checked", "2",
                "--held", "3").exit_code == 2

@@ -54,7 +54,7 @@ def registry(project: Path, db_url: str, cli):
     from graduation.records import HumanAuditRecord
     from graduation.store.models import register_model
 
-    write_domain(project, "tempe", text=TEMPE)
+    write_domain(project, "tempe", text=TEMPE, rows='{"prompt": "p", "answer": "car", "at_crosswalk": false}\n')
     write_domain(project, "acls", text=ACLS)
     assert cli("register", str(project / "domains")).exit_code == 0
     db = Database(db_url)
@@ -75,8 +75,19 @@ def registry(project: Path, db_url: str, cli):
                 substance_pass_rate=1.0, format_pass_rate=1.0, shape_gap=0.0,
                 consistency=Consistency(k=4, prompts=300, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0)),
                 round=r + 1, model_id=assistant.id)
-        add_evidence(s, "acls", "human_audit", HumanAuditRecord(auditor="ann", checked=100, held=100),
-                     model_id=assistant.id)
+        assistant_id = assistant.id
+    # critical risk: only a human audit the auditor signed counts (over each item's verdict)
+    from graduation.approvals import human_audit
+    from graduation.policy.model import load_policy
+    from graduation.records import AuditItem
+    from tests.test_signoffs import keygen
+
+    key = keygen(project.parent / f"{project.name}-auditor", "auditor@example.org")
+    (project / "policies" / "allowed_signers").write_text(f"auditor@example.org {key.with_suffix('.pub').read_text()}")
+    items = [AuditItem(id=f"i{i}", verdict="pass") for i in range(100)]
+    human_audit(db, project, load_policy(None, project), "acls",
+                HumanAuditRecord(auditor="auditor@example.org", checked=100, held=100, items=items), key=key,
+                model_id=assistant_id)
     yield db
     db.dispose()
 
@@ -120,13 +131,22 @@ def test_status_json_for_one_and_all(cli, registry):
         [("assistant@1", "graduated", ["deploy:sandbox", "deploy:shadow"])]
 
 
-def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry):
+def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry, project):
+    from tests.test_signoffs import keygen
+
+    keys = {p: keygen(project.parent / f"{project.name}-{p.split('@')[0]}", p) for p in ("ann@example.org", "bob@example.org")}
+    with (project / "policies" / "allowed_signers").open("a") as signers:
+        signers.write("".join(f"{p} {k.with_suffix('.pub').read_text()}" for p, k in keys.items()))
     sign = ("--model", "assistant@1", "--action", "deploy:assisted")
-    assert cli("approve", "acls", *sign, "--by", "Ann Lee", "--role", "resus-lead").exit_code == 0
-    dup = cli("approve", "acls", *sign, "--by", "ann lee", "--role", "other")
-    assert dup.exit_code == 2 and "already signed off" in dup.output
+    # critical risk: an unsigned sign-off is refused (exit 1) and nothing is written
+    assert cli("approve", "acls", *sign, "--by", "Ann Lee", "--role", "resus-lead").exit_code == 1
+    assert cli("approve", "acls", *sign, "--by", "ann@example.org", "--role", "resus-lead",
+               "--key", str(keys["ann@example.org"])).exit_code == 0
+    dup = cli("approve", "acls", *sign, "--by", "ann@example.org", "--role", "other", "--key", str(keys["ann@example.org"]))
+    assert dup.exit_code == 1 and "already signed off" in dup.output
     assert cli("status", "acls", "--model", "assistant", "--require", "deploy:assisted").exit_code == 1
-    assert cli("approve", "acls", *sign, "--by", "Bob Diaz", "--role", "safety", "--note", "read it").exit_code == 0
+    assert cli("approve", "acls", *sign, "--by", "bob@example.org", "--role", "safety", "--note", "read it",
+               "--key", str(keys["bob@example.org"])).exit_code == 0
     assert cli("status", "acls", "--model", "assistant", "--require", "deploy:assisted").exit_code == 0
     assert cli("status", "acls", "--model", "assistant", "--require", "online:grpo").exit_code == 1
     assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 1  # another model
@@ -207,14 +227,14 @@ def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp
     data = json.loads(cli("status", "acls", "--json").stdout)
     decision_id = data["decisions"][0]["decision_id"]
     out = tmp_path / "att.json"
-    result = cli("audit", "export", decision_id[:16], "--out", str(out))
+    result = cli("audit", "export", decision_id[:16], "--out", str(out), "--unsigned")
     assert result.exit_code == 0
     statement = json.loads(out.read_text())
     assert statement["predicate"]["verificationResult"] == "PASSED"
     assert statement["predicate"]["decision"]["action"] == "train:sft"
     with registry.engine.connect() as conn:
         first = conn.execute(text("SELECT min(seq) FROM audit_log WHERE kind = 'decision'")).scalar()
-    assert cli("audit", "export", f"#{first}").exit_code == 0
+    assert cli("audit", "export", f"#{first}", "--unsigned").exit_code == 0
     with registry.engine.begin() as conn:
         conn.execute(text("UPDATE audit_log SET domain = 'acls' WHERE seq = :s"), {"s": first})
     result = cli("audit", "verify")

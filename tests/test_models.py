@@ -151,16 +151,20 @@ def test_exported_statement_names_the_artifact_and_fails_a_denied_action(d, cli,
     a_dir = _model_dir(tmp_path / "a")
     reg = json.loads(cli("models", "register", "a", "--path", str(a_dir), "--json").stdout)
     assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "bad.jsonl", False)), "-m", "a").exit_code == 0
-    assert cli("status", "d", "--model", "a", "--require", "deploy:assisted").exit_code == 1
-    statement = json.loads(cli("audit", "export", "#1").stdout)
+    denied = cli("status", "d", "--model", "a", "--require", "deploy:assisted", "--json")
+    assert denied.exit_code == 1
+    statement = json.loads(cli("audit", "export", json.loads(denied.stdout)["decisions"][0]["decision_id"],
+                               "--unsigned").stdout)
     assert statement["subject"] == [{"name": "a@1", "digest": {"sha256": reg["digest"].partition(":")[2]}}]
     predicate = statement["predicate"]
     assert predicate["verificationResult"] == "FAILED" and predicate["decision"]["action"] == "deploy:assisted"
     assert predicate["domain"]["name"] == "d" and len(predicate["domain"]["version_digest"]) == 64
     assert predicate["policy"]["digest"]["sha256"] and predicate["inputAttestations"]
     assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "good.jsonl", True)), "-m", "a").exit_code == 0
-    assert cli("status", "d", "--model", "a", "--require", "deploy:sandbox").exit_code == 0
-    passed = json.loads(cli("audit", "export", "#2").stdout)
+    allowed = cli("status", "d", "--model", "a", "--require", "deploy:sandbox", "--json")
+    assert allowed.exit_code == 0
+    passed = json.loads(cli("audit", "export", json.loads(allowed.stdout)["decisions"][0]["decision_id"],
+                            "--unsigned").stdout)
     assert passed["predicate"]["verificationResult"] == "PASSED"
     assert passed["subject"][0]["digest"]["sha256"] == reg["digest"].partition(":")[2]
 
@@ -292,10 +296,11 @@ def test_a_registry_of_the_previous_release_upgrades_with_every_record_kept(proj
     write_domain(project, "d", text=D, rows="".join(json.dumps(r) + "\n" for r in ROWS))
     spec = '{"domain": "d", "title": "Sums", "risk": "low", "owners": ["a@example.org"]}'
     from graduation.records import EvalRecord
+    from graduation.store.chain import evidence_record_hash  # the previous release's record hash (no model link)
 
     summary = json.dumps(EvalRecord(model="old-7b@step 3", n=60, passed=60, pass_rate=1.0, wilson_lower=0.94,
                                     substance_pass_rate=1.0, format_pass_rate=1.0, shape_gap=0.0)
-                         .model_dump(mode="json", exclude={"origin"}))  # as the previous release wrote it
+                         .model_dump(mode="json", exclude={"origin", "sandbox"}))  # as the previous release wrote it
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO domains (name, latest_version, risk, title, created_at, updated_at) "
                           "VALUES ('d', 1, 'low', 'Sums', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
@@ -307,8 +312,11 @@ def test_a_registry_of_the_previous_release_upgrades_with_every_record_kept(proj
             conn.execute(text("INSERT INTO evidence (uid, domain, domain_version, basis_hash, kind, model, round, "
                               "created_at, summary_json, record_hash) VALUES (:u, 'd', 1, :h, :k, :m, 1, "
                               "CURRENT_TIMESTAMP, :s, :r)"),
-                         {"u": f"u{i}", "h": "0" * 64, "k": kind, "m": model, "r": f"{i:064x}",
-                          "s": summary if kind != "signoff" else '{"by": "ann", "role": "r"}'})
+                         {"u": f"u{i}", "h": "0" * 64, "k": kind, "m": model, "s": (body := summary if kind != "signoff"
+                                                                                    else '{"by": "ann", "role": "r"}'),
+                          "r": evidence_record_hash(uid=f"u{i}", domain="d", version=1, basis="0" * 64, kind=kind,
+                                                    summary=json.loads(body), model=model, round=1, data_hash=None,
+                                                    author=None)})
         before = conn.execute(text("SELECT uid, kind, model, summary_json, record_hash FROM evidence ORDER BY id"))\
             .fetchall()
     engine.dispose()
@@ -321,6 +329,8 @@ def test_a_registry_of_the_previous_release_upgrades_with_every_record_kept(proj
             .fetchall()
         linked = conn.execute(text("SELECT count(*) FROM evidence WHERE model_id IS NOT NULL")).scalar()
     engine.dispose()
-    assert after == before and linked == 3  # every row kept as it was, each round linked to its model
+    # every row kept as it was, each round linked to its model; a linked round's hash now covers the link
+    assert [r[:4] for r in after] == [r[:4] for r in before] and linked == 3
+    assert after[3] == before[3]  # the sign-off, linked to nothing, keeps its hash
     gate = cli("status", "d", "--model", "old-7b-step-3", "--require", "deploy:sandbox")
-    assert gate.exit_code == 1 and "no verified digest" in gate.stdout
+    assert gate.exit_code == 1 and "no verified digest" in gate.stdout, gate.output

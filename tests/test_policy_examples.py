@@ -41,6 +41,7 @@ def examples(tmp_path_factory):
     for step in steps:
         result = run(*step)
         assert result.returncode == 0, result.stdout + result.stderr
+    run.signers = root / "policies" / "allowed_signers"
     return run
 
 
@@ -65,7 +66,9 @@ def test_pedestrian_critical_discovery_sandbox_only_naming_slice_and_flips(examp
     assert examples("status", "pedestrian-perception", "--require", "train:sft").returncode == 1
 
 
-def test_acls_sft_allowed_assisted_waits_for_the_models_own_rounds_never_online(examples):
+def test_acls_sft_allowed_assisted_waits_for_the_models_own_rounds_never_online(examples, tmp_path):
+    from tests.test_signoffs import keygen
+
     """The protocol grants data trust (SFT); deploying an assistant needs its own rounds and two sign-offs."""
     assert examples("status", "acls-cardiac-arrest", "--require", "train:sft").returncode == 0
     assert examples("status", "acls-cardiac-arrest", "--require", "deploy:assisted").returncode == 2  # which model?
@@ -77,6 +80,12 @@ def test_acls_sft_allowed_assisted_waits_for_the_models_own_rounds_never_online(
     refused = examples("approve", "acls-cardiac-arrest", *m1, "--action", "deploy:assisted", "--by", "Dr Lee",
                        "--role", "resuscitation-lead")
     assert refused.returncode == 1 and "not recorded" in refused.stderr
+    # signed by a listed key: still refused while the model's own rounds fall short (nothing written)
+    keys = {p: keygen(tmp_path / p.split("@")[0], p) for p in ("lee@example.org", "diaz@example.org")}
+    examples.signers.write_text("".join(f"{p} {k.with_suffix('.pub').read_text()}" for p, k in keys.items()))
+    signed = examples("approve", "acls-cardiac-arrest", *m1, "--action", "deploy:assisted", "--by", "lee@example.org",
+                      "--role", "resuscitation-lead", "--key", str(keys["lee@example.org"]))
+    assert signed.returncode == 1 and "not recorded" in signed.stderr
     assert examples("status", "acls-cardiac-arrest", *m1, "--require", "deploy:autonomous").returncode == 1
     assert examples("status", "acls-cardiac-arrest", *m1, "--require", "online:grpo").returncode == 1
     assert examples("audit", "verify").returncode == 0

@@ -93,7 +93,12 @@ def model_id(session, name: str) -> int:
 
     found = session.exec(select(ModelRow).where(ModelRow.digest == digest)).first()
     if found is None:
+        from graduation.store.chain import append_chained, model_digest, model_key
+
         found = ModelRow(name=name, version=1, digest=digest, digest_kind="external", lineage_json="{}")
+        session.add(found)
+        session.flush()
+        found.entry_hash = append_chained(session, "model", key=model_key(found), digest=model_digest(found))
         session.add(found)
         session.flush()
     return found.id

@@ -73,17 +73,23 @@ def test_python_and_command_kinds(tmp_path):
         def score(output, reference, row):
             return 1.0 if output.strip() == reference else 0.25
     """))
+    from graduation.verifiers.pool import VerifierPool
+
     v = make("python", root=tmp_path, function="checks:score")
-    assert v("7", "7").passed
-    assert v("8", "7") == Verdict("fail", 0.25, None, "score 0.25 < 1")
-    with pytest.raises(VerifierError, match="cannot import"):
+    # domain code never runs in this process: only in the sandboxed pool
+    assert "only in the sandboxed worker pool" in v("7", "7").explanation
+    with pytest.raises(VerifierError, match="no module 'nope'"):
         make("python", root=tmp_path, function="nope:score")
     script = tmp_path / "judge.py"
     script.write_text("import json,sys\nd=json.load(sys.stdin)\nprint(json.dumps({'pass': d['output']==d['reference']}))\n")
     cmd = make("command", root=tmp_path, argv=[sys.executable, str(script)])
-    assert cmd("x", "x").passed and cmd("x", "y").verdict == "fail"
     slow = make("command", root=tmp_path, argv=[sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.3)
-    assert slow("x", "x").verdict == "error"
+    assert cmd("x", "x").verdict == "error"
+    with VerifierPool(1, timeout=5) as pool:
+        assert pool.verify(v, [("7", "7")])[0].passed
+        assert pool.verify(v, [("8", "7")])[0] == Verdict("fail", 0.25, None, "score 0.25 < 1")
+        assert pool.verify(cmd, [("x", "x")])[0].passed and pool.verify(cmd, [("x", "y")])[0].verdict == "fail"
+        assert pool.verify(slow, [("x", "x")])[0].verdict == "error"
 
 
 def test_unknown_kinds_and_options_are_named():
@@ -156,7 +162,7 @@ def test_editing_a_python_verifier_changes_its_identity(tmp_path, monkeypatch):
     module.write_text("def check(output, reference, row):\n    return True\n")
     first = make("python", root=tmp_path, function="edited_check:check")
     module.write_text("def check(output, reference, row):\n    return output == reference\n")
-    monkeypatch.delitem(sys.modules, "edited_check")
+    assert "edited_check" not in sys.modules  # hashed from disk, never imported in this process
     second = make("python", root=tmp_path, function="edited_check:check")
     assert first.identity != second.identity
 
@@ -167,7 +173,10 @@ def test_python_modules_of_the_same_name_in_two_projects_do_not_mix(tmp_path):
         root.mkdir()
         (root / "samename.py").write_text(f"def score(output, reference, row):\n    return {value}\n"
                                           f"def only_{name}(output, reference, row):\n    return True\n")
+    from graduation.verifiers.pool import VerifierPool
+
     first = make("python", root=tmp_path / "one", function="samename:score")
     second = make("python", root=tmp_path / "two", function="samename:only_two")
-    assert first("x", "y").verdict == "pass"
-    assert second("x", "y").verdict == "pass"
+    with VerifierPool(1, timeout=5) as pool:
+        assert pool.verify(first, [("x", "y")])[0].verdict == "pass"
+        assert pool.verify(second, [("x", "y")])[0].verdict == "pass"

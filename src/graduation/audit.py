@@ -287,6 +287,17 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: the checkpoint is not readable JSON ({exc})") from None
+    if isinstance(data, dict) and data.get("payloadType") == "application/vnd.graduation.checkpoint+json":
+        # a signed checkpoint (`registry audit checkpoint` with the registry's key): its DSSE payload; the
+        # signature itself is checked by `registry audit verify-attestation`
+        import base64
+
+        try:
+            inner = json.loads(base64.b64decode(str(data.get("payload", "")), validate=True))
+            head = inner["head"] or {"seq": 0, "entry_hash": GENESIS}
+            data = {"format": CHECKPOINT_FORMAT, "size": head["seq"], "head": head["entry_hash"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}: a signed checkpoint whose payload does not decode ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or not isinstance(data.get("size"), int) \
             or isinstance(data.get("size"), bool) or data["size"] < 0 or not isinstance(data.get("head"), str) \
             or len(data["head"]) != 64:

@@ -224,7 +224,7 @@ def check_verifiers(db: Any, root: Path, domain: str, *, pool: VerifierPool | No
     """Run verifier validation now and record it (``registry verifiers check``)."""
     ctx = load_context(db, root, domain)
     with _pool(pool) as active:
-        record = validation_for(ctx, active.verify_many)
+        record = sandboxed(validation_for(ctx, active.verify_many), ctx, active)
     result = Gathered("verifier_validation", record, record, True)
     if store:
         from graduation.store.evidence import add_evidence
@@ -689,8 +689,20 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
     return result
 
 
+def sandboxed(record: Any, ctx: DomainContext, pool: Any) -> Any:
+    """The record, saying how the domain's own code ran (``sandbox``) when it has python/command verifiers."""
+    from graduation.verifiers.sandbox import DOMAIN_CODE_KINDS
+
+    if record is None or not any(v.kind in DOMAIN_CODE_KINDS for v in ctx.verifiers):
+        return record
+    return record.model_copy(update={"sandbox": getattr(pool, "sandbox", None) or "bwrap"})
+
+
 def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verification, store: bool,
            **meta: Any) -> None:
+    result.record = sandboxed(result.record, ctx, verification.pool)
+    if result.validation_ran:
+        result.validation = sandboxed(result.validation, ctx, verification.pool)
     if not store:
         return
     from graduation.store.evidence import add_evidence

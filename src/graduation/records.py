@@ -10,6 +10,11 @@ models below. Records are immutable once stored. Rates are fractions in [0, 1].
     verifier_validation  VerifierValidationRecord     verifier checks against references and controls
     human_audit          HumanAuditRecord             `registry evidence add --kind human_audit`
     signoff              SignoffRecord                `registry approve` / `evidence add --kind signoff`
+    retraction           RetractionRecord             `registry evidence retract ID --reason TEXT`
+
+Sign-offs, human audits and retractions may carry an SSH signature (``Signed``) over a canonical
+payload (``graduation.signing``); the registry verifies it against ``allowed_signers`` each time it
+counts them, so a row edited in the database stops counting.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff"]
+EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff",
+                       "retraction"]
 EVIDENCE_KINDS: tuple[str, ...] = ("eval", "training_round", "data_audit", "verifier_validation",
-                                   "human_audit", "signoff")
+                                   "human_audit", "signoff", "retraction")
 
 
 class Record(BaseModel):
@@ -95,6 +101,8 @@ class EvalRecord(Record):
     origin: Literal["submitted", "generated"] = Field(
         "submitted", description="generated: outputs the registry sampled from the registered artifact itself "
                                  "(`evaluate --generate`, training jobs); submitted: a file a user supplied.")
+    sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
+        None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
 
 
 class DataAuditRecord(Record):
@@ -116,6 +124,8 @@ class DataAuditRecord(Record):
     slices: list[SliceStats] = Field(default_factory=list)
     generators: list[str] = Field(default_factory=list, description="Models that wrote the data, along its "
                                   "lineage; whether each graduated in this domain is looked up when deciding.")
+    sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
+        None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
 
 
 class VerifierCheck(Record):
@@ -134,12 +144,22 @@ class VerifierCheck(Record):
 
 class VerifierValidationRecord(Record):
     verifiers: list[VerifierCheck]
+    sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
+        None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
 
 
 class AuditItem(Record):
     id: str
     verdict: Literal["pass", "fail"]
     verifier_verdict: Literal["pass", "fail", "error"] | None = None
+
+
+class Signed(Record):
+    """An SSH signature (namespace ``graduation``) over ``payload``, by the key with ``fingerprint``."""
+
+    payload: dict = Field(description="The canonical payload that was signed (graduation.signing).")
+    signature: str = Field(description="Armored SSHSIG text, as `ssh-keygen -Y sign` writes it.")
+    fingerprint: str = Field(description="SHA256 fingerprint of the signing key, as `ssh-keygen -l` shows it.")
 
 
 class HumanAuditRecord(Record):
@@ -150,6 +170,7 @@ class HumanAuditRecord(Record):
     items: list[AuditItem] = Field(default_factory=list)
     agreement: float | None = Field(None, ge=0, le=1, description="Verifier-vs-person agreement on items.")
     note: str | None = None
+    signed: Signed | None = Field(None, description="The auditor's signature over the items and verdicts.")
 
 
 class SignoffRecord(Record):
@@ -159,17 +180,23 @@ class SignoffRecord(Record):
     by: str = Field(min_length=1)
     role: str = Field(min_length=1)
     note: str | None = None
-    domain_digest: str | None = None
-    model: str | None = None
-    model_digest: str | None = None
-    actions: list[str] = Field(default_factory=list)
+    domain_digest: str | None = Field(None, description="sha256 of the canonical spec of the domain version "
+                                                        "approved.")
+    model: str | None = Field(None, description="The registered model version approved (NAME@V).")
+    model_digest: str | None = Field(None, description="Its artifact digest.")
+    actions: list[str] = Field(default_factory=list, description="What is approved.")
+    signed: Signed | None = Field(None, description="The principal's signature over the sign-off payload "
+                                                    "(graduation.signing.signoff_payload).")
 
 
-def signoff_payload(*, by: str, role: str, domain: str, domain_digest: str, model: str, model_digest: str | None,
-                    actions: list[str], note: str | None = None) -> dict:
-    """The canonical content of a sign-off: what a person approves (and what a signature would cover)."""
-    return {"by": by, "role": role, "domain": domain, "domain_digest": domain_digest, "model": model,
-            "model_digest": model_digest, "actions": sorted(set(actions)), "note": note}
+class RetractionRecord(Record):
+    """Takes an earlier record out of every decision, without deleting it."""
+
+    evidence: str = Field(min_length=1, description="uid of the retracted record.")
+    record_hash: str
+    reason: str = Field(min_length=1)
+    by: str = Field(min_length=1)
+    signed: Signed | None = None
 
 
 RECORD_MODELS: dict[str, type[Record]] = {
@@ -179,4 +206,5 @@ RECORD_MODELS: dict[str, type[Record]] = {
     "verifier_validation": VerifierValidationRecord,
     "human_audit": HumanAuditRecord,
     "signoff": SignoffRecord,
+    "retraction": RetractionRecord,
 }

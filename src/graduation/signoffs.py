@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from graduation.errors import GraduationError, InputError
-from graduation.records import SignoffRecord, signoff_payload
+from graduation.records import Signed, SignoffRecord
 
 #: actions a sign-off can approve (deployments and online learning: model trust)
 SIGNABLE = ("deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo")
@@ -41,11 +41,13 @@ def check_actions(actions: list[str]) -> list[str]:
 
 
 def bound_signoff(*, by: str, role: str, domain: str, domain_digest: str, model: Any, actions: list[str],
-                  note: str | None = None) -> SignoffRecord:
-    payload = signoff_payload(by=by, role=role, domain=domain, domain_digest=domain_digest, model=model.ref,
-                              model_digest=model.digest, actions=actions, note=note)
-    payload.pop("domain")
-    return SignoffRecord(**payload)
+                  note: str | None = None, signed: Signed | None = None) -> SignoffRecord:
+    """The stored sign-off: what it binds (domain version digest, model version and digest, actions) and,
+    when signed, the principal's signature over ``graduation.signing.signoff_payload`` of the same binding
+    (``graduation.trust`` checks that the two agree before it counts)."""
+    del domain  # named in the signed payload; the record belongs to the domain's row
+    return SignoffRecord(by=by, role=role, note=note, domain_digest=domain_digest, model=model.ref,
+                         model_digest=model.digest, actions=sorted(set(actions)), signed=signed)
 
 
 def unmet_besides_signoffs(session, domain: str, policy, model: Any, actions: list[str]) -> dict[str, list[str]]:
@@ -56,11 +58,22 @@ def unmet_besides_signoffs(session, domain: str, policy, model: Any, actions: li
 
     spec = version_spec(get_version(session, domain))
     digest = sha256_json(spec.canonical())
-    needed = max(1, policy.thresholds[spec.risk._value_].required_signoffs)
+    risk = spec.risk._value_
+    needed = max(1, policy.thresholds[risk].required_signoffs)
+    # enough hypothetical people in every role the policy's approvers require for these actions
+    approvers = getattr(policy, "approvers", None)
+    require = {(r.value if hasattr(r, "value") else r): v for r, v in approvers.require.items()} \
+        if approvers is not None else {}
+    roles: dict[str, int] = {}
+    for action in actions:
+        for role, count in require.get(risk, {}).get(action, {}).items():
+            roles[role] = max(roles.get(role, 0), count)
+    slots = [role for role, count in sorted(roles.items()) for _ in range(count)]
+    slots += ["hypothetical"] * max(0, needed - len(slots))
     fakes = [StoredEvidence(f"hypothetical-{i}", "signoff",
-                            bound_signoff(by=f"hypothetical signer {i}", role="hypothetical", domain=domain,
+                            bound_signoff(by=f"hypothetical signer {i}", role=role, domain=domain,
                                           domain_digest=digest, model=model, actions=actions),
-                            f"{i:064x}", None, None, None) for i in range(needed)]
+                            f"{i:064x}", None, None, None) for i, role in enumerate(slots)]
     decision = decision_in(session, domain, policy, model, extra=fakes).decision
     out: dict[str, list[str]] = {}
     for action in actions:

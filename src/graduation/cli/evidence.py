@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import typer
 from typer.core import TyperGroup
 
-from graduation.cli.app import EXIT_DENIED, JSON_OPTION, app, command, print_json, state
+from graduation.cli.app import EXIT_DENIED, JSON_OPTION, POLICY_OPTION, app, command, print_json, state
 from graduation.errors import InputError
 
 from graduation.cli.complete import domain_names, model_names  # noqa: E402
@@ -26,6 +26,8 @@ ADDRESS_OPTION = typer.Option(None, "--address", help="With --engine ray: auto (
                               "part of) or ray://HOST:PORT; default: a local Ray started for this run.")
 ROWS_OPTION = typer.Option(None, "--rows", metavar="FILE", help="Also write one JSON line per item: line, id, "
                            "each verifier's verdict and explanation, flagged symbols.")
+UNSANDBOXED_OPTION = typer.Option(False, "--unsandboxed", help="Run python/command verifiers without the "
+                                  "bubblewrap sandbox (scrubbed environment only); the evidence records it.")
 
 
 class _EvidenceGroup(TyperGroup):
@@ -61,10 +63,10 @@ def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]
         yield lambda done: bar.update(task, completed=done)
 
 
-def _pool(workers: int | None, timeout: float):
+def _pool(workers: int | None, timeout: float, unsandboxed: bool = False):
     from graduation.verifiers.pool import VerifierPool
 
-    return VerifierPool(workers, timeout=timeout)
+    return VerifierPool(workers, timeout=timeout, sandbox="unsandboxed" if unsandboxed else "bwrap")
 
 
 @command("evaluate")
@@ -86,6 +88,7 @@ def evaluate_cmd(
     engine: str = ENGINE_OPTION,
     address: str | None = ADDRESS_OPTION,
     rows: Path | None = ROWS_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Verify a model's outputs: pass rate, Wilson bound, per-verifier stats, shape gap, slices, symbols.
@@ -106,14 +109,14 @@ def evaluate_cmd(
             raise InputError("--generate samples with --engine local (transformers) or vllm, here; --address and "
                              "--rows are for --outputs")
         sampler = "vllm" if engine == "vllm" else "transformers"
-        with _pool(workers, timeout) as pool, _progress(f"sampling and verifying {model}", as_json) as progress:
+        with _pool(workers, timeout, unsandboxed) as pool, _progress(f"sampling and verifying {model}", as_json) as progress:
             result = evaluate_generated(st.database(), st.root, domain, model=model, samples=samples,
                                         temperature=1.0 if samples > 1 else 0.0, max_new_tokens=max_new_tokens,
                                         engine=sampler, limit=limit, pool=pool, progress=progress)
     else:
         assert outputs is not None
         chosen = engine_for(engine, address=address)
-        with _pool(workers, timeout) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
+        with _pool(workers, timeout, unsandboxed) as pool, _progress(f"verifying {outputs.name}", as_json) as progress:
             result = evaluate(st.database(), st.root, domain, outputs, model=model, pool=pool,
                               cache=not no_cache, progress=progress, engine=chosen, rows_out=rows)
     _render(result, as_json)
@@ -139,6 +142,7 @@ def audit_data_cmd(
     write_clean: Path | None = typer.Option(None, "--write-clean", metavar="FILE", help="Write only the rows "
                                             "that pass every substance verifier and carry no flagged symbol, "
                                             "each with a _lineage object (JSONL)."),
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
@@ -151,7 +155,7 @@ def audit_data_cmd(
                          "(`registry models register NAME --path DIR`)")
     st = state(ctx)
     chosen = engine_for(engine, address=address)
-    with _pool(workers, timeout) as pool, _progress(f"auditing {file.name}", as_json) as progress:
+    with _pool(workers, timeout, unsandboxed) as pool, _progress(f"auditing {file.name}", as_json) as progress:
         result = audit_data(st.database(), st.root, domain, file, source=source, generated_by=generated_by,
                             derived_from=derived_from, pool=pool, cache=not no_cache,
                             progress=progress, engine=chosen, rows_out=rows, clean_out=write_clean)
@@ -164,6 +168,7 @@ def verifiers_check_cmd(
     domain: str = DOMAIN_ARG,
     timeout: float = TIMEOUT_OPTION,
     workers: int | None = WORKERS_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Validate the domain's verifiers against references and controls, and record the result.
@@ -173,7 +178,7 @@ def verifiers_check_cmd(
     from graduation.gather import check_verifiers
 
     st = state(ctx)
-    with _pool(workers, timeout) as pool:
+    with _pool(workers, timeout, unsandboxed) as pool:
         result = check_verifiers(st.database(), st.root, domain, pool=pool)
     _render(result, as_json)
     if not all(v.trustworthy for v in result.record.verifiers):
@@ -196,45 +201,71 @@ def evidence_add_cmd(
                                      help="Human audit of outputs: the registered model that wrote them (only "
                                           "then does the audit count toward that model's graduation)."),
     note: str | None = typer.Option(None, "--note", help="A free-text note."),
+    key: Path | None = typer.Option(None, "--key", help="The person's SSH key (a private key file, or a public "
+                                    "key held by ssh-agent): signs the sign-off, or the audit's items and "
+                                    "verdicts. Unsigned ones do not count at high and critical risk."),
+    action: list[str] = typer.Option([], "--action", "-a", metavar="ACTION", help="Signoff: what is approved."),
     timeout: float = TIMEOUT_OPTION,
+    unsandboxed: bool = UNSANDBOXED_OPTION,
     as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Record what people checked by hand (human_audit) or approved (signoff)."""
-    from graduation.records import HumanAuditRecord, SignoffRecord
-    from graduation.store.evidence import add_evidence
+    """Record what people checked by hand (human_audit) or approved (signoff), signed with --key."""
+    from graduation import approvals
+    from graduation.policy.model import load_policy
+    from graduation.records import HumanAuditRecord
 
     st = state(ctx)
     if not by or not by.strip():
         raise InputError("--by is required: name the person who audited or signed")
+    if kind not in ("signoff", "human_audit"):
+        raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
+                         "come from `registry evaluate` and `registry audit-data`)")
+    policy = load_policy(policy_file, st.root)
     if kind == "signoff":
         if not role or not role.strip():
             raise InputError("a signoff needs --role (e.g. --role clinical-lead)")
-        record: Any = SignoffRecord(by=by.strip(), role=role.strip(), note=note)
+        from graduation.cli.policy import _check_action
+
+        if model is not None:
+            recorded = approvals.signoff(st.database(), st.root, policy, domain, by=by, role=role, key=key,
+                                         actions=[_check_action(a) for a in action], model=model, note=note,
+                                         context="evidence add")
+        else:  # bound to nothing: recorded (and screened) but counted for no gate
+            if action:
+                raise InputError("--action binds a sign-off to a model: name the model too (--model NAME@V), or "
+                                 "use `registry approve DOMAIN --model M --action A --key KEY`")
+            recorded = approvals.unbound_signoff(st.database(), policy, domain, by=by, role=role, note=note, key=key)
+        record: Any = recorded.evidence.record
     elif kind == "human_audit":
         if scope not in ("outputs", "ground_truth"):
             raise InputError(f"--scope must be outputs or ground_truth, got {scope!r}")
-        record = _human_audit(st, domain, by.strip(), checked, held, items, scope, note, timeout)
+        record = _human_audit(st, domain, by.strip(), checked, held, items, scope, note, timeout, unsandboxed)
         assert isinstance(record, HumanAuditRecord)
     else:
         raise InputError(f"--kind must be human_audit or signoff, got {kind!r} (eval and data_audit evidence "
                          "come from `registry evaluate` and `registry audit-data`)")
-    model_id = None
-    if model is not None:
-        from graduation.store.models import resolve_model
+    if kind == "human_audit":
+        model_id = None
+        if model is not None:
+            from graduation.store.models import resolve_model
 
-        with st.database().read() as session:
-            model_id = resolve_model(session, model).id
-    with st.database().write() as session:
-        stored = add_evidence(session, domain, kind, record, author=by.strip(), model_id=model_id)
+            with st.database().read() as session:
+                model_id = resolve_model(session, model).id
+        recorded = approvals.human_audit(st.database(), st.root, policy, domain, record, key=key, model_id=model_id)
+        record = recorded.evidence.record
+    stored = recorded.evidence
     if as_json:
-        print_json(stored.to_dict())
+        print_json({**stored.to_dict(), "audit_entry": recorded.entry.seq})
         return
-    from graduation.cli.output import info
+    from graduation.cli.output import escape, info
 
-    info(f"recorded {kind} {stored.uid[:12]} for {domain} v{stored.domain_version}")
-    if kind == "signoff":
+    signed = getattr(record, "signed", None)
+    info(f"recorded {kind} {stored.uid[:12]} for {escape(domain)} v{stored.domain_version} by "
+         f"{escape(by.strip())} ({'signed, key ' + signed.fingerprint if signed else 'UNSIGNED'})")
+    if kind == "signoff" and not getattr(record, "model", None):
         info("note: this sign-off is bound to no model or action, so no gate counts it; `registry approve DOMAIN "
-             "--model M --action deploy:assisted` records one that does")
+             "--model M --action deploy:assisted --key KEY` records one that does")
     if kind == "human_audit":
         agreement = record.agreement
         info(f"checked {record.checked}, held {record.held}"
@@ -242,7 +273,7 @@ def evidence_add_cmd(
 
 
 def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None, items_file: Path | None,
-                 scope: str, note: str | None, timeout: float):
+                 scope: str, note: str | None, timeout: float, unsandboxed: bool = False):
     from graduation.records import HumanAuditRecord
 
     if items_file is None:
@@ -253,7 +284,7 @@ def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None
         return HumanAuditRecord(auditor=by, checked=checked, held=held, scope=scope, note=note)
     from graduation.gather import human_audit_items
 
-    with _pool(None, timeout) as pool:
+    with _pool(None, timeout, unsandboxed) as pool:
         items = human_audit_items(st.database(), st.root, domain, items_file, pool=pool)
     from graduation.evidence import agreement
 
@@ -263,6 +294,36 @@ def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None
                          f"{passed} judged pass; omit the counts or fix them")
     return HumanAuditRecord(auditor=by, checked=len(items), held=passed, scope=scope, items=items,
                             agreement=agreement(items), note=note)
+
+
+@command("retract", group=evidence_app)
+def evidence_retract_cmd(
+    ctx: typer.Context,
+    evidence: str = typer.Argument(..., help="The record's uid (or 8+ leading hex digits).", show_default=False),
+    reason: str = typer.Option(..., "--reason", help="Why it no longer counts (e.g. a wrong human audit)."),
+    by: str = typer.Option(..., "--by", help="Who retracts it: a principal of allowed_signers."),
+    key: Path | None = typer.Option(None, "--key", help="Their SSH key; required at high and critical risk."),
+    as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
+) -> None:
+    """Take a record out of every decision without deleting it (signed, and chained in the audit log).
+
+    Exit 1 when the retraction is refused (unsigned at high or critical risk, a key not allowed for --by).
+    """
+    from graduation.approvals import retract
+    from graduation.policy.model import load_policy
+
+    st = state(ctx)
+    policy = load_policy(policy_file, st.root)
+    recorded = retract(st.database(), st.root, policy, evidence, reason=reason, by=by, key=key)
+    if as_json:
+        print_json({**recorded.evidence.to_dict(), "audit_entry": recorded.entry.seq})
+        return
+    from graduation.cli.output import escape, info
+
+    rec = recorded.evidence.record
+    info(f"retracted {rec.evidence[:12]} of {escape(recorded.evidence.domain)} by {escape(rec.by)} "
+         f"({'signed' if rec.signed else 'UNSIGNED'}): {escape(rec.reason)}; audit entry #{recorded.entry.seq}")
 
 
 @command("list", group=evidence_app)
@@ -307,8 +368,8 @@ def evidence_list_cmd(
 
 
 def _summary(record: Any) -> str:
-    from graduation.records import (DataAuditRecord, EvalRecord, HumanAuditRecord, SignoffRecord,
-                                    VerifierValidationRecord)
+    from graduation.records import (DataAuditRecord, EvalRecord, HumanAuditRecord, RetractionRecord,
+                                    SignoffRecord, VerifierValidationRecord)
 
     if isinstance(record, EvalRecord):
         return (f"{record.passed}/{record.n} pass, wilson {record.wilson_lower:.3f}, "
@@ -320,9 +381,12 @@ def _summary(record: Any) -> str:
     if isinstance(record, VerifierValidationRecord):
         return ", ".join(f"{v.name} {'ok' if v.trustworthy else 'UNTRUSTWORTHY'}" for v in record.verifiers)
     if isinstance(record, HumanAuditRecord):
-        return f"{record.auditor}: {record.held}/{record.checked} held"
+        return f"{record.auditor}: {record.held}/{record.checked} held" + ("" if record.signed else " (unsigned)")
     if isinstance(record, SignoffRecord):
-        return f"{record.by} ({record.role})"
+        return f"{record.by} ({record.role})" + (f" signed {record.signed.fingerprint[:19]}" if record.signed
+                                                  else " (unsigned)")
+    if isinstance(record, RetractionRecord):
+        return f"retracts {record.evidence[:12]}: {record.reason} ({record.by})"
     return ""
 
 

@@ -16,8 +16,10 @@ from graduation.cli.complete import action_names, domain_names, model_names
 
 policy_app = typer.Typer(help="Check and test policy files.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained decision log.", no_args_is_help=True)
+keys_app = typer.Typer(help="The registry's own signing key.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 
 
 
@@ -231,81 +233,55 @@ def explain_cmd(
 def approve_cmd(
     ctx: typer.Context,
     domain: str = typer.Argument(..., help="Domain name.", autocompletion=domain_names),
-    by: str = typer.Option(..., "--by", help="The person signing off (a name, distinct per person)."),
-    role: str = typer.Option(..., "--role", help="Their role, e.g. clinical-lead, safety-officer."),
+    by: str = typer.Option(..., "--by", help="The signing principal, as listed in policies/allowed_signers "
+                                             "(e.g. alice@example.org)."),
+    role: str = typer.Option(..., "--role", help="Their role, as the policy's approvers.roles names it."),
     model: str = typer.Option(..., "--model", "-m", metavar="NAME[@V]|sha256:HEX",
                               help="The registered model version approved."),
     action: list[str] = typer.Option([], "--action", "-a", metavar="ACTION",
                                      help="What is approved: deploy:shadow|assisted|autonomous, online:grpo "
                                           "(repeatable)."),
+    key: Path | None = typer.Option(None, "--key", help="Their SSH key: a private key file, or a public key "
+                                    "whose private half is in ssh-agent. Required at high and critical risk."),
     note: str | None = typer.Option(None, "--note", help="What they checked."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Record a sign-off bound to the domain version, the model version and the actions approved.
+    """Record a sign-off bound to the domain version, the model version and the actions approved, signed
+    with the principal's SSH key (``--key``).
 
-    Refused (exit 1, with the reasons) while anything but sign-offs is still unmet for an approved action.
+    Refused (exit 1, with the reasons) while anything but sign-offs is still unmet for an approved action,
+    and when the screen does not count it (key not in allowed_signers for that principal, principal
+    outside the role, unsigned at high or critical risk, the same person twice): nothing is written.
     """
-    from graduation.audit import append, decision_payload
-    from graduation.errors import InputError
-    from graduation.policy.registry import decision_in, load_evidence
-    from graduation.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
-    from graduation.spec import sha256_json
-    from graduation.store.domains import get_version, version_spec
-    from graduation.store.evidence import add_evidence
-    from graduation.store.models import resolve_model
+    from graduation.approvals import signoff
+    from graduation.signoffs import ApprovalRefused
 
-    by, role = by.strip(), role.strip()
-    if not by or not role:
-        raise InputError("--by and --role must be non-empty")
-    actions = check_actions(action)
     st = state(ctx)
     policy = _policy(st, policy_file)
-
-    def write(session):
-        info = resolve_model(session, model)
-        version = get_version(session, domain)
-        refusals = unmet_besides_signoffs(session, domain, policy, info, actions)
-        if refusals:
-            text = "; ".join(f"{a}: " + "; ".join(r[:4]) for a, r in refusals.items())
-            raise ApprovalRefused(f"not recorded: {info.ref} in {domain} does not yet meet what a sign-off cannot "
-                                  f"replace ({text})", refusals)
-        digest = sha256_json(version_spec(version).canonical())
-        for ev in load_evidence(session, {domain: version.basis_hash})[domain]:
-            rec = ev.record
-            if ev.kind == "signoff" and rec.by.strip().casefold() == by.casefold() and \
-                    rec.get("model") == info.ref and rec.get("domain_digest") == digest and \
-                    set(actions) <= set(rec.get("actions") or ()):
-                raise InputError(f"{by!r} already signed off {', '.join(actions)} of {info.ref} in {domain!r} (as "
-                                 f"{rec.role}); sign-offs count distinct people, so ask someone else")
-        record = bound_signoff(by=by, role=role, domain=domain, domain_digest=digest, model=info, actions=actions,
-                               note=note)
-        ev = add_evidence(session, domain, "signoff", record, author=by, model_id=info.id)
-        result = decision_in(session, domain, policy, info)
-        entries = [append(session, "decision", decision_payload(
-            result.decision, action=a, context="approve", policy_file=policy.file,
-            extra={"signoff": {"by": by, "role": role, "note": note, "evidence": ev.uid, "actions": actions,
-                               "model": info.ref, "record_hash": ev.record_hash}}), domain) for a in actions]
-        return info, ev, result, entries
-
     with _database(st) as db:
         try:
-            info, ev, result, entries = db.transact(write)
+            recorded = signoff(db, st.root, policy, domain, by=by, role=role, key=key, actions=action, model=model,
+                               note=note)
         except ApprovalRefused as exc:
             if as_json:
                 print_json({"recorded": False, "reasons": exc.reasons})
                 raise typer.Exit(EXIT_DENIED) from None
             raise
-    d = result.decision
+    info, ev, entries, d = recorded.model, recorded.evidence, recorded.entries, recorded.decision.decision
+    actions = list(ev.record.actions)
     if as_json:
         print_json({"recorded": True, "signoff": ev.to_dict(), "audit_entries": [e.seq for e in entries],
                     "decision": d.to_dict()})
         return
+    from graduation.cli.output import escape
     from graduation.cli.output import info as say
 
     s = d.facts["signoffs"]
-    say(f"signed off {', '.join(actions)} of {info.ref} in {domain} by {by} ({role}); distinct sign-offs for "
-        f"deploy:assisted now {s['assisted']}, deploy:autonomous {s['autonomous']} ({', '.join(s['people'])}); "
+    signed = "signed, key " + ev.record.signed.fingerprint if ev.record.signed else "UNSIGNED"
+    say(f"signed off {', '.join(actions)} of {info.ref} in {escape(domain)} by {escape(ev.record.by)} "
+        f"({escape(ev.record.role)}; {signed}); distinct sign-offs for deploy:assisted now {s['assisted']}, "
+        f"deploy:autonomous {s['autonomous']} ({escape(', '.join(s['people']))}); "
         f"audit entr{'y' if len(entries) == 1 else 'ies'} #{', #'.join(str(e.seq) for e in entries)}")
     say(f"allowed now for {info.ref}: {', '.join(d.allowed_actions) or 'nothing'}")
 
@@ -428,45 +404,27 @@ def audit_verify_cmd(
     raise typer.Exit(EXIT_OK if result.ok else EXIT_DENIED)
 
 
-@command("checkpoint", group=audit_app)
-def audit_checkpoint_cmd(
-    ctx: typer.Context,
-    out: Path = typer.Option(..., "--out", "-o", help="Where to write the checkpoint (keep it outside the "
-                                                     "database: git, object storage)."),
-    as_json: bool = JSON_OPTION,
-) -> None:
-    """Export the log's size and head hash; `audit verify --checkpoint FILE` later proves the log extends it."""
-    import json
-
-    from graduation.audit import checkpoint
-
-    with _database(state(ctx)) as db, db.read() as session:
-        data = checkpoint(session, db.safe_url())
-    from graduation.fsutil import atomic_write_text
-
-    atomic_write_text(out, json.dumps(data, indent=2) + "\n")
-    if as_json:
-        print_json(data)
-        return
-    from graduation.cli.output import info
-
-    info(f"wrote {out}: {data['size']} entries, head {data['head'][:16]}")
-
-
 @command("export", group=audit_app)
 def audit_export_cmd(
     ctx: typer.Context,
     decision: str = typer.Argument(..., help="Decision id (or 8+ leading hex digits), entry hash prefix, or #SEQ."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the statement here instead of stdout."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the envelope here instead of stdout."),
+    key: Path | None = typer.Option(None, "--key", help="The registry's private key (default: "
+                                    "registry/keys/registry-ed25519.pem or GRADUATION_REGISTRY_KEY)."),
+    unsigned: bool = typer.Option(False, "--unsigned", help="Write the bare in-toto Statement, unsigned."),
 ) -> None:
-    """Write an in-toto Statement (SLSA Verification Summary predicate) for a recorded decision."""
+    """Write a DSSE envelope, signed with the registry's key, of the in-toto Statement (SLSA Verification
+    Summary predicate) for a recorded decision. `registry audit verify-attestation` checks it."""
     import json
 
+    from graduation.attest import key_path, sign_statement
     from graduation.audit import find_decision, statement
 
-    with _database(state(ctx)) as db, db.read() as session:
+    st = state(ctx)
+    with _database(st) as db, db.read() as session:
         entry = find_decision(session, decision)
-    text = json.dumps(statement(entry), indent=2, ensure_ascii=False) + "\n"
+    document = statement(entry) if unsigned else sign_statement(statement(entry), key_path(st.root, key))
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -475,4 +433,125 @@ def audit_export_cmd(
     atomic_write_text(out, text)
     from graduation.cli.output import info
 
-    info(f"wrote {out} (decision {entry.payload.get('decision_id', '')[:12]}, audit entry #{entry.seq})")
+    info(f"wrote {out} ({'statement' if unsigned else 'signed DSSE envelope'}, decision "
+         f"{entry.payload.get('decision_id', '')[:12]}, audit entry #{entry.seq})")
+
+
+@command("checkpoint", group=audit_app)
+def audit_checkpoint_cmd(
+    ctx: typer.Context,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write it here (keep it outside the database: git, "
+                                    "object storage) instead of stdout."),
+    key: Path | None = typer.Option(None, "--key", help="The registry's private key (see `registry keys init`); "
+                                    "default registry/keys/registry-ed25519.pem or GRADUATION_REGISTRY_KEY."),
+    unsigned: bool = typer.Option(False, "--unsigned", help="Write the bare checkpoint even when a key exists."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """A checkpoint of the audit chain (its length and head hash), verified first (exit 1 when the chain is
+    broken): a DSSE envelope signed with the registry's key when there is one (`registry keys init`), else
+    the bare checkpoint. `audit verify --checkpoint FILE` later proves the log extends either;
+    `audit verify-attestation` checks the signature. Keep checkpoints outside the registry."""
+    import json
+
+    from graduation.attest import checkpoint as signed_checkpoint
+    from graduation.attest import key_path
+    from graduation.audit import checkpoint, verify
+
+    st = state(ctx)
+    private = key_path(st.root, key)
+    sign = not unsigned and (key is not None or private.is_file())
+    with _database(st) as db, db.read() as session:
+        if sign:
+            data = signed_checkpoint(session, private)
+        else:
+            result = verify(session)
+            if not result.ok:
+                from graduation.attest import AttestationError
+
+                raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
+                                     "nothing to checkpoint")
+            data = checkpoint(session, db.safe_url())
+    text = json.dumps(data, indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from graduation.fsutil import atomic_write_text
+
+    atomic_write_text(out, text)
+    if as_json:
+        print_json(data)
+        return
+    from graduation.cli.output import info
+
+    info(f"wrote {out} ({'signed checkpoint' if sign else 'unsigned checkpoint: `registry keys init` to sign'})")
+
+
+@command("verify-attestation", group=audit_app)
+def audit_verify_attestation_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="A DSSE envelope from `registry audit export` or `audit checkpoint`.",
+                                show_default=False),
+    key: Path = typer.Option(..., "--key", help="The registry's PUBLIC key (registry-ed25519.pem.pub)."),
+    digest: str | None = typer.Option(None, "--subject-digest", help="Also require this sha256 among the "
+                                      "statement's subjects (e.g. the model's or the domain's digest)."),
+    against_registry: bool = typer.Option(False, "--against-registry", help="Checkpoint: also require the "
+                                          "registry's audit log to hold that head entry."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Verify an attestation's signature with the registry's public key. Exit 0 valid, 1 invalid."""
+    import json
+
+    from graduation.attest import CHECKPOINT_PAYLOAD, AttestationError, verify_envelope
+    from graduation.errors import InputError
+
+    try:
+        data = json.loads(file.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{file}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AttestationError(f"{file}: not a JSON envelope ({exc})") from None
+    result = verify_envelope(data, key)
+    payload = result["payload"]
+    if digest is not None:
+        subjects = [s.get("digest", {}).get("sha256") for s in payload.get("subject", [])]
+        if digest.lower() not in subjects:
+            raise AttestationError(f"the attestation is valid but names no subject with sha256 {digest}")
+    if against_registry and result["payloadType"] == CHECKPOINT_PAYLOAD:
+        from graduation.store import audit as q
+
+        head = payload.get("head") or {}
+        with _database(state(ctx)) as db, db.read() as session:
+            row = q.get(session, int(head.get("seq", 0)))
+        if row is None or row.entry_hash != head.get("entry_hash"):
+            raise AttestationError(f"the registry's audit log does not hold the checkpoint's head entry "
+                                   f"#{head.get('seq')}: it was rewritten or truncated")
+    if as_json:
+        print_json({"valid": True, **result})
+        return
+    from graduation.cli.output import escape, info
+
+    what = payload.get("predicate", {}).get("verificationResult") or payload.get("type", "")
+    info(f"[green]ok[/]  {escape(str(file))}: signed by the registry key ({escape(result['payloadType'])}; "
+         f"{escape(str(what))})")
+
+
+@command("init", group=keys_app)
+def keys_init_cmd(
+    ctx: typer.Context,
+    path: Path | None = typer.Option(None, "--path", help="Where the private key goes (default: "
+                                     "registry/keys/registry-ed25519.pem, or GRADUATION_REGISTRY_KEY)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing key."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create the registry's Ed25519 key, outside the database: it signs exported attestations and checkpoints."""
+    from graduation.attest import init_key, key_path
+
+    st = state(ctx)
+    private, public, keyid = init_key(key_path(st.root, path), force=force)
+    if as_json:
+        print_json({"private": str(private), "public": str(public), "keyid": keyid})
+        return
+    from graduation.cli.output import escape, info
+
+    info(f"wrote {escape(str(private))} (private, mode 0600) and {escape(str(public))} (public; give it to "
+         f"whoever verifies attestations); keyid {keyid[:16]}")

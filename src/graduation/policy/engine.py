@@ -266,15 +266,23 @@ def signoff_unmet(facts: dict[str, Any], t, action: str | None = None) -> list[s
     s = facts["signoffs"]
     field_ = {"deploy:shadow": "shadow", "deploy:assisted": "assisted", "deploy:autonomous": "autonomous",
               "online:grpo": "online"}.get(action or "", "count")
-    if s[field_] >= t.required_signoffs:
-        return []
+    out = []
     model = facts["model"]["ref"] or "MODEL"
-    have = f" (have: {', '.join(s['people'])})" if s["people"] else ""
-    unbound = f"; {s['unbound']} sign-off(s) for another model, version, action or domain version do not count" \
-        if s.get("unbound") else ""
-    what = f" for {action}" if field_ != "count" else ""
-    return [f"sign-offs{what} {s[field_]} < {t.required_signoffs} distinct people{have}{unbound}: `registry approve "
-            f"DOMAIN --model {model} --action {action or 'ACTION'} --by NAME --role ROLE`"]
+    if s[field_] < t.required_signoffs:
+        have = f" (have: {', '.join(s['people'])})" if s["people"] else ""
+        unbound = f"; {s['unbound']} sign-off(s) for another model, version, action or domain version do not count" \
+            if s.get("unbound") else ""
+        what = f" for {action}" if field_ != "count" else ""
+        out.append(f"sign-offs{what} {s[field_]} < {t.required_signoffs} distinct people{have}{unbound}: `registry "
+                   f"approve DOMAIN --model {model} --action {action or 'ACTION'} --by PRINCIPAL --role ROLE "
+                   f"--key KEY`")
+    wanted = [action] if action in ("deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo") \
+        else ["deploy:assisted", "deploy:autonomous"]
+    missing = [a for a in wanted if a not in s.get("approved", [a])]
+    if missing:
+        out.append(f"the policy's approvers (distinct principals per role, `approvers.require`) have not approved "
+                   f"{', '.join(missing)} of {model}")
+    return out
 
 
 # -- rendering reasons --------------------------------------------------------------------------------
@@ -413,11 +421,32 @@ def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidenc
     facts["graduation"] = ph.graduation
     facts["phase"] = ph.phase
     facts["thresholds"] = dict(policy.threshold_facts[risk])  # a copy: callers may keep and change facts
+    facts["signoffs"] = {**facts["signoffs"], "approved": approved_actions(facts["signoffs"], policy, risk)}
     results, verdicts = _lookup(policy, facts)
     why = _Explainer(policy, facts, ph, t)
     errors = tuple(err for _m, err in results if err) if any(err for _m, err in results) else ()
     return Decision(domain.domain, risk, ph.phase, ph.route, verdicts, recommend(ph, facts, verdicts, why.criteria),
                     ph.unmet, errors, policy.name, policy.digest, tuple(evidence_hashes), facts, domain, why)
+
+
+def approved_actions(signoffs: dict[str, Any], policy: Policy, risk: str) -> list[str]:
+    """Actions whose ``approvers.require`` at ``risk`` (distinct people per role) the sign-offs meet."""
+    from graduation.policy.model import ACTIONS
+
+    grants = signoffs.get("grants") or {}
+    approvers = getattr(policy, "approvers", None)
+    needs = {}
+    if approvers is not None:
+        needs = {r.value if hasattr(r, "value") else r: v for r, v in approvers.require.items()}.get(risk, {})
+    out = []
+    for action in ACTIONS:
+        ok = True
+        for role, count in needs.get(action, {}).items():
+            people = set(grants.get(action, {}).get(role, [])) | set(grants.get("*", {}).get(role, []))
+            ok = ok and len(people) >= count
+        if ok:
+            out.append(action)
+    return out
 
 
 def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple], criteria) -> str:

@@ -112,6 +112,12 @@ FACT_SCHEMA: dict[str, Any] = {
         "online": ("int", "Distinct people who approved online:grpo of this model in this domain version."),
         "unbound": ("int", "Sign-offs that do not count here: for another model, version, action or domain "
                            "version, or with no binding at all (older records)."),
+        "unsigned": ("int", "How many of the people counted signed off without a signature (only at the risk "
+                            "levels the policy's `approvers.unsigned` allows; signatures are verified by the "
+                            "registry before the policy sees any sign-off)."),
+        "approved": ("list<string>", "Actions for which the policy's `approvers.require` at this risk (distinct "
+                                     "principals per role, counting sign-offs bound to this domain version and "
+                                     "model for that action) is met; every action when it requires nothing."),
     },
     "graduation": {
         "route": ("string", "external | internal | '' (not graduated)."),
@@ -261,6 +267,8 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                                        "deploy:autonomous": set(), "online:grpo": set()}
     unbound = 0
     domain_digest: str | None = None
+    grants: dict[str, dict[str, list[str]]] = {}  # action -> role -> people (bound sign-offs only)
+    unsigned_people: set[str] = set()
     hashes = [ev.record_hash for ev in evidence]
     for ev in evidence:
         kind = ev.kind
@@ -323,9 +331,14 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                 continue
             who = rec.by.strip().casefold()
             signers.setdefault(who, (rec.by.strip(), rec.role))
+            if _field(rec, "signed") is None:
+                unsigned_people.add(who)
             for action in actions:
                 if action in per_action:
                     per_action[action].add(who)
+                people_in_role = grants.setdefault(action, {}).setdefault(rec.role, [])
+                if rec.by.strip() not in people_in_role:
+                    people_in_role.append(rec.by.strip())
 
     validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
     untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy])
@@ -393,7 +406,7 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                      "roles": _sorted({role for _name, role in signers.values()}),
                      "shadow": len(per_action["deploy:shadow"]), "assisted": len(per_action["deploy:assisted"]),
                      "autonomous": len(per_action["deploy:autonomous"]), "online": len(per_action["online:grpo"]),
-                     "unbound": unbound},
+                     "unbound": unbound, "unsigned": len(unsigned_people), "approved": (), "grants": grants},
     }
     resolved = {g: (g if generators is None else generators.get(g)) for g in sorted(data_generators)}
     return Summary(facts, rounds, hashes, by_model, human_by_model, resolved, key, sorted(data_ungraduated),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from graduation.errors import Problem, SpecError
 from graduation.policy.facts import FACT_SCHEMA, SYMBOL, example_facts
@@ -68,12 +68,59 @@ class RuleSpec(Strict):
     description: str = ""
 
 
+PRINCIPAL = r"^[a-z0-9][a-z0-9._+-]*(@[a-z0-9][a-z0-9.-]*)?$"
+
+
+class Approvers(Strict):
+    """Who may sign off, and how many distinct people of which role each action needs per risk level.
+
+    Principals are the names of ``allowed_signers`` (OpenSSH format, namespace ``graduation``): lowercase
+    ASCII (``alice@example.org``), so that a confusable or re-spelled name cannot pass for another person.
+    """
+
+    allowed_signers: str = Field("allowed_signers", description="The OpenSSH allowed_signers file, relative to "
+                                                                "the policy file.")
+    roles: dict[str, list[str]] = Field(default_factory=dict, description="role -> the principals who hold it.")
+    require: dict[Risk, dict[str, dict[str, int]]] = Field(
+        default_factory=dict, description="risk -> action -> {role: distinct principals needed}.")
+    unsigned: list[Risk] = Field(default_factory=lambda: [Risk("low"), Risk("medium")],
+                                 description="Risk levels where unsigned sign-offs and human audits count.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Approvers":
+        skeletons: dict[str, str] = {}
+        for role, people in self.roles.items():
+            if not re.match(r"^[a-z0-9][a-z0-9-]{0,63}$", role):
+                raise ValueError(f"approvers.roles: role {role!r} must be lowercase letters, digits and dashes")
+            for person in people:
+                if not re.match(PRINCIPAL, person):
+                    raise ValueError(f"approvers.roles.{role}: principal {person!r} must be lowercase ASCII "
+                                     "(e.g. alice@example.org), as in allowed_signers")
+                skeleton = re.sub(r"[^a-z0-9@]", "", person)
+                if skeletons.setdefault(skeleton, person) != person:
+                    raise ValueError(f"approvers.roles: {person!r} and {skeletons[skeleton]!r} differ only in "
+                                     "punctuation; one person, one principal")
+        for risk, actions in self.require.items():
+            for action, needs in actions.items():
+                if action not in ACTIONS:
+                    raise ValueError(f"approvers.require.{risk.value}: unknown action {action!r}")
+                for role, count in needs.items():
+                    if role not in self.roles:
+                        raise ValueError(f"approvers.require.{risk.value}.{action}: role {role!r} is not in "
+                                         "approvers.roles")
+                    if count < 0 or count > len(self.roles[role]):
+                        raise ValueError(f"approvers.require.{risk.value}.{action}.{role}: {count} is more than "
+                                         f"the {len(self.roles[role])} principal(s) of the role")
+        return self
+
+
 class PolicyFile(Strict):
     """A policy file: ``policies/<name>.yaml``."""
 
     policy: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="The policy's name.")
     description: str = ""
     thresholds: dict[Risk, Thresholds]
+    approvers: Approvers = Field(default_factory=Approvers)
     rules: list[RuleSpec] = Field(min_length=1)
 
     @field_validator("thresholds")
@@ -116,6 +163,9 @@ class Policy:
     by_action: dict[str, tuple[int, ...]] = field(default_factory=dict, repr=False, compare=False)
     memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
     memo_size: int = 65536
+    approvers: Any = None  # Approvers
+    allowed_signers: str = ""  # the allowed_signers file's text ("" when there is none); covered by the digest
+    allowed_signers_file: str = ""
 
     def rules_for(self, action: str) -> list[Rule]:
         return [r for r in self.rules if action in r.actions]
@@ -294,7 +344,7 @@ def _expand_actions(actions: list[str], located: Located, path: tuple) -> tuple[
     return out, problems
 
 
-def parse_policy(text: str, file: str) -> Policy:
+def parse_policy(text: str, file: str, allowed_signers: str = "", allowed_signers_file: str = "") -> Policy:
     """Parse, validate, compile and type-check a policy file's text. Raises ``SpecError`` (all problems)."""
     located = load_yaml(text, file)
     if not isinstance(located.data, dict):
@@ -317,8 +367,11 @@ def parse_policy(text: str, file: str) -> Policy:
     if problems:
         raise SpecError(problems)
     canonical = spec.model_dump(mode="json")
+    if allowed_signers:
+        canonical = {**canonical, "allowed_signers_text": allowed_signers}
     return Policy(
         name=spec.policy, file=file, digest=sha256_json(canonical),
+        approvers=spec.approvers, allowed_signers=allowed_signers, allowed_signers_file=allowed_signers_file,
         thresholds={risk.value: t for risk, t in spec.thresholds.items()}, rules=tuple(rules),
         uses={k: (None if v is None else frozenset(v)) for k, v in uses.items()},
         description=spec.description, warnings=tuple(_risk_guard_warnings(rules, located)),
@@ -437,8 +490,26 @@ def load_policy(path: Path | str | None = None, project_root: Path | None = None
     from graduation.spec import display_path
 
     shown = display_path(path, Path(project_root)) if project_root is not None else str(path)
-    return parse_policy(read_text(path), shown)
+    text = read_text(path)
+    name = _allowed_signers_name(text)
+    signers_path = path.parent / name
+    if not signers_path.is_file() and project_root is not None:  # the packaged policy: the project's own list
+        signers_path = Path(project_root) / "policies" / name
+    signers = signers_path.read_text("utf-8") if signers_path.is_file() else ""
+    return parse_policy(text, shown, signers, str(signers_path))
 
 
-__all__ = ["ACTIONS", "CRITERIA", "Policy", "PolicyFile", "Rule", "RuleSpec", "Thresholds", "check_condition",
+def _allowed_signers_name(text: str) -> str:
+    """The allowed_signers file a policy names (before it is validated; the default when it names none)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+        name = data["approvers"]["allowed_signers"]
+    except Exception:  # noqa: BLE001 - parse_policy reports a broken file properly
+        return "allowed_signers"
+    return name if isinstance(name, str) and name and ".." not in Path(name).parts else "allowed_signers"
+
+
+__all__ = ["ACTIONS", "Approvers", "CRITERIA", "Policy", "PolicyFile", "Rule", "RuleSpec", "Thresholds", "check_condition",
            "default_policy_path", "load_policy", "packaged_policy_path", "parse_policy"]

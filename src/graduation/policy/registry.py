@@ -129,7 +129,7 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
-        summary = summarize(spec, evidence[v.domain], model=mfacts, generators=generators[v.domain])
+        summary = summarize(spec, counted(spec, v.content_hash, evidence[v.domain], policy), model=mfacts, generators=generators[v.domain])
         ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
         out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                                   v.content_hash, v.source_file))
@@ -154,7 +154,8 @@ def _changed_on_disk(root: Path, v, cache) -> Decision | None:
 def decision_in(session, name: str, policy: Policy, model: Any = None, extra: list | None = None) -> DomainDecision:
     """The decision for one domain (for ``model``, a ``ModelInfo``, when given), read inside an open session.
 
-    ``extra``: evidence to add to what is stored, for a hypothetical ("what if these sign-offs existed").
+    ``extra``: evidence to add to what is stored (after the screen), for a hypothetical ("what if these
+    sign-offs existed").
     """
     from graduation.store.domains import latest_versions
 
@@ -163,13 +164,22 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     versions = latest_versions(session, [name])
     check_rows(session, "domain_version", versions)
     v = versions[0]
-    evidence = load_evidence(session, {v.domain: v.basis_hash})[v.domain] + list(extra or ())
+    evidence = load_evidence(session, {v.domain: v.basis_hash})[v.domain]
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
-    summary = summarize(spec, evidence, model=model.facts() if model is not None else None,
+    summary = summarize(spec, counted(spec, v.content_hash, evidence, policy) + list(extra or ()),
+                        model=model.facts() if model is not None else None,
                         generators=resolve_generators(session, spec, evidence))
     ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
     return DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                           v.content_hash, v.source_file)
+
+
+def counted(spec: DomainSpec, content_hash: str, evidence: list, policy: Policy) -> list:
+    """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``)."""
+    from graduation.trust import screen
+
+    return screen(evidence, domain=spec.domain, domain_digest=content_hash, risk=spec.risk._value_,
+                  policy=policy).evidence
 
 
 def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None = None,
@@ -193,4 +203,4 @@ def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None =
         return deny_all(domain.domain, f"the decision failed: {type(exc).__name__}: {exc}", risk=domain.risk._value_)
 
 
-__all__ = ["DomainDecision", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]
+__all__ = ["DomainDecision", "counted", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]

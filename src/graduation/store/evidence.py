@@ -217,3 +217,19 @@ def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[st
         if basis_by_domain.get(domain) == basis:
             out[domain] = (int(count), int(newest), str(stamp))
     return out
+
+
+def find_evidence(session: Session, ref: str) -> Evidence:
+    """One evidence record by uid, or by 8+ leading characters of it when they name only one."""
+    from graduation.errors import NotFoundError
+
+    ref = ref.strip().lower()
+    if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
+        raise InputError(f"evidence reference {ref!r}: give its uid, or 8+ of its leading hex digits "
+                         "(`registry evidence DOMAIN` lists them)")
+    rows = session.exec(select(EvidenceRow).where(col(EvidenceRow.uid).startswith(ref)).limit(2)).all()
+    if not rows:
+        raise NotFoundError(f"no evidence {ref!r}; `registry evidence DOMAIN --all` lists every record")
+    if len(rows) > 1:
+        raise InputError(f"evidence reference {ref!r} names more than one record: give more of the uid")
+    return _to_evidence(rows[0])

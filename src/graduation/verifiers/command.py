@@ -2,7 +2,7 @@
 
 It answers with JSON on stdout (``{"pass": bool}`` or ``{"score": float}``, optionally ``"explanation"``
 and ``"answer"``), or with its exit code alone (0 pass, 1 fail, anything else an error). It is run without a
-shell, in the isolated worker pool, and killed after ``timeout`` seconds.
+shell, only in the sandboxed worker pool (``graduation.verifiers.sandbox``), and killed after ``timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ def command(*, argv: list[str] | str, timeout: float = 10.0, threshold: float = 
     cwd = Path(context.root)
     limit = float(timeout)
     threshold = float(threshold)
+
+    from graduation.verifiers import runtime
+
+    if not runtime.IN_WORKER:  # domain code runs only in the sandboxed worker pool
+        def outside(output: Any, reference: Any, row=None) -> Verdict:
+            return Verdict.error(f"{args[0]}: command verifiers run only in the sandboxed worker pool")
+
+        return outside
 
     def check(output: Any, reference: Any, row=None) -> Verdict:
         payload = json.dumps({"output": output if isinstance(output, str) else reference_text(output),

@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from graduation.verifiers.base import Verdict, Verifier, build, safe_call
+from graduation.verifiers.sandbox import DOMAIN_CODE_KINDS
 
 PRELOAD = ["graduation.verifiers.base", "sympy", "math_verify", "latex2sympy2_extended"]
 
@@ -136,7 +137,7 @@ class VerifierPool:
     """Worker processes with a per-item timeout and a memory cap. Use as a context manager, or ``close()``."""
 
     def __init__(self, workers: int | None = None, *, timeout: float = 10.0, memory_mb: int = 2048,
-                 batch_size: int = 32, isolate_all: bool = False) -> None:
+                 batch_size: int = 32, isolate_all: bool = False, sandbox: str = "bwrap") -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
         self.size = max(1, workers if workers is not None else (os.cpu_count() or 1))
@@ -145,6 +146,8 @@ class VerifierPool:
         self.memory_mb = int(memory_mb)
         self.batch_size = max(1, int(batch_size))
         self.isolate_all = isolate_all
+        self.sandbox = sandbox  # how python and command verifiers run: "bwrap" or "unsandboxed"
+        self._domain_pools: dict[str, _SandboxPool] = {}  # per project root: each sees only its own project
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
         self._ctx = None
@@ -199,6 +202,9 @@ class VerifierPool:
         worker.conn.close()
 
     def close(self) -> None:
+        for sandboxed in self._domain_pools.values():
+            sandboxed.close()
+        self._domain_pools = {}
         with self._lock:
             for worker in self._workers:
                 try:
@@ -222,9 +228,12 @@ class VerifierPool:
         """Verdicts for (verifier, item) pairs of any mix of verifiers, in order."""
         results: list[Verdict | None] = [None] * len(jobs)
         isolated: list[tuple[int, Verifier, Sequence[Any]]] = []
+        domain_code: list[tuple[int, Verifier, Sequence[Any]]] = []
         for index, (verifier, item) in enumerate(jobs):
             output, reference, row = _unpack(item)
-            if verifier.isolated or self.isolate_all:
+            if verifier.kind in DOMAIN_CODE_KINDS:
+                domain_code.append((index, verifier, (output, reference, row)))
+            elif verifier.isolated or self.isolate_all:
                 isolated.append((index, verifier, (output, reference, row)))
             else:
                 results[index] = safe_call(verifier.check, output, reference, row)
@@ -232,7 +241,23 @@ class VerifierPool:
             with self._lock:
                 for index, verdict in self._run(isolated).items():
                     results[index] = verdict
+        for root in {task[1].root for task in domain_code}:
+            tasks = [task for task in domain_code if task[1].root == root]
+            for index, verdict in self.domain_pool(root)._run(tasks).items():
+                results[index] = verdict
         return results  # type: ignore[return-value]
+
+    def domain_pool(self, root: str) -> "_SandboxPool":
+        """The workers that run domain code (python, command) of the project at ``root``: sandboxed, started
+        on first use."""
+        if root not in self._domain_pools:
+            from graduation.verifiers.sandbox import require
+
+            sandboxed = _SandboxPool(self.size, timeout=self.timeout, memory_mb=self.memory_mb,
+                                     batch_size=self.batch_size, sandbox=require(self.sandbox))
+            sandboxed.root = root
+            self._domain_pools[root] = sandboxed
+        return self._domain_pools[root]
 
     def _run(self, tasks: list[tuple[int, Verifier, Sequence[Any]]]) -> dict[int, Verdict]:
         payloads = {}
@@ -308,6 +333,18 @@ class VerifierPool:
         position = self._workers.index(worker)
         self._workers[position] = self._spawn()
         self.restarts += 1
+
+
+class _SandboxPool(VerifierPool):
+    """Workers started by ``graduation.verifiers.sandbox``: fresh interpreters, sandboxed, one per slot."""
+
+    root: str = "."
+
+    def _spawn(self) -> _Worker:
+        from graduation.verifiers.sandbox import start
+
+        process, conn = start(self.sandbox, self.root, self.soft_timeout, self.memory_mb)
+        return _Worker(process, conn)
 
 
 def verify_items(verifier: Verifier, items: Iterable[Item | Sequence[Any]],

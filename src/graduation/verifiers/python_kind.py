@@ -1,7 +1,9 @@
 """``python``: a function ``module:function(output, reference, row) -> bool | float`` written by the domain.
 
-It runs in the isolated worker pool (the function is the domain owner's code; the output it receives is
-untrusted data, never code). A float is a score: it passes at ``threshold`` or above.
+It runs only in the sandboxed worker pool (``graduation.verifiers.sandbox``): the function is the domain
+owner's code, and the process that holds the registry never imports it. Built outside a worker, the check
+only knows the module's source hash (read from disk, never imported) and refuses to run. The output it
+receives is untrusted data, never code. A float is a score: it passes at ``threshold`` or above.
 """
 
 from __future__ import annotations
@@ -60,8 +62,18 @@ def _forget_foreign(module_name: str, root: Path) -> None:
 @verifier("python")
 def python(*, function: str, threshold: float = 1.0, context: BuildContext = BuildContext()) -> Check:
     """Call ``function(output, reference, row)``; ``True``/score >= threshold passes."""
-    fn = load_function(function, context.root)
+    from graduation.verifiers import runtime
+
     threshold = float(threshold)
+    if not runtime.IN_WORKER:
+        source = find_source(function, context.root)
+
+        def outside(output: Any, reference: Any, row=None) -> Verdict:
+            return Verdict.error(f"{function}: python verifiers run only in the sandboxed worker pool")
+
+        outside.fingerprint = _file_hash(source)  # type: ignore[attr-defined]
+        return outside
+    fn = load_function(function, context.root)
 
     def check(output: Any, reference: Any, row=None) -> Verdict:
         result = fn(output, reference, dict(row) if row is not None else None)
@@ -77,6 +89,31 @@ def python(*, function: str, threshold: float = 1.0, context: BuildContext = Bui
 
     check.fingerprint = _source_hash(fn)  # editing the function invalidates its cached verdicts
     return check
+
+
+def find_source(target: str, root: Path) -> Path:
+    """The file that defines ``target``'s module, found on disk without importing anything."""
+    if not isinstance(target, str) or target.count(":") != 1 or not all(target.split(":")):
+        raise VerifierError(f"option function must look like 'package.module:function', got {target!r}")
+    parts = target.split(":")[0].split(".")
+    if not all(p.isidentifier() for p in parts):
+        raise VerifierError(f"option function: {target.split(':')[0]!r} is not a module name")
+    for base in [Path(root).resolve(), *(Path(p) for p in sys.path if p)]:
+        stem = base.joinpath(*parts)
+        for candidate in (stem.with_suffix(".py"), stem / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    raise VerifierError(f"option function: no module {'.'.join(parts)!r} under the project root {root} "
+                        "(python verifiers are the project's own modules)")
+
+
+def _file_hash(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _source_hash(fn) -> str | None:
