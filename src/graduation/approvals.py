@@ -172,8 +172,11 @@ def human_audit(db, root: Path, policy, domain: str, record: HumanAuditRecord, *
             if not rec.items:
                 raise InputError("a signed human audit needs --items FILE: the signature covers each item's "
                                  "verdict, not bare counts")
+            from graduation.spec import sha256_json
+            from graduation.store.domains import version_spec
+
             version = get_version(session, domain)
-            payload = audit_payload(domain=domain, domain_digest=version.content_hash, auditor=rec.auditor,
+            payload = audit_payload(domain=domain, domain_digest=sha256_json(version_spec(version).canonical()), auditor=rec.auditor,
                                     scope=rec.scope, checked=rec.checked, held=rec.held,
                                     items=[i.model_dump() for i in rec.items], signed_at=now())
             rec = rec.model_copy(update={"signed": _signed(payload, rec.auditor, key, policy)})
