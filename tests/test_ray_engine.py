@@ -137,6 +137,7 @@ def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mi
     assert local.record.errors >= 5 and local.record.symbols
 
 
+@pytest.mark.slow
 def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray, mixed, project, tmp_path):
     from graduation.engines.ray_engine import RayEngine
     from graduation.errors import DataError

@@ -343,6 +343,9 @@ class RayEngine:
             data_context = ray.data.DataContext.get_current()
         data_context.enable_progress_bars = False
         data_context.print_on_execution_start = False
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # our progress is the CLI's; errors still show
         pool_settings = _pool_settings(verification.pool)
         actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         seed = str(secrets.randbelow(2**32 - 1) + 1)
