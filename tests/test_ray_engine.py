@@ -283,3 +283,34 @@ def test_the_registry_command_starts_and_stops_its_own_ray(mixed, project, db_ur
     assert out.returncode == 0, out.stderr
     (record,) = _stored_eval(mixed)
     assert (record.n, record.passed) == (40, 40)
+
+
+def test_parts_from_another_file_or_other_verifier_code_are_refused(mixed, project, tmp_path):
+    """What the driver checks before merging: every byte range read, each as this machine holds it, and
+    verifiers built on the nodes as they are built here (pure: no Ray)."""
+    from graduation.engines.ray_engine import _range_digest, check_parts
+    from graduation.errors import EngineError
+    from graduation.gather import load_context
+
+    ctx = load_context(mixed, project, "mixed")
+    path = write(tmp_path / "outputs.jsonl", outputs(k=1))
+    size = path.stat().st_size
+    identities = [v.identity for v in ctx.verifiers]
+
+    def part(start, end, digest=None, ids=identities):
+        unit = json.dumps({"start": start, "end": end, "sha256": digest or _range_digest(path, start, end)},
+                          sort_keys=True)
+        return {"unit": unit, "identities": ids}
+
+    cut = size // 2
+    check_parts([part(0, cut), part(cut, size)], ctx, path, "jsonl")  # the whole file, as held here
+    with pytest.raises(EngineError, match=f"bytes {cut}..{size} were read by no Ray actor"):
+        check_parts([part(0, cut)], ctx, path, "jsonl")
+    with pytest.raises(EngineError, match="bytes 0..10 were read by no Ray actor"):
+        check_parts([part(10, size)], ctx, path, "jsonl")
+    with pytest.raises(EngineError, match=f"bytes {cut}..{size} read on a Ray node differ"):
+        check_parts([part(0, cut), part(cut, size, digest="0" * 64)], ctx, path, "jsonl")
+    other = list(identities)
+    other[3] = "f" * 64  # the python verifier's module differs on a node
+    with pytest.raises(EngineError, match="verifier.s. judge were built differently"):
+        check_parts([part(0, size, ids=other)], ctx, path, "jsonl")
