@@ -14,7 +14,9 @@ How a run goes:
    the local engine does, and keep one ``VerifierPool`` each for isolated kinds (same timeout, memory cap and
    sandbox as the caller's pool). Each chunk goes through ``gather._scan``, the local scan itself, into a
    fresh ``Tally``; the actor returns that tally's state, its problems and its counters.
-3. The driver sorts the chunk states by first line and merges them into its tally (``Tally.merge``, as the
+3. The driver checks the parts (``check_parts``: each JSONL byte range has the SHA-256 of this machine's copy,
+   each Parquet row group its row count, nothing is left unread, every actor built verifiers with the
+   identities built here), sorts the chunk states by first line and merges them into its tally (``Tally.merge``, as the
    local engine merges its forked parts), so that counts, slices, symbol examples and per-prompt
    consistency come out as one sequential scan would give them. The record is then built and written by
    ``gather`` in one transaction.
