@@ -102,7 +102,7 @@ def test_inserted_human_audit_is_refused(cli, toy):
             "NULL, 'eve', :c, :s, '00')"),
             {"v": row["domain_version"], "b": row["basis_hash"], "c": row["created_at"],
              "s": json.dumps({"auditor": "eve", "checked": 500, "held": 500, "scope": "outputs"})})
-    result = cli("status", "toy", "--require", "deploy:sandbox")
+    result = cli("status", "toy", "--require", "train:grpo")
     assert result.exit_code == 2 and "not in the audit chain" in result.output
     assert cli("audit", "verify").exit_code == 1
 
@@ -185,7 +185,7 @@ def test_bad_checkpoint_file_is_bad_input(cli, toy, tmp_path):
 
 def test_require_with_no_registered_domain_is_bad_input(cli, project, db_url):
     Database(db_url).dispose()
-    result = cli("status", "--require", "deploy:sandbox")
+    result = cli("status", "--require", "train:grpo")
     assert result.exit_code == 2 and "no registered domain" in result.output
 
 
