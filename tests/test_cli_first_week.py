@@ -436,3 +436,57 @@ def test_mutation_leaks_name_the_family_the_rows_and_the_way_out(cli, project: P
         "kind: numeric, role: substance}", "kind: numeric, role: substance, mutations: {exclude: [typo]}}"))
     bad = cli("validate", str(project / "domains"))
     assert bad.exit_code == 2 and "arith.yaml:8" in bad.output
+
+
+# -- 8. no tracebacks, no exit 1 for broken input -------------------------------------------------------------
+
+def test_a_corrupt_parquet_page_is_a_clear_exit_2(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path
+    _arith(root)
+    (root / "policies").mkdir()
+    (root / "registry").mkdir()
+    assert _registry("register", "domains/", cwd=root).returncode == 0
+    rows = [{"prompt": f"{i % 40}+1=", "output": str(i % 40 + 1)} for i in range(5000)]
+    pq.write_table(pa.Table.from_pylist(rows), root / "good.parquet", compression="NONE", data_page_size=4096)
+    data = bytearray((root / "good.parquet").read_bytes())
+    start = len(data) // 3
+    data[start:start + 200] = b"\xff" * 200  # one page's values overwritten
+    (root / "bad.parquet").write_bytes(bytes(data))
+    assert _registry("evaluate", "arith", "--outputs", "good.parquet", "--model", "m", "--json",
+                     cwd=root).returncode == 0
+    before = _evidence_count(root)
+    for command in (("evaluate", "arith", "--outputs", "bad.parquet", "--model", "m"),
+                    ("audit-data", "arith", "bad.parquet")):
+        done = _registry(*command, cwd=root)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr and "bad.parquet:" in done.stderr
+        assert "unreadable Parquet data" in done.stderr and "damaged" in done.stderr
+    assert _evidence_count(root) == before  # nothing written
+
+
+def _evidence_count(root: Path) -> int:
+    with sqlite3.connect(root / "registry" / "registry.db") as conn:
+        return conn.execute("select count(*) from evidence").fetchone()[0]
+
+
+def test_a_partly_corrupted_sqlite_registry_is_a_clear_exit_2(tmp_path):
+    _many_domains(tmp_path, 30)
+    assert _registry("register", "domains/", cwd=tmp_path).returncode == 0
+    db = tmp_path / "registry" / "registry.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("pragma wal_checkpoint(truncate)")
+        page_size = conn.execute("pragma page_size").fetchone()[0]
+    data = bytearray(db.read_bytes())
+    for page in range(2, len(data) // page_size, 2):  # every other page's b-tree header scrambled
+        start = page * page_size + 8
+        data[start:start + 52] = bytes((i * 7) & 0xFF for i in range(52))
+    db.write_bytes(bytes(data))
+    for command in (("list",), ("status",), ("status", "--require", "deploy:shadow"), ("register", "domains/"),
+                    ("status", "--json")):
+        done = _registry(*command, cwd=tmp_path)
+        assert done.returncode == 2, (command, done.returncode, done.stderr[-500:])
+        assert "Traceback" not in done.stderr and "damaged" in done.stderr, command
+    assert json.loads(_registry("status", "--json", cwd=tmp_path).stdout)["exit_code"] == 2
