@@ -490,3 +490,40 @@ def test_a_partly_corrupted_sqlite_registry_is_a_clear_exit_2(tmp_path):
         assert done.returncode == 2, (command, done.returncode, done.stderr[-500:])
         assert "Traceback" not in done.stderr and "damaged" in done.stderr, command
     assert json.loads(_registry("status", "--json", cwd=tmp_path).stdout)["exit_code"] == 2
+
+
+# -- 2. verifier kinds documented where people look -------------------------------------------------------------
+
+def test_schema_and_verifiers_kinds_document_every_option(tmp_path):
+    schema = json.loads(_registry("schema", cwd=tmp_path).stdout)
+    branches = {b["title"]: b for b in schema["$defs"]["VerifierSpec"]["oneOf"]}
+    regex = branches["regex"]["properties"]["options"]
+    assert regex["required"] == ["pattern"] and regex["additionalProperties"] is False
+    assert regex["properties"]["full_match"] == {"type": "boolean", "default": False,
+                                                 "description": "The pattern must match the whole output, not a part."}
+    assert "plugin kind" in branches
+    import jsonschema
+
+    good = {"name": "shape", "kind": "regex", "role": "format", "options": {"pattern": "^x$"}}
+    jsonschema.validate(good, {**schema["$defs"]["VerifierSpec"], "$defs": schema["$defs"]})
+    with pytest.raises(jsonschema.ValidationError):  # the editor flags an unknown option of a kind
+        jsonschema.validate({**good, "options": {"pattern": "^x$", "ful_match": True}},
+                            {**schema["$defs"]["VerifierSpec"], "$defs": schema["$defs"]})
+    listed = json.loads(_registry("verifiers", "kinds", "--json", cwd=tmp_path).stdout)["kinds"]
+    names = {k["kind"] for k in listed}
+    assert {"exact", "regex", "numeric", "math", "json_schema", "python", "command", "reasoning_gym"} <= names
+    for k in listed:
+        assert k["example"] and k["summary"], k["kind"]
+        if k["kind"] in ("exact", "regex", "numeric", "python", "command", "reasoning_gym"):
+            assert all(o["description"] for o in k["options"]), k["kind"]
+    python = next(k for k in listed if k["kind"] == "python")
+    assert [o["name"] for o in python["options"]] == ["function", "threshold"]
+    text = _registry("verifiers", "kinds", "numeric", cwd=tmp_path, env={"COLUMNS": "100"})
+    assert text.returncode == 0 and "last_number_fallback" in text.stdout and "e.g." in text.stdout
+
+
+def test_the_docs_state_the_python_and_command_contract_with_a_worked_example():
+    doc = (REPO / "docs" / "verifiers.md").read_text()
+    for needed in ("def ", "(output, reference, row)", "Verdict", "explanation", "stdin", '"score"',
+                   "reference-free", "registry verifiers kinds"):
+        assert needed in doc, needed

@@ -33,10 +33,10 @@ def init_cmd(
 def schema_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Print the JSON Schema of domain files (point your editor at it)."""
-    from graduation.spec import json_schema
+    """Print the JSON Schema of domain files (point your editor at it), with every verifier kind's options."""
+    from graduation.verifiers.catalog import domain_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = json.dumps(domain_schema(), indent=2) + "\n"
     if out:
         from graduation.fsutil import atomic_write_text
 
