@@ -527,3 +527,17 @@ def test_the_docs_state_the_python_and_command_contract_with_a_worked_example():
     for needed in ("def ", "(output, reference, row)", "Verdict", "explanation", "stdin", '"score"',
                    "reference-free", "registry verifiers kinds"):
         assert needed in doc, needed
+
+
+def test_no_progress_frames_in_logs_and_results_after_the_bar(tmp_path):
+    _arith(tmp_path)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "registry").mkdir()
+    assert _registry("register", "domains/", cwd=tmp_path).returncode == 0
+    outputs = tmp_path / "outputs.jsonl"
+    _candidate(outputs)
+    outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
+    done = _registry("evaluate", "arith", "--outputs", "outputs.jsonl", "--model", "m", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\x1b[" not in done.stderr and "rows" not in done.stderr
+    assert done.stdout.lstrip().startswith("evaluation of m")

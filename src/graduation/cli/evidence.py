@@ -41,13 +41,15 @@ app.add_typer(evidence_app, name="evidence")
 
 @contextmanager
 def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress display on stderr (rows verified so far), or nothing with --json."""
-    if quiet:
+    """A rich progress display on stderr (rows verified so far); nothing with --json, nor when stderr is not a
+    terminal (a log file gets no bar frames). It is transient and ends before any result is printed; a
+    warning printed meanwhile goes through the same console, above the bar."""
+    from graduation.cli.output import err_console
+
+    if quiet or not err_console.is_terminal:
         yield None
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from graduation.cli.output import err_console
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), console=err_console,
