@@ -60,11 +60,23 @@ class State:
 
     @property
     def root(self) -> Path:
-        from graduation.project import require_project_root
+        """The project root; outside any project an error that says how one is found (unless ``--db`` names
+        the registry, when the current directory stands in as before)."""
+        import os
+
+        from graduation.project import find_project_root, require_project_root
 
         if self.project is None:
-            self.project = require_project_root()
+            explicit_db = self.db_url or os.environ.get("REGISTRY_DB_URL")
+            self.project = find_project_root() if explicit_db else require_project_root()
         return self.project
+
+    @property
+    def root_or_cwd(self) -> Path:
+        """The project root when there is one, else the current directory (commands given explicit files)."""
+        from graduation.project import find_project_root
+
+        return self.project if self.project is not None else find_project_root()
 
     def database(self, create: bool = True):
         """Open (and migrate) the registry database once per command."""
