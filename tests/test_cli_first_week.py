@@ -546,3 +546,32 @@ def test_no_progress_frames_in_logs_and_results_after_the_bar(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr and "\x1b[" not in done.stderr and "rows" not in done.stderr
     assert done.stdout.lstrip().startswith("evaluation of m")
+
+
+# -- 9. bounded memory, through the command ----------------------------------------------------------------
+
+def test_audit_data_with_a_tiny_summary_flags_exactly_what_an_unbounded_count_flags(cli, project: Path,
+                                                                                      monkeypatch):
+    import functools
+
+    import graduation.gather as gather
+    from graduation.evidence import SymbolScanner
+
+    _arith(project)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    candidate = project / "candidate.jsonl"
+    with candidate.open("w") as fh:
+        for i in range(400):  # a token no other row has in every row; golden_hour_sun in 40%, k_drift in 5%
+            extra = (" golden_hour_sun" if i % 5 < 2 else "") + (" k_drift" if i % 20 == 0 else "")
+            fh.write(json.dumps({"prompt": f"{i % 40}+1=", "answer": f"tok_{i}_x{extra} so {i % 40 + 1}"}) + "\n")
+
+    def flags(capacity: int) -> list:
+        monkeypatch.setattr(gather, "SymbolScanner", functools.partial(SymbolScanner, capacity=capacity))
+        result = cli("audit-data", "arith", str(candidate), "--json", "--no-cache")
+        assert result.exit_code == 0, result.output
+        return [(s["symbol"], s["rows"], s["examples"]) for s in json.loads(result.output)["record"]["symbols"]]
+
+    exact = flags(10**9)
+    assert [(s, n) for s, n, _e in exact] == [("golden_hour_sun", 160), ("k_drift", 20)]
+    assert flags(200) == exact  # 200 counters for 400 distinct tokens: overflowed, recounted, the same flags
+    assert flags(16) == exact  # bounds too loose for the threshold: summarised again, wider, then recounted
