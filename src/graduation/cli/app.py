@@ -23,9 +23,9 @@ def _flags_without_placeholders() -> None:
     """Help lists a flag as ``--json``, not ``--json <bool>``: a flag takes no value, so it shows no type."""
     from typer.core import TyperOption
 
-    original = TyperOption.display_type_rich
-    if getattr(original, "flag_aware", False):
-        return
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "flag_aware", False):
+        return  # a typer without type placeholders, or already done
 
     def display_type_rich(self, ctx):
         if getattr(self, "is_flag", False) or getattr(self, "count", False):
