@@ -226,7 +226,7 @@ def test_the_report_links_a_few_failing_examples_per_round(cli, project: Path):
     outputs = project / "outputs.jsonl"
     _candidate(outputs)
     outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
-    assert cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m", "--round", "1").exit_code == 0
+    assert cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m").exit_code == 0
     shown = json.loads(cli("evidence", "arith", "--kind", "eval", "--json").output)["evidence"][0]
     assert shown["summary"]["failing_examples"] == [f"outputs.jsonl:{n}" for n in (1, 5, 9, 13, 17)]
     result = cli("report", "--json")
@@ -313,7 +313,7 @@ def test_unmet_criteria_are_data_in_status_json(cli, project: Path):
     outputs = project / "outputs.jsonl"
     _candidate(outputs)
     outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
-    assert cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m", "--round", "1").exit_code == 0
+    assert cli("evaluate", "arith", "--outputs", str(outputs), "--model", "m").exit_code == 0
     data = json.loads(cli("status", "arith", "--json").output)
     assert data["schema_version"] == 1
     criteria = data["decisions"][0]["unmet_criteria"]

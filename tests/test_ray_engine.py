@@ -32,7 +32,7 @@ ground_truth:
     path: data/copies.jsonl
     provenance: model_generated
     derived_from: book
-    generated_by: {model: helper-7b, graduated: false}
+    generated_by: {model: helper-7b}
 verifiers:
   - {name: same, kind: exact, role: substance}
   - {name: number, kind: numeric, role: substance, options: {abs_tol: 0.01}}

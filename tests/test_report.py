@@ -83,20 +83,14 @@ def eval_record(model: str, rnd: int, n: int, passed: int, fmt: float, *, slices
 
 
 def model_id(session, name: str) -> int:
-    """A registered model (written directly, as an attacker with database access could, markup and all)."""
+    """A registered model (by an external digest), registered the way the registry does: chained."""
     import hashlib
 
-    from graduation.store.tables import ModelRow
+    from graduation.store.models import register_model
 
-    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-    from sqlmodel import select
-
-    found = session.exec(select(ModelRow).where(ModelRow.digest == digest)).first()
-    if found is None:
-        found = ModelRow(name=name, version=1, digest=digest, digest_kind="external", lineage_json="{}")
-        session.add(found)
-        session.flush()
-    return found.id
+    info, _ = register_model(session, name, digest="sha256:" + hashlib.sha256(name.encode()).hexdigest(),
+                             kind="external")
+    return info.id
 
 
 def validation(name: str) -> VerifierValidationRecord:
