@@ -95,6 +95,8 @@ class Database:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except (OperationalError, ProgrammingError):
             return None
+        except DatabaseError as exc:  # a corrupt page (e.g. "database disk image is malformed"): say so
+            raise damaged(self.safe_url(), exc) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}; "
                              "restore it from a backup or point --db at another registry") from None
@@ -106,6 +108,10 @@ class Database:
 
         try:
             upgrade(self)
+        except OperationalError as exc:
+            raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {exc.orig}") from None
+        except DatabaseError as exc:
+            raise damaged(self.safe_url(), exc) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}") from None
 
