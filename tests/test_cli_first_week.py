@@ -175,9 +175,24 @@ def _candidate(path: Path, n: int = 40) -> dict[int, str]:
     return expected
 
 
+MODEL_DIGEST = "sha256:" + "ab" * 32  # the artifact of model 'm', kept elsewhere
+
+
+def _register_m(cli=None, root: Path | None = None) -> None:
+    """Register the model 'm' the tests evaluate (evaluate refuses a model the registry does not know)."""
+    args = ("models", "register", "m", "--digest", MODEL_DIGEST)
+    if cli is not None:
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+    else:
+        done = _registry(*args, cwd=root)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_evaluate_and_audit_write_one_line_per_item(cli, project: Path):
     _arith(project)
     assert cli("register", str(project / "domains")).exit_code == 0
+    _register_m(cli)
     outputs = project / "outputs.jsonl"
     expected = _candidate(outputs)
     with outputs.open("a") as fh:
@@ -223,6 +238,7 @@ def test_audit_data_write_clean_keeps_only_clean_rows_with_lineage(cli, project:
 def test_the_report_links_a_few_failing_examples_per_round(cli, project: Path):
     _arith(project)
     assert cli("register", str(project / "domains")).exit_code == 0
+    _register_m(cli)
     outputs = project / "outputs.jsonl"
     _candidate(outputs)
     outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
@@ -283,8 +299,9 @@ def test_a_reader_that_stops_early_is_not_an_error(tmp_path):
     _many_domains(tmp_path, 40)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     assert _registry("register", "domains/", cwd=tmp_path).returncode == 0
+    _register_m(root=tmp_path)  # a deploy gate names the model it is asked about
     for args, code in ((["status"], 0), (["status", "--json"], 0), (["list", "--json"], 0),
-                       (["status", "--require", "deploy:shadow"], 1)):
+                       (["status", "--require", "deploy:shadow", "--model", "m"], 1)):
         done = subprocess.run(["bash", "-o", "pipefail", "-c",
                                f"{sys.executable} -c \"{_MAIN}\" {' '.join(args)} | head -1"],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -310,6 +327,7 @@ def test_json_errors_are_json_on_stdout_with_the_exit_code(tmp_path):
 def test_unmet_criteria_are_data_in_status_json(cli, project: Path):
     _arith(project)
     assert cli("register", str(project / "domains")).exit_code == 0
+    _register_m(cli)
     outputs = project / "outputs.jsonl"
     _candidate(outputs)
     outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
@@ -363,17 +381,18 @@ def test_version_completion_and_flags_without_placeholders(tmp_path):
     from graduation.cli.complete import job_ids, model_names
 
     os.chdir(tmp_path)
-    assert job_ids("") == [] and model_names("") == []  # no jobs yet; no models table in this registry
+    assert job_ids("") == [] and model_names("") == []  # no jobs yet; no model registered yet
     help_ = _registry("audit-data", "-h", cwd=tmp_path, env={"COLUMNS": "120"})
-    assert "--graduated" in help_.stdout and "<bool>" not in help_.stdout
+    assert "--no-cache" in help_.stdout and "--json" in help_.stdout and "<bool>" not in help_.stdout
+    assert "--graduated" not in help_.stdout  # no longer declared: looked up in the registry
 
 
 def test_model_completion_reads_a_models_table_when_there_is_one(tmp_path):
     _many_domains(tmp_path, 1)
     assert _registry("register", "domains/", cwd=tmp_path).returncode == 0
-    with sqlite3.connect(tmp_path / "registry" / "registry.db") as conn:
-        conn.execute("create table models (name text, version integer)")
-        conn.executemany("insert into models values (?, ?)", [("qwen-7b", 1), ("qwen-7b", 2), ("llama-3b", 1)])
+    for name, digest in (("qwen-7b", "01"), ("qwen-7b", "02"), ("llama-3b", "03")):  # qwen-7b: two versions
+        done = _registry("models", "register", name, "--digest", "sha256:" + digest * 32, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
     os.chdir(tmp_path)
     from graduation.cli.complete import model_names
 
@@ -454,6 +473,7 @@ def test_a_corrupt_parquet_page_is_a_clear_exit_2(tmp_path):
     (root / "policies").mkdir()
     (root / "registry").mkdir()
     assert _registry("register", "domains/", cwd=root).returncode == 0
+    _register_m(root=root)
     rows = [{"prompt": f"{i % 40}+1=", "output": str(i % 40 + 1)} for i in range(5000)]
     pq.write_table(pa.Table.from_pylist(rows), root / "good.parquet", compression="NONE", data_page_size=4096)
     data = bytearray((root / "good.parquet").read_bytes())
@@ -480,6 +500,7 @@ def _evidence_count(root: Path) -> int:
 def test_a_partly_corrupted_sqlite_registry_is_a_clear_exit_2(tmp_path):
     _many_domains(tmp_path, 30)
     assert _registry("register", "domains/", cwd=tmp_path).returncode == 0
+    _register_m(root=tmp_path)
     db = tmp_path / "registry" / "registry.db"
     with sqlite3.connect(db) as conn:
         conn.execute("pragma wal_checkpoint(truncate)")
@@ -489,7 +510,8 @@ def test_a_partly_corrupted_sqlite_registry_is_a_clear_exit_2(tmp_path):
         start = page * page_size + 8
         data[start:start + 52] = bytes((i * 7) & 0xFF for i in range(52))
     db.write_bytes(bytes(data))
-    for command in (("list",), ("status",), ("status", "--require", "deploy:shadow"), ("register", "domains/"),
+    for command in (("list",), ("status",), ("status", "--require", "deploy:shadow", "--model", "m"),
+                    ("register", "domains/"),
                     ("status", "--json")):
         done = _registry(*command, cwd=tmp_path)
         assert done.returncode == 2, (command, done.returncode, done.stderr[-500:])
@@ -539,6 +561,7 @@ def test_no_progress_frames_in_logs_and_results_after_the_bar(tmp_path):
     (tmp_path / "policies").mkdir()
     (tmp_path / "registry").mkdir()
     assert _registry("register", "domains/", cwd=tmp_path).returncode == 0
+    _register_m(root=tmp_path)
     outputs = tmp_path / "outputs.jsonl"
     _candidate(outputs)
     outputs.write_text(outputs.read_text().replace('"answer"', '"output"'))
