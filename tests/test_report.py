@@ -143,8 +143,10 @@ def populate(root: Path, db) -> None:
                                                                              pass_all_k=0.45, flip_rate=0.31)),
                          model_id=model_id(s, "perception-v3"), round=rnd)
 
-        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model_id=model_id(s, HOSTILE_MODEL),
-                     round=1)
+        # A registered name cannot carry markup (names are checked), but the record's own model field is text
+        # the report shows: the markup rides in there.
+        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9),
+                     model_id=model_id(s, "hostile-model"), round=1)
         add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
 
         # a recorded decision and the job it approved
