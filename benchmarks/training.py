@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         with VerifierPool(workers=1, isolate_all=True) as pool:
             result = crystallise(model, prompts, verifiers, prompt_field="prompt", answer_field="answer",
                                  id_field="id", samples=8, max_new_tokens=4, pool=pool)
+    assert result.sampled == 8 * len(prompts) and result.kept <= result.sampled, (result.sampled, result.kept)
+    assert result.verified == result.sampled * len(verifiers), result.verified  # every sample, every verifier
     report("GRPO step time, tiny model on CPU (median over steps; same model, data, seed and scores)", [
         ("verifier rewards, pool (bounded kinds in-process)", f"{v * 1000:.1f} ms/step ({len(times['pool'])} steps)"),
         ("verifier rewards, pool with isolate_all", f"{s * 1000:.1f} ms/step ({len(times['isolate_all'])} steps)"),

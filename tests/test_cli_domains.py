@@ -138,8 +138,12 @@ def test_init_scaffolds_a_project_that_validates(tmp_path: Path, registry_bin: P
     target = tmp_path / "new"
     result = run_registry(registry_bin, "init", str(target), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (target / "domains" / "example.yaml").exists()
+    assert (target / "examples" / "example.yaml").exists()  # outside domains/: registered only when copied
     assert (target / "policies").is_dir() and (target / "registry" / ".gitignore").exists()
+    import shutil
+
+    shutil.copy(target / "examples" / "example.yaml", target / "domains" / "example.yaml")
+    shutil.copytree(target / "examples" / "data", target / "domains" / "data")
     ok = run_registry(registry_bin, "validate", "domains", cwd=target)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     reg = run_registry(registry_bin, "register", "domains", "--json", cwd=target)

@@ -138,19 +138,24 @@ def test_writers_killed_at_random_points_leave_a_consistent_database(project: Pa
                 assert newest == (latest, latest)
             for (summary,) in conn.execute("SELECT summary_json FROM evidence"):
                 assert json.loads(summary)["by"].startswith("w")
-            # a round is all or nothing: as many audit entries as sign-offs
-            assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == \
-                conn.execute("SELECT count(*) FROM evidence").fetchone()
+            # a round is all or nothing: as many sign-off entries, and chained evidence entries, as sign-offs,
+            # and a chained entry for every domain version
+            signoffs = conn.execute("SELECT count(*) FROM evidence").fetchone()
+            for kind, rows in (("signoff", signoffs), ("evidence", signoffs),
+                               ("domain_version", conn.execute("SELECT count(*) FROM domain_versions").fetchone())):
+                assert conn.execute("SELECT count(*) FROM audit_log WHERE kind = ?", (kind,)).fetchone() == rows, kind
         finally:
             conn.close()
     assert kills == KILLS  # every one of them after the writer's first commit, while it was still writing
     db = Database(url)
     with db.read() as s:
         n = s.exec(text("SELECT count(*) FROM evidence")).one()[0]
+        versions = s.exec(text("SELECT count(*) FROM domain_versions")).one()[0]
         from graduation.audit import verify
 
         chain = verify(s)
     db.dispose()
     # a round printed "committed" only after its commit, so at least that many survived
     assert n >= committed
-    assert chain.ok and chain.entries == n, chain
+    # each sign-off has its own entry and its row's chained entry; each domain version its chained entry
+    assert chain.ok and chain.entries == 2 * n + versions, chain

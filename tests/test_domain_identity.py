@@ -111,12 +111,16 @@ def test_a_changed_file_denies_until_registered_again_and_new_version_starts_afr
 
 def test_lower_risk_keeps_no_evidence(cli, proj, db_url):
     registered(cli, proj)
+    from graduation.store.models import register_model
+
     db = Database(db_url, anchor=anchor_path(proj, db_url))
     with db.write() as s:
+        info, _ = register_model(s, "m", digest="sha256:" + "ab" * 32, kind="external")
         for r in range(1, 4):
-            add_evidence(s, "toy", "eval", EvalRecord(model="m", round=r, n=1000, passed=1000, pass_rate=1.0,
+            add_evidence(s, "toy", "eval", EvalRecord(model="m@1", round=r, n=1000, passed=1000, pass_rate=1.0,
                                                       wilson_lower=0.996, substance_pass_rate=1.0,
-                                                      format_pass_rate=1.0, shape_gap=0.0), model="m", round=r)
+                                                      format_pass_rate=1.0, shape_gap=0.0), round=r,
+                         model_id=info.id)
     db.dispose()
     before = json.loads(cli("status", "toy", "--json").stdout)["decisions"][0]
     assert len(before["evidence"]) == 3
@@ -124,7 +128,8 @@ def test_lower_risk_keeps_no_evidence(cli, proj, db_url):
     registered(cli, proj)
     after = json.loads(cli("status", "toy", "--json").stdout)["decisions"][0]
     assert after["risk"] == "low" and after["evidence"] == []
-    assert cli("status", "toy", "--require", "deploy:autonomous", "--require", "online:grpo").exit_code == 1
+    assert cli("status", "toy", "--model", "m", "--require", "deploy:autonomous", "--require",
+               "online:grpo").exit_code == 1
 
 
 def test_stat_fast_path_still_sees_a_same_size_same_mtime_edit(cli, proj):

@@ -25,7 +25,7 @@ from graduation.spec import VerifierSpec
 from graduation.verifiers import Item, VerifierPool, build
 
 TIMEOUT = 3.0
-SLACK = 3.0  # replacing a killed worker, and a loaded machine
+SLACK = 10.0  # replacing a killed worker on a loaded machine; an item left without its own timeout runs for minutes
 MEMORY_MB = 200
 IN_PARENT = {"exact", "regex", "numeric", "json_schema"}
 ROW = json.loads(Path(__file__).resolve().parent.parent.joinpath(
@@ -98,15 +98,16 @@ def test_hostile_outputs_never_pass_execute_or_hang(kind: str, project: Path, tm
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         grown = rss_mb() - before
-        # the pool still answers correctly afterwards
-        sane = pool.verify(verifier, [Item(reference if kind != "json_schema" else "4", reference, ROW)])
+        # the pool still answers correctly afterwards (twice: a worker that replaced a killed one builds the
+        # verifier on its first item, which on a loaded machine can outlast the 3 s timeout)
+        sane = pool.verify(verifier, [Item(reference if kind != "json_schema" else "4", reference, ROW)] * 2)
     assert len(verdicts) == len(outputs)
     passed = [o[:40] for o, v in zip(outputs, verdicts) if v.verdict == "pass"]
     assert not passed, f"{kind} passed hostile outputs: {passed}"
     assert all(v.verdict in ("fail", "error") for v in verdicts)
     assert not marker.exists(), f"{kind}: an output was executed"
     assert not slow, f"{kind}: outputs answered later than their timeout ({TIMEOUT:g}s + {SLACK:g}s): {slow}"
-    assert sane[0].verdict == "pass", (kind, sane)
+    assert sane[-1].verdict == "pass", (kind, sane)
     # the inputs total ~11 MB, already held before measuring; the parent must not balloon while verifying them
     assert peak / 2**20 < MEMORY_MB, f"{kind}: {peak / 2**20:.0f} MB of Python allocations during the calls"
     assert grown < MEMORY_MB, f"{kind}: the parent's RSS grew by {grown:.0f} MB"

@@ -307,16 +307,18 @@ def test_a_registry_of_the_previous_release_upgrades_with_every_record_kept(proj
         conn.execute(text("INSERT INTO domain_versions (domain, version, content_hash, basis_hash, risk, source_file, "
                           "spec_json, data_hashes_json, created_at) VALUES ('d', 1, :h, :h, 'low', 'domains/d.yaml', "
                           ":spec, '{}', CURRENT_TIMESTAMP)"), {"h": "0" * 64, "spec": spec})
+        from graduation.store.chain import evidence_record_hash
+
         for i, (kind, model) in enumerate([("eval", "old-7b@step 3"), ("eval", "old-7b@step 3"),
                                            ("training_round", "job/x"), ("signoff", None)]):
+            body = summary if kind != "signoff" else '{"by": "ann", "role": "r"}'
+            record_hash = evidence_record_hash(uid=f"u{i}", domain="d", version=1, basis="0" * 64, kind=kind,
+                                               summary=json.loads(body), model=model, round=1, data_hash=None,
+                                               author=None)  # as the previous release computed it
             conn.execute(text("INSERT INTO evidence (uid, domain, domain_version, basis_hash, kind, model, round, "
                               "created_at, summary_json, record_hash) VALUES (:u, 'd', 1, :h, :k, :m, 1, "
                               "CURRENT_TIMESTAMP, :s, :r)"),
-                         {"u": f"u{i}", "h": "0" * 64, "k": kind, "m": model, "s": (body := summary if kind != "signoff"
-                                                                                    else '{"by": "ann", "role": "r"}'),
-                          "r": evidence_record_hash(uid=f"u{i}", domain="d", version=1, basis="0" * 64, kind=kind,
-                                                    summary=json.loads(body), model=model, round=1, data_hash=None,
-                                                    author=None)})
+                         {"u": f"u{i}", "h": "0" * 64, "k": kind, "m": model, "r": record_hash, "s": body})
         before = conn.execute(text("SELECT uid, kind, model, summary_json, record_hash FROM evidence ORDER BY id"))\
             .fetchall()
     engine.dispose()
@@ -327,10 +329,36 @@ def test_a_registry_of_the_previous_release_upgrades_with_every_record_kept(proj
     with engine.connect() as conn:
         after = conn.execute(text("SELECT uid, kind, model, summary_json, record_hash FROM evidence ORDER BY id"))\
             .fetchall()
-        linked = conn.execute(text("SELECT count(*) FROM evidence WHERE model_id IS NOT NULL")).scalar()
+        links = dict(conn.execute(text("SELECT uid, model_id FROM evidence WHERE model_id IS NOT NULL")).fetchall())
     engine.dispose()
-    # every row kept as it was, each round linked to its model; a linked round's hash now covers the link
-    assert [r[:4] for r in after] == [r[:4] for r in before] and linked == 3
-    assert after[3] == before[3]  # the sign-off, linked to nothing, keeps its hash
+    # every row kept as it was, each round linked to its model; a linked row's hash now covers its link
+    assert [r[:4] for r in after] == [r[:4] for r in before] and len(links) == 3
+    for old, new in zip(before, after):
+        if old[0] not in links:
+            assert new[4] == old[4]
+            continue
+        assert new[4] == evidence_record_hash(uid=old[0], domain="d", version=1, basis="0" * 64, kind=old[1],
+                                              summary=json.loads(old[3]), model=old[2], round=1, data_hash=None,
+                                              author=None, model_id=links[old[0]]) != old[4]
     gate = cli("status", "d", "--model", "old-7b-step-3", "--require", "deploy:sandbox")
     assert gate.exit_code == 1 and "no verified digest" in gate.stdout, gate.output
+
+
+def test_a_model_row_edited_in_the_database_is_an_integrity_error(d, cli, tmp_path, db_url):
+    """An attacker with the database swaps a graduated model's digest for another artifact's: the registration
+    is a chained record, so the gate refuses to read it (exit 2), never an allow, and `audit verify` fails."""
+    from sqlalchemy import create_engine, text
+
+    a_dir = _model_dir(tmp_path / "a")
+    assert cli("models", "register", "a", "--path", str(a_dir)).exit_code == 0
+    assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "good.jsonl", True)), "-m", "a").exit_code == 0
+    assert cli("status", "d", "--model", "a", "--require", "deploy:sandbox").exit_code == 0
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE models SET digest = :d WHERE name = 'a'"), {"d": "sha256:" + "cd" * 32})
+    engine.dispose()
+    result = cli("status", "d", "--model", "a", "--require", "deploy:sandbox")
+    assert result.exit_code == 2 and "registry integrity" in result.output
+    forged = cli("status", "d", "--model", "sha256:" + "cd" * 32, "--require", "deploy:sandbox")
+    assert forged.exit_code == 2 and "registry integrity" in forged.output
+    assert cli("audit", "verify").exit_code == 1

@@ -32,7 +32,7 @@ ground_truth:
     path: data/copies.jsonl
     provenance: model_generated
     derived_from: book
-    generated_by: {model: helper-7b, graduated: false}
+    generated_by: {model: helper-7b}
 verifiers:
   - {name: same, kind: exact, role: substance}
   - {name: number, kind: numeric, role: substance, options: {abs_tol: 0.01}}
@@ -102,7 +102,7 @@ def test_ray_records_are_the_local_records(local_ray, mixed, project, tmp_path):
     from graduation.engines.ray_engine import RayEngine
 
     path = write(tmp_path / "outputs.jsonl", outputs())
-    with VerifierPool(2, timeout=4.0) as pool:
+    with VerifierPool(2, timeout=8.0) as pool:
         local = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False)
         engine = RayEngine(chunk_rows=16, min_range_bytes=512)
         remote = evaluate(mixed, project, "mixed", path, model="m", pool=pool, store=False, engine=engine)
@@ -123,12 +123,12 @@ def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mi
 
     from graduation.engines.ray_engine import RayEngine
 
-    rows = [{"id": r["id"], "answer": r["output"]} for r in outputs(k=1)]
+    rows = [{"id": r["id"], "answer": r["output"]} for r in outputs(k=1) if r["output"] != "hang"]
     rows += [{"id": f"new{i}", "answer": str(i)} for i in range(5)]  # no reference in the ground truth
     path = tmp_path / "candidate.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=9)
     engine = RayEngine(chunk_rows=4)
-    with VerifierPool(2, timeout=4.0) as pool:
+    with VerifierPool(2, timeout=30.0) as pool:
         local = audit_data(mixed, project, "mixed", path, generated_by="helper-7b", pool=pool, store=False)
         remote = audit_data(mixed, project, "mixed", path, generated_by="helper-7b", pool=pool, store=False,
                             engine=engine)
@@ -137,6 +137,7 @@ def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mi
     assert local.record.errors >= 5 and local.record.symbols
 
 
+@pytest.mark.slow
 def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray, mixed, project, tmp_path):
     from graduation.engines.ray_engine import RayEngine
     from graduation.errors import DataError
@@ -149,7 +150,7 @@ def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray
     path.write_text("\n".join(lines) + "\n")
     messages = []
     for engine in (None, RayEngine(chunk_rows=5, min_range_bytes=512)):
-        with pytest.raises(DataError) as err, VerifierPool(2, timeout=4.0) as pool:
+        with pytest.raises(DataError) as err, VerifierPool(2, timeout=8.0) as pool:
             evaluate(mixed, project, "mixed", path, model="m", engine=engine, pool=pool)
         messages.append(str(err.value))
     assert messages[0] == messages[1]
@@ -218,10 +219,10 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_record_is_the_local_one(lo
 
     db, path, marker = killer
     marker.write_text("local run: nothing to kill")
-    with VerifierPool(2, timeout=4.0) as pool:
+    with VerifierPool(2, timeout=30.0) as pool:
         local = evaluate(db, project, "mixed", path, model="m", pool=pool, store=False)
     marker.unlink()
-    with VerifierPool(2, timeout=4.0) as pool:
+    with VerifierPool(2, timeout=30.0) as pool:
         remote = evaluate(db, project, "mixed", path, model="m", pool=pool, engine=RayEngine(chunk_rows=10))
     killed = int(marker.read_text())
     assert not _alive(killed)
@@ -236,7 +237,7 @@ def test_a_run_that_cannot_finish_writes_nothing(local_ray, killer, project):
 
     db, path, marker = killer
     with pytest.raises(EngineError, match="did not finish.*nothing was written"), \
-            VerifierPool(2, timeout=4.0) as pool:
+            VerifierPool(2, timeout=30.0) as pool:
         evaluate(db, project, "mixed", path, model="m", pool=pool, engine=RayEngine(retries=0, chunk_rows=10))
     assert marker.exists() and not _alive(int(marker.read_text()))
     with db.read() as session:
@@ -250,7 +251,7 @@ def _stored_eval(db):
 
 def test_cli_evaluate_on_ray_records_what_the_local_engine_records(local_ray, mixed, project, tmp_path, cli):
     path = write(tmp_path / "outputs.jsonl", [r for r in outputs(k=2) if r["output"] != "hang"])
-    common = ("evaluate", "mixed", "--outputs", str(path), "--model", "m", "--timeout", "4", "--json")
+    common = ("evaluate", "mixed", "--outputs", str(path), "--model", "m", "--timeout", "30", "--json")
     on_ray = cli(*common, "--engine", "ray")
     assert on_ray.exit_code == 0, on_ray.output
     here = cli(*common)
@@ -282,3 +283,34 @@ def test_the_registry_command_starts_and_stops_its_own_ray(mixed, project, db_ur
     assert out.returncode == 0, out.stderr
     (record,) = _stored_eval(mixed)
     assert (record.n, record.passed) == (40, 40)
+
+
+def test_parts_from_another_file_or_other_verifier_code_are_refused(mixed, project, tmp_path):
+    """What the driver checks before merging: every byte range read, each as this machine holds it, and
+    verifiers built on the nodes as they are built here (pure: no Ray)."""
+    from graduation.engines.ray_engine import _range_digest, check_parts
+    from graduation.errors import EngineError
+    from graduation.gather import load_context
+
+    ctx = load_context(mixed, project, "mixed")
+    path = write(tmp_path / "outputs.jsonl", outputs(k=1))
+    size = path.stat().st_size
+    identities = [v.identity for v in ctx.verifiers]
+
+    def part(start, end, digest=None, ids=identities):
+        unit = json.dumps({"start": start, "end": end, "sha256": digest or _range_digest(path, start, end)},
+                          sort_keys=True)
+        return {"unit": unit, "identities": ids}
+
+    cut = size // 2
+    check_parts([part(0, cut), part(cut, size)], ctx, path, "jsonl")  # the whole file, as held here
+    with pytest.raises(EngineError, match=f"bytes {cut}..{size} were read by no Ray actor"):
+        check_parts([part(0, cut)], ctx, path, "jsonl")
+    with pytest.raises(EngineError, match="bytes 0..10 were read by no Ray actor"):
+        check_parts([part(10, size)], ctx, path, "jsonl")
+    with pytest.raises(EngineError, match=f"bytes {cut}..{size} read on a Ray node differ"):
+        check_parts([part(0, cut), part(cut, size, digest="0" * 64)], ctx, path, "jsonl")
+    other = list(identities)
+    other[3] = "f" * 64  # the python verifier's module differs on a node
+    with pytest.raises(EngineError, match="verifier.s. judge were built differently"):
+        check_parts([part(0, size, ids=other)], ctx, path, "jsonl")

@@ -83,25 +83,14 @@ def eval_record(model: str, rnd: int, n: int, passed: int, fmt: float, *, slices
 
 
 def model_id(session, name: str) -> int:
-    """A registered model (written directly, as an attacker with database access could, markup and all)."""
+    """A registered model (by an external digest), registered the way the registry does: chained."""
     import hashlib
 
-    from graduation.store.tables import ModelRow
+    from graduation.store.models import register_model
 
-    digest = "sha256:" + hashlib.sha256(name.encode()).hexdigest()
-    from sqlmodel import select
-
-    found = session.exec(select(ModelRow).where(ModelRow.digest == digest)).first()
-    if found is None:
-        from graduation.store.chain import append_chained, model_digest, model_key
-
-        found = ModelRow(name=name, version=1, digest=digest, digest_kind="external", lineage_json="{}")
-        session.add(found)
-        session.flush()
-        found.entry_hash = append_chained(session, "model", key=model_key(found), digest=model_digest(found))
-        session.add(found)
-        session.flush()
-    return found.id
+    info, _ = register_model(session, name, digest="sha256:" + hashlib.sha256(name.encode()).hexdigest(),
+                             kind="external")
+    return info.id
 
 
 def validation(name: str) -> VerifierValidationRecord:
@@ -154,8 +143,10 @@ def populate(root: Path, db) -> None:
                                                                              pass_all_k=0.45, flip_rate=0.31)),
                          model_id=model_id(s, "perception-v3"), round=rnd)
 
-        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9), model_id=model_id(s, HOSTILE_MODEL),
-                     round=1)
+        # A registered name cannot carry markup (names are checked), but the record's own model field is text
+        # the report shows: the markup rides in there.
+        add_evidence(s, "hostile", "eval", eval_record(HOSTILE_MODEL, 1, 50, 30, 0.9),
+                     model_id=model_id(s, "hostile-model"), round=1)
         add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
 
         # a recorded decision and the job it approved

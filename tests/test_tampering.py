@@ -54,7 +54,8 @@ def chain(tmp_path_factory) -> list[Row]:
         rows = [Row(r.seq, r.kind, r.domain, r.created_at, r.payload_json, r.prev_hash, r.entry_hash)
                 for r in q.entries(s)]
     db.dispose()
-    assert [r.seq for r in rows] == list(range(1, ENTRIES + 1))
+    # the registered domain version is chained first (one entry), then the entries appended here
+    assert [r.seq for r in rows] == list(range(1, ENTRIES + 2)) and rows[0].kind == "domain_version"
     return rows
 
 
@@ -71,7 +72,10 @@ def served(monkeypatch, tmp_path):
 def forge(row: Row, prev_hash: str | None = None) -> Row:
     """Deny becomes allow (or the reverse), and the entry's own hash is recomputed, as a careful forger would."""
     payload = json.loads(row.payload_json)
-    payload["allowed"] = not payload["allowed"]
+    if "allowed" in payload:
+        payload["allowed"] = not payload["allowed"]
+    else:  # the chained domain version: point it at another record
+        payload["digest"] = "0" * 64
     prev = row.prev_hash if prev_hash is None else prev_hash
     return replace(row, payload_json=canonical(payload), prev_hash=prev,
                    entry_hash=compute_hash(row.seq, row.kind, row.domain, row.created_at, payload, prev))
@@ -141,15 +145,15 @@ def tamper(rows: list[Row], rng: random.Random, what: str) -> tuple[list[Row], i
 def test_every_random_tampering_names_the_first_bad_entry(chain: list[Row], served):
     audit.write_anchor(served["anchor"], audit.AuditEntry.from_row(chain[-1]))
     served["rows"] = chain
-    intact = audit.verify(None, served["anchor"])
-    assert intact.ok and intact.entries == ENTRIES, intact
+    intact = audit.verify(None, served["anchor"], records=False)
+    assert intact.ok and intact.entries == ENTRIES + 1, intact
     rng = random.Random(20261125)
     kinds: Counter = Counter()
     for trial in range(TRIALS):
         what = KINDS[trial % len(KINDS)]
         rows, expected, description = tamper(chain, rng, what)
         served["rows"] = rows
-        result = audit.verify(None, served["anchor"])
+        result = audit.verify(None, served["anchor"], records=False)
         assert not result.ok, description
         assert result.problem and re.search(rf"\bentr(y|ies) {result.bad_seq}\b", result.problem), (description, result)
         assert result.bad_seq == expected, (description, result)
@@ -158,23 +162,26 @@ def test_every_random_tampering_names_the_first_bad_entry(chain: list[Row], serv
 
 
 def test_a_forged_and_rehashed_entry_is_named_by_the_next_link(chain: list[Row], served):
-    """Entry 2 turned from deny into allow, its own hash recomputed: entry 3 is the first that does not hold."""
+    """Entry 3 turned from deny into allow, its own hash recomputed: entry 4 is the first that does not hold.
+
+    (Entry 1 is the registered domain version, chained like every record.)
+    """
     audit.write_anchor(served["anchor"], audit.AuditEntry.from_row(chain[-1]))
-    assert json.loads(chain[1].payload_json)["allowed"] is False
+    assert json.loads(chain[2].payload_json)["allowed"] is False
     rows = list(chain)
-    rows[1] = forge(rows[1])
-    assert json.loads(rows[1].payload_json)["allowed"] is True
+    rows[2] = forge(rows[2])
+    assert json.loads(rows[2].payload_json)["allowed"] is True
     served["rows"] = rows
-    result = audit.verify(None, served["anchor"])
-    assert not result.ok and result.bad_seq == 3 and "does not follow entry 2" in result.problem, result
-    # re-linking entry 3 to the forged hash breaks entry 3's own hash, which covers its link
-    rows[2] = replace(rows[2], prev_hash=rows[1].entry_hash)
-    result = audit.verify(None, served["anchor"])
-    assert not result.ok and result.bad_seq == 3 and "no longer matches its hash" in result.problem, result
+    result = audit.verify(None, served["anchor"], records=False)
+    assert not result.ok and result.bad_seq == 4 and "does not follow entry 3" in result.problem, result
+    # re-linking entry 4 to the forged hash breaks entry 4's own hash, which covers its link
+    rows[3] = replace(rows[3], prev_hash=rows[2].entry_hash)
+    result = audit.verify(None, served["anchor"], records=False)
+    assert not result.ok and result.bad_seq == 4 and "no longer matches its hash" in result.problem, result
     # forging the newest entry: no later link exists; without the anchor it passes, with it the anchor names it
     rows = list(chain)
     rows[-1] = forge(rows[-1])
     served["rows"] = rows
-    assert audit.verify(None).ok
-    result = audit.verify(None, served["anchor"])
-    assert not result.ok and result.bad_seq == ENTRIES and "anchor" in result.problem, result
+    assert audit.verify(None, records=False).ok
+    result = audit.verify(None, served["anchor"], records=False)
+    assert not result.ok and result.bad_seq == ENTRIES + 1 and "anchor" in result.problem, result

@@ -43,6 +43,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+GENERATOR = "sums-instruct-1b"
 DOMAIN = "photocopier-sums"
 DATA = f"data/{DOMAIN}"  # relative to domains/
 ARMS = ("sft-contaminated", "grpo", "sft-verified")
@@ -111,6 +112,9 @@ def fresh_project(out: Path) -> Project:
     project = Project(root)
     project.run("register", "domains/")
     project.run("verifiers", "check", DOMAIN)
+    # the distilled set's generator: a registered artifact (kept elsewhere) that never graduated here
+    project.run("models", "register", GENERATOR, "--digest",
+                "sha256:" + hashlib.sha256(GENERATOR.encode()).hexdigest())
     return project
 
 
@@ -162,11 +166,11 @@ def clean_rows(project: Project, rows: list[dict[str, Any]], flagged: set[str]) 
     return kept
 
 
-def register_model(path: Path, *, arm: str, seed: int, base: Path, data: Path | None, refusal_text: str | None
-                   ) -> dict[str, Any]:
-    """Record the model's lineage next to its files (``lineage.json``): base, data hash, and for a model
-    trained on refused data the refusal. The registry's model table (``registry models register``) is the
-    place for this once it exists; until then the experiment keeps the record with the artifact."""
+def register_model(path: Path, *, arm: str, seed: int, base: Path, data: Path | None, refusal_text: str | None,
+                   project: Project | None = None) -> dict[str, Any]:
+    """Register the trained model in the registry by the digest of its files, with its lineage: base, data
+    hash, and for a model trained on refused data the refusal (``trained_on_refused_data``). A copy of the
+    lineage is kept next to the files (``lineage.json``)."""
     digest = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != "lineage.json"):
         digest.update(file.relative_to(path).as_posix().encode() + b"\0" + file.read_bytes())
@@ -177,13 +181,29 @@ def register_model(path: Path, *, arm: str, seed: int, base: Path, data: Path | 
     if refusal_text is not None:
         lineage["lineage"] = REFUSED_LINEAGE
         lineage["refusal"] = refusal_text
+    if project is not None:
+        from graduation.models import manifest
+        from graduation.store.engine import Database, default_url
+        from graduation.store.models import register_model as register
+
+        found = manifest(path)
+        registry_lineage = {"base_model": lineage["base_model"], "arm": arm, "seed": seed,
+                            "data_sha256": lineage["data_sha256"], "sandbox_only": lineage["sandbox_only"],
+                            "trained_on_refused_data": refusal_text is not None}
+        db = Database(default_url(project.root), create=False)
+        try:
+            info, _ = db.transact(lambda s: register(s, lineage["name"], digest=found.digest, kind="manifest",
+                                                     path=str(path.resolve()), lineage=registry_lineage))
+        finally:
+            db.dispose()
+        lineage["registered"] = {"ref": info.ref, "digest": info.digest}
     (path / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
     return lineage
 
 
 def evaluate_arm(project: Project, outputs: Path, model: str) -> dict[str, Any]:
     """``registry evaluate``: the verified record of one model's held-out outputs."""
-    return project.json("evaluate", DOMAIN, "--outputs", str(outputs), "--model", model, "--round", "1")["record"]
+    return project.json("evaluate", DOMAIN, "--outputs", str(outputs), "--model", model)["record"]
 
 
 # -- models ---------------------------------------------------------------------------------------------
@@ -336,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     config, project)
             refusal_text = refused["jobs_generate_sft"]["text"] if arm == "sft-contaminated" else None
             lineage = register_model(model_dir, arm=arm, seed=seed, base=base, data=data_file,
-                                     refusal_text=refusal_text)
+                                     refusal_text=refusal_text, project=project)
             measured = _measure(project, outputs, lineage["name"], out, flagged, supported)
             runs.append({"arm": arm, "seed": seed, "train_seconds": round(seconds, 1), **measured})
             say(f"{arm} seed {seed}: pass {measured['pass_rate']:.3f}, symbol {measured['symbol_rate']:.3f} "
@@ -344,9 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         loads.append(load_info())
 
     after = project.json("status", DOMAIN)["decisions"][0]
-    registry_after = {"phase": after["phase"], "allowed": after["allowed"],
-                      "note": "the domain's decision after every arm's evaluation was recorded; this registry has no "
-                              "per-model trust yet, so it does not tell the models apart"}
+    per_model = {}
+    for run in runs:
+        decided = project.json("status", DOMAIN, "--model", run["model"])["decisions"][0]
+        per_model[run["model"]] = {"phase": decided["phase"],
+                                   "deploy_allowed": [a for a in decided["allowed"] if a.startswith("deploy:")]}
+    registry_after = {"phase": after["phase"], "allowed": after["allowed"], "models": per_model,
+                      "note": "the domain's data trust and each model's own phase after every arm's evaluation "
+                              "was recorded: rounds belong to the model that produced them"}
     say(f"after the evaluations the domain is {after['phase']}; allowed: {', '.join(after['allowed'])}")
     arms = {}
     for arm in ARMS:

@@ -364,7 +364,18 @@ def _parquet(path: Path, report: ReadReport) -> Iterator[tuple[int, dict]]:
         report.add(1, f"not a readable Parquet file ({exc})")
         return
     number = 0
-    for batch in source.iter_batches(batch_size=2048):
-        for row in batch.to_pylist():
+    batches = source.iter_batches(batch_size=2048)
+    while True:
+        try:
+            batch = next(batches)
+            rows = batch.to_pylist()
+        except StopIteration:
+            return
+        except Exception as exc:  # a corrupt page: pyarrow raises OSError/ArrowException mid-file
+            report.add(number + 1, f"unreadable Parquet data from row {number + 1} on "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}); the file is damaged: write or "
+                                   "copy it again")
+            return
+        for row in rows:
             number += 1
             yield number, row

@@ -30,17 +30,26 @@ from graduation.errors import DataError, InputError, Problem, VerifierError
 from graduation.yamlsource import Located, load_yaml
 
 SAMPLE_ROWS = 20
+_MAYBE_OUTPUT_FIELD = "no ground truth row tried"
 
 
-def check_domains(loaded: Sequence[Any], root: Path, *, pool: Any = None) -> list[Problem]:
-    """Every problem of every loaded domain (``LoadedDomain`` items); starts a pool only when one is needed."""
+def check_domains(loaded: Sequence[Any], root: Path, *, pool: Any = None,
+                  warnings: list[Problem] | None = None) -> list[Problem]:
+    """Every problem of every loaded domain (``LoadedDomain`` items); starts a pool only when one is needed.
+
+    ``warnings`` collects what may be right after all: a slice field that no ground truth row has (it may
+    come from the output rows, which are merged over the ground truth row).
+    """
     problems: list[Problem] = []
     remote: list[tuple[Any, Located, int]] = []
     for item in loaded:
         located = _locate(item, root)
         problems += _check_verifiers(item, located, root, remote)
         rows = _sample_ground_truth(item, located, root, problems)
-        problems += _check_slices(item, located, rows)
+        found = _check_slices(item, located, rows)
+        problems += [p for p in found if not p.message.startswith(_MAYBE_OUTPUT_FIELD)]
+        if warnings is not None:
+            warnings += [p for p in found if p.message.startswith(_MAYBE_OUTPUT_FIELD)]
     if remote:
         problems += _build_remote(remote, root, pool)
     return problems
@@ -201,8 +210,9 @@ def _check_slices(item: Any, located: Located, rows: list[dict]) -> list[Problem
     for i, sl in enumerate(item.spec.slices):
         if sl.when is None:
             if rows and not any(sl.field in row for row in rows):
-                problems.append(located.problem(("slices", i, "field"), f"no row of the ground truth has the field "
-                                                f"{sl.field!r}", f"fields: {', '.join(fields[:12])}"))
+                problems.append(located.problem(("slices", i, "field"), f"{_MAYBE_OUTPUT_FIELD} has the field "
+                                                f"{sl.field!r}", f"fine if the output rows carry it; ground "
+                                                f"truth fields: {', '.join(fields[:12])}"))
             continue
         try:
             program = load_cel().compile(sl.when)
@@ -220,8 +230,10 @@ def _check_slices(item: Any, located: Located, rows: list[dict]) -> list[Problem
             except Exception as exc:
                 errors.append(str(exc))
         if not results:
-            problems.append(located.problem(("slices", i, "when"), f"fails on every ground truth row tried: "
-                                            f"{errors[0].split('. ')[0]}",
+            undefined = "Undefined variable" in errors[0] or "no such key" in errors[0].lower()
+            problems.append(located.problem(("slices", i, "when"), (
+                f"{_MAYBE_OUTPUT_FIELD} has what it reads: " if undefined else "fails on every ground truth row "
+                "tried: ") + f"{errors[0].split('. ')[0]}",
                                             f"a slice reads the fields of the row (output row merged over its "
                                             f"ground truth row); fields here: {', '.join(fields[:12])}"))
         elif any(not isinstance(r, bool) for r in results):

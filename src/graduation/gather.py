@@ -367,18 +367,24 @@ def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_c
             _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls,
                       sink=sink)
     if tally.symbols is not None and tally.symbols.needs_recount:
-        _recount_symbols(tally.symbols, source, resolve, display)
+        tally.symbols = _recount_symbols(tally.symbols, source, resolve, display)
     return validation, ran, verification
 
 
+MAX_SYMBOL_CAPACITY = 1 << 18
+
+
 def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], resolve: Callable,
-                     display: str) -> None:
+                     display: str) -> Any:
     """The symbol summary overflowed: read the rows again and count its candidates exactly.
 
-    A one-shot iterator cannot be read twice; its flags then rest on the summary's upper bounds.
+    When the summary's bounds were too loose for the threshold (rows with very many distinct invented tokens,
+    ``scanner.complete`` false), the rows are first summarised again with four times the capacity (up to
+    ``MAX_SYMBOL_CAPACITY``). A one-shot iterator cannot be read twice; its flags then rest on the summary's
+    upper bounds. Returns the scanner that holds the result.
     """
     if not isinstance(source, (str, Path, list, tuple)):
-        return
+        return scanner
     quiet = ReadReport(display)
 
     def texts() -> Iterator[tuple[str, tuple[str, int]]]:
@@ -389,7 +395,15 @@ def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], r
             out = resolved[0]
             yield (out if type(out) is str else text_of_value(out)), (display, line)
 
-    scanner.recount(texts())
+    while not scanner.complete and scanner.capacity < MAX_SYMBOL_CAPACITY:
+        wider = type(scanner)(scanner.supported, scanner.min_rate, scanner.min_rows, scanner.max_examples,
+                              min(scanner.capacity * 4, MAX_SYMBOL_CAPACITY))
+        for text, where in texts():
+            wider.add(text, where)
+        scanner = wider
+    if scanner.needs_recount:
+        scanner.recount(texts())
+    return scanner
 
 
 def _run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], report: ReadReport,

@@ -122,14 +122,14 @@ def _display(path: Path, root: Path) -> str:
         return str(path)
 
 
-def load_and_check(paths: list[Path], root: Path, *, pool=None) -> list[LoadedDomain]:
+def load_and_check(paths: list[Path], root: Path, *, pool=None, warnings: list | None = None) -> list[LoadedDomain]:
     """``load_many`` plus the deep checks (verifier kinds and options, regexes, python modules imported in an
     isolated worker, slice conditions, the declared fields in the first rows of the data): all problems of
     all files at once, as one ``SpecError``."""
     from graduation.domaincheck import check_domains
 
     loaded = load_many(paths, root)
-    problems = check_domains(loaded, root, pool=pool)
+    problems = check_domains(loaded, root, pool=pool, warnings=warnings)
     if problems:
         raise SpecError(problems)
     return loaded

@@ -89,7 +89,7 @@ def _default_policy() -> str | None:
 
 def scaffold(directory: Path, force: bool = False) -> list[tuple[str, str]]:
     """Create the project skeleton; returns (path, status) for each file. Existing files are kept."""
-    from graduation.spec import json_schema
+    from graduation.verifiers.catalog import domain_schema
     import json
 
     directory = Path(directory)
@@ -99,7 +99,7 @@ def scaffold(directory: Path, force: bool = False) -> list[tuple[str, str]]:
         "domains/README.md": DOMAINS_README,
         "policies/tests/example_cases.yaml": POLICY_TESTS,
         "registry/.gitignore": GITIGNORE,
-        "registry/domain.schema.json": json.dumps(json_schema(), indent=2) + "\n",
+        "registry/domain.schema.json": json.dumps(domain_schema(), indent=2) + "\n",
     }
     policy = _default_policy()
     if policy is not None:

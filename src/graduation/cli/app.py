@@ -23,9 +23,9 @@ def _flags_without_placeholders() -> None:
     """Help lists a flag as ``--json``, not ``--json <bool>``: a flag takes no value, so it shows no type."""
     from typer.core import TyperOption
 
-    original = TyperOption.display_type_rich
-    if getattr(original, "flag_aware", False):
-        return
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "flag_aware", False):
+        return  # a typer without type placeholders, or already done
 
     def display_type_rich(self, ctx):
         if getattr(self, "is_flag", False) or getattr(self, "count", False):
@@ -60,11 +60,23 @@ class State:
 
     @property
     def root(self) -> Path:
-        from graduation.project import require_project_root
+        """The project root; outside any project an error that says how one is found (unless ``--db`` names
+        the registry, when the current directory stands in as before)."""
+        import os
+
+        from graduation.project import find_project_root, require_project_root
 
         if self.project is None:
-            self.project = require_project_root()
+            explicit_db = self.db_url or os.environ.get("REGISTRY_DB_URL")
+            self.project = find_project_root() if explicit_db else require_project_root()
         return self.project
+
+    @property
+    def root_or_cwd(self) -> Path:
+        """The project root when there is one, else the current directory (commands given explicit files)."""
+        from graduation.project import find_project_root
+
+        return self.project if self.project is not None else find_project_root()
 
     def database(self, create: bool = True):
         """Open (and migrate) the registry database once per command."""

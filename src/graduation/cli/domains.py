@@ -33,10 +33,10 @@ def init_cmd(
 def schema_cmd(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
 ) -> None:
-    """Print the JSON Schema of domain files (point your editor at it)."""
-    from graduation.spec import json_schema
+    """Print the JSON Schema of domain files (point your editor at it), with every verifier kind's options."""
+    from graduation.verifiers.catalog import domain_schema
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = json.dumps(domain_schema(), indent=2) + "\n"
     if out:
         from graduation.fsutil import atomic_write_text
 
@@ -55,15 +55,17 @@ def validate_cmd(
     from graduation.errors import SpecError
     from graduation.project import load_and_check
 
+    warnings: list = []
     try:
-        loaded = load_and_check(paths, state(ctx).root)
+        loaded = load_and_check(paths, state(ctx).root, warnings=warnings)
     except SpecError as exc:
         if as_json:
             print_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
             raise typer.Exit(EXIT_INPUT) from None
         raise
+    _warn(warnings)
     if as_json:
-        print_json({"valid": True, "domains": [
+        print_json({"valid": True, "warnings": [w.to_dict() for w in warnings], "domains": [
             {"domain": d.spec.domain, "file": d.source_file, "content_hash": d.content_hash} for d in loaded]})
         return
     from graduation.cli.output import info
@@ -86,7 +88,9 @@ def register_cmd(
     from graduation.store.domains import register
 
     st = state(ctx)
-    loaded = load_and_check(paths, st.root)
+    warnings: list = []
+    loaded = load_and_check(paths, st.root, warnings=warnings)
+    _warn(warnings)
     results = st.database().transact(lambda session: [register(session, item) for item in loaded])
     if as_json:
         print_json({"registered": [r.to_dict() for r in results]})
@@ -173,3 +177,11 @@ def history_cmd(
     show(table(f"history of {domain}", ["version", "registered", "risk", "content hash", "evidence basis"],
                [(d["version"], d["registered_at"], d["risk"], d["content_hash"][:16], d["basis_hash"][:16])
                 for d in data]))
+
+
+def _warn(warnings: list) -> None:
+    if warnings:
+        from graduation.cli.output import warn
+
+        for w in warnings:
+            warn(w.render())

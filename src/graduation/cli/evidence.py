@@ -48,13 +48,15 @@ app.add_typer(evidence_app, name="evidence")
 
 @contextmanager
 def _progress(label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress display on stderr (rows verified so far), or nothing with --json."""
-    if quiet:
+    """A rich progress display on stderr (rows verified so far); nothing with --json, nor when stderr is not a
+    terminal (a log file gets no bar frames). It is transient and ends before any result is printed; a
+    warning printed meanwhile goes through the same console, above the bar."""
+    from graduation.cli.output import err_console
+
+    if quiet or not err_console.is_terminal:
         yield None
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from graduation.cli.output import err_console
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), console=err_console,
@@ -448,3 +450,30 @@ def _verifier_table(stats: list) -> None:
     if stats:
         show(table("per verifier", ["verifier", "role", "kind", "pass", "fail", "error", "pass rate"],
                    [(s.name, s.role, s.kind, s.passed, s.failed, s.errors, f"{s.pass_rate:.4f}") for s in stats]))
+
+
+@command("kinds", group=verifiers_app)
+def verifiers_kinds_cmd(
+    kind: str | None = typer.Argument(None, help="One kind (default: every kind).", show_default=False),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """The verifier kinds: what each checks, its options (type, default, meaning) and an example."""
+    from graduation.verifiers.catalog import catalog, describe
+
+    docs = [describe(kind)] if kind else catalog()
+    if as_json:
+        print_json({"kinds": [d.to_dict() for d in docs]})
+        return
+    from graduation.cli.output import ID, TEXT, escape, fit_table, info, show
+
+    for d in docs:
+        info(f"[bold]{d.name}[/]  {'isolated worker' if d.isolated else 'in-process'}"
+             + ("; may judge without a reference" if d.name in ("regex", "json_schema") else ""))
+        info(f"  {escape(d.summary)}")
+        if d.options:
+            show(fit_table(None, [("option", ID, 0), ("type", ID, 1), ("default", ID, 2), ("meaning", TEXT, 0)],
+                           [(o.name, o.type, "required" if o.required else repr(o.default), o.description)
+                            for o in d.options]))
+        if d.example:
+            info(f"  e.g. [dim]{escape(d.example)}[/]")
+        info("")

@@ -23,10 +23,12 @@ app.add_typer(keys_app, name="keys")
 
 
 
-def _policy(st, path: Path | None):
+def _policy(st, path: Path | None, soft: bool = False):
+    """The policy: ``--policy FILE``, else the project's, else the packaged default. ``soft``: the command was
+    given explicit files, so it also runs outside a project."""
     from graduation.policy.model import load_policy
 
-    return load_policy(path, st.root)
+    return load_policy(path, st.root_or_cwd if path is not None or soft else st.root)
 
 
 @contextmanager
@@ -301,10 +303,11 @@ def policy_validate_cmd(
 
     st = state(ctx)
     paths = list(files) if files else [default_policy_path(st.root)]
+    root = st.root_or_cwd if files else st.root
     loaded, problems = [], []
     for path in paths:
         try:
-            loaded.append(load_policy(path, st.root))
+            loaded.append(load_policy(path, root))
         except SpecError as exc:
             problems.extend(exc.problems)
     if as_json:
@@ -340,7 +343,7 @@ def policy_test_cmd(
     from graduation.policy.testing import load_cases, run_cases
 
     st = state(ctx)
-    policy = _policy(st, policy_file)
+    policy = _policy(st, policy_file, soft=bool(paths))
     report = run_cases(load_cases(list(paths) if paths else [st.root / "policies" / "tests"]), policy)
     if as_json:
         print_json({"policy": policy.name, **report.to_dict()})

@@ -14,7 +14,9 @@ How a run goes:
    the local engine does, and keep one ``VerifierPool`` each for isolated kinds (same timeout, memory cap and
    sandbox as the caller's pool). Each chunk goes through ``gather._scan``, the local scan itself, into a
    fresh ``Tally``; the actor returns that tally's state, its problems and its counters.
-3. The driver sorts the chunk states by first line and merges them into its tally (``Tally.merge``, as the
+3. The driver checks the parts (``check_parts``: each JSONL byte range has the SHA-256 of this machine's copy,
+   each Parquet row group its row count, nothing is left unread, every actor built verifiers with the
+   identities built here), sorts the chunk states by first line and merges them into its tally (``Tally.merge``, as the
    local engine merges its forked parts), so that counts, slices, symbol examples and per-prompt
    consistency come out as one sequential scan would give them. The record is then built and written by
    ``gather`` in one transaction.
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import copyreg
 import dataclasses
+import hashlib
+import json
 import os
 import pickle
 import re
@@ -120,42 +124,64 @@ def _ordered(rows: Iterator[tuple[int, Any]], sink: list) -> Iterator[tuple[int,
     sink.clear()
 
 
-def _blocks(items: Iterator[tuple[int, Any, str | None]], chunk_rows: int) -> Iterator[Any]:
-    """Blocks of one row each: a chunk of up to ``chunk_rows`` consecutive items, pickled, with its first line."""
+def _blocks(items: Iterator[tuple[int, Any, str | None]], chunk_rows: int, first: int, unit: dict) -> Iterator[Any]:
+    """Blocks of one row each: a chunk of up to ``chunk_rows`` consecutive items, pickled, with its first line
+    and the read unit it came from (at least one block per unit, so that the driver sees every unit read)."""
     import pyarrow as pa
 
+    unit_text = json.dumps(unit, sort_keys=True)
+
     def block(part: list) -> Any:
-        return pa.table({"first_line": pa.array([part[0][0]], pa.int64()),
-                         "items": pa.array([len(part)], pa.int64()),
+        return pa.table({"first_line": pa.array([part[0][0] if part else first], pa.int64()),
+                         "unit": pa.array([unit_text], pa.string()),
                          "payload": pa.array([pickle.dumps(part, protocol=5)], pa.large_binary())})
 
     part: list = []
+    sent = False
     for item in items:
         part.append(item)
         if len(part) >= chunk_rows:
             yield block(part)
-            part = []
-    if part:
+            part, sent = [], True
+    if part or not sent:
         yield block(part)
+
+
+def _range_digest(path: str | Path, start: int, end: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        remaining = end - start
+        while remaining > 0:
+            piece = fh.read(min(1 << 20, remaining))
+            if not piece:
+                break
+            digest.update(piece)
+            remaining -= len(piece)
+    return digest.hexdigest()
 
 
 def _read_jsonl(path: str, display: str, start: int, end: int, first_line: int, chunk_rows: int) -> Iterator[Any]:
     sink: list = []
+    unit = {"start": start, "end": end, "sha256": _range_digest(path, start, end)}
     yield from _blocks(_ordered(iter_jsonl_range(Path(path), _ChunkReport(display, sink), start, end, first_line),
-                                sink), chunk_rows)
+                                sink), chunk_rows, first_line, unit)
 
 
 def _read_parquet(path: str, group: int, first_row: int, chunk_rows: int) -> Iterator[Any]:
     import pyarrow.parquet as pq
 
-    def rows() -> Iterator[tuple[int, Any, None]]:
+    source = pq.ParquetFile(path)
+    rows = source.metadata.row_group(group).num_rows
+
+    def items() -> Iterator[tuple[int, Any, None]]:
         number = first_row
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=2048, row_groups=[group]):
+        for batch in source.iter_batches(batch_size=2048, row_groups=[group]):
             for row in batch.to_pylist():
                 yield number, row, None
                 number += 1
 
-    yield from _blocks(rows(), chunk_rows)
+    yield from _blocks(items(), chunk_rows, first_row, {"group": group, "rows": rows, "first": first_row})
 
 
 def _datasource_class():
@@ -228,7 +254,9 @@ class _ChunkScanner:
         import pyarrow as pa
 
         states = []
-        for first_line, payload in zip(batch.column("first_line").to_pylist(), batch.column("payload").to_pylist()):
+        identities = [v.identity for v in self.ctx.verifiers]
+        for first_line, unit, payload in zip(batch.column("first_line").to_pylist(), batch.column("unit").to_pylist(),
+                                             batch.column("payload").to_pylist()):
             items = pickle.loads(payload)
             report = ReadReport(self.display)
             tally = self.recipe.fresh(self.ctx)
@@ -244,7 +272,8 @@ class _ChunkScanner:
             _scan(self.ctx, rows(), report, verification, tally, self.resolve, self.display, None)
             states.append(pickle.dumps({"state": tally.state(), "problems": report.problems, "count": report.count,
                                         "rows": tally.n, "verified": verification.verified,
-                                        "canary": hash(CANARY)}, protocol=5))
+                                        "canary": hash(CANARY), "unit": unit, "identities": identities},
+                                       protocol=5))
         firsts = batch.column("first_line")
         return pa.table({"first_line": firsts, "state": pa.array(states, pa.large_binary())})
 
@@ -331,7 +360,7 @@ class RayEngine:
                 import ray
 
                 ray.shutdown()
-        self._merge(results, report, verification, tally)
+        self._merge(results, report, verification, tally, ctx, path, fmt)
 
     def _run(self, ctx: DomainContext, path: Path, fmt: str, display: str, resolve: Callable, tally: Tally,
              verification: Any, verification_cls: type, progress: Callable[[int], None] | None) -> list:
@@ -343,6 +372,9 @@ class RayEngine:
             data_context = ray.data.DataContext.get_current()
         data_context.enable_progress_bars = False
         data_context.print_on_execution_start = False
+        import logging
+
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # our progress is the CLI's; errors still show
         pool_settings = _pool_settings(verification.pool)
         actors = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         seed = str(secrets.randbelow(2**32 - 1) + 1)
@@ -377,11 +409,14 @@ class RayEngine:
                 from None
         return results
 
-    def _merge(self, results: list, report: ReadReport, verification: Any, tally: Tally) -> None:
+    def _merge(self, results: list, report: ReadReport, verification: Any, tally: Tally, ctx: DomainContext,
+               path: Path, fmt: str) -> None:
+        """Check that the actors read this file and built these verifiers, then add their counts in file order."""
+        parts = [pickle.loads(blob) for _first, blob in sorted(results, key=lambda item: item[0])]
+        check_parts(parts, ctx, path, fmt)
         canaries = set()
         self.chunks = len(results)
-        for _first, blob in sorted(results, key=lambda item: item[0]):
-            part = pickle.loads(blob)
+        for part in parts:
             canaries.add(part["canary"])
             tally.merge(part["state"])
             for line, message in part["problems"]:
@@ -391,6 +426,46 @@ class RayEngine:
         if len(canaries) > 1:
             raise EngineError("the Ray actors hashed prompts differently (their PYTHONHASHSEED differs), so "
                               "per-prompt counts cannot be merged; nothing was written")
+
+
+def check_parts(parts: list[dict[str, Any]], ctx: DomainContext, path: Path, fmt: str) -> None:
+    """Refuse a run whose actors verified something other than what this machine holds: a verifier built
+    differently on a node (other code or options: another identity), or a file that differs from this one
+    (a JSONL byte range with another SHA-256, a Parquet row group with another row count), or a part of the
+    file that no actor read."""
+    expected = [v.identity for v in ctx.verifiers]
+    for part in parts:
+        if part["identities"] != expected:
+            differ = [v.name for v, theirs in zip(ctx.verifiers, part["identities"]) if v.identity != theirs]
+            raise EngineError(f"verifier(s) {', '.join(differ) or '?'} were built differently on a Ray node than "
+                              "here (their code or options differ): give every node the same project files; "
+                              "nothing was written")
+    units = {part["unit"] for part in parts}
+    decoded = [json.loads(u) for u in units]
+    if fmt == "jsonl":
+        size = path.stat().st_size
+        spans = sorted((u["start"], u["end"], u["sha256"]) for u in decoded)
+        position = 0
+        for start, end, digest in spans:
+            if start != position:
+                raise EngineError(f"{path.name}: bytes {position}..{start} were read by no Ray actor; nothing was "
+                                  "written")
+            if _range_digest(path, start, end) != digest:
+                raise EngineError(f"{path.name}: bytes {start}..{end} read on a Ray node differ from this "
+                                  "machine's copy (a file changed, or not the same file on shared storage); "
+                                  "nothing was written")
+            position = end
+        if position != size:
+            raise EngineError(f"{path.name}: bytes {position}..{size} were read by no Ray actor; nothing was written")
+    else:
+        import pyarrow.parquet as pq
+
+        metadata = pq.ParquetFile(path).metadata
+        seen = {u["group"]: u["rows"] for u in decoded}
+        wanted = {g: metadata.row_group(g).num_rows for g in range(metadata.num_row_groups)}
+        if seen != wanted:
+            raise EngineError(f"{path.name}: the row groups read on the Ray nodes ({len(seen)}) differ from this "
+                              f"machine's copy ({len(wanted)} row groups); nothing was written")
 
 
 def _pool_settings(pool: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError,
                             ProgrammingError, SQLAlchemyError)
+from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, create_engine
 
 from graduation.errors import StoreError
@@ -94,6 +95,8 @@ class Database:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except (OperationalError, ProgrammingError):
             return None
+        except DatabaseError as exc:  # a corrupt page (e.g. "database disk image is malformed"): say so
+            raise damaged(self.safe_url(), exc) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}; "
                              "restore it from a backup or point --db at another registry") from None
@@ -105,6 +108,10 @@ class Database:
 
         try:
             upgrade(self)
+        except OperationalError as exc:
+            raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {exc.orig}") from None
+        except DatabaseError as exc:
+            raise damaged(self.safe_url(), exc) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}") from None
 
@@ -119,6 +126,8 @@ class Database:
                 yield session
         except OperationalError as exc:
             raise StoreError(f"registry database error ({self.safe_url()}): {exc.orig}") from None
+        except DatabaseError as exc:
+            raise damaged(self.safe_url(), exc) from None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -136,6 +145,8 @@ class Database:
             if _transient(exc):
                 raise
             raise StoreError(f"registry database error ({self.safe_url()}): {exc.orig}") from None
+        except DatabaseError as exc:
+            raise damaged(self.safe_url(), exc) from None
 
     def transact(self, fn: Callable[[Session], T], attempts: int = 8) -> T:
         """Run ``fn`` in a write transaction, retrying when a concurrent writer got there first.
@@ -173,3 +184,11 @@ def _transient(exc: BaseException) -> bool:
     if "database is locked" in text_ or "database is busy" in text_:
         return True
     return isinstance(exc, IntegrityError) and "unique" in text_
+
+
+def damaged(url: str, exc: Exception) -> StoreError:
+    """A database that answers with an error about its own file (a corrupt page): say so, and what to do."""
+    reason = getattr(exc, "orig", None) or exc
+    return StoreError(f"the registry database {url} cannot be read: {reason}. Part of the file is damaged; "
+                      "nothing was written. Restore it from a backup (and run `registry audit verify`), or "
+                      "recover what is readable with `sqlite3 registry.db .recover` into a new file")

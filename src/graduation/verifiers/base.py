@@ -227,9 +227,15 @@ def build(spec: VerifierSpec | Mapping[str, Any], root: Path | str | None = None
                     str(root_path))
 
 
+#: Options every kind takes, besides its factory's own: ``files``, the fixtures a verifier reads (hashed into
+#: the domain's identity).
+COMMON_OPTIONS = ("files",)
+
+
 def _bind_options(name: str, kind: Kind, options: dict[str, Any]) -> None:
     params = {p.name: p for p in inspect.signature(kind.factory).parameters.values()
               if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "context"}
+    options = {k: v for k, v in options.items() if k not in COMMON_OPTIONS}
     problems = []
     for key in options:
         if key not in params:
