@@ -362,3 +362,23 @@ def test_a_model_row_edited_in_the_database_is_an_integrity_error(d, cli, tmp_pa
     forged = cli("status", "d", "--model", "sha256:" + "cd" * 32, "--require", "deploy:sandbox")
     assert forged.exit_code == 2 and "registry integrity" in forged.output
     assert cli("audit", "verify").exit_code == 1
+
+
+def test_a_model_trained_on_refused_data_never_passes_a_deploy_gate(d, cli, tmp_path, db_url):
+    """The photocopier's contaminated arm: its lineage records the refusal, and no rounds make it deployable."""
+    from graduation.models import manifest
+    from graduation.store import Database
+    from graduation.store.models import register_model
+
+    a_dir = _model_dir(tmp_path / "a")
+    db = Database(db_url)
+    db.transact(lambda s: register_model(s, "contaminated", digest=manifest(a_dir).digest, kind="manifest",
+                                         path=str(a_dir), lineage={"trained_on_refused_data": True}))
+    db.dispose()
+    assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "good.jsonl", True)), "-m", "contaminated").exit_code == 0
+    for action in ("deploy:sandbox", "deploy:shadow"):
+        result = cli("status", "d", "--model", "contaminated", "--require", action)
+        assert result.exit_code == 1 and "refused" in result.output, result.output
+    # the same files registered by another name without that lineage are the same artifact: the digest is taken
+    again = cli("models", "register", "clean-name", "--path", str(a_dir), "--json")
+    assert json.loads(again.stdout)["model"] == "contaminated@1"

@@ -59,6 +59,8 @@ FACT_SCHEMA: dict[str, Any] = {
         "version": ("int", "Its version (0 without a model)."),
         "digest": ("string", "sha256:HEX of the artifact ('' when unknown)."),
         "digest_kind": ("string", "manifest (files hashed here) | external (digest given) | unverified | ''."),
+        "refused_data": ("bool", "Its lineage says it was trained on data the registry refused (a sandbox-only "
+                                 "experiment, `trained_on_refused_data`): never deployable."),
         "verified": ("bool", "The artifact is known by a digest (manifest or external); unverified models "
                              "carried over from free-text names are not."),
     },
@@ -204,7 +206,8 @@ def _sorted(items) -> Any:
 _TRUSTED = frozenset(p.value for p in TRUSTED_PROVENANCE)
 
 
-NO_MODEL = {"ref": "", "name": "", "version": 0, "digest": "", "digest_kind": "", "verified": False}
+NO_MODEL = {"ref": "", "name": "", "version": 0, "digest": "", "digest_kind": "", "verified": False,
+            "refused_data": False}
 
 
 def model_facts(model: dict[str, Any] | None) -> dict[str, Any]:
@@ -215,7 +218,8 @@ def model_facts(model: dict[str, Any] | None) -> dict[str, Any]:
     digest = str(model.get("digest") or "")
     return {"ref": str(model["ref"]), "name": str(model.get("name") or model["ref"].partition("@")[0]),
             "version": int(model.get("version") or 0), "digest": digest, "digest_kind": kind,
-            "verified": bool(digest) and kind in ("manifest", "external")}
+            "verified": bool(digest) and kind in ("manifest", "external"),
+            "refused_data": bool(model.get("refused_data", False))}
 
 
 def _field(rec: Any, name: str, default: Any = None) -> Any:

@@ -106,12 +106,14 @@ class ModelCase(Strict):
     ref: str = Field(min_length=1, description="NAME@V; eval records name it in `model` (default model@1).")
     digest: str | None = Field(None, description="sha256:HEX (default: derived from ref).")
     digest_kind: str = "manifest"
+    refused_data: bool = Field(False, description="Its lineage says it was trained on data the registry refused.")
 
     def facts(self) -> dict[str, Any]:
         name, _, version = self.ref.partition("@")
         digest = self.digest or "sha256:" + hashlib.sha256(self.ref.encode()).hexdigest()
         return {"ref": self.ref, "name": name, "version": int(version) if version.isdigit() else 0,
-                "digest": digest if self.digest_kind != "unverified" else "", "digest_kind": self.digest_kind}
+                "digest": digest if self.digest_kind != "unverified" else "", "digest_kind": self.digest_kind,
+                "refused_data": self.refused_data}
 
 
 class CaseSpec(Strict):

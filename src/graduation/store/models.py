@@ -48,7 +48,8 @@ class ModelInfo:
 
     def facts(self) -> dict[str, Any]:
         return {"ref": self.ref, "name": self.name, "version": self.version, "digest": self.digest or "",
-                "digest_kind": self.digest_kind}
+                "digest_kind": self.digest_kind,
+                "refused_data": bool(self.lineage.get("trained_on_refused_data", False))}
 
     def to_dict(self) -> dict[str, Any]:
         from graduation.store.domains import iso
