@@ -26,6 +26,12 @@ if ! command -v shellcheck >/dev/null; then
 else
   export GRADUATION_REQUIRE_SHELLCHECK=1
 fi
+# ssh-keygen signs sign-offs in the identity tests (openssh-client).
+if ! command -v ssh-keygen >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing openssh-client (Debian package)"
+  (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null) \
+    || echo "openssh-client could not be installed; the signing tests will fail"
+fi
 # bubblewrap: python and command verifiers run only inside its sandbox (tests of those kinds need it).
 if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "== installing bubblewrap (Debian package)"
