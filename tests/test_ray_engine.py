@@ -16,6 +16,7 @@ import pytest
 from graduation.gather import audit_data, evaluate
 from graduation.store.evidence import list_evidence
 from graduation.verifiers import VerifierPool
+from tests.modelreg import registered
 from tests.test_gather import register_domain, write
 
 ray = pytest.importorskip("ray")
@@ -91,11 +92,19 @@ def mixed(project, db_url):
     write(project / "domains/data/copies.jsonl",
           [{**r, "id": f"c{i}", "answer": r["answer"] + (" golden_hour_sun" if i % 3 == 0 else "")}
            for i, r in enumerate(book())])
-    return register_domain(project, db_url, MIXED, "mixed")
+    db = register_domain(project, db_url, MIXED, "mixed")
+    registered(db, "m")  # the model the tests evaluate: evaluate refuses an unregistered one
+    return db
 
 
 def _summary(record):
     return record.model_dump(mode="json")
+
+
+def _without_round(record):
+    """The record but its round: the registry numbers rounds per model version as it stores them, so two
+    stored runs (or a stored run and an unstored one) differ there and nowhere else."""
+    return {k: v for k, v in _summary(record).items() if k != "round"}
 
 
 def test_ray_records_are_the_local_records(local_ray, mixed, project, tmp_path):
@@ -200,6 +209,7 @@ def killer(project, db_url, tmp_path):
     write(project / "domains/data/copies.jsonl", book()[:3])
     text = MIXED.replace('"judges:judge"', '"judges:judge_or_kill"')
     db = register_domain(project, db_url, text, "mixed")
+    registered(db, "m")
     rows = [r for r in outputs(k=2) if r["output"] != "hang"]
     rows[50]["output"] = "kill-actor"
     return db, write(tmp_path / "outputs.jsonl", rows), marker
@@ -226,7 +236,8 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_record_is_the_local_one(lo
         remote = evaluate(db, project, "mixed", path, model="m", pool=pool, engine=RayEngine(chunk_rows=10))
     killed = int(marker.read_text())
     assert not _alive(killed)
-    assert _summary(remote.record) == _summary(local.record)
+    assert _without_round(remote.record) == _without_round(local.record)
+    assert (local.record.round, remote.record.round) == (None, 1)  # unstored; the first stored round of m@1
     with db.read() as session:
         assert len(list_evidence(session, "mixed", kinds=["eval"])) == 1
 
@@ -257,7 +268,8 @@ def test_cli_evaluate_on_ray_records_what_the_local_engine_records(local_ray, mi
     here = cli(*common)
     assert here.exit_code == 0, here.output
     first, second = _stored_eval(mixed)
-    assert _summary(first) == _summary(second)
+    assert _without_round(first) == _without_round(second)
+    assert sorted((first.round, second.round)) == [1, 2]  # two rounds of the same model version
     bad = cli(*common, "--engine", "ray", "--address", "head:6379")
     assert bad.exit_code == 2 and "ray://HOST:PORT" in bad.output
     assert len(_stored_eval(mixed)) == 2

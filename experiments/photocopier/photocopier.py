@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     base = build_base(out, config)
     say(f"base model ready ({time.perf_counter() - t0:.0f} s)")
+    project.run("models", "register", "photocopier-base", "--path", str(base))  # evaluated below: registered
     loads.append(load_info())
 
     data_for = {"sft-contaminated": (distilled, distilled_file), "grpo": (train_rows, None),

@@ -206,7 +206,13 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
         raise InputError("--from crystallises a trained job's verified completions into an SFT set: use --mode sft")
     task = ctx.spec.task
     base_guess = model or ctx.spec.training.base_model
-    size = size_of(base_guess, root, model_size) if base_guess else None
+    size_error: InputError | None = None
+    try:
+        size = size_of(base_guess, root, model_size) if base_guess else None
+    except InputError as exc:  # a denied mode is refused first, with its reasons; the size matters once allowed
+        if dry_run or Approval.from_decision(decision, MODE_ACTIONS[mode]).allowed:
+            raise
+        size, size_error = None, exc
     resolved = None
     if size is not None:
         resolved = resolve_hyperparameters(mode, size, domain=dict(ctx.spec.training.grpo if mode == "grpo"
@@ -245,6 +251,8 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
         found, policy = current_decision(db, root, domain, policy_path)
         decision = found.decision
     approval = Approval.from_decision(decision, MODE_ACTIONS[mode])
+    if size_error is not None and approval.allowed:  # allowed after all (re-decided): the size is needed
+        raise size_error
     for row in train_rows:
         if "lineage" in row:
             row["lineage"] = {**row["lineage"], "decision_id": approval.decision_id}

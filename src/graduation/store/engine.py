@@ -95,8 +95,11 @@ class Database:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except (OperationalError, ProgrammingError):
             return None
-        except DatabaseError as exc:  # a corrupt page (e.g. "database disk image is malformed"): say so
-            raise damaged(self.safe_url(), exc) from None
+        except DatabaseError as exc:  # a corrupt page or not a database at all: say so, and how to recover
+            raise StoreError(f"cannot open the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}; "
+                             "the file is damaged (or is not a registry). Restore it from a backup (and run "
+                             "`registry audit verify`), recover what is readable with `sqlite3 registry.db "
+                             ".recover` into a new file, or point --db at another registry") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the registry database {self.safe_url()}: {getattr(exc, 'orig', exc)}; "
                              "restore it from a backup or point --db at another registry") from None
