@@ -61,6 +61,27 @@ def wilson_lower(passed: int, n: int, z: float = Z95) -> float:
     return wilson_interval(passed, n, z)[0] if n > 0 else 0.0
 
 
+def prompt_bound(rates: Sequence[float], z: float = Z95) -> tuple[float, float]:
+    """(mean, Wilson lower bound) over distinct prompts, each worth the fraction of its samples that passed.
+
+    The unit is the prompt, not the sample: k samples of one prompt are correlated and are one unit. The
+    bound is Wilson's with n = distinct prompts and p = the mean per-prompt pass fraction; since each
+    fraction lies in [0, 1] its variance is at most p(1 - p), so this is never narrower than a Wilson bound
+    on independent prompts (a cluster-robust, conservative bound). With one sample per prompt it equals the
+    ordinary Wilson bound on the samples.
+    """
+    n = len(rates)
+    if not n:
+        return 0.0, 0.0
+    mean = sum(rates) / n
+    p = min(1.0, max(0.0, mean))
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denom
+    return mean, max(0.0, center - half)
+
+
 def shape_gap(format_pass_rate: float, substance_pass_rate: float, has_format: bool = True) -> float:
     return format_pass_rate - substance_pass_rate if has_format else 0.0
 
@@ -149,6 +170,8 @@ _SYMBOL = re.compile(
 # prose does not put words. Function names (``sin(``) are followed by a bracket, so they do not match.
 _OPERAND = re.compile(r"[*/^=+\-(]\s*([A-Za-z]{3,})(?![A-Za-z0-9_(])(?=\s*(?:[*/^+\-),=]|$))")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The label an answer opens with: ``$d_i = 12$``, ``\(x_1 = 3\)``, ``k_max: 4``.
+_LABEL = re.compile(r"[\s$\\(\[{]*([A-Za-z][A-Za-z0-9_]*)\s*[=:](?![=:])")
 
 
 def _candidates(text: str) -> list[str]:
@@ -198,7 +221,12 @@ def text_of_value(value: Any) -> str:
 class SymbolScanner:
     """Counts, per row, identifiers absent from the trusted vocabulary; reports those that recur.
 
-    A symbol is flagged when it appears in at least ``max(min_rows, min_rate * rows)`` rows.
+    A symbol is flagged when it appears in at least ``max(min_rows, min_rate * rows)`` rows, unless it is
+    template: it appears in at least ``template_rate`` of all rows, and in at least ``template_rate`` of the first
+    ``label_sample`` rows it is the label an answer opens with (``$d_i = 12$``, ``x_1: 3``). A format that
+    every answer shares is not an invention; an invented parameter inside the answers is still flagged at any
+    rate. Identifiers from a row's own prompt are removed by the caller before ``add``
+    (``graduation.gather.without_prompt_symbols``); declared ``allowed_symbols`` join ``supported``.
     """
 
     supported: set[str]
@@ -209,12 +237,19 @@ class SymbolScanner:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
     spelled: dict[str, str] = field(default_factory=dict)
+    template_rate: float = 0.9
+    label_sample: int = 2000
+    labels: Counter = field(default_factory=Counter)
 
     def add(self, text: str, where: Any) -> None:
         """Count one row's text; ``where`` (a label, or a (file, line) pair) is kept for a few examples."""
         self.rows += 1
         if not text:
             return
+        if self.rows <= self.label_sample:
+            label = _LABEL.match(text)
+            if label is not None:
+                self.labels[label.group(1).lower()] += 1
         found = _candidates(text)
         if not found:
             return
@@ -230,11 +265,17 @@ class SymbolScanner:
                 examples.append(f"{where[0]}:{where[1]}" if isinstance(where, tuple) else str(where))
             self.spelled.setdefault(token, raw)
 
+    def is_template(self, token: str, rows: int) -> bool:
+        """A label every answer opens with: in nearly every row, and opening nearly every sampled row."""
+        sampled = min(self.rows, self.label_sample)
+        return (rows >= self.template_rate * self.rows and sampled > 0
+                and self.labels.get(token, 0) >= self.template_rate * sampled)
+
     def flags(self, limit: int = 20) -> list[SymbolFlag]:
         if not self.rows:
             return []
         threshold = max(self.min_rows, math.ceil(self.min_rate * self.rows))
-        found = [(token, n) for token, n in self.counts.items() if n >= threshold]
+        found = [(token, n) for token, n in self.counts.items() if n >= threshold and not self.is_template(token, n)]
         found.sort(key=lambda item: (-item[1], item[0]))
         return [SymbolFlag(symbol=self.spelled.get(token, token), rows=n, rate=n / self.rows,
                            examples=list(self.examples.get(token, [])))
@@ -300,8 +341,11 @@ class Tally:
     max_single_prompts = 100_000
 
     def __init__(self, verifiers: Sequence[VerifierInfo], slices: Sequence[Slice] = (),
-                 symbols: SymbolScanner | None = None, consistency: bool = True) -> None:
+                 symbols: SymbolScanner | None = None, consistency: bool = True, per_prompt: bool = False) -> None:
         self.verifiers = list(verifiers)
+        # per_prompt: every row's key is a registered prompt (a bounded set), so groups are kept for all of
+        # them and the record's bound is over distinct prompts (``prompt_bound``)
+        self.per_prompt = per_prompt
         self.substance = [i for i, v in enumerate(self.verifiers) if v.role == "substance"]
         self.format = [i for i, v in enumerate(self.verifiers) if v.role == "format"]
         self.slices = list(slices)
@@ -324,8 +368,9 @@ class Tally:
         symbols = None
         if self.symbols is not None:
             symbols = SymbolScanner(self.symbols.supported, self.symbols.min_rate, self.symbols.min_rows,
-                                    self.symbols.max_examples)
-        return Tally(self.verifiers, self.slices, symbols, self.track_consistency)
+                                    self.symbols.max_examples, template_rate=self.symbols.template_rate,
+                                    label_sample=self.symbols.label_sample)
+        return Tally(self.verifiers, self.slices, symbols, self.track_consistency, self.per_prompt)
 
     def add(self, row: Mapping[str, Any] | None, verdicts: Sequence[Any], *, prompt_key: Any = None,
             label: Any = None, symbol_text: str | None = None, where: str = "") -> bool:
@@ -416,7 +461,7 @@ class Tally:
         label_hash = hash(label) & ((1 << 20) - 1)
         state = self._groups.get(key)
         if state is None:
-            if not self._repeats and len(self._groups) >= self.max_single_prompts:
+            if not self._repeats and not self.per_prompt and len(self._groups) >= self.max_single_prompts:
                 self.track_consistency = False  # every prompt once so far: no samples to compare
                 self._groups = {}
                 return
@@ -437,7 +482,8 @@ class Tally:
         """Everything counted so far, as plain data (picklable), for ``merge`` in another process."""
         symbols = None
         if self.symbols is not None:
-            symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled)
+            symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled,
+                       dict(self.symbols.labels))
         return {"n": self.n, "passed": self.passed, "format_passed": self.format_passed, "errors": self.errors,
                 "per_verifier": self.per_verifier, "per_slice": self.per_slice, "groups": self._groups,
                 "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols}
@@ -467,8 +513,12 @@ class Tally:
             flipped = ((mine >> 40) & 1) | ((other >> 40) & 1) | int((mine >> 41) != (other >> 41))
             groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | ((mine >> 41) << 41)
         if self.symbols is not None and state["symbols"] is not None:
-            rows, counts, examples, spelled = state["symbols"]
+            rows, counts, examples, spelled, labels = state["symbols"]
             scanner = self.symbols
+            # labels are sampled from the first rows: a later part's count only while the sample is not full
+            room = max(0, scanner.label_sample - scanner.rows)
+            if room >= rows:
+                scanner.labels.update(labels)
             scanner.rows += rows
             scanner.counts.update(counts)
             for token, found in examples.items():
@@ -518,11 +568,22 @@ class Tally:
     def shape_gap(self) -> float:
         return shape_gap(self.format_pass_rate, self.substance_pass_rate, bool(self.format))
 
+    def prompt_rates(self) -> list[float]:
+        """Per distinct prompt, the fraction of its samples that passed."""
+        return [((s >> _COUNT_BITS) & _COUNT_MASK) / (s & _COUNT_MASK) for s in self._groups.values()
+                if s & _COUNT_MASK]
+
     def eval_record(self, *, model: str, round: int | None = None, outputs_file: str | None = None,
-                    job: str | None = None, step: int | None = None) -> EvalRecord:
+                    job: str | None = None, step: int | None = None, **extra: Any) -> EvalRecord:
+        if self.per_prompt:
+            rates = self.prompt_rates()
+            prompt_rate, bound = prompt_bound(rates)
+            extra = {"prompts": len(rates), "prompt_pass_rate": min(1.0, prompt_rate), **extra}
+        else:
+            bound = wilson_lower(self.passed, self.n)
         return EvalRecord(
             model=model, round=round, outputs_file=outputs_file, n=self.n, passed=self.passed, errors=self.errors,
-            pass_rate=self.substance_pass_rate, wilson_lower=wilson_lower(self.passed, self.n),
+            pass_rate=self.substance_pass_rate, wilson_lower=bound, **extra,
             substance_pass_rate=self.substance_pass_rate, format_pass_rate=self.format_pass_rate,
             shape_gap=self.shape_gap, verifiers=self.verifier_stats(), slices=self.slice_stats(),
             symbols=self.symbols.flags() if self.symbols is not None else [],
@@ -540,5 +601,5 @@ class Tally:
 
 
 __all__ = ["Slice", "SymbolScanner", "Tally", "VerifierInfo", "Z95", "agreement", "compile_slices", "lineage",
-           "rate", "same_value", "shape_gap", "symbols_in", "text_of_value", "vocabulary_of", "wilson_interval",
+           "prompt_bound", "rate", "same_value", "shape_gap", "symbols_in", "text_of_value", "vocabulary_of", "wilson_interval",
            "wilson_lower"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from graduation.evidence import (
     VerifierInfo,
     compile_slices,
     lineage,
+    symbols_in,
     text_of_value,
     vocabulary_of,
 )
@@ -288,7 +290,9 @@ def _display(source: Path | Iterable[Any], root: Path, name: str | None) -> str:
 
 
 def _supported_vocabulary(ctx: DomainContext, exclude: str | None = None) -> set[str]:
-    return vocabulary_of(row for _s, _f, _l, row in ground_truth_rows(ctx, trusted_only=True, exclude=exclude))
+    """Identifiers of trusted ground truth, plus the domain's declared ``allowed_symbols``."""
+    vocab = vocabulary_of(row for _s, _f, _l, row in ground_truth_rows(ctx, trusted_only=True, exclude=exclude))
+    return vocab | {s.lower() for s in ctx.spec.allowed_symbols}
 
 
 def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], report: ReadReport,
@@ -317,8 +321,13 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
                         for _l, row, _o, _f, refrow, _k in chunk]
         else:
             rows_for = [item[1] for item in chunk]
+        symbol_texts = texts
+        if tally.symbols is not None:
+            prompt_field = ctx.spec.task.prompt_field
+            symbol_texts = [without_prompt_symbols(text, (refrow if refrow is not None else row).get(prompt_field))
+                            for (_l, row, _o, _f, refrow, _k), text in zip(chunk, texts)]
         tally.add_batch(rows_for, columns, prompt_keys=[item[5] for item in chunk], labels=labels,
-                        symbol_texts=texts, wheres=[(display, item[0]) for item in chunk])
+                        symbol_texts=symbol_texts, wheres=[(display, item[0]) for item in chunk])
         done += len(chunk)
         chunk.clear()
         if progress is not None:
@@ -334,6 +343,22 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
             flush()
     if chunk:
         flush()
+
+
+def without_prompt_symbols(text: str, prompt: Any) -> str:
+    """The text with identifiers that its own prompt contains blanked out: an output may repeat the names the
+    prompt gave it (``x_1``, ``k_max``) without inventing them."""
+    if not text or prompt is None:
+        return text
+    found = symbols_in(text)
+    if not found:
+        return text
+    given = found & vocabulary_of([prompt])
+    if not given:
+        return text
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(re.escape(t) for t in sorted(given, key=len, reverse=True))
+                         + r")(?![A-Za-z0-9_])", re.IGNORECASE)
+    return pattern.sub(" ", text)
 
 
 PARALLEL_MIN_BYTES = 16 << 20
@@ -455,8 +480,12 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     """Verify a model's outputs on held-out prompts and build (and record) an ``EvalRecord``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
-    Each row holds the prompt (or id) and the output; the reference comes from the domain's ground truth
-    (eval and all splits), or from the row's answer field when the prompt is not in the ground truth.
+    Each row holds the prompt (or id) and the output; the reference comes only from the domain's registered
+    eval ground truth (splits eval and all): a row whose prompt/id is not registered there is refused with
+    its file:line (nothing written), whatever answer it carries. Samples of one prompt are one unit: the
+    record's ``prompts``, ``coverage`` and ``wilson_lower`` are over distinct prompts (``prompt_bound``).
+    Eval prompts that also occur in training sources are left out (``overlap_rows``). The same outputs
+    content already recorded for the same model is refused (``EvidenceRefused``, exit 1).
     ``kind="training_round"`` with ``job``/``step`` is what training jobs write.
     """
     if kind not in ("eval", "training_round"):
@@ -464,33 +493,111 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     ctx = load_context(db, root, domain)
     display = _display(outputs, root, name)
     task = ctx.spec.task
-    index = reference_index(ctx, ("eval", "all")) or reference_index(ctx, None)
+    index = reference_index(ctx, ("eval", "all"))
+    if not index:
+        raise InputError(f"domain {domain!r} has no registered eval prompts (ground truth with split: eval): "
+                         "outputs can only be verified against registered held-out references")
+    heldout = heldout_overlap(ctx)
+    data_hash = _hash_rows(outputs)
+    if store and data_hash is not None:
+        with db.read() as session:
+            _refuse_repeat(session, ctx, model, data_hash, display)
     report = ReadReport(display)
+    canonical: dict[int, str] = {}
+    overlap_rows = 0
 
     def resolve(line: int, row: Mapping[str, Any], report: ReadReport):
+        nonlocal overlap_rows
         if task.output_field not in row:
             report.add(line, f"no {task.output_field!r} field (the model's output); fields: {sorted(row)[:8]}")
             return None
-        keys = row_keys(row, ctx.spec)
-        key = keys[0] if keys else None
-        found = index.lookup(keys)
-        if found is not None:
-            return row[task.output_field], found[0], found[1], key
-        if task.answer_field in row:
-            return row[task.output_field], row[task.answer_field], row, key
-        report.add(line, f"prompt not in the domain's ground truth and no {task.answer_field!r} field: "
-                         "cannot tell what is correct")
-        return None
+        found = index.lookup(row_keys(row, ctx.spec))
+        if found is None:
+            report.add(line, f"{task.id_field or task.prompt_field!r} is not a registered eval prompt of "
+                             f"{domain!r}: outputs are verified only against the domain's registered held-out "
+                             "ground truth (split: eval), never against an answer in the outputs file")
+            return None
+        key = canonical.get(id(found[1]))
+        if key is None:
+            key = canonical[id(found[1])] = row_key(found[1], ctx.spec) or ""
+        if key in heldout.keys:
+            overlap_rows += 1
+            return None
+        return row[task.output_field], found[0], found[1], key
 
-    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(_supported_vocabulary(ctx)))
+    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(_supported_vocabulary(ctx)),
+                  per_prompt=True)
     validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
                                                        tally, resolve, display, progress)
     report.raise_if_any()
-    record: EvalRecord = tally.eval_record(model=model, round=round, outputs_file=display, job=job, step=step)
-    result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
+    registered = len({id(v[1]) for v in index.values()})
+    prompts = len(tally.prompt_rates())
+    record: EvalRecord = tally.eval_record(
+        model=model, round=round, outputs_file=display, job=job, step=step, eval_prompts=registered,
+        coverage=min(1.0, prompts / registered) if registered else 0.0, overlap_prompts=len(heldout.keys),
+        overlap_rows=overlap_rows, uncounted_verifiers=uncounted_verifiers(ctx, validation))
+    result = Gathered(kind, record, validation, ran, data_hash, cache_hits=verification.cache_hits,
                       verified=verification.verified)
     _store(db, ctx, result, verification, store, model=model, round=round)
     return result
+
+
+def heldout_overlap(ctx: DomainContext):
+    """Registered eval prompts (by canonical key) that also occur in the domain's training sources.
+
+    Eval prompts come from sources of split eval or all; training prompts from every *other* source of split
+    train or all (a split-all source declares itself both and is not compared with itself).
+    """
+    from graduation.heldout import overlap
+
+    prompt = ctx.spec.task.prompt_field
+    evals: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for source, _file, _line, row in ground_truth_rows(ctx, splits=("eval", "all")):
+        key = row_key(row, ctx.spec)
+        if key is not None and key not in evals and prompt in row:
+            evals[key] = text_of_value(row[prompt])
+            owner[key] = source.name
+    found = None
+    for source in ctx.spec.ground_truth:
+        if source.split not in ("train", "all"):
+            continue
+        texts = [text_of_value(r[prompt]) for _s, _f, _l, r in ground_truth_rows(ctx, splits=(source.split,))
+                 if _s.name == source.name and prompt in r]
+        part = overlap({k: t for k, t in evals.items() if owner[k] != source.name}, texts)
+        if found is None:
+            found = part
+        else:
+            found.exact |= part.exact
+            found.ngram |= part.ngram - found.exact
+    if found is None:
+        from graduation.heldout import Overlap
+
+        found = Overlap(len(evals))
+    found.eval_prompts = len(evals)
+    found.ngram -= found.exact
+    return found
+
+
+def uncounted_verifiers(ctx: DomainContext, validation: VerifierValidationRecord | None) -> list[str]:
+    """Substance verifiers that the validation did not find trustworthy (or did not check)."""
+    checks = {c.name: c for c in (validation.verifiers if validation is not None else [])}
+    return sorted(v.name for v in ctx.verifiers if v.role == "substance"
+                  and (v.name not in checks or not checks[v.name].trustworthy or checks[v.name].version != v.version))
+
+
+def _refuse_repeat(session: Any, ctx: DomainContext, model: str, data_hash: str, display: str) -> None:
+    """One file, one round: the same outputs content for the same model is not a new round (exit 1)."""
+    from graduation.errors import EvidenceRefused
+    from graduation.store.evidence import list_evidence
+
+    for earlier in list_evidence(session, ctx.name, basis_hash=ctx.basis_hash, kinds=["eval", "training_round"]):
+        if earlier.data_hash == data_hash and earlier.model == model:
+            which = f"round {earlier.round}" if earlier.round is not None else "an earlier round"
+            raise EvidenceRefused(
+                f"{display}: these outputs (sha256 {data_hash[:12]}) were already recorded for model {model!r} as "
+                f"{which} (evidence {earlier.uid[:12]}, {earlier.kind}); the same file is one round, not a new "
+                "one: evaluate new outputs of the model")
 
 
 def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mapping[str, Any]], *,
@@ -552,9 +659,11 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
     validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, _UnverifiableAware, dataset, report,
                                                        tally, resolve, display, progress)
     report.raise_if_any()
+    data_hash = _hash_rows(dataset)
     record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth,
-                                                 ungraduated_generators=ungraduated)
-    result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
+                                                 ungraduated_generators=ungraduated).model_copy(
+        update={"source": source, "sha256": data_hash})
+    result = Gathered("data_audit", record, validation, ran, data_hash,
                       cache_hits=verification.cache_hits, verified=verification.verified)
     _store(db, ctx, result, verification, store)
     return result
@@ -567,6 +676,9 @@ def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verifica
     from graduation.store.evidence import add_evidence
 
     with db.write() as session:
+        if meta.get("model") is not None and result.data_hash is not None and result.kind != "data_audit":
+            _refuse_repeat(session, ctx, meta["model"], result.data_hash, getattr(result.record, "outputs_file", "")
+                           or "outputs")
         if result.validation_ran and result.validation is not None:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", result.validation,
                                                      version=ctx.version).uid)

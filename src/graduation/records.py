@@ -89,6 +89,18 @@ class EvalRecord(Record):
     consistency: Consistency | None = None
     job: str | None = None
     step: int | None = None
+    # Per distinct prompt (None in records written before prompts were counted: such a round counts 0 prompts).
+    prompts: int | None = Field(None, ge=0, description="Distinct registered eval prompts counted (the unit).")
+    prompt_pass_rate: float | None = Field(None, ge=0, le=1, description="Mean over prompts of the fraction of "
+                                           "its samples passing; wilson_lower is over prompts with this rate.")
+    eval_prompts: int = Field(0, ge=0, description="Registered eval prompts of the domain version.")
+    coverage: float = Field(0.0, ge=0, le=1, description="prompts / eval_prompts.")
+    overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts that also occur in train sources "
+                                 "(never counted).")
+    overlap_rows: int = Field(0, ge=0, description="Output rows left out because their prompt overlaps train.")
+    uncounted_verifiers: list[str] = Field(default_factory=list, description="Substance verifiers that were "
+                                           "untrustworthy or unvalidated when this round was scored: the policy "
+                                           "never counts such a round.")
 
 
 class DataAuditRecord(Record):
@@ -107,6 +119,8 @@ class DataAuditRecord(Record):
     lineage_depth: int = Field(0, ge=0)
     ungraduated_generators: list[str] = Field(default_factory=list)
     slices: list[SliceStats] = Field(default_factory=list)
+    source: str | None = Field(None, description="The ground truth source scanned, when the file is one.")
+    sha256: str | None = Field(None, description="Content hash of the rows scanned.")
 
 
 class VerifierCheck(Record):
@@ -121,6 +135,10 @@ class VerifierCheck(Record):
     trustworthy: bool
     leaked_controls: list[str] = Field(default_factory=list, description="Controls it accepted (first few).")
     reasons: list[str] = Field(default_factory=list)
+    status: Literal["trustworthy", "untrustworthy", "unvalidated", ""] = Field(
+        "", description="unvalidated: too few meaningful controls to show it can fail ('' in older records).")
+    meaningful_rejected: int = Field(0, ge=0, description="Declared or generated wrong answers rejected "
+                                     "(the empty output does not count).")
 
 
 class VerifierValidationRecord(Record):
