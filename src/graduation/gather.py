@@ -534,8 +534,8 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     prompts = len(tally.prompt_rates())
     record: EvalRecord = tally.eval_record(
         model=model, round=round, outputs_file=display, job=job, step=step, eval_prompts=registered,
-        coverage=min(1.0, prompts / registered) if registered else 0.0, overlap_prompts=len(heldout.keys),
-        overlap_rows=overlap_rows, uncounted_verifiers=uncounted_verifiers(ctx, validation))
+        coverage=min(1.0, prompts / registered) if registered else 0.0, overlap_prompts=len(heldout.exact),
+        ngram_overlap_prompts=len(heldout.ngram), overlap_rows=overlap_rows, uncounted_verifiers=uncounted_verifiers(ctx, validation))
     result = Gathered(kind, record, validation, ran, data_hash, cache_hits=verification.cache_hits,
                       verified=verification.verified)
     _store(db, ctx, result, verification, store, model=model, round=round)
@@ -545,37 +545,33 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
 def heldout_overlap(ctx: DomainContext):
     """Registered eval prompts (by canonical key) that also occur in the domain's training sources.
 
-    Eval prompts come from sources of split eval or all; training prompts from every *other* source of split
-    train or all (a split-all source declares itself both and is not compared with itself).
+    Eval prompts come from the sources of split eval or all; training prompts from every *other* source of
+    split train, and of split all when the domain declares a split-eval source. A domain with no split-eval
+    source declares its split-all sources both training and held-out data: they are not compared with
+    each other (declare ``split: eval`` to hold prompts out).
     """
-    from graduation.heldout import overlap
+    from graduation.heldout import Overlap, overlap
 
     prompt = ctx.spec.task.prompt_field
     evals: dict[str, str] = {}
     owner: dict[str, str] = {}
-    for source, _file, _line, row in ground_truth_rows(ctx, splits=("eval", "all")):
-        key = row_key(row, ctx.spec)
-        if key is not None and key not in evals and prompt in row:
-            evals[key] = text_of_value(row[prompt])
-            owner[key] = source.name
-    found = None
-    for source in ctx.spec.ground_truth:
-        if source.split not in ("train", "all"):
+    by_source: dict[str, list[str]] = {}
+    has_eval = any(s.split == "eval" for s in ctx.spec.ground_truth)
+    training = ("train", "all") if has_eval else ("train",)
+    for source, _file, _line, row in ground_truth_rows(ctx):
+        if prompt not in row:
             continue
-        texts = [text_of_value(r[prompt]) for _s, _f, _l, r in ground_truth_rows(ctx, splits=(source.split,))
-                 if _s.name == source.name and prompt in r]
-        part = overlap({k: t for k, t in evals.items() if owner[k] != source.name}, texts)
-        if found is None:
-            found = part
-        else:
-            found.exact |= part.exact
-            found.ngram |= part.ngram - found.exact
-    if found is None:
-        from graduation.heldout import Overlap
-
-        found = Overlap(len(evals))
-    found.eval_prompts = len(evals)
-    found.ngram -= found.exact
+        text = text_of_value(row[prompt])
+        if source.split in training:
+            by_source.setdefault(source.name, []).append(text)
+        if source.split in ("eval", "all"):
+            key = row_key(row, ctx.spec)
+            if key is not None and key not in evals:
+                evals[key] = text
+                owner[key] = source.name
+    found = Overlap(len(evals))
+    for name, texts in by_source.items():
+        found.merge(overlap({k: t for k, t in evals.items() if owner[k] != name}, texts))
     return found
 
 

@@ -97,6 +97,8 @@ class EvalRecord(Record):
     coverage: float = Field(0.0, ge=0, le=1, description="prompts / eval_prompts.")
     overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts that also occur in train sources "
                                  "(never counted).")
+    ngram_overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts sharing a 13-word n-gram with "
+                                       "a training prompt (reported, see graduation.heldout).")
     overlap_rows: int = Field(0, ge=0, description="Output rows left out because their prompt overlaps train.")
     uncounted_verifiers: list[str] = Field(default_factory=list, description="Substance verifiers that were "
                                            "untrustworthy or unvalidated when this round was scored: the policy "

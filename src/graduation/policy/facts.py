@@ -59,8 +59,10 @@ FACT_SCHEMA: dict[str, Any] = {
         "n": ("int", "Items (prompt x sample) verified in the newest round (0 without rounds)."),
         "prompts": ("int", "Distinct registered eval prompts counted in the newest round (the unit of min_samples)."),
         "coverage": ("double", "Newest round's distinct prompts / registered eval prompts."),
-        "overlap_rate": ("double", "Registered eval prompts that also occur in training sources, as a fraction "
-                                   "(newest round); they never count."),
+        "overlap_rate": ("double", "Registered eval prompts that also occur in training sources (same text after "
+                                   "normalising case and whitespace), as a fraction (newest round); they never count."),
+        "ngram_overlap_rate": ("double", "Registered eval prompts sharing a 13-word n-gram with a training prompt "
+                                         "(lm-eval's decontamination rule), as a fraction (newest round)."),
         "uncounted": ("list<string>", "Substance verifiers untrustworthy or unvalidated when the newest round was "
                                       "scored (such a round never counts)."),
         "passed": ("int", "Items passing every substance verifier in the newest round."),
@@ -270,12 +272,15 @@ def summarize(spec: DomainSpec, evidence: list) -> Summary:
             "coverage": float(_opt(newest_eval, "coverage", 0.0)),
             "overlap_rate": (_opt(newest_eval, "overlap_prompts", 0) / _opt(newest_eval, "eval_prompts", 0)
                              if _opt(newest_eval, "eval_prompts", 0) else 0.0),
+            "ngram_overlap_rate": (_opt(newest_eval, "ngram_overlap_prompts", 0) / _opt(newest_eval, "eval_prompts", 0)
+                                   if _opt(newest_eval, "eval_prompts", 0) else 0.0),
             "uncounted": _sorted(_opt(newest_eval, "uncounted_verifiers", ()) or ()),
         }
     else:
         eval_facts = {"rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
                       "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": (),
-                      "prompts": 0, "coverage": 0.0, "overlap_rate": 0.0, "uncounted": ()}
+                      "prompts": 0, "coverage": 0.0, "overlap_rate": 0.0, "ngram_overlap_rate": 0.0,
+                      "uncounted": ()}
 
     people = _sorted([name for name, _role in signers.values()])
     facts = {
