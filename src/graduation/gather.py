@@ -575,6 +575,14 @@ def heldout_overlap(ctx: DomainContext):
     return found
 
 
+def heldout_report(spec: DomainSpec, root: Path) -> dict[str, Any]:
+    """Held-out overlap of a loaded (not necessarily registered) domain, for `validate` and `register`."""
+    found = heldout_overlap(DomainContext(spec.domain, 0, "", spec, Path(root), []))
+    return {"eval_prompts": found.eval_prompts, "overlapping": len(found.exact), "overlap_rate": found.rate,
+            "ngram": found.n, "ngram_overlapping": len(found.ngram), "ngram_overlap_rate": found.ngram_rate,
+            "examples": sorted(found.exact)[:10], "message": found.describe()}
+
+
 def uncounted_verifiers(ctx: DomainContext, validation: VerifierValidationRecord | None) -> list[str]:
     """Substance verifiers that the validation did not find trustworthy (or did not check)."""
     checks = {c.name: c for c in (validation.verifiers if validation is not None else [])}
