@@ -53,15 +53,18 @@ def env(tmp_path: Path):
 
 
 def graduate(db: Database, root: Path, passed: int = 160, n: int = 160) -> None:
-    """Record a training round that meets the low-risk bar (what a GRPO job's rounds do)."""
+    """Record two training rounds that meet the low-risk bar (what a GRPO job's rounds do)."""
     from graduation.evidence import wilson_lower
     from graduation.store.evidence import add_evidence
 
     rate = passed / n
-    record = EvalRecord(model="m", round=1, n=n, passed=passed, pass_rate=rate, wilson_lower=wilson_lower(passed, n),
-                        substance_pass_rate=rate, format_pass_rate=1.0, shape_gap=1.0 - rate, job="j", step=10)
     with db.write() as session:
-        add_evidence(session, "toy-arithmetic", "training_round", record, model="m", round=1)
+        for r in (1, 2):  # two qualifying rounds: the first makes candidate, the second graduates (issue 12)
+            record = EvalRecord(model="m", round=r, n=n, passed=passed, pass_rate=rate,
+                                wilson_lower=wilson_lower(passed, n), substance_pass_rate=rate, format_pass_rate=1.0,
+                                shape_gap=1.0 - rate, job="j", step=10 * r, prompts=40, prompt_pass_rate=rate,
+                                eval_prompts=40, coverage=1.0)
+            add_evidence(session, "toy-arithmetic", "training_round", record, model="m", round=r)
 
 
 def job_rows(db: Database) -> list:

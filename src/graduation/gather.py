@@ -498,7 +498,8 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
         raise InputError(f"domain {domain!r} has no registered eval prompts (ground truth with split: eval): "
                          "outputs can only be verified against registered held-out references")
     heldout = heldout_overlap(ctx)
-    data_hash = _hash_rows(outputs)
+    # a missing file is reported by the reader below, with its name
+    data_hash = _hash_rows(outputs) if not isinstance(outputs, (str, Path)) or Path(outputs).is_file() else None
     if store and data_hash is not None:
         with db.read() as session:
             _refuse_repeat(session, ctx, model, data_hash, display)

@@ -305,7 +305,7 @@ def _render(result: Any, as_json: bool) -> None:
         show(table("verifier validation", ["verifier", "role", "references", "controls rejected", "trustworthy",
                                            "why not"],
                    [(v.name, v.role, f"{v.references_accepted}/{v.references}",
-                     f"{v.controls_rejected}/{v.controls}", "yes" if v.trustworthy else (v.status or "no").upper(),
+                     f"{v.controls_rejected}/{v.controls}", "yes" if v.trustworthy else "UNVALIDATED" if v.status == "unvalidated" else "NO",
                      "; ".join(v.reasons) + ("; let through: " + " | ".join(v.leaked_controls[:3])
                                              if v.leaked_controls else ""))
                     for v in result.validation.verifiers]))
