@@ -28,7 +28,7 @@ owners: [team@example.org]
 task: {{prompt_field: prompt, answer_field: answer, id_field: id}}
 ground_truth:
   - {{name: book, path: data/counts/train.jsonl, provenance: expert, split: train}}
-  - {{name: held-out, path: data/counts/eval.jsonl, provenance: expert, split: eval}}
+  - {{name: held-out, path: data/counts/eval.jsonl, provenance: {eval_provenance}, split: eval}}
 verifiers:
   - {{name: value, kind: exact, role: substance}}
 {extra}"""
@@ -51,11 +51,11 @@ def train_rows(n: int) -> list[dict]:
 
 
 def make(project: Path, db_url: str, *, risk: str = "low", evals: list[dict] | None = None,
-         trains: list[dict] | None = None, extra: str = "") -> Database:
+         trains: list[dict] | None = None, extra: str = "", eval_provenance: str = "expert") -> Database:
     write(project / "domains/data/counts/eval.jsonl", evals if evals is not None else eval_rows(60))
     write(project / "domains/data/counts/train.jsonl", trains if trains is not None else train_rows(60))
     path = project / "domains" / "counts.yaml"
-    path.write_text(COUNTS.format(risk=risk, extra=textwrap.dedent(extra)))
+    path.write_text(COUNTS.format(risk=risk, extra=textwrap.dedent(extra), eval_provenance=eval_provenance))
     db = Database(db_url)
     with db.write() as session:
         register(session, load_project_domain(path, project))
@@ -230,7 +230,7 @@ def test_a_verifier_that_cannot_fail_is_unvalidated_and_its_rounds_never_count(p
                                                                                tmp_path):
     write(project / "domains/data/counts/eval.jsonl", eval_rows(300))
     write(project / "domains/data/counts/train.jsonl", train_rows(10))
-    text = COUNTS.format(risk="low", extra="").split("verifiers:")[0] + VACUOUS
+    text = COUNTS.format(risk="low", extra="", eval_provenance="expert").split("verifiers:")[0] + VACUOUS
     (project / "domains" / "counts.yaml").write_text(text)
     db = Database(db_url)
     with db.write() as session:
@@ -271,6 +271,15 @@ def test_empty_output_alone_does_not_validate():
     record = validate([verifier], refs, {}, run, mutations_for={"anything": False})
     check = record.verifiers[0]
     assert check.controls_rejected == 1 and check.controls == 1 and check.status == "unvalidated"
+    # an exact verifier shown only two declared wrong answers is unvalidated; three validate it
+    from graduation.verifiers.validation import Control
+
+    exact = build(VerifierSpec(name="value", kind="exact", role="substance", mutations=False), REPO)
+    wrong = [Control(str(k), "4", {"prompt": "2+2"}, f"controls.jsonl:{k}") for k in (1, 2, 3)]
+    two = validate([exact], refs, {"value": wrong[:2]}, run, mutations_for={"value": False}).verifiers[0]
+    three = validate([exact], refs, {"value": wrong}, run, mutations_for={"value": False}).verifiers[0]
+    assert (two.status, two.meaningful_rejected) == ("unvalidated", 2)
+    assert (three.status, three.meaningful_rejected, three.trustworthy) == ("trustworthy", 3, True)
     # with mutations it is shown to fail, and it lets them through: untrustworthy
     mutated = validate([verifier], refs, {}, run, mutations_for={"anything": True}).verifiers[0]
     assert mutated.status == "untrustworthy"
@@ -354,12 +363,18 @@ def test_answer_labels_shared_by_every_row_are_not_flagged_an_invented_symbol_is
     outputs = write(tmp_path / "labels.jsonl", rows)
     record = evaluate(db, project, "counts", outputs, model="m", round=1, pool=pool, store=False).record
     assert [(s.symbol, s.rate) for s in record.symbols] == [("twilight_refraction", 0.21)]
+    # a label that only half the answers open with is not the format of the answers: flagged
+    half = write(tmp_path / "half.jsonl", [{"id": r["id"], "output": f"zeta_k = {r['answer']}" if i % 2 else r["answer"]}
+                                           for i, r in enumerate(eval_rows(100))])
+    record = evaluate(db, project, "counts", half, model="m", round=1, pool=pool, store=False).record
+    assert [(s.symbol, s.rate) for s in record.symbols] == [("zeta_k", 0.5)]
 
 
 def test_identifiers_from_the_prompt_and_allowed_symbols_are_not_flagged(project, db_url, pool, tmp_path):
     evals = [{"id": f"e{i}", "prompt": f"Let k_max = {i}. What is k_max + 1?", "answer": str(i + 1)}
              for i in range(50)]
-    db = make(project, db_url, evals=evals, extra="allowed_symbols: [step_count]\n")
+    # held-out prompts from an untrusted source: their identifiers are not in the trusted vocabulary
+    db = make(project, db_url, evals=evals, extra="allowed_symbols: [step_count]\n", eval_provenance="unknown")
     rows = [{"id": r["id"], "output": f"k_max + 1 = {r['answer']} in step_count{' via moon_phase' * (i % 5 == 0)}"}
             for i, r in enumerate(evals)]
     outputs = write(tmp_path / "prompt_ids.jsonl", rows)
@@ -373,3 +388,16 @@ def test_an_invented_symbol_in_every_row_is_still_flagged(project, db_url, pool,
     record = evaluate(db, project, "counts", write(tmp_path / "all.jsonl", rows), model="m", round=1, pool=pool,
                       store=False).record
     assert [s.symbol for s in record.symbols] == ["golden_hour_sun"] and record.symbols[0].rate == 1.0
+
+
+def test_a_label_must_also_recur_in_nearly_every_row_beyond_the_sampled_ones():
+    from graduation.evidence import SymbolScanner
+
+    scanner = SymbolScanner(set(), label_sample=10)
+    for i in range(100):
+        scanner.add(f"zeta_k = {i}" if i < 10 else f"{i} plus zeta_k" if i < 30 else str(i), ("f", i + 1))
+    assert [(f.symbol, f.rate) for f in scanner.flags()] == [("zeta_k", 0.3)]
+    template = SymbolScanner(set(), label_sample=10)
+    for i in range(100):
+        template.add(f"$d_i = {i}$", ("f", i + 1))
+    assert template.flags() == []
