@@ -17,6 +17,7 @@ from graduation.gather import audit_data, evaluate
 from graduation.store.evidence import list_evidence
 from graduation.verifiers import VerifierPool
 from tests.test_gather import register_domain, write
+from tests.modelreg import registered
 
 ray = pytest.importorskip("ray")
 
@@ -32,7 +33,7 @@ ground_truth:
     path: data/copies.jsonl
     provenance: model_generated
     derived_from: book
-    generated_by: {model: helper-7b, graduated: false}
+    generated_by: {model: helper-7b}
 verifiers:
   - {name: same, kind: exact, role: substance}
   - {name: number, kind: numeric, role: substance, options: {abs_tol: 0.01}}
@@ -91,7 +92,9 @@ def mixed(project, db_url):
     write(project / "domains/data/copies.jsonl",
           [{**r, "id": f"c{i}", "answer": r["answer"] + (" golden_hour_sun" if i % 3 == 0 else "")}
            for i, r in enumerate(book())])
-    return register_domain(project, db_url, MIXED, "mixed")
+    db = register_domain(project, db_url, MIXED, "mixed")
+    registered(db, "m")  # rounds belong to a registered model version
+    return db
 
 
 def _summary(record):
@@ -200,6 +203,7 @@ def killer(project, db_url, tmp_path):
     write(project / "domains/data/copies.jsonl", book()[:3])
     text = MIXED.replace('"judges:judge"', '"judges:judge_or_kill"')
     db = register_domain(project, db_url, text, "mixed")
+    registered(db, "m")
     rows = [r for r in outputs(k=2) if r["output"] != "hang"]
     rows[50]["output"] = "kill-actor"
     return db, write(tmp_path / "outputs.jsonl", rows), marker
@@ -254,10 +258,13 @@ def test_cli_evaluate_on_ray_records_what_the_local_engine_records(local_ray, mi
     common = ("evaluate", "mixed", "--outputs", str(path), "--model", "m", "--timeout", "30", "--json")
     on_ray = cli(*common, "--engine", "ray")
     assert on_ray.exit_code == 0, on_ray.output
-    here = cli(*common)
+    # one file is one round of one model (issue 12): the local run records the same bytes for another model
+    registered(mixed, "m2")
+    here = cli(*[("m2" if a == "m" else a) for a in common])
     assert here.exit_code == 0, here.output
     first, second = _stored_eval(mixed)
-    assert _summary(first) == _summary(second)
+    assert first.model == "m@1" and second.model == "m2@1"
+    assert {**_summary(first), "model": None} == {**_summary(second), "model": None}
     bad = cli(*common, "--engine", "ray", "--address", "head:6379")
     assert bad.exit_code == 2 and "ray://HOST:PORT" in bad.output
     assert len(_stored_eval(mixed)) == 2

@@ -95,6 +95,20 @@ class EvalRecord(Record):
     origin: Literal["submitted", "generated"] = Field(
         "submitted", description="generated: outputs the registry sampled from the registered artifact itself "
                                  "(`evaluate --generate`, training jobs); submitted: a file a user supplied.")
+    # Per distinct prompt (None in records written before prompts were counted: such a round counts 0 prompts).
+    prompts: int | None = Field(None, ge=0, description="Distinct registered eval prompts counted (the unit).")
+    prompt_pass_rate: float | None = Field(None, ge=0, le=1, description="Mean over prompts of the fraction of "
+                                           "its samples passing; wilson_lower is over prompts with this rate.")
+    eval_prompts: int = Field(0, ge=0, description="Registered eval prompts of the domain version.")
+    coverage: float = Field(0.0, ge=0, le=1, description="prompts / eval_prompts.")
+    overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts that also occur in train sources "
+                                 "(never counted).")
+    ngram_overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts sharing a 13-word n-gram with "
+                                       "a training prompt (reported, see graduation.heldout).")
+    overlap_rows: int = Field(0, ge=0, description="Output rows left out because their prompt overlaps train.")
+    uncounted_verifiers: list[str] = Field(default_factory=list, description="Substance verifiers that were "
+                                           "untrustworthy or unvalidated when this round was scored: the policy "
+                                           "never counts such a round.")
 
 
 class DataAuditRecord(Record):
@@ -116,6 +130,8 @@ class DataAuditRecord(Record):
     slices: list[SliceStats] = Field(default_factory=list)
     generators: list[str] = Field(default_factory=list, description="Models that wrote the data, along its "
                                   "lineage; whether each graduated in this domain is looked up when deciding.")
+    source: str | None = Field(None, description="The ground truth source scanned, when the file is one.")
+    sha256: str | None = Field(None, description="Content hash of the rows scanned.")
 
 
 class VerifierCheck(Record):
@@ -130,6 +146,10 @@ class VerifierCheck(Record):
     trustworthy: bool
     leaked_controls: list[str] = Field(default_factory=list, description="Controls it accepted (first few).")
     reasons: list[str] = Field(default_factory=list)
+    status: Literal["trustworthy", "untrustworthy", "unvalidated", ""] = Field(
+        "", description="unvalidated: too few meaningful controls to show it can fail ('' in older records).")
+    meaningful_rejected: int = Field(0, ge=0, description="Declared or generated wrong answers rejected "
+                                     "(the empty output does not count).")
 
 
 class VerifierValidationRecord(Record):

@@ -227,9 +227,9 @@ def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
 
 
 def _table(name: str):
-    from graduation.store.tables import DomainVersionRow, EvidenceRow, JobRow
+    from graduation.store.tables import DomainVersionRow, EvidenceRow, JobRow, ModelRow
 
-    return {"domain_versions": DomainVersionRow, "evidence": EvidenceRow, "jobs": JobRow}[name]
+    return {"domain_versions": DomainVersionRow, "evidence": EvidenceRow, "jobs": JobRow, "models": ModelRow}[name]
 
 
 def _batches(session, model, size: int = 2000):
