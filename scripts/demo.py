@@ -161,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     print("   (train:sft denied: the domain is still in discovery)")
     registry("jobs", "generate", "toy-arithmetic", "--mode", "auto", "--name", "toy-arithmetic-grpo")
     registry("jobs", "run", "toy-arithmetic-grpo")  # every checkpoint it evaluates is registered by its digest
+    # the job's last round makes its final checkpoint a candidate: one qualifying round never graduates a model;
+    # a second round of the same artifact, sampled here by the registry, can
+    registry("evaluate", "toy-arithmetic", "--model", "toy-arithmetic-grpo", "--generate", "--max-new-tokens", "8")
     registry("status", "toy-arithmetic", "--require", "train:sft")
     grpo_model = "registry/jobs/toy-arithmetic-grpo/output/model"
     registry("models", "list")

@@ -556,7 +556,12 @@ def _gym_rows(size: int, seed: int, prefix: str) -> list[Row]:
 def make_arith(out: Path) -> None:
     d = out / "arith-reasoning-gym"
     train = _gym_rows(200, 101, "ba-train")
-    held_out = _gym_rows(40, 202, "ba-eval")
+    # held out means held out: reasoning-gym draws the same first entries whatever the seed, so the held-out
+    # entries are the first 40 of a longer draw whose question is not a training question
+    seen = {row["question"].strip().casefold() for row in train}
+    held_out = [row for row in _gym_rows(400, 202, "ba-eval") if row["question"].strip().casefold() not in seen][:40]
+    held_out = [{**row, "id": f"ba-eval-{i:04d}"} for i, row in enumerate(held_out)]
+    assert len(held_out) == 40, "not enough held-out entries distinct from the training entries"
     write_jsonl(d / "train.jsonl", train)
     write_jsonl(d / "eval.jsonl", held_out)
     rng = random.Random(303)

@@ -217,6 +217,7 @@ def test_evaluate_and_audit_write_one_line_per_item(cli, project: Path):
 def test_audit_data_write_clean_keeps_only_clean_rows_with_lineage(cli, project: Path):
     _arith(project)
     assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "1" * 64).exit_code == 0  # rounds need a model
     candidate = project / "candidate.jsonl"
     expected = _candidate(candidate)
     clean, rows_file = project / "clean.jsonl", project / "audit-rows.jsonl"
@@ -338,8 +339,9 @@ def test_unmet_criteria_are_data_in_status_json(cli, project: Path):
     assert criteria and all(set(c) >= {"criterion", "actual", "required", "round"} for c in criteria)
     numeric = [c for c in criteria if c["actual"] is not None]
     assert numeric and all(c["round"] == 1 for c in numeric if "(r1" in c["text"] or "(round 1" in c["text"])
-    samples = next(c for c in criteria if c["criterion"] == "samples")
-    assert samples["actual"] == 40 and samples["required"] > 40 and samples["round"] == 1
+    # 40 distinct prompts meet the low-risk floor; the bound over them does not
+    bound = next(c for c in criteria if c["criterion"] == "Wilson lower bound")
+    assert bound["actual"] == 0.6 and bound["required"] == 0.8 and bound["round"] == 1
     texts = [c["text"] for c in criteria]
     assert len(texts) == len(set(texts))  # each once
 
@@ -359,6 +361,7 @@ def test_unmet_data_reads_numbers_and_rounds():
 def test_verifiers_check_json_has_no_repeated_block(cli, project: Path):
     _arith(project)
     assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "1" * 64).exit_code == 0  # rounds need a model
     data = json.loads(cli("verifiers", "check", "arith", "--json").output)
     assert data["schema_version"] == 1
     assert "verifier_validation" not in data  # the record is the validation: printed once

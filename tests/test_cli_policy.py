@@ -54,7 +54,8 @@ def registry(project: Path, db_url: str, cli):
     from graduation.records import HumanAuditRecord
     from graduation.store.models import register_model
 
-    write_domain(project, "tempe", text=TEMPE, rows='{"prompt": "p", "answer": "car", "at_crosswalk": false}\n')
+    # the slice's field is in the ground truth (register checks declared slices against it)
+    write_domain(project, "tempe", text=TEMPE, rows='{"prompt": "1+1=", "answer": "2", "at_crosswalk": false}\n')
     write_domain(project, "acls", text=ACLS)
     assert cli("register", str(project / "domains")).exit_code == 0
     db = Database(db_url)
@@ -68,12 +69,14 @@ def registry(project: Path, db_url: str, cli):
                 model="m@1", round=r + 1, n=4000, passed=3910, pass_rate=0.9775, wilson_lower=0.9725,
                 substance_pass_rate=0.9775, format_pass_rate=0.98, shape_gap=0.0025,
                 slices=[SliceStats(name="outside-crosswalk", n=200, passed=110, pass_rate=0.55, wilson_lower=0.48)],
-                consistency=Consistency(k=4, prompts=1000, pass_at_1=0.97, pass_all_k=0.7, flip_rate=0.31)),
+                consistency=Consistency(k=4, prompts=1000, pass_at_1=0.97, pass_all_k=0.7, flip_rate=0.31),
+                prompts=1000, eval_prompts=1000, coverage=1.0),
                 round=r + 1, model_id=m.id)
             add_evidence(s, "acls", "eval", EvalRecord(
-                model="assistant@1", round=r + 1, n=1200, passed=1200, pass_rate=1.0, wilson_lower=0.9968,
+                model="assistant@1", round=r + 1, n=4800, passed=4800, pass_rate=1.0, wilson_lower=0.9968,
                 substance_pass_rate=1.0, format_pass_rate=1.0, shape_gap=0.0,
-                consistency=Consistency(k=4, prompts=300, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0)),
+                consistency=Consistency(k=4, prompts=1200, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0),
+                prompts=1200, eval_prompts=1200, coverage=1.0),  # per distinct prompt (issue 12)
                 round=r + 1, model_id=assistant.id)
         assistant_id = assistant.id
     # critical risk: only a human audit the auditor signed counts (over each item's verdict)
@@ -245,7 +248,7 @@ def test_audit_verify_names_tampered_entry_and_export_attests(cli, registry, tmp
 def test_policy_test_runs_the_shipped_cases_with_coverage(cli, project):
     result = cli("policy", "test", str(REPO / "policies" / "tests"), "--policy", str(REPO / "policies" / "default.yaml"))
     assert result.exit_code == 0, result.output
-    assert "rule coverage 17/17" in result.stdout.replace("\n", " ")
+    assert "rule coverage 18/18" in result.stdout.replace("\n", " ")
     case = project / "policies" / "tests" / "wrong.yaml"
     case.parent.mkdir(parents=True, exist_ok=True)
     case.write_text("cases:\n  - name: wrong\n    domain: {domain: x, title: x, risk: low, owners: [a]}\n"

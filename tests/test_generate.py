@@ -90,7 +90,9 @@ def test_the_policies_readme_rule_requiring_generated_rounds_works():
         "controls": 60, "controls_rejected": 60, "trustworthy": True}]}, 0)
     model = {"ref": "m@1", "name": "m", "version": 1, "digest": "sha256:" + "1" * 64, "digest_kind": "manifest"}
     for origin, allowed in (("submitted", False), ("generated", True)):
-        ev = [validation, make_evidence("t", "eval", {"model": "m@1", "n": 200, "passed": 200, "origin": origin}, 1)]
+        # two qualifying rounds: the first makes candidate, the second graduates (issue 12)
+        ev = [validation, *(make_evidence("t", "eval", {"model": "m@1", "n": 200, "passed": 200, "origin": origin,
+                                                        "round": r}, r) for r in (1, 2))]
         d = decide(spec, ev, policy, model=model)
         assert d.phase == "graduated" and d.allowed("deploy:assisted") is allowed
         if not allowed:

@@ -53,7 +53,7 @@ def env(tmp_path: Path):
 
 
 def graduate(db: Database, root: Path, passed: int = 160, n: int = 160, model: str | None = None) -> None:
-    """Record a training round that meets the low-risk bar (what a GRPO job's rounds do) for a registered model."""
+    """Record two training rounds that meet the low-risk bar (what a GRPO job's rounds do) for a registered model."""
     from graduation.evidence import wilson_lower
     from graduation.store.evidence import add_evidence
     from graduation.store.models import resolve_model
@@ -63,10 +63,12 @@ def graduate(db: Database, root: Path, passed: int = 160, n: int = 160, model: s
     rate = passed / n
     with db.write() as session:
         info = resolve_model(session, ref)
-        record = EvalRecord(model=info.ref, round=1, n=n, passed=passed, pass_rate=rate,
-                            wilson_lower=wilson_lower(passed, n), substance_pass_rate=rate, format_pass_rate=1.0,
-                            shape_gap=1.0 - rate, job="j", step=10)
-        add_evidence(session, "toy-arithmetic", "training_round", record, round=1, model_id=info.id)
+        for r in (1, 2):  # two qualifying rounds: the first makes candidate, the second graduates (issue 12)
+            record = EvalRecord(model=info.ref, round=r, n=n, passed=passed, pass_rate=rate,
+                                wilson_lower=wilson_lower(passed, n), substance_pass_rate=rate, format_pass_rate=1.0,
+                                shape_gap=1.0 - rate, job="j", step=10 * r, prompts=40, prompt_pass_rate=rate,
+                                eval_prompts=40, coverage=1.0)
+            add_evidence(session, "toy-arithmetic", "training_round", record, round=r, model_id=info.id)
 
 
 def job_rows(db: Database) -> list:

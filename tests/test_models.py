@@ -38,8 +38,9 @@ ROWS = [{"prompt": f"{i}+{i}=", "answer": str(2 * i)} for i in range(60)]
 
 
 def _outputs(path: Path, right: bool) -> Path:
-    path.write_text("".join(json.dumps({"prompt": r["prompt"], "output": r["answer"] if right else "-1"}) + "\n"
-                            for r in ROWS))
+    # the file's name is in its rows: one outputs file is one round (issue 12), so each round is its own content
+    path.write_text("".join(json.dumps({"prompt": r["prompt"], "output": r["answer"] if right else "-1",
+                                        "run": path.stem}) + "\n" for r in ROWS))
     return path
 
 
@@ -118,10 +119,11 @@ def test_a_bad_model_does_not_move_a_graduated_one(d, cli, tmp_path):
     a_dir = _model_dir(tmp_path / "a")
     assert cli("models", "register", "a", "--path", str(a_dir)).exit_code == 0
     assert cli("models", "register", "b", "--digest", "sha256:" + "b" * 64).exit_code == 0
-    assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "good.jsonl", True)), "-m", "a").exit_code == 0
+    for r in (1, 2):  # candidate, then graduated (issue 12)
+        assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / f"good{r}.jsonl", True)), "-m", "a").exit_code == 0
     assert cli("status", "d", "--model", "a", "--require", "deploy:assisted").exit_code == 0
-    for _ in range(2):
-        assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "bad.jsonl", False)), "-m", "b").exit_code == 0
+    for r in (1, 2):
+        assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / f"bad{r}.jsonl", False)), "-m", "b").exit_code == 0
     assert cli("status", "d", "--model", "a", "--require", "deploy:assisted").exit_code == 0
     denied = cli("status", "d", "--model", "b", "--require", "deploy:assisted")
     assert denied.exit_code == 1 and "b@1" in denied.stdout
@@ -130,7 +132,7 @@ def test_a_bad_model_does_not_move_a_graduated_one(d, cli, tmp_path):
     data = json.loads(cli("status", "d", "--json").stdout)
     assert data["decisions"][0]["phase"] == "graduated"  # data trust: a model graduated here
     rows = {r["model"]: r for r in data["models"]}
-    assert rows["a@1"]["phase"] == "graduated" and rows["a@1"]["rounds"] == 1
+    assert rows["a@1"]["phase"] == "graduated" and rows["a@1"]["rounds"] == 2
     assert rows["b@1"]["phase"] == "discovery" and rows["b@1"]["rounds"] == 2 and rows["b@1"]["newest"] == "0/60"
     assert "deploy:assisted" in rows["a@1"]["deploy_allowed"] and "deploy:assisted" not in rows["b@1"]["deploy_allowed"]
     rounds = json.loads(cli("models", "show", "b", "--json").stdout)["rounds"]
@@ -147,7 +149,7 @@ def test_a_bad_model_does_not_move_a_graduated_one(d, cli, tmp_path):
     assert mismatch.exit_code == 1 and "not b@1" in mismatch.stdout
 
 
-def test_exported_statement_names_the_artifact_and_fails_a_denied_action(d, cli, tmp_path):
+def test_exported_statement_names_the_artifact_and_fails_a_denied_action(d, cli, tmp_path, db_url):
     a_dir = _model_dir(tmp_path / "a")
     reg = json.loads(cli("models", "register", "a", "--path", str(a_dir), "--json").stdout)
     assert cli("evaluate", "d", "-o", str(_outputs(tmp_path / "bad.jsonl", False)), "-m", "a").exit_code == 0
@@ -201,7 +203,9 @@ def test_sft_from_an_unregistered_or_ungraduated_generator_is_denied_naming_it(p
     assert cli("models", "register", "ghost-70b", "--digest", "sha256:" + "9" * 64).exit_code == 0
     registered = cli("explain", "g", "train:sft")
     assert registered.exit_code == 1 and "ghost-70b" in registered.stdout  # registered, not graduated here
-    assert cli("evaluate", "g", "-o", str(_outputs(tmp_path / "good.jsonl", True)), "-m", "ghost-70b").exit_code == 0
+    for r in (1, 2):  # candidate, then graduated (issue 12)
+        assert cli("evaluate", "g", "-o", str(_outputs(tmp_path / f"good{r}.jsonl", True)), "-m",
+                   "ghost-70b").exit_code == 0
     graduated = cli("explain", "g", "train:sft", "--json")
     assert "sft-ungraduated-generator" not in json.loads(graduated.stdout)["rules"]
 
@@ -253,7 +257,7 @@ def test_critical_external_domain_deploys_only_on_the_models_own_rounds():
     low = ("eval", {"model": "assistant@1", "n": 1200, "passed": 720, "round": 4}, None)
     bad = decide(ACLS, _evidence(*BASE, low, _bound("a"), _bound("b")), POLICY, model=M)
     assert not bad.allowed("deploy:assisted") and bad.phase == "regressed"
-    assert any("720/1,200 passed, round 4 of assistant@1" in u for u in bad.actions["deploy:assisted"].unmet)
+    assert any("720/1,200 samples passed, round 4 of assistant@1" in u for u in bad.actions["deploy:assisted"].unmet)
 
 
 @pytest.mark.parametrize("other", [
@@ -286,6 +290,7 @@ def test_an_unverified_model_never_passes_a_deploy_gate():
 def test_a_registry_of_the_previous_release_upgrades_with_every_record_kept(project, db_url, cli):
     from alembic import command
 
+    from graduation.store.chain import evidence_record_hash
     from graduation.store.migrate import alembic_config
 
     engine = create_engine(db_url)

@@ -84,7 +84,7 @@ def test_symbol_alone_denies_sft_even_on_a_graduated_domain():
     spec = domain("toy", "low")
     audit = {**GOLDEN, "substance_failed": 0, "substance_fail_rate": 0.0, "ungraduated_generators": [],
              "lineage_depth": 0, "provenance": "expert", "symbols": [{"symbol": "zeta_flux", "rows": 170, "rate": 0.17}]}
-    d = decide(spec, build(spec, ("verifier_validation", validated("answer")), *rounds(1, 200, 199),
+    d = decide(spec, build(spec, ("verifier_validation", validated("answer")), *rounds(2, 200, 199),
                            ("data_audit", audit)), POLICY)
     assert d.phase == "graduated"
     assert d.actions["train:sft"].rules == ("sft-unsupported-symbols",)
@@ -195,9 +195,9 @@ def test_seven_of_eight_on_high_risk_is_not_graduated():
     d = decide(spec, build(spec, ("verifier_validation", validated("answer")), ("eval", {"n": 8, "passed": 7})), POLICY)
     assert d.phase == "discovery"
     text = "\n".join(d.actions["train:sft"].unmet)
-    assert "samples 8 < 200" in text
+    assert "distinct prompts 8 < 200" in text  # the unit is the prompt (issue 12)
     assert "Wilson lower bound 0.53 < 0.95" in text
-    assert "passes in" in text and "samples would clear it" in text
+    assert "passing prompts in" in text and "would clear it" in text
     assert not d.allowed("train:sft") and not d.allowed("deploy:shadow")
 
 
@@ -238,10 +238,11 @@ def test_graduated_then_newest_round_below_bar_is_regressed_and_withdraws():
 
 def test_significantly_worse_but_above_bar_is_regressed():
     spec = domain("toy", "low")
-    items = [("verifier_validation", validated("answer")), ("eval", {"model": "m@1", "n": 2000, "passed": 2000,
-                                                                     "round": 1})]
+    items = [("verifier_validation", validated("answer")),
+             ("eval", {"model": "m@1", "n": 2000, "passed": 2000, "round": 1}),
+             ("eval", {"model": "m@1", "n": 2000, "passed": 2000, "round": 2})]
     assert decide(spec, build(spec, *items), POLICY, model=M).phase == "graduated"
-    d = decide(spec, build(spec, *items, ("eval", {"model": "m@1", "n": 2000, "passed": 1800, "round": 2})), POLICY,
+    d = decide(spec, build(spec, *items, ("eval", {"model": "m@1", "n": 2000, "passed": 1800, "round": 3})), POLICY,
                model=M)
     assert d.facts["eval"]["wilson_lower"] > 0.8  # still above the low-risk bar...
     assert d.phase == "regressed"  # ...but significantly worse than the round it graduated on
@@ -292,7 +293,7 @@ def test_broken_policy_file_denies_everything_with_the_reason(tmp_path):
     bad.write_text(packaged_policy_path().read_text().replace("when: verifiers.substance_validated\n",
                                                                "when: verifiers.nope\n"))
     spec = domain("toy", "low")
-    evidence = build(spec, ("verifier_validation", validated("answer")), *rounds(1, 500, 500))
+    evidence = build(spec, ("verifier_validation", validated("answer")), *rounds(2, 500, 500))
     assert decide(spec, evidence, POLICY).allowed("train:sft")
     d = decide_safely(spec, evidence, policy_path=bad)
     assert d.allowed_actions == []

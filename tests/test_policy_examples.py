@@ -76,7 +76,7 @@ def test_acls_sft_allowed_assisted_waits_for_the_models_own_rounds_never_online(
     assert examples("evaluate", "acls-cardiac-arrest", "-o", f"{DATA}/acls-cardiac-arrest/outputs.jsonl",
                     *m1).returncode == 0
     waits = examples("status", "acls-cardiac-arrest", *m1, "--require", "deploy:assisted")
-    assert waits.returncode == 1 and "samples 24 < 1,000" in waits.stdout
+    assert waits.returncode == 1 and "distinct prompts 24 < 1,000" in waits.stdout
     refused = examples("approve", "acls-cardiac-arrest", *m1, "--action", "deploy:assisted", "--by", "Dr Lee",
                        "--role", "resuscitation-lead")
     assert refused.returncode == 1 and "not recorded" in refused.stderr

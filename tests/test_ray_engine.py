@@ -18,6 +18,7 @@ from graduation.store.evidence import list_evidence
 from graduation.verifiers import VerifierPool
 from tests.modelreg import registered
 from tests.test_gather import register_domain, write
+from tests.modelreg import registered
 
 ray = pytest.importorskip("ray")
 
@@ -93,7 +94,7 @@ def mixed(project, db_url):
           [{**r, "id": f"c{i}", "answer": r["answer"] + (" golden_hour_sun" if i % 3 == 0 else "")}
            for i, r in enumerate(book())])
     db = register_domain(project, db_url, MIXED, "mixed")
-    registered(db, "m")  # the model the tests evaluate: evaluate refuses an unregistered one
+    registered(db, "m")  # rounds belong to a registered model version
     return db
 
 
@@ -265,11 +266,13 @@ def test_cli_evaluate_on_ray_records_what_the_local_engine_records(local_ray, mi
     common = ("evaluate", "mixed", "--outputs", str(path), "--model", "m", "--timeout", "30", "--json")
     on_ray = cli(*common, "--engine", "ray")
     assert on_ray.exit_code == 0, on_ray.output
-    here = cli(*common)
+    # one file is one round of one model (issue 12): the local run records the same bytes for another model
+    registered(mixed, "m2")
+    here = cli(*[("m2" if a == "m" else a) for a in common])
     assert here.exit_code == 0, here.output
     first, second = _stored_eval(mixed)
-    assert _without_round(first) == _without_round(second)
-    assert sorted((first.round, second.round)) == [1, 2]  # two rounds of the same model version
+    assert first.model == "m@1" and second.model == "m2@1"
+    assert {**_summary(first), "model": None} == {**_summary(second), "model": None}
     bad = cli(*common, "--engine", "ray", "--address", "head:6379")
     assert bad.exit_code == 2 and "ray://HOST:PORT" in bad.output
     assert len(_stored_eval(mixed)) == 2

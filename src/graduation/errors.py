@@ -5,6 +5,7 @@
     │   ├── SpecError               a domain or policy file that does not load; holds every Problem
     │   ├── DataError               a malformed data row (names file and line)
     │   └── NotFoundError           a domain, version, job or decision that does not exist
+    ├── EvidenceRefused             evidence that would count twice or not at all (exit 1, nothing written)
     ├── StoreError                  the registry database cannot be opened or written
     │   └── IntegrityError          a stored record no longer matches its chained hash (exit 2)
     ├── TrainingStopped             a run ended without learning, e.g. no learning signal (exit 1)
@@ -81,6 +82,12 @@ class DataError(InputError):
 
 class NotFoundError(InputError):
     """Something named on the command line does not exist."""
+
+
+class EvidenceRefused(GraduationError):
+    """Evidence that must not be recorded (an outputs file already counted as a round); nothing was written."""
+
+    exit_code = 1
 
 
 class StoreError(GraduationError):

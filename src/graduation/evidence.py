@@ -61,6 +61,27 @@ def wilson_lower(passed: int, n: int, z: float = Z95) -> float:
     return wilson_interval(passed, n, z)[0] if n > 0 else 0.0
 
 
+def prompt_bound(rates: Sequence[float], z: float = Z95) -> tuple[float, float]:
+    """(mean, Wilson lower bound) over distinct prompts, each worth the fraction of its samples that passed.
+
+    The unit is the prompt, not the sample: k samples of one prompt are correlated and are one unit. The
+    bound is Wilson's with n = distinct prompts and p = the mean per-prompt pass fraction; since each
+    fraction lies in [0, 1] its variance is at most p(1 - p), so this is never narrower than a Wilson bound
+    on independent prompts (a cluster-robust, conservative bound). With one sample per prompt it equals the
+    ordinary Wilson bound on the samples.
+    """
+    n = len(rates)
+    if not n:
+        return 0.0, 0.0
+    mean = sum(rates) / n
+    p = min(1.0, max(0.0, mean))
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n)) / denom
+    return mean, max(0.0, center - half)
+
+
 def shape_gap(format_pass_rate: float, substance_pass_rate: float, has_format: bool = True) -> float:
     return format_pass_rate - substance_pass_rate if has_format else 0.0
 
@@ -149,6 +170,8 @@ _SYMBOL = re.compile(
 # prose does not put words. Function names (``sin(``) are followed by a bracket, so they do not match.
 _OPERAND = re.compile(r"[*/^=+\-(]\s*([A-Za-z]{3,})(?![A-Za-z0-9_(])(?=\s*(?:[*/^+\-),=]|$))")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The label an answer opens with: ``$d_i = 12$``, ``\(x_1 = 3\)``, ``k_max: 4``.
+_LABEL = re.compile(r"[\s$\\(\[{]*([A-Za-z][A-Za-z0-9_]*)\s*[=:](?![=:])")
 
 
 def _candidates(text: str) -> list[str]:
@@ -209,6 +232,14 @@ class SymbolScanner:
     exactly, with their first examples. ``slack`` is at most ``2 * occurrences / capacity``, so with the
     default capacity no token recurring in 2% of rows is missed unless rows carry, on average, more than
     about 650 distinct unsupported tokens each (``complete`` says whether that bound held).
+
+    Template labels are not flagged: a token in at least ``template_rate`` of all rows that, in at least
+    ``template_rate`` of the first ``label_sample`` rows, is the label an answer opens with (``$d_i = 12$``,
+    ``x_1: 3``). A format that every answer shares is not an invention; an invented parameter inside the
+    answers is still flagged at any rate. Identifiers from a row's own prompt are removed by the caller before
+    ``add`` (``graduation.gather.without_prompt_symbols``); declared ``allowed_symbols`` join ``supported``.
+    The first ``label_sample`` rows' labels are kept in order (``label_rows``, bounded), so that parts merged
+    in file order sample exactly the rows one scan would.
     """
 
     supported: set[str]
@@ -222,12 +253,21 @@ class SymbolScanner:
     spelled: dict[str, str] = field(default_factory=dict)
     slack: int = 0
     recounted: bool = False
+    template_rate: float = 0.9
+    label_sample: int = 2000
+    labels: Counter = field(default_factory=Counter)
+    label_rows: list = field(default_factory=list)
 
     def add(self, text: str, where: Any) -> None:
         """Count one row's text; ``where`` (a label, or a (file, line) pair) is kept for a few examples."""
         self.rows += 1
         if not text:
+            if self.rows <= self.label_sample:
+                self._label(None)
             return
+        if self.rows <= self.label_sample:
+            label = _LABEL.match(text)
+            self._label(label.group(1).lower() if label is not None else None)
         found = _candidates(text)
         if not found:
             return
@@ -250,6 +290,11 @@ class SymbolScanner:
                     kept.append(where)
         if len(counts) > self.capacity:
             self._prune()
+
+    def _label(self, label: str | None) -> None:
+        self.label_rows.append(label)
+        if label is not None:
+            self.labels[label] += 1
 
     def _prune(self) -> None:
         """Subtract the count of the (capacity/2)-th most frequent token from every count; drop the zeros."""
@@ -304,8 +349,15 @@ class SymbolScanner:
         self.recounted = True
 
     def merge(self, rows: int, counts: Mapping[str, int], examples: Mapping[str, list[Any]],
-              spelled: Mapping[str, str], slack: int = 0) -> None:
-        """Add another scanner's summary (rows that came after ours); bounds stay sound (slacks add up)."""
+              spelled: Mapping[str, str], slack: int = 0, label_rows: Sequence[str | None] = ()) -> None:
+        """Add another scanner's summary (rows that came after ours); bounds stay sound (slacks add up).
+
+        Labels are sampled from the first ``label_sample`` rows of the whole: a later part's labels fill
+        what room is left, in order, as one scan would have.
+        """
+        room = max(0, self.label_sample - len(self.label_rows))
+        for label in list(label_rows)[:room]:
+            self._label(label)
         self.rows += rows
         self.slack += slack
         for token, n in counts.items():
@@ -316,14 +368,22 @@ class SymbolScanner:
         while len(self.counts) > self.capacity:
             self._prune()
 
+    def is_template(self, token: str, rows: int) -> bool:
+        """A label every answer opens with: in nearly every row, and opening nearly every sampled row."""
+        sampled = min(self.rows, self.label_sample)
+        return (rows >= self.template_rate * self.rows and sampled > 0
+                and self.labels.get(token, 0) >= self.template_rate * sampled)
+
     def flags(self, limit: int = 20) -> list[SymbolFlag]:
         if not self.rows:
             return []
         threshold = self.threshold()
         # Without a recount the counts are lower bounds; flag on the upper bound, so that nothing that may
-        # recur is let through (a gate that errs, errs towards "no").
+        # recur is let through (a gate that errs, errs towards "no"). A template label is judged on the lower
+        # bound, for the same reason.
         extra = self.slack if self.needs_recount else 0
-        found = [(token, min(n + extra, self.rows)) for token, n in self.counts.items() if n + extra >= threshold]
+        found = [(token, min(n + extra, self.rows)) for token, n in self.counts.items()
+                 if n + extra >= threshold and not self.is_template(token, n)]
         found.sort(key=lambda item: (-item[1], item[0]))
         return [SymbolFlag(symbol=self.spelled.get(token, token), rows=n, rate=n / self.rows,
                            examples=[_where(w) for w in self.examples.get(token, [])])
@@ -399,8 +459,11 @@ class Tally:
     max_single_prompts = 100_000
 
     def __init__(self, verifiers: Sequence[VerifierInfo], slices: Sequence[Slice] = (),
-                 symbols: SymbolScanner | None = None, consistency: bool = True) -> None:
+                 symbols: SymbolScanner | None = None, consistency: bool = True, per_prompt: bool = False) -> None:
         self.verifiers = list(verifiers)
+        # per_prompt: every row's key is a registered prompt (a bounded set), so groups are kept for all of
+        # them and the record's bound is over distinct prompts (``prompt_bound``)
+        self.per_prompt = per_prompt
         self.substance = [i for i, v in enumerate(self.verifiers) if v.role == "substance"]
         self.format = [i for i, v in enumerate(self.verifiers) if v.role == "format"]
         self.slices = list(slices)
@@ -418,14 +481,17 @@ class Tally:
         self._groups: dict[int, int] = {}
         self._repeats = False
         self.failing: list[str] = []  # file:line of the first few items that did not pass
+        self.skipped = 0  # rows the caller left out on purpose (not counted, not verified)
 
     def fresh(self) -> "Tally":
         """An empty tally with the same verifiers, slices and symbol settings."""
         symbols = None
         if self.symbols is not None:
             symbols = SymbolScanner(self.symbols.supported, self.symbols.min_rate, self.symbols.min_rows,
-                                    self.symbols.max_examples, self.symbols.capacity)
-        return Tally(self.verifiers, self.slices, symbols, self.track_consistency)
+                                    self.symbols.max_examples, self.symbols.capacity,
+                                    template_rate=self.symbols.template_rate,
+                                    label_sample=self.symbols.label_sample)
+        return Tally(self.verifiers, self.slices, symbols, self.track_consistency, self.per_prompt)
 
     def add(self, row: Mapping[str, Any] | None, verdicts: Sequence[Any], *, prompt_key: Any = None,
             label: Any = None, symbol_text: str | None = None, where: str = "") -> bool:
@@ -524,7 +590,7 @@ class Tally:
         label_hash = hash(label) & ((1 << 20) - 1)
         state = self._groups.get(key)
         if state is None:
-            if not self._repeats and len(self._groups) >= self.max_single_prompts:
+            if not self._repeats and not self.per_prompt and len(self._groups) >= self.max_single_prompts:
                 self.track_consistency = False  # every prompt once so far: no samples to compare
                 self._groups = {}
                 return
@@ -546,15 +612,18 @@ class Tally:
         symbols = None
         if self.symbols is not None:
             symbols = (self.symbols.rows, dict(self.symbols.counts), self.symbols.examples, self.symbols.spelled,
-                       self.symbols.slack)
+                       self.symbols.slack, list(self.symbols.label_rows))
         return {"n": self.n, "passed": self.passed, "format_passed": self.format_passed, "errors": self.errors,
                 "per_verifier": self.per_verifier, "per_slice": self.per_slice, "groups": self._groups,
                 "repeats": self._repeats, "tracking": self.track_consistency, "symbols": symbols,
-                "failing": self.failing}
+                "failing": self.failing, "per_prompt": self.per_prompt, "skipped": self.skipped}
 
     def merge(self, state: Mapping[str, Any]) -> None:
         """Add the counts of another tally of the same verifiers and slices (rows that came after ours)."""
+        if state.get("per_prompt", self.per_prompt) != self.per_prompt:
+            raise ValueError("a part counted per prompt and a part counted per sample cannot be merged")
         self.n += state["n"]
+        self.skipped += state.get("skipped", 0)
         self.passed += state["passed"]
         self.format_passed += state["format_passed"]
         self.errors += state["errors"]
@@ -621,11 +690,22 @@ class Tally:
     def shape_gap(self) -> float:
         return shape_gap(self.format_pass_rate, self.substance_pass_rate, bool(self.format))
 
+    def prompt_rates(self) -> list[float]:
+        """Per distinct prompt, the fraction of its samples that passed."""
+        return [((s >> _COUNT_BITS) & _COUNT_MASK) / (s & _COUNT_MASK) for s in self._groups.values()
+                if s & _COUNT_MASK]
+
     def eval_record(self, *, model: str, round: int | None = None, outputs_file: str | None = None,
-                    job: str | None = None, step: int | None = None) -> EvalRecord:
+                    job: str | None = None, step: int | None = None, **extra: Any) -> EvalRecord:
+        if self.per_prompt:
+            rates = self.prompt_rates()
+            prompt_rate, bound = prompt_bound(rates)
+            extra = {"prompts": len(rates), "prompt_pass_rate": min(1.0, prompt_rate), **extra}
+        else:
+            bound = wilson_lower(self.passed, self.n)
         return EvalRecord(
             model=model, round=round, outputs_file=outputs_file, n=self.n, passed=self.passed, errors=self.errors,
-            pass_rate=self.substance_pass_rate, wilson_lower=wilson_lower(self.passed, self.n),
+            pass_rate=self.substance_pass_rate, wilson_lower=bound, **extra,
             substance_pass_rate=self.substance_pass_rate, format_pass_rate=self.format_pass_rate,
             shape_gap=self.shape_gap, verifiers=self.verifier_stats(), slices=self.slice_stats(),
             symbols=self.symbols.flags() if self.symbols is not None else [],
@@ -643,5 +723,5 @@ class Tally:
 
 
 __all__ = ["Slice", "SymbolScanner", "Tally", "VerifierInfo", "Z95", "agreement", "compile_slices", "lineage",
-           "rate", "same_value", "shape_gap", "symbols_in", "text_of_value", "vocabulary_of", "wilson_interval",
-           "wilson_lower"]
+           "prompt_bound", "rate", "same_value", "shape_gap", "symbols_in", "text_of_value", "vocabulary_of",
+           "wilson_interval", "wilson_lower"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from graduation.evidence import (
     VerifierInfo,
     compile_slices,
     lineage,
+    symbols_in,
     text_of_value,
     vocabulary_of,
 )
@@ -289,7 +291,9 @@ def _display(source: Path | Iterable[Any], root: Path, name: str | None) -> str:
 
 
 def _supported_vocabulary(ctx: DomainContext, exclude: str | None = None) -> set[str]:
-    return vocabulary_of(row for _s, _f, _l, row in ground_truth_rows(ctx, trusted_only=True, exclude=exclude))
+    """Identifiers of trusted ground truth, plus the domain's declared ``allowed_symbols``."""
+    vocab = vocabulary_of(row for _s, _f, _l, row in ground_truth_rows(ctx, trusted_only=True, exclude=exclude))
+    return vocab | {s.lower() for s in ctx.spec.allowed_symbols}
 
 
 def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], report: ReadReport,
@@ -318,10 +322,15 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
                         for _l, row, _o, _f, refrow, _k in chunk]
         else:
             rows_for = [item[1] for item in chunk]
+        symbol_texts = texts
+        if tally.symbols is not None:
+            prompt_field = ctx.spec.task.prompt_field
+            symbol_texts = [without_prompt_symbols(text, (refrow if refrow is not None else row).get(prompt_field))
+                            for (_l, row, _o, _f, refrow, _k), text in zip(chunk, texts)]
         tally.add_batch(rows_for, columns, prompt_keys=[item[5] for item in chunk], labels=labels,
-                        symbol_texts=texts, wheres=[(display, item[0]) for item in chunk])
+                        symbol_texts=symbol_texts, wheres=[(display, item[0]) for item in chunk])
         if sink is not None:
-            sink.add(chunk, columns, texts)
+            sink.add(chunk, columns, symbol_texts)
         done += len(chunk)
         chunk.clear()
         if progress is not None:
@@ -330,13 +339,31 @@ def _scan(ctx: DomainContext, rows: Iterator[tuple[int, Mapping[str, Any]]], rep
     append = chunk.append
     for line, row in rows:
         resolved = resolve(line, row, report)
-        if resolved is None:
+        if not resolved:
+            if resolved is not None:  # () : a row left out on purpose (a held-out prompt seen in training)
+                tally.skipped += 1
             continue
         append((line, row) + resolved)
         if len(chunk) >= CHUNK:
             flush()
     if chunk:
         flush()
+
+
+def without_prompt_symbols(text: str, prompt: Any) -> str:
+    """The text with identifiers that its own prompt contains blanked out: an output may repeat the names the
+    prompt gave it (``x_1``, ``k_max``) without inventing them."""
+    if not text or prompt is None:
+        return text
+    found = symbols_in(text)
+    if not found:
+        return text
+    given = found & vocabulary_of([prompt])
+    if not given:
+        return text
+    pattern = re.compile(r"(?<![A-Za-z0-9_])(?:" + "|".join(re.escape(t) for t in sorted(given, key=len, reverse=True))
+                         + r")(?![A-Za-z0-9_])", re.IGNORECASE)
+    return pattern.sub(" ", text)
 
 
 PARALLEL_MIN_BYTES = 16 << 20
@@ -367,7 +394,7 @@ def _validate_and_scan(db, ctx: DomainContext, pool, cache: bool, verification_c
             _run_scan(ctx, source, report, verification, tally, resolve, display, progress, verification_cls,
                       sink=sink)
     if tally.symbols is not None and tally.symbols.needs_recount:
-        tally.symbols = _recount_symbols(tally.symbols, source, resolve, display)
+        tally.symbols = _recount_symbols(tally.symbols, source, resolve, display, ctx.spec.task.prompt_field)
     return validation, ran, verification
 
 
@@ -375,7 +402,7 @@ MAX_SYMBOL_CAPACITY = 1 << 18
 
 
 def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], resolve: Callable,
-                     display: str) -> Any:
+                     display: str, prompt_field: str | None = None) -> Any:
     """The symbol summary overflowed: read the rows again and count its candidates exactly.
 
     When the summary's bounds were too loose for the threshold (rows with very many distinct invented tokens,
@@ -386,14 +413,18 @@ def _recount_symbols(scanner: Any, source: Path | Iterable[Mapping[str, Any]], r
     if not isinstance(source, (str, Path, list, tuple)):
         return scanner
     quiet = ReadReport(display)
+    prompt_field = prompt_field or ""
 
     def texts() -> Iterator[tuple[str, tuple[str, int]]]:
         for line, row in _rows(source, quiet, display):
             resolved = resolve(line, row, quiet)
-            if resolved is None:
+            if not resolved:
                 continue
-            out = resolved[0]
-            yield (out if type(out) is str else text_of_value(out)), (display, line)
+            out, _ref, refrow = resolved[0], resolved[1], resolved[2]
+            text = out if type(out) is str else text_of_value(out)
+            # the same text the scan counted: identifiers of the row's own prompt left out
+            yield without_prompt_symbols(text, (refrow if refrow is not None else row).get(prompt_field)), \
+                (display, line)
 
     while not scanner.complete and scanner.capacity < MAX_SYMBOL_CAPACITY:
         wider = type(scanner)(scanner.supported, scanner.min_rate, scanner.min_rows, scanner.max_examples,
@@ -512,8 +543,12 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     registry sampled the outputs from the registered artifact itself, else ``submitted``.
 
     ``outputs``: a data file (JSONL, JSON, CSV, Parquet) or rows already in memory (a training job's samples).
-    Each row holds the prompt (or id) and the output; the reference comes from the domain's ground truth
-    (eval and all splits), or from the row's answer field when the prompt is not in the ground truth.
+    Each row holds the prompt (or id) and the output; the reference comes only from the domain's registered
+    eval ground truth (splits eval and all): a row whose prompt/id is not registered there is refused with
+    its file:line (nothing written), whatever answer it carries. Samples of one prompt are one unit: the
+    record's ``prompts``, ``coverage`` and ``wilson_lower`` are over distinct prompts (``prompt_bound``).
+    Eval prompts that also occur in training sources are left out (``overlap_rows``). The same outputs
+    content already recorded for the same registered model version is refused (``EvidenceRefused``, exit 1).
     ``kind="training_round"`` with ``job``/``step`` is what training jobs write. ``engine``: where the rows are
     verified (``graduation.engines``; ``None``: here); the record is the same. ``rows_out``: also write one
     JSON line per item (``graduation.rowlog``).
@@ -526,35 +561,52 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     ctx = load_context(db, root, domain)
     display = _display(outputs, root, name)
     task = ctx.spec.task
-    index = reference_index(ctx, ("eval", "all")) or reference_index(ctx, None)
+    index = reference_index(ctx, ("eval", "all"))
+    if not index:
+        raise InputError(f"domain {domain!r} has no registered eval prompts (ground truth with split: eval): "
+                         "outputs can only be verified against registered held-out references")
+    heldout = heldout_overlap(ctx)
+    # a missing file is reported by the reader below, with its name
+    data_hash = _hash_rows(outputs) if not isinstance(outputs, (str, Path)) or Path(outputs).is_file() else None
+    if store and data_hash is not None:
+        with db.read() as session:
+            _refuse_repeat(session, ctx, info.id, data_hash, display)
     report = ReadReport(display)
+    canonical: dict[int, str] = {}
 
     def resolve(line: int, row: Mapping[str, Any], report: ReadReport):
         if task.output_field not in row:
             report.add(line, f"no {task.output_field!r} field (the model's output); fields: {sorted(row)[:8]}")
             return None
-        keys = row_keys(row, ctx.spec)
-        key = keys[0] if keys else None
-        found = index.lookup(keys)
-        if found is not None:
-            return row[task.output_field], found[0], found[1], key
-        if task.answer_field in row:
-            return row[task.output_field], row[task.answer_field], row, key
-        report.add(line, f"prompt not in the domain's ground truth and no {task.answer_field!r} field: "
-                         "cannot tell what is correct")
-        return None
+        found = index.lookup(row_keys(row, ctx.spec))
+        if found is None:
+            report.add(line, f"{task.id_field or task.prompt_field!r} is not a registered eval prompt of "
+                             f"{domain!r}: outputs are verified only against the domain's registered held-out "
+                             "ground truth (split: eval), never against an answer in the outputs file")
+            return None
+        key = canonical.get(id(found[1]))
+        if key is None:
+            key = canonical[id(found[1])] = row_key(found[1], ctx.spec) or ""
+        if key in heldout.keys:
+            return ()  # left out on purpose: counted in the tally's ``skipped`` (here, in a forked part, on Ray)
+        return row[task.output_field], found[0], found[1], key
 
     supported = _supported_vocabulary(ctx)
-    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(supported))
+    tally = Tally(ctx.infos, compile_slices(ctx.spec.slices), SymbolScanner(supported), per_prompt=True)
     sink = _sink(ctx, display, supported, rows_out, None)
     try:
         validation, ran, verification = _validate_and_scan(db, ctx, pool, cache, Verification, outputs, report,
                                                            tally, resolve, display, progress, engine, sink)
         report.raise_if_any()
-        record: EvalRecord = tally.eval_record(model=info.ref, round=None, outputs_file=display, job=job,
-                                               step=step)
+        registered = len({id(v[1]) for v in index.values()})
+        prompts = len(tally.prompt_rates())
+        record: EvalRecord = tally.eval_record(
+            model=info.ref, round=None, outputs_file=display, job=job, step=step, eval_prompts=registered,
+            coverage=min(1.0, prompts / registered) if registered else 0.0, overlap_prompts=len(heldout.exact),
+            ngram_overlap_prompts=len(heldout.ngram), overlap_rows=tally.skipped,
+            uncounted_verifiers=uncounted_verifiers(ctx, validation))
         record = record.model_copy(update={"origin": origin, **({"stopped": stopped} if stopped else {})})
-        result = Gathered(kind, record, validation, ran, _hash_rows(outputs), cache_hits=verification.cache_hits,
+        result = Gathered(kind, record, validation, ran, data_hash, cache_hits=verification.cache_hits,
                           verified=verification.verified)
         _store(db, ctx, result, verification, store, model_id=info.id)
         if sink is not None:
@@ -617,6 +669,69 @@ def _model_info(db: Any, model: Any):
         raise InputError("name the model that wrote the outputs: --model NAME[@V]|sha256:HEX (a registered model)")
     with db.read() as session:
         return resolve_model(session, model)
+
+
+def heldout_overlap(ctx: DomainContext):
+    """Registered eval prompts (by canonical key) that also occur in the domain's training sources.
+
+    Eval prompts come from the sources of split eval or all; training prompts from every *other* source of
+    split train, and of split all when the domain declares a split-eval source. A domain with no split-eval
+    source declares its split-all sources both training and held-out data: they are not compared with
+    each other (declare ``split: eval`` to hold prompts out).
+    """
+    from graduation.heldout import Overlap, overlap
+
+    prompt = ctx.spec.task.prompt_field
+    evals: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    by_source: dict[str, list[str]] = {}
+    has_eval = any(s.split == "eval" for s in ctx.spec.ground_truth)
+    training = ("train", "all") if has_eval else ("train",)
+    for source, _file, _line, row in ground_truth_rows(ctx):
+        if prompt not in row:
+            continue
+        text = text_of_value(row[prompt])
+        if source.split in training:
+            by_source.setdefault(source.name, []).append(text)
+        if source.split in ("eval", "all"):
+            key = row_key(row, ctx.spec)
+            if key is not None and key not in evals:
+                evals[key] = text
+                owner[key] = source.name
+    found = Overlap(len(evals))
+    for name, texts in by_source.items():
+        found.merge(overlap({k: t for k, t in evals.items() if owner[k] != name}, texts))
+    return found
+
+
+def heldout_report(spec: DomainSpec, root: Path) -> dict[str, Any]:
+    """Held-out overlap of a loaded (not necessarily registered) domain, for `validate` and `register`."""
+    found = heldout_overlap(DomainContext(spec.domain, 0, "", spec, Path(root), []))
+    return {"eval_prompts": found.eval_prompts, "overlapping": len(found.exact), "overlap_rate": found.rate,
+            "ngram": found.n, "ngram_overlapping": len(found.ngram), "ngram_overlap_rate": found.ngram_rate,
+            "examples": sorted(found.exact)[:10], "message": found.describe()}
+
+
+def uncounted_verifiers(ctx: DomainContext, validation: VerifierValidationRecord | None) -> list[str]:
+    """Substance verifiers that the validation did not find trustworthy (or did not check)."""
+    checks = {c.name: c for c in (validation.verifiers if validation is not None else [])}
+    return sorted(v.name for v in ctx.verifiers if v.role == "substance"
+                  and (v.name not in checks or not checks[v.name].trustworthy or checks[v.name].version != v.version))
+
+
+def _refuse_repeat(session: Any, ctx: DomainContext, model_id: int, data_hash: str, display: str) -> None:
+    """One file, one round: the same outputs content for the same registered model version is not a new round
+    (exit 1)."""
+    from graduation.errors import EvidenceRefused
+    from graduation.store.evidence import list_evidence
+
+    for earlier in list_evidence(session, ctx.name, basis_hash=ctx.basis_hash, kinds=["eval", "training_round"]):
+        if earlier.data_hash == data_hash and earlier.model_id == model_id:
+            which = f"round {earlier.round}" if earlier.round is not None else "an earlier round"
+            raise EvidenceRefused(
+                f"{display}: these outputs (sha256 {data_hash[:12]}) were already recorded for model "
+                f"{earlier.model_key or earlier.model!r} as {which} (evidence {earlier.uid[:12]}, {earlier.kind}); "
+                "the same file is one round, not a new one: evaluate new outputs of the model")
 
 
 def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mapping[str, Any]], *,
@@ -685,9 +800,11 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
                                                            report, tally, resolve, display, progress, engine,
                                                            sink)
         report.raise_if_any()
+        data_hash = _hash_rows(dataset)
         record: DataAuditRecord = tally.audit_record(file=display, provenance=provenance, lineage_depth=depth)
-        record = record.model_copy(update={"generators": list(dict.fromkeys(ungraduated))})
-        result = Gathered("data_audit", record, validation, ran, _hash_rows(dataset),
+        record = record.model_copy(update={"generators": list(dict.fromkeys(ungraduated)), "source": source,
+                                           "sha256": data_hash})
+        result = Gathered("data_audit", record, validation, ran, data_hash,
                           cache_hits=verification.cache_hits, verified=verification.verified)
         _store(db, ctx, result, verification, store)
         if sink is not None:
@@ -722,6 +839,9 @@ def _store(db: Any, ctx: DomainContext, result: Gathered, verification: Verifica
     from graduation.store.evidence import add_evidence
 
     with db.write() as session:
+        if meta.get("model_id") is not None and result.data_hash is not None and result.kind != "data_audit":
+            _refuse_repeat(session, ctx, meta["model_id"], result.data_hash,
+                           getattr(result.record, "outputs_file", "") or "outputs")
         if result.validation_ran and result.validation is not None:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", result.validation,
                                                      version=ctx.version).uid)

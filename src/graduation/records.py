@@ -103,6 +103,20 @@ class EvalRecord(Record):
                                  "(`evaluate --generate`, training jobs); submitted: a file a user supplied.")
     sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
         None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
+    # Per distinct prompt (None in records written before prompts were counted: such a round counts 0 prompts).
+    prompts: int | None = Field(None, ge=0, description="Distinct registered eval prompts counted (the unit).")
+    prompt_pass_rate: float | None = Field(None, ge=0, le=1, description="Mean over prompts of the fraction of "
+                                           "its samples passing; wilson_lower is over prompts with this rate.")
+    eval_prompts: int = Field(0, ge=0, description="Registered eval prompts of the domain version.")
+    coverage: float = Field(0.0, ge=0, le=1, description="prompts / eval_prompts.")
+    overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts that also occur in train sources "
+                                 "(never counted).")
+    ngram_overlap_prompts: int = Field(0, ge=0, description="Registered eval prompts sharing a 13-word n-gram with "
+                                       "a training prompt (reported, see graduation.heldout).")
+    overlap_rows: int = Field(0, ge=0, description="Output rows left out because their prompt overlaps train.")
+    uncounted_verifiers: list[str] = Field(default_factory=list, description="Substance verifiers that were "
+                                           "untrustworthy or unvalidated when this round was scored: the policy "
+                                           "never counts such a round.")
 
 
 class DataAuditRecord(Record):
@@ -126,6 +140,8 @@ class DataAuditRecord(Record):
                                   "lineage; whether each graduated in this domain is looked up when deciding.")
     sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
         None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
+    source: str | None = Field(None, description="The ground truth source scanned, when the file is one.")
+    sha256: str | None = Field(None, description="Content hash of the rows scanned.")
 
 
 class VerifierCheck(Record):
@@ -140,6 +156,10 @@ class VerifierCheck(Record):
     trustworthy: bool
     leaked_controls: list[str] = Field(default_factory=list, description="Controls it accepted (first few).")
     reasons: list[str] = Field(default_factory=list)
+    status: Literal["trustworthy", "untrustworthy", "unvalidated", ""] = Field(
+        "", description="unvalidated: too few meaningful controls to show it can fail ('' in older records).")
+    meaningful_rejected: int = Field(0, ge=0, description="Declared or generated wrong answers rejected "
+                                     "(the empty output does not count).")
 
 
 class VerifierValidationRecord(Record):

@@ -256,6 +256,9 @@ class DomainSpec(Strict):
     ground_truth: list[GroundTruthSource] = Field(default_factory=list)
     verifiers: list[VerifierSpec] = Field(default_factory=list)
     slices: list[SliceSpec] = Field(default_factory=list)
+    allowed_symbols: list[str] = Field(
+        default_factory=list, description="Identifiers that outputs and data may use although trusted ground truth "
+        "never does (notation labels such as d_i); never flagged as unsupported symbols.")
     training: TrainingDefaults = Field(default_factory=TrainingDefaults)
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     allow_paths_outside_project: bool = False
@@ -290,6 +293,8 @@ class DomainSpec(Strict):
         """The spec as canonical data: what its content hash is computed over."""
         data = self.model_dump(mode="json", exclude={"schema_"}, by_alias=True)
         data["task"] = self.task.canonical()
+        if not data.get("allowed_symbols"):
+            data.pop("allowed_symbols", None)  # absent and empty hash alike (and as before the field existed)
         return data
 
     def content_hash(self, data_hashes: dict[str, str] | None = None) -> str:
@@ -311,6 +316,8 @@ class DomainSpec(Strict):
             "slices": [s.model_dump(mode="json") for s in self.slices],
             "files": dict(sorted((data_hashes or {}).items())),
         }
+        if self.allowed_symbols:
+            payload["allowed_symbols"] = sorted(self.allowed_symbols)
         return sha256_json(payload)
 
     def referenced_paths(self) -> list[str]:

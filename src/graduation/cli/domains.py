@@ -64,14 +64,30 @@ def validate_cmd(
             raise typer.Exit(EXIT_INPUT) from None
         raise
     _warn(warnings)
+    from graduation.gather import heldout_report
+
+    heldout = {d.spec.domain: heldout_report(d.spec, state(ctx).root) for d in loaded}
     if as_json:
         print_json({"valid": True, "warnings": [w.to_dict() for w in warnings], "domains": [
-            {"domain": d.spec.domain, "file": d.source_file, "content_hash": d.content_hash} for d in loaded]})
+            {"domain": d.spec.domain, "file": d.source_file, "content_hash": d.content_hash,
+             "heldout": heldout[d.spec.domain]} for d in loaded]})
         return
     from graduation.cli.output import info
 
     for d in loaded:
         info(f"[green]ok[/]  {d.source_file}  ({d.spec.domain}, risk {d.spec.risk.value})")
+        _heldout_line(heldout[d.spec.domain])
+
+
+def _heldout_line(report: dict) -> None:
+    from graduation.cli.output import info, warn
+
+    if not report["eval_prompts"]:
+        return
+    if report["overlapping"]:
+        warn(f"held-out: {report['message']}; e.g. {', '.join(report['examples'][:3])}")
+    else:
+        info(f"    held-out: {report['message']}")
 
 
 @command("register")
@@ -91,14 +107,20 @@ def register_cmd(
     warnings: list = []
     loaded = load_and_check(paths, st.root, warnings=warnings)
     _warn(warnings)
+    from graduation.gather import heldout_report
+
+    heldout = {d.spec.domain: heldout_report(d.spec, st.root) for d in loaded}
     results = st.database().transact(lambda session: [register(session, item) for item in loaded])
     if as_json:
-        print_json({"registered": [r.to_dict() for r in results]})
+        print_json({"registered": [{**r.to_dict(), "heldout": heldout.get(r.domain)} for r in results]})
         return
     from graduation.cli.output import info, show, table
 
     show(table(None, ["domain", "version", "status", "file"],
                [(r.domain, r.version, r.status, r.source_file) for r in results]))
+    for report in heldout.values():
+        if report["overlapping"]:
+            _heldout_line(report)
     changed = sum(r.status != "unchanged" for r in results)
     info(f"{changed} changed, {len(results) - changed} unchanged" if changed else "no changes")
 

@@ -381,7 +381,8 @@ def _summary(record: Any) -> str:
         return (f"{record.substance_failed}/{record.rows} fail substance" + (f"; symbols: {symbols}" if symbols
                                                                                 else ""))
     if isinstance(record, VerifierValidationRecord):
-        return ", ".join(f"{v.name} {'ok' if v.trustworthy else 'UNTRUSTWORTHY'}" for v in record.verifiers)
+        return ", ".join(f"{v.name} {'ok' if v.trustworthy else (v.status or 'untrustworthy').upper()}"
+                         for v in record.verifiers)
     if isinstance(record, HumanAuditRecord):
         return f"{record.auditor}: {record.held}/{record.checked} held" + ("" if record.signed else " (unsigned)")
     if isinstance(record, SignoffRecord):
@@ -400,17 +401,24 @@ def _render(result: Any, as_json: bool) -> None:
             "rows_written": result.rows_written}
     if result.kind == "verifier_validation":
         del data["verifier_validation"]  # the record is the validation: printed once
+    uncounted = getattr(result.record, "uncounted_verifiers", None)
+    if uncounted:
+        data["warning"] = uncounted_warning(uncounted)
     if as_json:
         print_json(data)
         return
-    from graduation.cli.output import info, show, table
+    from graduation.cli.output import info, show, table, warn
 
     record = result.record
     if result.kind in ("eval", "training_round"):
         show(table(f"evaluation of {record.model}" + (f" (round {record.round}, {record.origin})"
                                                       if record.round is not None else ""), ["metric", "value"], [
-            ("items", record.n), ("passed (substance)", record.passed), ("errors", record.errors),
-            ("pass rate", f"{record.pass_rate:.4f}"), ("Wilson 95% lower bound", f"{record.wilson_lower:.4f}"),
+            ("items", record.n), ("distinct prompts (the unit)", f"{record.prompts or 0} of {record.eval_prompts} "
+                                  f"registered ({record.coverage:.0%} coverage)"),
+            ("left out: prompts also in training", f"{record.overlap_prompts} prompts, {record.overlap_rows} rows"),
+            ("passed (substance)", record.passed), ("errors", record.errors),
+            ("pass rate", f"{record.pass_rate:.4f}"),
+            ("Wilson 95% lower bound (over prompts)", f"{record.wilson_lower:.4f}"),
             ("format pass rate", f"{record.format_pass_rate:.4f}"), ("shape gap", f"{record.shape_gap:+.4f}")]
             + ([("pass^k (k={})".format(record.consistency.k), f"{record.consistency.pass_all_k:.4f}"),
                 ("flip rate", f"{record.consistency.flip_rate:.4f}")] if record.consistency else [])))
@@ -433,15 +441,24 @@ def _render(result: Any, as_json: bool) -> None:
         show(table("verifier validation", ["verifier", "role", "references", "controls rejected", "trustworthy",
                                            "why not"],
                    [(v.name, v.role, f"{v.references_accepted}/{v.references}",
-                     f"{v.controls_rejected}/{v.controls}", "yes" if v.trustworthy else "NO",
+                     f"{v.controls_rejected}/{v.controls}", "yes" if v.trustworthy else "UNVALIDATED" if v.status == "unvalidated" else "NO",
                      "; ".join(v.reasons) + ("; let through: " + " | ".join(v.leaked_controls[:3])
                                              if v.leaked_controls else ""))
                     for v in result.validation.verifiers]))
     for path, count in result.rows_written.items():
         info(f"wrote {count:,} rows to {path}")
+    if uncounted:
+        warn(uncounted_warning(uncounted))
     if result.evidence_uids:
         info(f"recorded {', '.join(u[:12] for u in result.evidence_uids)}"
              + (f" ({result.cache_hits:,} verdicts from cache)" if result.cache_hits else ""))
+
+
+def uncounted_warning(names: list[str]) -> str:
+    return (f"NOT COUNTED: scored by substance verifier(s) {', '.join(names)}, which are untrustworthy or "
+            "unvalidated (they have not been shown to reject wrong answers); the pass rate above means nothing and "
+            "the policy never counts this round. Add known-wrong controls or mutations, then `registry verifiers "
+            "check`.")
 
 
 def _verifier_table(stats: list) -> None:

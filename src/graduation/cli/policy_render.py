@@ -178,7 +178,7 @@ def unmet_data(text: str) -> dict[str, Any]:
         _CRITERION = re.compile(r"^(?P<criterion>.*?)\s*(?P<actual>-?\d+(?:\.\d+)?)(?:\s+[a-z -]+?)?\s*"
                                 r"(?P<op><=|>=|<|>)\s*(?P<required>-?\d+(?:\.\d+)?)")
     found = _CRITERION.match(text)
-    round_ = re.search(r"\((?:r|round )(\d+)\b", text)
+    round_ = re.search(r"[(,]\s*(?:r|round )(\d+)\b", text)  # "(r3", "(round 3", "..., round 3 of m@1)"
     data: dict[str, Any] = {"criterion": text.split(":")[0].strip(), "actual": None, "required": None,
                             "round": int(round_.group(1)) if round_ else None, "text": text}
     if found:

@@ -87,17 +87,23 @@ class _TallyRecipe:
     supported: frozenset | None
     symbol_settings: tuple
     consistency: bool
+    per_prompt: bool = False
 
     @classmethod
     def of(cls, tally: Tally) -> "_TallyRecipe":
         scanner = tally.symbols
-        settings = () if scanner is None else (scanner.min_rate, scanner.min_rows, scanner.max_examples)
+        settings = () if scanner is None else (scanner.min_rate, scanner.min_rows, scanner.max_examples,
+                                                scanner.capacity, scanner.template_rate, scanner.label_sample)
         return cls(list(tally.verifiers), None if scanner is None else frozenset(scanner.supported), settings,
-                   tally.track_consistency)
+                   tally.track_consistency, tally.per_prompt)
 
     def fresh(self, ctx: DomainContext) -> Tally:
-        symbols = None if self.supported is None else SymbolScanner(set(self.supported), *self.symbol_settings)
-        return Tally(self.verifiers, compile_slices(ctx.spec.slices), symbols, self.consistency)
+        symbols = None
+        if self.supported is not None:
+            min_rate, min_rows, max_examples, capacity, template_rate, label_sample = self.symbol_settings
+            symbols = SymbolScanner(set(self.supported), min_rate, min_rows, max_examples, capacity,
+                                    template_rate=template_rate, label_sample=label_sample)
+        return Tally(self.verifiers, compile_slices(ctx.spec.slices), symbols, self.consistency, self.per_prompt)
 
 
 # -- reading: Ray Data datasource ---------------------------------------------------------------------------

@@ -144,6 +144,54 @@ def checkpoint_ref(db: Any, checkpoint: Path) -> str:
     return found.ref if found is not None else digest
 
 
+def audit_before_copy(db: Any, root: Path, ctx: Any, train_rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Audit what SFT would copy before deciding on it: every model-generated ground-truth source with no audit
+    of its current content, and the exact rows of this job (grouped by source; an audit of the same rows,
+    by content hash, is reused). Returns (evidence uids written, one line per audit naming its failures and
+    every unsupported symbol with its rate)."""
+    from graduation.gather import audit_data, digest_rows
+    from graduation.store.evidence import list_evidence
+
+    with db.read() as session:
+        done = [e.record for e in list_evidence(session, ctx.name, basis_hash=ctx.basis_hash, kinds=["data_audit"])]
+    audited = {r.source for r in done if r.source} | {r.file for r in done}
+    hashes = {r.sha256: r for r in done if r.sha256}
+    uids: list[str] = []
+    records = []
+    for source in ctx.spec.ground_truth:
+        if source.provenance.value != "model_generated" or source.split == "eval":
+            continue
+        if source.name in audited or source.path in audited:
+            records.extend(r for r in done if r.source == source.name or r.file == source.path)
+            continue
+        result = audit_data(db, root, ctx.name, Path(root) / source.path, source=source.name)
+        uids += result.evidence_uids
+        records.append(result.record)
+    task = ctx.spec.task
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in train_rows:
+        # the ground truth's own prompt (not the template-rendered one): references and prompt identifiers
+        # are looked up by it
+        groups.setdefault(row["lineage"]["source"]["name"], []).append(
+            {k: v for k, v in row.items() if k not in ("lineage", "prompt", "source_prompt")}
+            | {task.prompt_field: row.get("source_prompt", row["prompt"]), task.output_field: row["completion"]})
+    for name, rows in sorted(groups.items()):
+        known = hashes.get(digest_rows(rows))
+        if known is not None:
+            records.append(known)
+            continue
+        result = audit_data(db, root, ctx.name, rows, source=name, name=f"jobs generate --mode sft: rows of {name}")
+        uids += result.evidence_uids
+        records.append(result.record)
+    notes = []
+    for record in records:
+        symbols = "; ".join(f"{s.symbol} in {s.rate:.1%} of rows ({s.rows:,} rows)" for s in record.symbols)
+        if record.substance_failed or symbols:
+            notes.append(f"audit of {record.file}: {record.substance_failed:,} of {record.rows:,} rows fail "
+                         "substance verifiers" + (f"; unsupported symbols: {symbols}" if symbols else ""))
+    return uids, notes
+
+
 def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any, pool: Any = None):
     """Sample the trained checkpoint of a finished GRPO job on the training prompts; keep verified answers."""
     from graduation.store.jobs import get_job
@@ -231,10 +279,14 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     crystallised = None
     crystallised_from: Path | None = None
     detail: dict[str, Any] = {}
+    audit_notes: list[str] = []
     if mode == "grpo":
         train_rows = [task_row(r, task) for _s, r in trusted_rows(ctx, ("train", "all"))]
     elif from_job is None:
         train_rows = ground_truth_sft_rows(ctx)
+        detail["data_audit"], audit_notes = audit_before_copy(db, root, ctx, train_rows)
+        found, policy = current_decision(db, root, domain, policy_path)
+        decision = found.decision
     else:
         crystallised, checkpoint = crystallise_from(db, root, ctx, from_job, decision)
         crystallised_from = checkpoint  # SFT continues the model that discovered the behaviour
@@ -253,6 +305,10 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     approval = Approval.from_decision(decision, MODE_ACTIONS[mode])
     if size_error is not None and approval.allowed:  # allowed after all (re-decided): the size is needed
         raise size_error
+    if not approval.allowed and audit_notes:
+        from dataclasses import replace
+
+        approval = replace(approval, reasons=[*approval.reasons, *audit_notes])
     for row in train_rows:
         if "lineage" in row:
             row["lineage"] = {**row["lineage"], "decision_id": approval.decision_id}
@@ -313,4 +369,5 @@ def dry_run_plan(ctx: Any, decision: Any, mode: str, asked: str, target: str, fr
     }
 
 
-__all__ = ["PlanResult", "crystallise_from", "current_decision", "ground_truth_sft_rows", "plan_job", "resolve_mode"]
+__all__ = ["PlanResult", "audit_before_copy", "crystallise_from", "current_decision", "ground_truth_sft_rows", "plan_job",
+           "resolve_mode"]

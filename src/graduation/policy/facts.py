@@ -49,7 +49,8 @@ FACT_SCHEMA: dict[str, Any] = {
         "validated": ("list<string>", "Substance verifiers whose newest validation is trustworthy."),
         "untrustworthy": ("list<string>", "Verifiers (any role) whose newest validation failed (accepted controls "
                                           "or rejected references)."),
-        "unvalidated": ("list<string>", "Declared substance verifiers with no validation record yet."),
+        "unvalidated": ("list<string>", "Declared substance verifiers with no validation record yet, or whose "
+                                        "validation rejected too few meaningful controls to show they can fail."),
         "substance_validated": ("bool", "At least one substance verifier is validated and none is untrustworthy."),
         "references_verified": ("bool", "Every validated substance verifier accepted all references it was given."),
     },
@@ -79,10 +80,18 @@ FACT_SCHEMA: dict[str, Any] = {
                           "model when deciding for the domain)."),
         "generated_rounds": ("int", "Of those, rounds whose outputs the registry sampled from the registered "
                                     "artifact itself (`evaluate --generate`, training jobs)."),
-        "n": ("int", "Items verified in the newest round (0 without rounds)."),
+        "n": ("int", "Items (prompt x sample) verified in the newest round (0 without rounds)."),
+        "prompts": ("int", "Distinct registered eval prompts counted in the newest round (the unit of min_samples)."),
+        "coverage": ("double", "Newest round's distinct prompts / registered eval prompts."),
+        "overlap_rate": ("double", "Registered eval prompts that also occur in training sources (same text after "
+                                   "normalising case and whitespace), as a fraction (newest round); they never count."),
+        "ngram_overlap_rate": ("double", "Registered eval prompts sharing a 13-word n-gram with a training prompt "
+                                         "(lm-eval's decontamination rule), as a fraction (newest round)."),
+        "uncounted": ("list<string>", "Substance verifiers untrustworthy or unvalidated when the newest round was "
+                                      "scored (such a round never counts)."),
         "passed": ("int", "Items passing every substance verifier in the newest round."),
         "pass_rate": ("double", "Newest round's pass rate."),
-        "wilson_lower": ("double", "Newest round's Wilson 95% lower bound."),
+        "wilson_lower": ("double", "Newest round's Wilson 95% lower bound over distinct prompts."),
         "shape_gap": ("double", "Newest round's format pass rate minus substance pass rate."),
         "has_consistency": ("bool", "Whether the newest round sampled k answers per prompt."),
         "pass_k": ("double", "Newest round's pass^k (all k samples correct); 0.0 when not measured."),
@@ -97,6 +106,8 @@ FACT_SCHEMA: dict[str, Any] = {
         "lineage_depth": ("int", "Deepest lineage of any scanned dataset or ground-truth source."),
         "ungraduated_generators": ("list<string>", "Ungraduated models that wrote scanned data or ground truth."),
         "untrusted": ("list<string>", "Scanned files whose provenance is not trusted."),
+        "unaudited": ("list<string>", "Model-generated ground-truth sources with no data audit of their current "
+                                      "content (`registry audit-data`)."),
     },
     "human": {
         "audits": ("int", "Human audit records."),
@@ -136,7 +147,8 @@ FACT_SCHEMA: dict[str, Any] = {
     "phase": ("string", "discovery | candidate | graduated | regressed."),
     "thresholds": {
         "min_wilson_lower": ("double", "Wilson lower bound the pass rate must reach."),
-        "min_samples": ("int", "Items per round."),
+        "min_samples": ("int", "Distinct prompts per round (samples of one prompt are one unit)."),
+        "min_coverage": ("double", "Fraction of the registered eval prompts a round must cover."),
         "stable_rounds": ("int", "Consecutive rounds meeting the bar."),
         "max_shape_gap": ("double", "Largest allowed format-minus-substance gap."),
         "min_human_audit": ("int", "Items a person must have checked."),
@@ -165,6 +177,9 @@ class Round:
     number: int
     model: str | None = None
     generated: bool = False
+    prompts: int = 0
+    coverage: float = 0.0
+    uncounted: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -190,6 +205,13 @@ class Summary:
     declared_ungraduated: list[str] = field(default_factory=list)
     #: generators of the domain's own ground truth
     gt_generators: list[str] = field(default_factory=list)
+
+
+def _opt(rec: Any, name: str, default: Any) -> Any:
+    """A field that older records may lack: from a stored summary (a dict) or a record model."""
+    if isinstance(rec, dict):
+        return rec.get(name, default)
+    return getattr(rec, name, default)
 
 
 def _symbols(flags, file: str) -> list[dict[str, Any]]:
@@ -286,14 +308,20 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
             sl = rec.slices
             number = rec.round if rec.round is not None else len(own) + 1
             generated = _field(rec, "origin", "submitted") == "generated"
+            # a record from before prompts were counted counts 0 prompts (it cannot meet min_samples)
+            prompts = _opt(rec, "prompts", None) or 0
+            coverage = float(_opt(rec, "coverage", 0.0))
+            uncounted = tuple(_opt(rec, "uncounted_verifiers", ()) or ())
             if c is None:
                 r = Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
                           {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
-                          None, None, None, number, owner, generated)
+                          None, None, None, number, owner, generated, prompts, coverage,
+                          uncounted)
             else:
                 r = Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
                           {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
-                          c.pass_all_k, c.flip_rate, c.k, number, owner, generated)
+                          c.pass_all_k, c.flip_rate, c.k, number, owner, generated, prompts, coverage,
+                          uncounted)
             own.append(r)
             if generated:
                 generated_by_model[owner] = generated_by_model.get(owner, 0) + 1
@@ -345,8 +373,9 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                     people_in_role.append(rec.by.strip())
 
     validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
-    untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy])
-    unvalidated = _sorted([n for n in substance_names if n not in checks])
+    unvalidated_checks = {n for n, c in checks.items() if not c.trustworthy and _opt(c, "status", "") == "unvalidated"}
+    untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy and n not in unvalidated_checks])
+    unvalidated = _sorted([n for n in substance_names if n not in checks or n in unvalidated_checks])
     substance_untrusted = any(n in substance_names for n in untrustworthy)
     refs_ok = bool(validated) and all(checks[n].references > 0 and checks[n].references_accepted == checks[n].references
                                       for n in validated)
@@ -357,6 +386,9 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
     data_depth = max_depth
     max_fail = 0.0
     untrusted: list[str] = []
+    audited_sources = {_opt(rec, "source", None) for rec in audits.values()} | set(audits)
+    unaudited = _sorted([s.name for s in sources if s.provenance._value_ == "model_generated"
+                         and s.name not in audited_sources and s.path not in audited_sources])
     for file, rec in audits.items():
         if rec.symbols:
             data_symbols.extend(_symbols(rec.symbols, file))
@@ -379,10 +411,19 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
             "pass_k": float(c.pass_all_k) if c is not None else 0.0,
             "flip_rate": float(c.flip_rate) if c is not None else 0.0,
             "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else (),
+            "prompts": int(_opt(newest_eval, "prompts", None) or 0),
+            "coverage": float(_opt(newest_eval, "coverage", 0.0)),
+            "overlap_rate": (_opt(newest_eval, "overlap_prompts", 0) / _opt(newest_eval, "eval_prompts", 0)
+                             if _opt(newest_eval, "eval_prompts", 0) else 0.0),
+            "ngram_overlap_rate": (_opt(newest_eval, "ngram_overlap_prompts", 0) / _opt(newest_eval, "eval_prompts", 0)
+                                   if _opt(newest_eval, "eval_prompts", 0) else 0.0),
+            "uncounted": _sorted(_opt(newest_eval, "uncounted_verifiers", ()) or ()),
         }
     else:
-        eval_facts = {"rounds": 0, "generated_rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0, "shape_gap": 0.0,
-                      "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": ()}
+        eval_facts = {"rounds": 0, "generated_rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0,
+                      "shape_gap": 0.0, "has_consistency": False, "pass_k": 0.0, "flip_rate": 0.0, "symbols": (),
+                      "prompts": 0, "coverage": 0.0, "overlap_rate": 0.0, "ngram_overlap_rate": 0.0,
+                      "uncounted": ()}
 
     people = _sorted([name for name, _role in signers.values()])
     facts = {
@@ -403,6 +444,7 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
             "audits": len(audits), "files": _sorted(audits), "max_substance_fail_rate": max_fail,
             "symbols": data_symbols or (), "lineage_depth": data_depth,
             "ungraduated_generators": _sorted(data_ungraduated), "untrusted": _sorted(untrusted),
+            "unaudited": unaudited,
         },
         "human": {"audits": human_audits, "checked": checked, "held": held,
                   "held_rate": held / checked if checked else 0.0},

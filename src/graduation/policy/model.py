@@ -42,8 +42,10 @@ class Thresholds(Strict):
     """The bar of one risk level."""
 
     min_wilson_lower: float = Field(ge=0, le=1, description="Wilson 95% lower bound of the verified pass rate.")
-    min_samples: int = Field(ge=1, description="Items per evaluation round.")
-    stable_rounds: int = Field(ge=1, description="Consecutive rounds that must meet the bar.")
+    min_samples: int = Field(ge=1, description="Distinct prompts per evaluation round (samples of one prompt are "
+                                               "one unit).")
+    stable_rounds: int = Field(ge=2, description="Consecutive rounds that must meet the bar; at least 2, so that the "
+                                                 "first qualifying round makes candidate, never graduated.")
     max_shape_gap: float = Field(ge=0, le=1, description="Largest format-minus-substance pass-rate gap.")
     min_human_audit: int = Field(0, ge=0, description="Items a person must have checked (0: none).")
     min_human_held_rate: float = Field(0.95, ge=0, le=1, description="Fraction of checked items that must hold.")
@@ -51,6 +53,8 @@ class Thresholds(Strict):
     max_lineage_depth: int = Field(0, ge=0, description="Generations of model-written copies allowed in SFT data.")
     min_pass_k: float = Field(0.0, ge=0, le=1, description="pass^k consistency required (0: not required).")
     max_data_fail_rate: float = Field(0.0, ge=0, le=1, description="SFT rows allowed to fail substance checks.")
+    min_coverage: float = Field(0.0, ge=0, le=1, description="Fraction of the registered eval prompts a round must "
+                                                            "cover (distinct prompts evaluated / registered).")
     regression_alpha: float = Field(0.01, gt=0, lt=1, description="Significance of the regression test.")
 
 

@@ -6,8 +6,11 @@ Two routes lead to ``graduated``:
   validated substance verifier that accepts every reference (the discovery happened elsewhere, as
   with a clinical protocol);
 * **internal**: the newest ``stable_rounds`` evaluation rounds each meet the bar of the risk level
-  (samples, Wilson lower bound, shape gap, every declared slice on its own, pass^k if required),
-  verified by a validated substance verifier, with the human audit the risk level asks for.
+  (distinct prompts, coverage of the registered eval prompts, Wilson lower bound over prompts, shape gap,
+  every declared slice on its own, pass^k if required), verified by a validated substance verifier, with
+  the human audit the risk level asks for. ``stable_rounds`` is at least 2 at every risk level, so the
+  first qualifying round makes ``candidate`` and only a second consecutive one can graduate. A round
+  scored while a substance verifier was untrustworthy or unvalidated never meets the bar.
 
 ``candidate``: the newest round meets the bar but stability or the human audit is missing.
 ``regressed``: an earlier window of rounds met the bar, and now the newest round misses it, the
@@ -99,18 +102,25 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
     """The per-round criteria ``r`` misses, with numbers; and the failing slices."""
     unmet: list[str] = []
     bar = t.min_wilson_lower
-    if r.n < t.min_samples:
-        unmet.append(f"samples {_num(r.n)} < {_num(t.min_samples)} ({r.label})")
+    if r.uncounted:
+        unmet.append(f"not counted: scored by untrustworthy or unvalidated verifier(s) {', '.join(r.uncounted)} "
+                     f"({r.label}); validate them (`registry verifiers check`) and evaluate again")
+    if r.prompts < t.min_samples:
+        unmet.append(f"distinct prompts {_num(r.prompts)} < {_num(t.min_samples)} ({_num(r.n)} samples; samples of "
+                     f"one prompt are one unit, {r.label})")
+    if r.coverage < t.min_coverage:
+        unmet.append(f"coverage {r.coverage:.0%} of the registered eval prompts < {t.min_coverage:.0%} ({r.label})")
     if r.wilson_lower < bar:
         rate = r.passed / r.n if r.n else 0.0
-        msg = f"Wilson lower bound {r.wilson_lower:.2f} < {bar:.2f} ({_num(r.passed)}/{_num(r.n)} passed, {r.label})"
+        msg = (f"Wilson lower bound {r.wilson_lower:.2f} < {bar:.2f} over {_num(r.prompts)} distinct prompts "
+               f"({_num(r.passed)}/{_num(r.n)} samples passed, {r.label})")
         need = samples_to_clear(bar, rate)
         if need is not None:
             passes, n, assumed = need
             if n < t.min_samples:  # the sample floor binds first
                 n = t.min_samples
                 passes = round(assumed * n)
-            msg += f"; about {_num(passes)} passes in {_num(n)} samples would clear it"
+            msg += f"; about {_num(passes)} passing prompts in {_num(n)} would clear it"
             if assumed != rate:
                 msg += f" (at a pass rate of {assumed:.3f})"
         unmet.append(msg)
@@ -141,7 +151,9 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
 def meets_bar(r: Round, t, slices: list[str]) -> bool:
     """``round_unmet(r, t, slices)`` is empty (without building its messages)."""
     bar = t.min_wilson_lower
-    if r.n < t.min_samples or r.wilson_lower < bar or r.shape_gap > t.max_shape_gap:
+    if r.uncounted or r.prompts < t.min_samples or r.coverage < t.min_coverage:
+        return False
+    if r.wilson_lower < bar or r.shape_gap > t.max_shape_gap:
         return False
     for name in slices:
         s = r.slices.get(name)
@@ -164,7 +176,7 @@ def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
     slices = facts["domain"]["slices"]
     verifiers = facts["verifiers"]
     verified = verifiers["substance_validated"]
-    need = t.stable_rounds
+    need = max(2, t.stable_rounds)  # candidate before graduated, whatever a policy file says
 
     meets = [meets_bar(r, t, slices) for r in rounds]
     stable = 0

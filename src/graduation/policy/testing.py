@@ -44,11 +44,19 @@ EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def complete_eval(fields: dict[str, Any]) -> dict[str, Any]:
-    """Fill the rates of an eval/training_round record from ``n`` and ``passed`` (and slices likewise)."""
+    """Fill the rates of an eval/training_round record from ``n`` and ``passed`` (and slices likewise).
+
+    Unless given, ``prompts`` is ``n`` (one sample per prompt) and the round covers every registered eval prompt.
+    """
     out = dict(fields)
     n, passed = int(out["n"]), int(out["passed"])
     rate = passed / n if n else 0.0
     out.setdefault("model", "model@1")
+    # a fixture names items; unless it says otherwise, each is one prompt and the round covers every
+    # registered eval prompt
+    out.setdefault("prompts", n)
+    out.setdefault("eval_prompts", out["prompts"])
+    out.setdefault("coverage", min(1.0, out["prompts"] / out["eval_prompts"]) if out["eval_prompts"] else 0.0)
     out.setdefault("pass_rate", rate)
     out.setdefault("wilson_lower", wilson_lower(passed, n))
     out.setdefault("substance_pass_rate", rate)

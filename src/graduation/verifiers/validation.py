@@ -6,6 +6,11 @@ swapped sign, an injected extra symbol. A verifier that lets a declared control 
 ``max_mutation_leak`` of the mutations, is untrustworthy, and the record names the controls it accepted.
 A verifier with no references or no controls is untrustworthy too: nothing shows it can tell right from wrong.
 
+A *substance* verifier must also reject at least ``MIN_MEANINGFUL_CONTROLS`` meaningful controls: declared
+known-wrong outputs or generated mutations. The empty output, which every verifier is given, does not count
+(``(?s).+`` rejects it and nothing else). With fewer, the verifier is ``unvalidated`` (not trustworthy), and the
+reason says what to add: a ``controls:`` file of known-wrong outputs, or ``mutations: true``.
+
 Mutations are for *substance* verifiers (a perturbed number is still well-formed, so a format check is right
 to accept it); a format verifier is held to its declared controls and to the empty output.
 """
@@ -21,6 +26,7 @@ from graduation.records import VerifierCheck, VerifierValidationRecord
 from graduation.verifiers.base import Verifier, reference_text
 
 MAX_LEAKS_LISTED = 10
+MIN_MEANINGFUL_CONTROLS = 3
 INJECTED = "q"
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _TERM_SPLIT = re.compile(r"\s+[+-]\s+")
@@ -194,11 +200,22 @@ def validate(verifiers: Sequence[Verifier], references: Sequence[tuple[Any, Mapp
                            "known-wrong outputs")
         if generated and len(generated_leaks) / len(generated) > max_mutation_leak:
             reasons.append(leak_summary(generated_leaks, generated, row_id))
-        trustworthy = bool(references) and bool(controls) and not [r for r in reasons if r not in notes]
+        failed = bool([r for r in reasons if r not in notes])
+        meaningful = [c for c in controls if c.origin != "mutation:empty_output"]
+        meaningful_rejected = len(meaningful) - sum(1 for c in leaked if c.origin != "mutation:empty_output")
+        unvalidated = False
+        if verifier.role == "substance" and meaningful_rejected < MIN_MEANINGFUL_CONTROLS:
+            unvalidated = not failed
+            reasons.append(("unvalidated" if unvalidated else "too few controls") + f": rejected {meaningful_rejected} meaningful wrong answer(s), "
+                           f"{MIN_MEANINGFUL_CONTROLS} needed (the empty output does not count); add a controls: "
+                           "file of known-wrong outputs" + ("" if (mutations_for or {}).get(verifier.name, True)
+                                                            else " or set mutations: true"))
+        trustworthy = bool(references) and bool(controls) and not failed and not unvalidated
+        status = "trustworthy" if trustworthy else "unvalidated" if unvalidated else "untrustworthy"
         checks.append(VerifierCheck(
             name=verifier.name, role=verifier.role, kind=verifier.kind, version=verifier.version,
             references=len(references), references_accepted=accepted, controls=len(controls),
             controls_rejected=len(controls) - len(leaked), trustworthy=trustworthy,
             leaked_controls=leaked_list(leaked, row_id),
-            reasons=reasons))
+            reasons=reasons, status=status, meaningful_rejected=max(0, meaningful_rejected)))
     return VerifierValidationRecord(verifiers=checks)
