@@ -31,7 +31,9 @@ def test_demo_runs_the_whole_lifecycle(tmp_path: Path):
     assert len(rates) >= 3 and rates[-1] - rates[0] >= 20, rates
     assert "toy-arithmetic (risk low): graduated via the internal route" in out
     assert "allowed deploy:assisted for 1 domain(s)" in out  # the GRPO checkpoint, by the digest of its files
-    assert "toy-arithmetic / toy-arithmetic-grpo@" in out and "(round 1, generated)" in out
+    assert "toy-arithmetic / toy-arithmetic-grpo@" in out
+    # candidate first: the checkpoint's job round, then a confirmation round the registry sampled itself
+    assert re.search(r"toy-arithmetic-grpo@\d+ \(round 2, generated\)", out)
     assert "tiny-arithmetic@1 is in discovery" in out  # the base model, sampled by the registry, has not earned it
     assert "acls-cardiac-arrest / acls-assistant-7b@1 (risk critical): discovery" in out  # SFT yes, deploy waits
     # the refusal of SFT on contaminated data writes no job

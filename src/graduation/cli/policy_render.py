@@ -145,7 +145,9 @@ def explain_once(decision) -> str:
     from graduation.policy.model import ACTIONS
 
     common = list(dict.fromkeys(decision.unmet))
-    lines = [f"{decision.domain} (risk {decision.risk}): {decision.phase}",
+    who = f" / {decision.model['ref']}" if decision.model else ""
+    route = f" via the {decision.route} route" if decision.route else ""
+    lines = [f"{decision.domain}{who} (risk {decision.risk}): {decision.phase}{route}",
              f"recommendation: {decision.recommendation}"]
     if common:
         lines.append("unmet graduation criteria (listed once, not again under each action):")
