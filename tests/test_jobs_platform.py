@@ -401,7 +401,8 @@ IMPOSSIBLE = "\n".join(line for line in TEMPLATED.splitlines()
 
 
 @pytest.mark.slow
-def test_reward_stuck_at_zero_stops_with_no_learning_signal(env):  # noqa: F811
+@pytest.mark.parametrize("samples", [2, 0])
+def test_reward_stuck_at_zero_stops_with_no_learning_signal(env, samples):  # noqa: F811
     pytest.importorskip("trl")
     from graduation.errors import TrainingStopped
     from graduation.jobs.execute import run_job
@@ -420,7 +421,7 @@ def test_reward_stuck_at_zero_stops_with_no_learning_signal(env):  # noqa: F811
     register(db, root)
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="stuck",
              overrides={"max_steps": 40, "logging_steps": 2, "no_signal_steps": 6, "torch_threads": 1,
-                        "eval_every_steps": 0})
+                        "eval_every_steps": 0, "eval_samples": samples})
     with pytest.raises(TrainingStopped, match="no learning signal"):
         run_job(db, root, "stuck", progress=False)
     with db.read() as session:
@@ -432,7 +433,10 @@ def test_reward_stuck_at_zero_stops_with_no_learning_signal(env):  # noqa: F811
 
     with db.read() as session:
         rounds = [e for e in list_evidence(session, "toy-arithmetic") if e.kind == "training_round"]
-    assert rounds and "no learning signal" in (rounds[-1].record.stopped or "")
+    if samples:  # sampled answers differ: the stop round is new evidence, and its record says why
+        assert rounds and "no learning signal" in (rounds[-1].record.stopped or "")
+    else:  # unchanged weights answering greedily repeat round 0: one file is one round, so it is not recorded
+        assert len(rounds) == 1 and detail["rounds"][-1]["recorded"] is False
 
 
 @pytest.mark.slow

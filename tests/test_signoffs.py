@@ -74,9 +74,10 @@ def domains(project: Path, cli, keys, db_url):
             add_evidence(s, domain, "verifier_validation", validation("step"))
             for r in range(3):
                 add_evidence(s, domain, "eval", EvalRecord(
-                    model="m@1", round=r + 1, n=1200, passed=1200, pass_rate=1.0, wilson_lower=0.9968,
+                    model="m@1", round=r + 1, n=4800, passed=4800, pass_rate=1.0, wilson_lower=0.9968,
                     substance_pass_rate=1.0, format_pass_rate=1.0, shape_gap=0.0,
-                    consistency=Consistency(k=4, prompts=300, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0)),
+                    consistency=Consistency(k=4, prompts=1200, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0),
+                    prompts=1200, eval_prompts=1200, coverage=1.0),  # counted per distinct prompt (issue 12)
                     round=r + 1, model_id=m.id)
     db.dispose()
 

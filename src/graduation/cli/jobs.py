@@ -160,7 +160,8 @@ def run_cmd(
     if check:
         info(f"[green]ok[/] {job_id}: still allowed (decision {outcome.decision_id[:12]})")
         return
-    first, last = (outcome.rounds[0], outcome.rounds[-1]) if outcome.rounds else (None, None)
+    recorded = [r for r in outcome.rounds if "pass_rate" in r]  # a repeat of an earlier round is not recorded
+    first, last = (recorded[0], recorded[-1]) if recorded else (None, None)
     info(f"[green]{outcome.state}[/] {job_id}: {outcome.steps} steps in {outcome.seconds:.1f}s; model {outcome.model_path}")
     if first is not None:
         info(f"  held-out pass rate {first['pass_rate']:.1%} (round {first['round']}) -> {last['pass_rate']:.1%} "
@@ -212,6 +213,9 @@ def show_cmd(ctx: typer.Context, job_id: str = typer.Argument(..., metavar="JOB"
     info(f"  {data['path']}")
     detail = data["detail"]
     for r in detail.get("rounds", []):
+        if "pass_rate" not in r:
+            info(f"  round {r['round']:>2} step {r['step']:>5}: not recorded (same model and outputs as before)")
+            continue
         info(f"  round {r['round']:>2} step {r['step']:>5}: {r['passed']}/{r['n']} pass rate {r['pass_rate']:.1%} "
              f"(Wilson lower {r['wilson_lower']:.3f}, shape gap {r['shape_gap']:+.3f})")
     for key in ("crystallised", "error", "refused_reasons"):

@@ -269,9 +269,26 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                      **({task.id_field: x[task.id_field]} if task.id_field and task.id_field in x else {}),
                      **({task.answer_field: x[task.answer_field]} if task.answer_field in x else {})}
                     for x in r.rows]
-            gathered = evaluate(db, root, job.domain.name, rows, model=checkpoint, kind="training_round",
-                                job=job.job, step=r.step, pool=pool, name=f"registry/jobs/{job.job} round {r.round}",
-                                origin="generated", stopped=r.stopped)
+            from graduation.errors import EvidenceRefused
+
+            try:
+                gathered = evaluate(db, root, job.domain.name, rows, model=checkpoint, kind="training_round",
+                                    job=job.job, step=r.step, pool=pool,
+                                    name=f"registry/jobs/{job.job} round {r.round}", origin="generated",
+                                    stopped=r.stopped)
+            except EvidenceRefused as exc:
+                # the same weights answered the same way as an earlier round (e.g. no learning at all): that is
+                # not new evidence, so nothing is recorded; the job's own log says why
+                summary = {"round": r.round, "step": r.step, "model": checkpoint.ref, "digest": checkpoint.digest,
+                           "recorded": False, "why": str(exc)[:300], "seconds": round(r.seconds, 2)}
+                if r.stopped:
+                    summary["stopped"] = r.stopped
+                outcome.rounds.append(summary)
+                if progress:
+                    from graduation.cli.output import info
+
+                    info(f"round {r.round} (step {r.step}): same model and outputs as an earlier round; not recorded")
+                return summary
             rec = gathered.record
             summary = {"round": r.round, "step": r.step, "model": checkpoint.ref, "digest": checkpoint.digest,
                        "n": rec.n, "passed": rec.passed,
