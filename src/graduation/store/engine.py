@@ -148,8 +148,18 @@ class Database:
             if _transient(exc):
                 raise
             raise StoreError(f"registry database error ({self.safe_url()}): {exc.orig}") from None
+        except IntegrityError as exc:
+            if _transient(exc):
+                raise  # a concurrent writer created the same row first: ``transact`` retries
+            raise StoreError(f"registry write refused by the database ({self.safe_url()}): {exc.orig}; "
+                             "nothing was written") from None
         except DatabaseError as exc:
-            raise damaged(self.safe_url(), exc) from None
+            if _transient(exc):
+                raise
+            if self.url.startswith("sqlite"):
+                raise damaged(self.safe_url(), exc) from None
+            raise StoreError(f"registry database error ({self.safe_url()}): {getattr(exc, 'orig', exc)}; "
+                             "nothing was written") from None
 
     def transact(self, fn: Callable[[Session], T], attempts: int = 8) -> T:
         """Run ``fn`` in a write transaction, retrying when a concurrent writer got there first.
