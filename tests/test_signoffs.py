@@ -220,12 +220,12 @@ def test_a_signature_copied_to_another_binding_does_not_count(cli, keys, domains
     policy = load_policy(None, cli.project)
     rec = ev.record.model_dump(mode="json")
     good = StoredEvidence(uid, "signoff", rec, ev.record_hash, ev.author, None)
-    assert screen([good], domain="toy", domain_digest="", risk="low", policy=policy).evidence
+    assert screen([good], domain="toy", risk="low", policy=policy).evidence
     for change in ({"model": "m@2"}, {"actions": ["deploy:autonomous"]}, {"model_digest": "sha256:" + "0" * 64},
                    {"domain_digest": "0" * 64}):
         forged = StoredEvidence(uid, "signoff", {**rec, **change}, ev.record_hash, ev.author, None)
-        assert not screen([forged], domain="toy", domain_digest="", risk="low", policy=policy).evidence, change
-    assert not screen([good], domain="acls", domain_digest="", risk="critical", policy=policy).evidence
+        assert not screen([forged], domain="toy", risk="low", policy=policy).evidence, change
+    assert not screen([good], domain="acls", risk="critical", policy=policy).evidence
 
 
 def test_submitter_cannot_approve_own_evidence(cli, keys, domains, tmp_path):

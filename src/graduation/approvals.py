@@ -61,7 +61,7 @@ def _refused(session, domain: str, uid: str, policy) -> str | None:
 
     version = get_version(session, domain)
     evidence = load_evidence(session, {domain: version.basis_hash})[domain]
-    screened = screen(evidence, domain=domain, domain_digest=version.content_hash, risk=version.risk, policy=policy)
+    screened = screen(evidence, domain=domain, risk=version.risk, policy=policy)
     return dict(screened.refused).get(uid)
 
 

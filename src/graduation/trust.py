@@ -83,7 +83,7 @@ def check_signed(signed: Any, expected_type: str, principal: str, signers: dict)
     return fingerprint
 
 
-def signoff_problem(rec: Any, *, domain: str, domain_digest: str, risk: str, policy, signers: dict,
+def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
                     authors: set[str]) -> tuple[str | None, tuple[str, ...]]:
     """(why it does not count or None, identities it takes) for one sign-off record."""
     by, role = str(_get(rec, "by", "")).strip(), str(_get(rec, "role", "")).strip()
@@ -169,7 +169,7 @@ def _with_actions(ev: Any, actions: list[str]) -> Any:
     return dataclasses.replace(ev, record=rec)
 
 
-def screen(evidence: list, *, domain: str, domain_digest: str, risk: str, policy) -> Screened:
+def screen(evidence: list, *, domain: str, risk: str, policy) -> Screened:
     """The evidence that counts, oldest first, and what was refused with why."""
     if not any(ev.kind in ("signoff", "human_audit", "retraction") for ev in evidence):
         return Screened(evidence)
@@ -199,7 +199,7 @@ def screen(evidence: list, *, domain: str, domain_digest: str, risk: str, policy
             out.refused.append((ev.uid, "retracted"))
             continue
         if ev.kind == "signoff":
-            why, identities = signoff_problem(ev.record, domain=domain, domain_digest=domain_digest, risk=risk,
+            why, identities = signoff_problem(ev.record, domain=domain, risk=risk,
                                               policy=policy, signers=signers, authors=authors)
             binding = (_get(ev.record, "domain_digest"), _get(ev.record, "model"), _get(ev.record, "model_digest"))
             fresh = []

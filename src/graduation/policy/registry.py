@@ -129,7 +129,7 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
-        summary = summarize(spec, counted(spec, v.content_hash, evidence[v.domain], policy), model=mfacts, generators=generators[v.domain])
+        summary = summarize(spec, counted(spec, evidence[v.domain], policy), model=mfacts, generators=generators[v.domain])
         ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
         out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                                   v.content_hash, v.source_file))
@@ -166,7 +166,7 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     v = versions[0]
     evidence = load_evidence(session, {v.domain: v.basis_hash})[v.domain]
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
-    summary = summarize(spec, counted(spec, v.content_hash, evidence, policy) + list(extra or ()),
+    summary = summarize(spec, counted(spec, evidence, policy) + list(extra or ()),
                         model=model.facts() if model is not None else None,
                         generators=resolve_generators(session, spec, evidence))
     ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
@@ -174,12 +174,11 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
                           v.content_hash, v.source_file)
 
 
-def counted(spec: DomainSpec, content_hash: str, evidence: list, policy: Policy) -> list:
+def counted(spec: DomainSpec, evidence: list, policy: Policy) -> list:
     """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``)."""
     from graduation.trust import screen
 
-    return screen(evidence, domain=spec.domain, domain_digest=content_hash, risk=spec.risk._value_,
-                  policy=policy).evidence
+    return screen(evidence, domain=spec.domain, risk=spec.risk._value_, policy=policy).evidence
 
 
 def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None = None,
