@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ray_engine.py                          # 1,000,000 exact+regex rows, 2,000 math
     .venv/bin/python benchmarks/ray_engine.py --rows 200000 --math-rows 500   # a quick look
 
-Each engine runs ``gather.evaluate`` in a child process of its own on the same outputs, with the verifiers'
+Each engine runs ``service.evaluation.evaluate`` in a child process of its own on the same outputs, with the verifiers'
 validation already recorded and the verdict cache off:
 
 - local: the default engine (a large JSONL of in-process kinds is split over one forked process per core;
@@ -64,7 +64,7 @@ def _tree_pss_mb(pid: int) -> float:
 
 def child(root: str, domain: str, outputs: str, engine: str, cpus: int) -> None:
     """One engine's scan, in a process of its own; prints a JSON line."""
-    from graduation.gather import evaluate
+    from graduation.service.evaluation import evaluate
     from graduation.store import Database
     from graduation.verifiers import VerifierPool
 
@@ -115,7 +115,7 @@ def run(root: Path, domain: str, outputs: Path, engine: str, cpus: int) -> dict:
 
 
 def prepare(workdir: Path, kind: str, rows: int) -> tuple[Path, str, Path]:
-    from graduation.gather import check_verifiers
+    from graduation.service.validation import check_verifiers
     from graduation.store import Database
 
     root = workdir / kind

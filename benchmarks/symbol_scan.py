@@ -1,4 +1,4 @@
-"""Bounded-memory symbol scan: 1,000,000 rows through ``gather.evaluate`` with the symbol scan on.
+"""Bounded-memory symbol scan: 1,000,000 rows through ``service.evaluation.evaluate`` with the symbol scan on.
 
     .venv/bin/python benchmarks/symbol_scan.py                 # 1,000,000 rows, a few minutes on 2 cores
     .venv/bin/python benchmarks/symbol_scan.py --rows 100000   # a quick look
@@ -42,7 +42,7 @@ LIMIT_MB = 400
 
 
 def child(root: str, outputs: str) -> None:
-    from graduation.gather import evaluate
+    from graduation.service.evaluation import evaluate
     from graduation.store import Database
 
     db = Database(f"sqlite:///{root}/registry/registry.db")
@@ -80,7 +80,7 @@ def main() -> int:
         make_project(root, DOMAIN, "mechanics", book, "book.jsonl")
         db_url = f"sqlite:///{root}/registry/registry.db"
         register(root, db_url)
-        from graduation.gather import check_verifiers
+        from graduation.service.validation import check_verifiers
         from graduation.store import Database
 
         check_verifiers(Database(db_url), root, "mechanics")

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/verifiers.py            # all three, a few minutes on 2 cores
     .venv/bin/python benchmarks/verifiers.py --rows 200000 --math-rows 2000   # a quick look
 
-1. exact + regex over a 1,000,000-row JSONL through ``gather.evaluate`` (read, look up, verify, tally,
+1. exact + regex over a 1,000,000-row JSONL through ``service.evaluation.evaluate`` (read, look up, verify, tally,
    slices, symbols, consistency), in a child process: rows/s, rows per CPU-second and the peak memory; beside
    it the baseline of a bare loop (``json.loads`` + ``==`` + ``re2``) over the same file, and a variant whose
    rows carry a nested field holding a null (pyarrow's bulk path does not take those). Flat uniform rows are
@@ -102,7 +102,7 @@ def cheap_child(root: str, outputs: str) -> None:
     import resource
     import threading
 
-    from graduation.gather import evaluate
+    from graduation.service.evaluation import evaluate
     from graduation.store import Database
 
     db = Database(f"sqlite:///{root}/registry/registry.db")
@@ -134,7 +134,7 @@ def bench_cheap(workdir: Path, rows: int) -> dict:
                  "book.jsonl")
     db_url = f"sqlite:///{root}/registry/registry.db"
     register(root, db_url)
-    from graduation.gather import check_verifiers
+    from graduation.service.validation import check_verifiers
     from graduation.store import Database
 
     check_verifiers(Database(db_url), root, "cheap")
@@ -256,7 +256,8 @@ def compare_math(rows: list[dict], workers: int, rounds: int = 5) -> dict:
 # -- 3. the verdict cache --------------------------------------------------------------------------
 
 def bench_cache(workdir: Path, rows: list[dict], workers: int) -> tuple[float, float, int]:
-    from graduation.gather import check_verifiers, evaluate
+    from graduation.service.validation import check_verifiers
+    from graduation.service.evaluation import evaluate
     from graduation.store import Database
     from graduation.verifiers import VerifierPool
 
@@ -297,10 +298,10 @@ def main() -> None:
         for variant, title in (("flat", "flat uniform rows (pyarrow's bulk path: the best case)"),
                                ("nested", "rows with a nested field holding a null (read line by line)")):
             c, b = cheap[variant], cheap[variant]["baseline"]
-            report(f"exact + regex over {c['rows']:,} JSONL rows, {title}: gather.evaluate (the file split across "
+            report(f"exact + regex over {c['rows']:,} JSONL rows, {title}: evaluate (the file split across "
                    "one forked process per core) vs a bare json.loads + re2 loop in one process", [
-                ("gather.evaluate rows/s (wall)", f"{c['rows'] / c['seconds']:,.0f}   (target >= 200,000)"),
-                ("gather.evaluate rows per CPU-second", f"{c['rows'] / c['cpu_seconds']:,.0f}   "
+                ("evaluate rows/s (wall)", f"{c['rows'] / c['seconds']:,.0f}   (target >= 200,000)"),
+                ("evaluate rows per CPU-second", f"{c['rows'] / c['cpu_seconds']:,.0f}   "
                                                         f"({c['seconds']:.2f} s wall, {c['cpu_seconds']:.2f} s CPU)"),
                 ("json.loads + re2 rows/s (wall)", f"{b['rows'] / b['seconds']:,.0f}"),
                 ("json.loads + re2 rows per CPU-second", f"{b['rows'] / b['cpu_seconds']:,.0f}"),

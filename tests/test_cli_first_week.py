@@ -579,7 +579,7 @@ def test_audit_data_with_a_tiny_summary_flags_exactly_what_an_unbounded_count_fl
                                                                                       monkeypatch):
     import functools
 
-    import graduation.gather as gather
+    import graduation.service.data_audit as data_audit
     from graduation.evidence import SymbolScanner
 
     _arith(project)
@@ -591,7 +591,7 @@ def test_audit_data_with_a_tiny_summary_flags_exactly_what_an_unbounded_count_fl
             fh.write(json.dumps({"prompt": f"{i % 40}+1=", "answer": f"tok_{i}_x{extra} so {i % 40 + 1}"}) + "\n")
 
     def flags(capacity: int) -> list:
-        monkeypatch.setattr(gather, "SymbolScanner", functools.partial(SymbolScanner, capacity=capacity))
+        monkeypatch.setattr(data_audit, "SymbolScanner", functools.partial(SymbolScanner, capacity=capacity))
         result = cli("audit-data", "arith", str(candidate), "--json", "--no-cache")
         assert result.exit_code == 0, result.output
         return [(s["symbol"], s["rows"], s["examples"]) for s in json.loads(result.output)["record"]["symbols"]]

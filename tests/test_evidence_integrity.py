@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from graduation.errors import EvidenceRefused, InputError
-from graduation.gather import audit_data, check_verifiers, evaluate
+from graduation.service.data_audit import audit_data
+from graduation.service.validation import check_verifiers
+from graduation.service.evaluation import evaluate
 from graduation.project import load_project_domain
 from graduation.store import Database
 from graduation.store.domains import register

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from graduation.data import ReadReport, iter_rows, read_rows
+from graduation.rows import ReadReport, iter_rows, read_rows
 from graduation.errors import DataError, SpecError
 from graduation.policy.model import packaged_policy_path, parse_policy
 from tests.test_fuzz_domain_files import dotted, mutate, on_path, span

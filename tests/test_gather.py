@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from graduation.errors import DataError, InputError
-from graduation.gather import audit_data, check_verifiers, evaluate
+from graduation.service.data_audit import audit_data
+from graduation.service.validation import check_verifiers
+from graduation.service.evaluation import evaluate
 from graduation.project import load_project_domain
 from graduation.store import Database
 from graduation.store.domains import register
@@ -326,7 +328,7 @@ def test_cache_keys_cover_identity_reference_output_and_row():
 
 def test_the_shipped_reasoning_gym_domain_matches_reasoning_gyms_scorer(tmp_path, pool):
     """The example domain `arith-reasoning-gym`, read in place: its outputs score exactly as reasoning-gym says."""
-    from graduation.data import read_rows
+    from graduation.rows import read_rows
     from tests.conftest import REPO
 
     domain_file = REPO / "domains" / "arith-reasoning-gym.yaml"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from graduation import gather
+from graduation.service import evaluation, scan
 from graduation.errors import DataError
 from tests.test_gather import PHOTO, manual_rows, register_domain, write
 from tests.modelreg import registered
@@ -40,17 +40,17 @@ def _outputs(tmp_path, bad_line: int | None = None):
 
 def test_parallel_scan_matches_the_sequential_one(photo_db, project, tmp_path, monkeypatch):
     path = _outputs(tmp_path)
-    sequential = gather.evaluate(photo_db, project, "photo", path, model=registered(photo_db, "m"), store=False).record
-    monkeypatch.setattr(gather, "PARALLEL_MIN_BYTES", 0)
+    sequential = evaluation.evaluate(photo_db, project, "photo", path, model=registered(photo_db, "m"), store=False).record
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr("os.cpu_count", lambda: 3)
-    parallel = gather.evaluate(photo_db, project, "photo", path, model=registered(photo_db, "m"), store=False).record
+    parallel = evaluation.evaluate(photo_db, project, "photo", path, model=registered(photo_db, "m"), store=False).record
     assert parallel == sequential
     assert sequential.consistency.k == 3 and sequential.symbols[0].symbol == "warp_field_k"
 
 
 def test_parallel_scan_reports_malformed_rows_with_their_lines(photo_db, project, tmp_path, monkeypatch):
     path = _outputs(tmp_path, bad_line=250)
-    monkeypatch.setattr(gather, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     with pytest.raises(DataError, match="outputs.jsonl:250: not valid JSON"):
-        gather.evaluate(photo_db, project, "photo", path, model=registered(photo_db, "m"), store=False)
+        evaluation.evaluate(photo_db, project, "photo", path, model=registered(photo_db, "m"), store=False)

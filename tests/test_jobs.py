@@ -384,7 +384,7 @@ def test_interrupted_or_failed_run_leaves_the_registry_consistent(env, monkeypat
 
 def test_sft_refused_on_data_carrying_an_invented_symbol(tmp_path: Path):
     """The hamiltonian example: its distilled set carries golden_hour_sun; SFT is refused, naming it."""
-    from graduation.gather import audit_data
+    from graduation.service.data_audit import audit_data
     from graduation.jobs.service import plan_job
 
     root = tmp_path / "ham"

@@ -104,7 +104,7 @@ def test_clean_rows_keep_exactly_the_verified_uncontaminated_rows(registry_proje
 def test_clean_rows_symbol_scan_holds_even_when_the_verifiers_pass_everything(registry_project, monkeypatch):
     """A vacuous verifier would let every row through; the symbol scan still drops the flagged ones."""
     from graduation.verifiers.base import Verdict
-    from graduation.verifiers.runner import Verification
+    from graduation.service.verification import Verification
 
     module, project = registry_project
     monkeypatch.setattr(Verification, "run", lambda self, items: [[Verdict("pass", 1.0)] * len(items)

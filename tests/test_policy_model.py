@@ -135,7 +135,7 @@ def test_cel_extension_is_loaded_once_whoever_imports_it_first():
     import subprocess
     import sys
 
-    script = ("from graduation.celrt import load_cel\nm = load_cel()\nimport cel, sys\n"
+    script = ("from graduation.cel_loader import load_cel\nm = load_cel()\nimport cel, sys\n"
               "assert sys.modules['cel.cel'] is m and cel.compile('1 + 1 == 2').execute({}) is True\n"
               "print('ok')")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from graduation.gather import audit_data, evaluate
+from graduation.service.data_audit import audit_data
+from graduation.service.evaluation import evaluate
 from graduation.store.evidence import list_evidence
 from graduation.verifiers import VerifierPool
 from tests.modelreg import registered
@@ -313,7 +314,7 @@ def test_parts_from_another_file_or_other_verifier_code_are_refused(mixed, proje
     verifiers built on the nodes as they are built here (pure: no Ray)."""
     from graduation.engines.ray_engine import _range_digest, check_parts
     from graduation.errors import EngineError
-    from graduation.gather import load_context
+    from graduation.service.context import load_context
 
     ctx = load_context(mixed, project, "mixed")
     path = write(tmp_path / "outputs.jsonl", outputs(k=1))

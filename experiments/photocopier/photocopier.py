@@ -142,9 +142,9 @@ def clean_rows(project: Project, rows: list[dict[str, Any]], flagged: set[str]) 
     registered domain's verifiers against the trusted references, and the symbol scan).
     """
     from graduation.evidence import symbols_in
-    from graduation.gather import load_context, reference_index
+    from graduation.service.context import load_context, reference_index
     from graduation.store.engine import Database, default_url
-    from graduation.verifiers.runner import Verification
+    from graduation.service.verification import Verification
 
     db = Database(default_url(project.root), create=False)
     ctx = load_context(db, project.root, DOMAIN)

@@ -19,18 +19,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from graduation.errors import GraduationError, InputError
+from graduation.errors import AttestationError, InputError
 
 ENV_KEY = "GRADUATION_REGISTRY_KEY"
 DEFAULT_KEY = Path("registry") / "keys" / "registry-ed25519.pem"
 INTOTO_PAYLOAD = "application/vnd.in-toto+json"
 CHECKPOINT_PAYLOAD = "application/vnd.graduation.checkpoint+json"
-
-
-class AttestationError(GraduationError):
-    """An envelope that does not verify with the given key (exit 1)."""
-
-    exit_code = 1
 
 
 def key_path(root: Path, path: Path | str | None = None) -> Path:

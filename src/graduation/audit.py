@@ -146,7 +146,7 @@ def write_anchor(path: Path, entry: AuditEntry) -> None:
     """Move the anchor to ``entry`` unless it already points at a later entry (concurrent appenders)."""
     import fcntl
 
-    from graduation.fsutil import atomic_write_text
+    from graduation.atomicfile import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

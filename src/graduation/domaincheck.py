@@ -147,7 +147,7 @@ def _build_remote(remote: list, root: Path, pool: Any) -> list[Problem]:
 # -- data --------------------------------------------------------------------------------------------
 
 def _sample(path: Path, display: str) -> list[dict[str, Any]]:
-    from graduation.data import ReadReport, iter_rows
+    from graduation.rows import ReadReport, iter_rows
 
     rows = []
     report = ReadReport(display)
@@ -203,7 +203,7 @@ def _sample_ground_truth(item: Any, located: Located, root: Path, problems: list
 
 
 def _check_slices(item: Any, located: Located, rows: list[dict]) -> list[Problem]:
-    from graduation.celrt import load_cel
+    from graduation.cel_loader import load_cel
 
     problems: list[Problem] = []
     fields = sorted({k for row in rows for k in row})

@@ -4,11 +4,18 @@
     ├── InputError                  bad input from a user: file, data row, CLI argument (exit 2)
     │   ├── SpecError               a domain or policy file that does not load; holds every Problem
     │   ├── DataError               a malformed data row (names file and line)
-    │   └── NotFoundError           a domain, version, job or decision that does not exist
+    │   ├── NotFoundError           a domain, version, job or decision that does not exist
+    │   ├── ConfigError             a training hyperparameter or model the trainer cannot use
+    │   └── SandboxUnavailable      domain code must run sandboxed and no sandbox works here
     ├── EvidenceRefused             evidence that would count twice or not at all (exit 1, nothing written)
+    ├── JobRefused                  the decision does not allow this job (exit 1, nothing written)
+    ├── ApprovalRefused             something besides sign-offs is unmet for an approved action (exit 1)
+    ├── SignatureError              a signature that does not verify for its principal (exit 1)
+    ├── AttestationError            an envelope that does not verify with the given key (exit 1)
     ├── StoreError                  the registry database cannot be opened or written
     │   └── IntegrityError          a stored record no longer matches its chained hash (exit 2)
-    ├── TrainingStopped             a run ended without learning, e.g. no learning signal (exit 1)
+    ├── TrainingStopped             a run ended without learning (exit 1)
+    │   └── NoLearningSignal        GRPO's mean reward did not move: no gradient to learn from
     ├── VerifierError               a verifier could not be built from its declaration
     └── EngineError                 a verification engine (Ray) could not finish a run; nothing was written
 
@@ -114,3 +121,47 @@ class IntegrityError(StoreError):
     def __init__(self, message: str) -> None:
         super().__init__(f"registry integrity: {message}")
 
+
+
+class ConfigError(InputError, ValueError):
+    """A hyperparameter that the trainer's config does not have, a bad value, or a model that cannot load."""
+
+
+class SandboxUnavailable(InputError):
+    """Domain code must run sandboxed and no sandbox works here."""
+
+
+class JobRefused(GraduationError):
+    """The decision does not allow this job; nothing was written."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = list(reasons or [])
+
+
+class ApprovalRefused(GraduationError):
+    """Something other than sign-offs is still unmet for an approved action; nothing was written."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, reasons: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.reasons = reasons
+
+
+class SignatureError(GraduationError):
+    """A signature that does not verify for the principal who claims it (exit 1: refused, nothing counted)."""
+
+    exit_code = 1
+
+
+class AttestationError(GraduationError):
+    """An envelope that does not verify with the given key (exit 1)."""
+
+    exit_code = 1
+
+
+class NoLearningSignal(TrainingStopped, RuntimeError):
+    """GRPO's mean reward did not move for ``no_signal_steps`` steps: every group scored alike, so no gradient."""

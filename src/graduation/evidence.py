@@ -109,7 +109,7 @@ def compile_slices(slices: Sequence[Any]) -> list[Slice]:
 
 
 def _cel_module() -> Any:
-    from graduation.celrt import load_cel
+    from graduation.cel_loader import load_cel
 
     return load_cel()
 
@@ -237,7 +237,7 @@ class SymbolScanner:
     ``template_rate`` of the first ``label_sample`` rows, is the label an answer opens with (``$d_i = 12$``,
     ``x_1: 3``). A format that every answer shares is not an invention; an invented parameter inside the
     answers is still flagged at any rate. Identifiers from a row's own prompt are removed by the caller before
-    ``add`` (``graduation.gather.without_prompt_symbols``); declared ``allowed_symbols`` join ``supported``.
+    ``add`` (``graduation.service.scan.without_prompt_symbols``); declared ``allowed_symbols`` join ``supported``.
     The first ``label_sample`` rows' labels are kept in order (``label_rows``, bounded), so that parts merged
     in file order sample exactly the rows one scan would.
     """

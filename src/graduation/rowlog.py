@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import InputError
-from graduation.fsutil import default_mode
+from graduation.atomicfile import default_mode
 
 
 class RowSink:

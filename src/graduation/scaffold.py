@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from graduation.fsutil import atomic_write_text
+from graduation.atomicfile import atomic_write_text
 
 EXAMPLE_DOMAIN = """\
 # yaml-language-server: $schema=../registry/domain.schema.json

@@ -22,18 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from graduation.errors import GraduationError, InputError
+from graduation.errors import InputError, SignatureError
 
 NAMESPACE = "graduation"
 SIGNOFF_TYPE = "graduation/signoff/v1"
 AUDIT_TYPE = "graduation/human-audit/v1"
 RETRACTION_TYPE = "graduation/retraction/v1"
-
-
-class SignatureError(GraduationError):
-    """A signature that does not verify for the principal who claims it (exit 1: refused, nothing counted)."""
-
-    exit_code = 1
 
 
 def now() -> str:

@@ -13,21 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from graduation.errors import GraduationError, InputError
+from graduation.errors import ApprovalRefused, InputError
 from graduation.records import Signed, SignoffRecord
 
 #: actions a sign-off can approve (deployments and online learning: model trust)
 SIGNABLE = ("deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo")
-
-
-class ApprovalRefused(GraduationError):
-    """Something other than sign-offs is still unmet for an approved action; nothing was written."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, reasons: dict[str, list[str]]) -> None:
-        super().__init__(message)
-        self.reasons = reasons
 
 
 def check_actions(actions: list[str]) -> list[str]:

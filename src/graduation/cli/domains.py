@@ -38,7 +38,7 @@ def schema_cmd(
 
     text = json.dumps(domain_schema(), indent=2) + "\n"
     if out:
-        from graduation.fsutil import atomic_write_text
+        from graduation.atomicfile import atomic_write_text
 
         atomic_write_text(out, text)
     else:
@@ -64,7 +64,7 @@ def validate_cmd(
             raise typer.Exit(EXIT_INPUT) from None
         raise
     _warn(warnings)
-    from graduation.gather import heldout_report
+    from graduation.service.heldout import heldout_report
 
     heldout = {d.spec.domain: heldout_report(d.spec, state(ctx).root) for d in loaded}
     if as_json:
@@ -107,7 +107,7 @@ def register_cmd(
     warnings: list = []
     loaded = load_and_check(paths, st.root, warnings=warnings)
     _warn(warnings)
-    from graduation.gather import heldout_report
+    from graduation.service.heldout import heldout_report
 
     heldout = {d.spec.domain: heldout_report(d.spec, st.root) for d in loaded}
     results = st.database().transact(lambda session: [register(session, item) for item in loaded])

@@ -100,7 +100,7 @@ def evaluate_cmd(
     (local = transformers, vllm).
     """
     from graduation.engines import engine_for
-    from graduation.gather import evaluate, evaluate_generated
+    from graduation.service.evaluation import evaluate, evaluate_generated
 
     st = state(ctx)
     if generate == (outputs is not None):
@@ -149,7 +149,7 @@ def audit_data_cmd(
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
     from graduation.engines import engine_for
-    from graduation.gather import audit_data
+    from graduation.service.data_audit import audit_data
 
     if graduated:
         raise InputError("--graduated is no longer declared: whether the generator graduated in this domain is "
@@ -177,7 +177,7 @@ def verifiers_check_cmd(
 
     Exits 1 when any verifier is untrustworthy.
     """
-    from graduation.gather import check_verifiers
+    from graduation.service.validation import check_verifiers
 
     st = state(ctx)
     with _pool(workers, timeout, unsandboxed) as pool:
@@ -284,7 +284,7 @@ def _human_audit(st, domain: str, by: str, checked: int | None, held: int | None
         if held > checked:
             raise InputError(f"--held {held} is more than --checked {checked}")
         return HumanAuditRecord(auditor=by, checked=checked, held=held, scope=scope, note=note)
-    from graduation.gather import human_audit_items
+    from graduation.service.data_audit import human_audit_items
 
     with _pool(None, timeout, unsandboxed) as pool:
         items = human_audit_items(st.database(), st.root, domain, items_file, pool=pool)

@@ -431,7 +431,7 @@ def audit_export_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    from graduation.fsutil import atomic_write_text
+    from graduation.atomicfile import atomic_write_text
 
     atomic_write_text(out, text)
     from graduation.cli.output import info
@@ -478,7 +478,7 @@ def audit_checkpoint_cmd(
     if out is None:
         typer.echo(text, nl=False)
         return
-    from graduation.fsutil import atomic_write_text
+    from graduation.atomicfile import atomic_write_text
 
     atomic_write_text(out, text)
     if as_json:

@@ -1,9 +1,9 @@
 """Verification engines: where the verdicts of an ``evaluate`` or ``audit-data`` scan are produced.
 
     engine = engine_for("ray", address="auto")      # None for "local"
-    gather.evaluate(db, root, "arith", path, model="m", engine=engine)
+    evaluation.evaluate(db, root, "arith", path, model="m", engine=engine)
 
-- ``local`` (the default, ``None``): ``graduation.gather`` scans in this process (large JSONL files of
+- ``local`` (the default, ``None``): ``graduation.service.scan`` scans in this process (large JSONL files of
   in-process kinds split across forked processes; isolated kinds in the ``VerifierPool``).
 - ``ray``: ``graduation.engines.ray_engine.RayEngine``: Ray Data reads the file in line ranges, actors
   (each with its own ``VerifierPool``) verify and count contiguous chunks, and the driver merges the counts

@@ -1,7 +1,7 @@
 """The Ray engine: verify a JSONL or Parquet file on a Ray cluster, count exactly what the local engine counts.
 
     engine = RayEngine(address="auto")            # or "ray://head:10001"; None: a local Ray for this run
-    gather.evaluate(db, root, "arith", Path("outputs.jsonl"), model="m", engine=engine)
+    evaluation.evaluate(db, root, "arith", Path("outputs.jsonl"), model="m", engine=engine)
 
 How a run goes:
 
@@ -12,14 +12,14 @@ How a run goes:
    shared file system); the driver hashes it too (``data_hash``).
 2. ``_ChunkScanner`` actors (one CPU each) rebuild the domain's verifiers with ``verifiers.base.build``, as
    the local engine does, and keep one ``VerifierPool`` each for isolated kinds (same timeout, memory cap and
-   sandbox as the caller's pool). Each chunk goes through ``gather._scan``, the local scan itself, into a
+   sandbox as the caller's pool). Each chunk goes through ``service.scan.scan_rows``, the local scan itself, into a
    fresh ``Tally``; the actor returns that tally's state, its problems and its counters.
 3. The driver checks the parts (``check_parts``: each JSONL byte range has the SHA-256 of this machine's copy,
    each Parquet row group its row count, nothing is left unread, every actor built verifiers with the
    identities built here), sorts the chunk states by first line and merges them into its tally (``Tally.merge``, as the
    local engine merges its forked parts), so that counts, slices, symbol examples and per-prompt
    consistency come out as one sequential scan would give them. The record is then built and written by
-   ``gather`` in one transaction.
+   ``service.recording`` in one transaction.
 
 Prompts are grouped by ``hash()``: every actor of a run gets the same random ``PYTHONHASHSEED`` (through the
 operator's runtime environment), and the driver refuses the run when two chunks report different hashes.
@@ -45,10 +45,11 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from graduation.data import ReadReport, detect_format, iter_jsonl_range, split_ranges
+from graduation.rows import ReadReport, detect_format, iter_jsonl_range, split_ranges
 from graduation.errors import EngineError, GraduationError, InputError
 from graduation.evidence import SymbolScanner, Tally, compile_slices
-from graduation.gather import DomainContext, _scan
+from graduation.service.context import DomainContext
+from graduation.service.scan import scan_rows
 
 CHUNK_ROWS = 8192
 RANGE_BYTES = 8 << 20
@@ -275,7 +276,7 @@ class _ChunkScanner:
                     else:
                         yield line, row
 
-            _scan(self.ctx, rows(), report, verification, tally, self.resolve, self.display, None)
+            scan_rows(self.ctx, rows(), report, verification, tally, self.resolve, self.display, None)
             states.append(pickle.dumps({"state": tally.state(), "problems": report.problems, "count": report.count,
                                         "rows": tally.n, "verified": verification.verified,
                                         "canary": hash(CANARY), "unit": unit, "identities": identities},

@@ -230,14 +230,14 @@ def _restore(previous) -> None:
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    from graduation.data import read_rows
+    from graduation.rows import read_rows
 
     return read_rows(path)
 
 
 def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
            progress: bool, resume: bool = False) -> None:
-    from graduation.gather import evaluate
+    from graduation.service.evaluation import evaluate
     from graduation.spec import DomainSpec
     from graduation.training.models import resolve_model
     from graduation.training.rewards import domain_rewards

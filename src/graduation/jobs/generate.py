@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from graduation.errors import GraduationError, InputError
+from graduation.errors import InputError, JobRefused
 from graduation.jobs.model import JOB_NAME, ClusterPin, DatasetPin, DecisionPin, DomainPin, JobFile, RewardPin
 from graduation.jobs.targets import TARGETS as _TARGET_COMMANDS
 from graduation.spec import sha256_json
@@ -30,16 +30,6 @@ from graduation.spec import sha256_json
 MODE_ACTIONS = {"grpo": "train:grpo", "sft": "train:sft"}
 TARGETS = tuple(_TARGET_COMMANDS)
 EXECUTABLE = ("launch.sh", "slurm.sbatch")
-
-
-class JobRefused(GraduationError):
-    """The decision does not allow this job; nothing was written."""
-
-    exit_code = 1
-
-    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.reasons = list(reasons or [])
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def reward_pins(ctx: Any) -> list[RewardPin]:
 
 
 def trusted_rows(ctx: Any, splits: tuple[str, ...]) -> list[tuple[Any, dict[str, Any]]]:
-    from graduation.gather import ground_truth_rows
+    from graduation.service.context import ground_truth_rows
 
     return [(source, row) for source, _file, _line, row in ground_truth_rows(ctx, splits=splits, trusted_only=True)]
 
@@ -149,7 +149,8 @@ def audit_before_copy(db: Any, root: Path, ctx: Any, train_rows: list[dict[str, 
     of its current content, and the exact rows of this job (grouped by source; an audit of the same rows,
     by content hash, is reused). Returns (evidence uids written, one line per audit naming its failures and
     every unsupported symbol with its rate)."""
-    from graduation.gather import audit_data, digest_rows
+    from graduation.service.data_audit import audit_data
+    from graduation.service.context import digest_rows
     from graduation.store.evidence import list_evidence
 
     with db.read() as session:
@@ -235,7 +236,9 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     writes nothing (no job, no evidence, no audit entry) and returns the plan in ``PlanResult.dry_run``.
     """
     from graduation.audit import anchor_path, record_decision
-    from graduation.gather import audit_data, check_verifiers, current_validation, load_context
+    from graduation.service.data_audit import audit_data
+    from graduation.service.validation import check_verifiers, current_validation
+    from graduation.service.context import load_context
     from graduation.store.domains import get_version
 
     from graduation.jobs.presets import model_size as size_of

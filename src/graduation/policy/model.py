@@ -311,7 +311,7 @@ def _use(uses: dict[str, set[str] | None], path: list[str]) -> None:
 
 def compile_cel(source: str):
     """Compile a CEL expression (the one place policy code uses the CEL package)."""
-    from graduation.celrt import load_cel
+    from graduation.cel_loader import load_cel
 
     return load_cel().compile(source)
 

@@ -537,7 +537,7 @@ def render(data: ReportData) -> dict[str, str]:
 def write_report(db, project_root: Path, out_dir: Path | None = None, *, decide: DecideFn | None = None,
                  policy_path: Path | None = None, now: datetime | None = None) -> ReportResult:
     """Collect, render and write the report; each file is written atomically."""
-    from graduation.fsutil import atomic_write_text
+    from graduation.atomicfile import atomic_write_text
 
     out = Path(out_dir) if out_dir is not None else Path(project_root) / REPORT_DIR
     data = collect(db, Path(project_root), decide=decide, policy_path=policy_path, now=now)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from graduation.jobs.model import RUNNER_KEYS  # noqa: E402  (torch-free: the job layer splits keys too)
+from graduation.errors import ConfigError, NoLearningSignal
 CPU_DEFAULTS = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False}
 COMMON_DEFAULTS = {"report_to": "none", "save_strategy": "no", "disable_tqdm": True, "logging_steps": 10,
                    "dataloader_num_workers": 0}
@@ -85,10 +86,6 @@ def save_checkpoint(model, tokenizer, out: Path) -> Path:
     return out
 
 
-class NoLearningSignal(RuntimeError):
-    """GRPO's mean reward did not move for ``no_signal_steps`` steps: every group scored alike, so no gradient."""
-
-
 @dataclass
 class RunResult:
     model_path: Path
@@ -108,10 +105,6 @@ class RunResult:
                 if key.startswith("rewards/") and key.endswith("/mean"):
                     out.setdefault(key[len("rewards/"):-len("/mean")], []).append(float(value))
         return out
-
-
-class ConfigError(ValueError):
-    """A hyperparameter that the trainer's config does not have, or a bad value."""
 
 
 # -- configuration ------------------------------------------------------------------------------------

@@ -27,16 +27,12 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from graduation.errors import InputError
+from graduation.errors import InputError, SandboxUnavailable
 
 DOMAIN_CODE_KINDS = frozenset({"python", "command"})
 MODES = ("bwrap", "unsandboxed")
 FILE_SIZE_LIMIT = 64 << 20
 OPEN_FILES_LIMIT = 256
-
-
-class SandboxUnavailable(InputError):
-    """Domain code must run sandboxed and no sandbox works here."""
 
 
 @lru_cache(maxsize=1)

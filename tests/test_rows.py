@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from graduation.data import ReadReport, iter_rows, read_rows
+from graduation.rows import ReadReport, iter_rows, read_rows
 from graduation.errors import DataError
 
 ROWS = [{"prompt": "a", "answer": "1"}, {"prompt": "b", "answer": "2"}, {"prompt": "c", "answer": "3"}]
@@ -29,7 +29,7 @@ def test_jsonl_json_csv_parquet_read_the_same_rows(tmp_path):
 
 
 def test_json_arrays_stream_across_chunk_boundaries(tmp_path):
-    from graduation import data
+    from graduation import rows as data
 
     rows = [{"i": i, "text": "x" * (i % 37), "nested": {"a": [i, {"b": "]},["}]}} for i in range(2000)]
     path = tmp_path / "big.json"
@@ -85,7 +85,7 @@ def test_unknown_formats_and_missing_files(tmp_path):
 def test_memory_stays_flat_on_a_large_jsonl(tmp_path, monkeypatch):
     import tracemalloc
 
-    from graduation import data
+    from graduation import rows as data
 
     monkeypatch.setattr(data, "PIECE_BYTES", 512 << 10)
     monkeypatch.setattr(data, "FAST_MIN_BYTES", 64 << 10)
@@ -108,7 +108,7 @@ def test_memory_stays_flat_on_a_large_jsonl(tmp_path, monkeypatch):
 
 
 def test_fast_and_careful_jsonl_paths_agree(tmp_path):
-    from graduation.data import split_ranges
+    from graduation.rows import split_ranges
 
     rows = [{"prompt": f"p{i}", "answer": str(i), "n": i, "ok": i % 2 == 0, "tags": ["a", "b"]} for i in range(30_000)]
     text = "".join(json.dumps(r) + "\n" for r in rows)
@@ -130,7 +130,7 @@ def test_fast_and_careful_jsonl_paths_agree(tmp_path):
     assert got[30_001]["prompt"] == "p29999"
     ranges = split_ranges(path, 3)
     assert ranges[0][0] == 0 and ranges[-1][1] == path.stat().st_size
-    from graduation.data import iter_jsonl_range
+    from graduation.rows import iter_jsonl_range
 
     joined = {}
     for start, end, first in ranges:
