@@ -39,7 +39,8 @@ def populate_chained(root: Path, n_domains: int, n_evidence: int, url: str | Non
     from graduation.policy.testing import make_evidence
     from graduation.store import Database
     from graduation.store.chain import evidence_record_hash
-    from graduation.store.domains import LoadedDomain, register
+    from graduation.records import LoadedDomain
+    from graduation.store.domains import register
     from graduation.store.tables import AuditEntryRow, EvidenceRow, utcnow
     from policy import make_items, make_spec
 
@@ -149,7 +150,8 @@ def bench_appends(url: str, n: int) -> float:
     from graduation.records import HumanAuditRecord
     from graduation.spec import DomainSpec
     from graduation.store import Database
-    from graduation.store.domains import LoadedDomain, register
+    from graduation.records import LoadedDomain
+    from graduation.store.domains import register
     from graduation.store.evidence import add_evidence
 
     db = Database(url)

@@ -84,7 +84,8 @@ def bench_gate(root: Path, env: dict) -> None:
     from graduation.records import EvalRecord, VerifierCheck, VerifierValidationRecord
     from graduation.spec import DomainSpec
     from graduation.store import Database
-    from graduation.store.domains import LoadedDomain, register
+    from graduation.records import LoadedDomain
+    from graduation.store.domains import register
     from graduation.store.evidence import add_evidence
     from graduation.store.models import register_model
 

@@ -75,7 +75,7 @@ def pool():
 
 def decision(db: Database, name: str = "counts"):
     from graduation.policy.model import load_policy
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
 
     return decisions(db, load_policy(None, None), [name])[0].decision
 

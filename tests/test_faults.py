@@ -23,7 +23,7 @@ def registered(cli, project: Path):
 
 
 def test_database_failing_mid_command_denies(registered, monkeypatch):
-    import graduation.policy.registry as reg
+    import graduation.service.decisions as reg
 
     def vanish(*args, **kwargs):
         raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))

@@ -287,7 +287,7 @@ def test_decision_id_is_stable_and_depends_on_evidence():
 
 
 def test_broken_policy_file_denies_everything_with_the_reason(tmp_path):
-    from graduation.policy.registry import decide_safely
+    from graduation.service.decisions import decide_safely
 
     bad = tmp_path / "policy.yaml"
     bad.write_text(packaged_policy_path().read_text().replace("when: verifiers.substance_validated\n",

@@ -8,11 +8,12 @@ import pytest
 
 from graduation.policy import decide
 from graduation.policy.model import load_policy, packaged_policy_path, parse_policy
-from graduation.policy.registry import decisions
+from graduation.service.decisions import decisions
 from graduation.records import EvalRecord, HumanAuditRecord, SignoffRecord, VerifierCheck, VerifierValidationRecord
 from graduation.spec import DomainSpec
 from graduation.store import Database
-from graduation.store.domains import LoadedDomain, register
+from graduation.records import LoadedDomain
+from graduation.store.domains import register
 from graduation.store.evidence import add_evidence, list_evidence
 
 POLICY = load_policy(packaged_policy_path())
@@ -72,7 +73,7 @@ def test_no_facts_cache_file_is_written_or_read(db, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     decisions(db, POLICY)
     assert not list(tmp_path.rglob("facts-*.json"))
-    import graduation.policy.registry as reg
+    import graduation.service.decisions as reg
 
     import inspect
 

@@ -207,7 +207,7 @@ def test_report_files_and_summary(report, project: Path):
 
 def test_report_shows_the_decisions_of_registry_status(report, project: Path, db_url: str):
     from graduation.policy.model import load_policy
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
     from graduation.store import Database
 
     db = Database(db_url)

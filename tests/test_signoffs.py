@@ -89,7 +89,7 @@ def signoffs(cli, domain: str) -> dict:
 def facts(cli, domain: str) -> dict:
     """The facts the policy saw (through the same registry path as `status`)."""
     from graduation.policy.model import load_policy
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
     from graduation.store.engine import Database
     from graduation.store.models import resolve_model
 
@@ -127,7 +127,7 @@ def test_confusable_and_respelled_names_cannot_make_two_people(cli, keys, domain
     assert cli("approve", "toy", "--model", "m", "--action", "deploy:assisted", "--by", "Dr \u0421hen", "--role", "reviewer", "--policy",
                str(REPO / "policies" / "default.yaml")).exit_code == 1  # Cyrillic С
     from graduation.policy.model import load_policy
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
     from graduation.store.engine import Database
 
     from graduation.store.models import resolve_model
@@ -203,7 +203,7 @@ def test_a_row_edited_or_forged_in_the_database_stops_counting(cli, keys, domain
 
 def test_a_signature_copied_to_another_binding_does_not_count(cli, keys, domains):
     """The screen itself (below the chain): a payload signed for one domain, model or action counts for no other."""
-    from graduation.policy.registry import StoredEvidence
+    from graduation.service.decisions import StoredEvidence
     from graduation.policy.model import load_policy
     from graduation.trust import screen
 

@@ -21,7 +21,8 @@ from graduation.audit import append, canonical, compute_hash
 from graduation.spec import DomainSpec
 from graduation.store import Database
 from graduation.store import audit as q
-from graduation.store.domains import LoadedDomain, register
+from graduation.records import LoadedDomain
+from graduation.store.domains import register
 
 TRIALS = 1000
 ENTRIES = 40

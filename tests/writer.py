@@ -19,7 +19,8 @@ from graduation.audit import append
 from graduation.records import SignoffRecord
 from graduation.spec import DomainSpec
 from graduation.store import Database
-from graduation.store.domains import LoadedDomain, register
+from graduation.records import LoadedDomain
+from graduation.store.domains import register
 from graduation.store.evidence import add_evidence
 
 

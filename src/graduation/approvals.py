@@ -55,7 +55,7 @@ def _chained(session) -> AuditEntry:
 
 def _refused(session, domain: str, uid: str, policy) -> str | None:
     """Why the just-written record does not count (None when it does), by the screen decisions use."""
-    from graduation.policy.registry import load_evidence
+    from graduation.service.decisions import load_evidence
     from graduation.store.domains import get_version
     from graduation.trust import screen
 
@@ -73,7 +73,7 @@ def signoff(db, root: Path | None, policy, domain: str, *, by: str, role: str, k
     ``SignatureError`` (exit 1) when the same name already approved them or the screen does not count the
     new sign-off; nothing is written then. One audit entry (the new decision) per action approved.
     """
-    from graduation.policy.registry import decision_in, load_evidence
+    from graduation.service.decisions import decision_in, load_evidence
     from graduation.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
     from graduation.spec import sha256_json
     from graduation.store.domains import get_version, version_spec
@@ -132,7 +132,7 @@ def unbound_signoff(db, policy, domain: str, *, by: str, role: str, note: str | 
                     key: Path | None = None) -> Recorded:
     """A sign-off bound to no model or action (signed over the same payload when ``key`` is given, with
     no model and no actions): screened and chained like any other, counted for no gate (``unbound``)."""
-    from graduation.policy.registry import decision_in, load_evidence
+    from graduation.service.decisions import decision_in, load_evidence
     from graduation.spec import sha256_json
     from graduation.store.domains import get_version, version_spec
     from graduation.store.evidence import add_evidence

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from graduation.errors import InputError, Problem, SpecError
 from graduation.spec import DomainSpec, load_domain
-from graduation.store.domains import LoadedDomain
+from graduation.records import LoadedDomain
 
 MARKERS = ("domains", "policies", "registry")
 ENV_PROJECT = "GRADUATION_PROJECT"

@@ -19,9 +19,13 @@ counts them, so a row edited in the database stops counting.
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from graduation.spec import DomainSpec
 
 EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff",
                        "retraction"]
@@ -228,3 +232,57 @@ RECORD_MODELS: dict[str, type[Record]] = {
     "signoff": SignoffRecord,
     "retraction": RetractionRecord,
 }
+
+
+# -- value types the store hands back (no database objects) -------------------------------------
+
+def iso(ts: datetime) -> str:
+    """A timestamp as ISO 8601 in UTC, to the second (SQLite hands datetimes back without a zone)."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts.replace(microsecond=0).isoformat() + "Z"
+
+
+@dataclass(frozen=True)
+class LoadedDomain:
+    """A domain file, parsed, with the hashes of the files it references."""
+
+    spec: DomainSpec
+    source_file: str
+    data_hashes: dict[str, str]
+    file_stats: dict[str, list[int]] | None = None  # stat of each file when hashed (the gate's fast path)
+
+    @property
+    def content_hash(self) -> str:
+        return self.spec.content_hash(self.data_hashes)
+
+    @property
+    def basis_hash(self) -> str:
+        return self.spec.basis_hash(self.data_hashes)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An evidence record as the pure core sees it (no database objects)."""
+
+    uid: str
+    domain: str
+    domain_version: int
+    basis_hash: str
+    kind: str
+    record: Record
+    created_at: datetime
+    model: str | None = None
+    round: int | None = None
+    data_hash: str | None = None
+    author: str | None = None
+    record_hash: str = ""
+    model_id: int | None = None
+    model_key: str | None = None  # NAME@V of the registered model the record belongs to (None: none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uid": self.uid, "domain": self.domain, "domain_version": self.domain_version,
+                "basis_hash": self.basis_hash, "kind": self.kind, "created_at": iso(self.created_at),
+                "model": self.model, "round": self.round, "data_hash": self.data_hash, "author": self.author,
+                "record_hash": self.record_hash, "model_id": self.model_id, "model_ref": self.model_key,
+                "summary": self.record.model_dump(mode="json")}

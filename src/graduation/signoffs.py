@@ -42,7 +42,7 @@ def bound_signoff(*, by: str, role: str, domain: str, domain_digest: str, model:
 
 def unmet_besides_signoffs(session, domain: str, policy, model: Any, actions: list[str]) -> dict[str, list[str]]:
     """For each action still denied when the sign-offs the policy asks for are assumed given: its reasons."""
-    from graduation.policy.registry import StoredEvidence, decision_in
+    from graduation.service.decisions import StoredEvidence, decision_in
     from graduation.spec import sha256_json
     from graduation.store.domains import get_version, version_spec
 

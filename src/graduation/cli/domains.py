@@ -130,7 +130,8 @@ def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION,
              wide: bool = typer.Option(False, "--wide", help="Show every column, even when wider than the "
                                        "terminal.")) -> None:
     """List the registered domains with their newest version."""
-    from graduation.store.domains import iso, list_domains
+    from graduation.records import iso
+    from graduation.store.domains import list_domains
 
     with state(ctx).database().read() as session:
         rows = list_domains(session)
@@ -158,7 +159,8 @@ def show_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show a registered domain version: its spec, hashes and source file."""
-    from graduation.store.domains import get_version, iso
+    from graduation.records import iso
+    from graduation.store.domains import get_version
 
     with state(ctx).database().read() as session:
         row = get_version(session, domain, version)
@@ -185,7 +187,8 @@ def history_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Every stored version of a domain, oldest first."""
-    from graduation.store.domains import history, iso
+    from graduation.records import iso
+    from graduation.store.domains import history
 
     with state(ctx).database().read() as session:
         rows = history(session, domain)

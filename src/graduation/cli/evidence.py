@@ -354,7 +354,7 @@ def evidence_list_cmd(
                     "evidence": [e.to_dict() for e in found]})
         return
     from graduation.cli.output import info, show, table
-    from graduation.store.domains import iso
+    from graduation.records import iso
 
     if not found:
         info(f"no evidence for {domain} (basis {current.basis_hash[:12]}) yet; run `registry evaluate` or "

@@ -106,7 +106,7 @@ def status_cmd(
     2 on a usage or input error (unknown domain or model, broken policy file, deploy:* without a model).
     """
     from graduation.errors import InputError
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
 
     fmt = "json" if as_json else fmt
     if fmt not in ("table", "json", "junit", "sarif"):
@@ -167,7 +167,7 @@ def status_cmd(
 
 def _model_rows(db, policy, results) -> list[dict]:
     """A row per model evaluated in the (one) domain shown: its phase, newest round, deployments allowed."""
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
     from graduation.store.models import find_model
 
     d = results[0].decision
@@ -209,7 +209,7 @@ def explain_cmd(
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
     """Why ACTION is allowed or denied for DOMAIN: rules, reasons, unmet criteria. Exit 0 allowed, 1 denied."""
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
 
     _check_action(action)
     st = state(ctx)

@@ -36,7 +36,7 @@ class PlanResult:
 def current_decision(db: Any, root: Path, domain: str, policy_path: Path | None = None):
     """The policy engine's decision for the domain's newest version, and the policy it used."""
     from graduation.policy.model import load_policy
-    from graduation.policy.registry import decisions
+    from graduation.service.decisions import decisions
 
     policy = load_policy(policy_path, root)
     found = decisions(db, policy, [domain], root=root)

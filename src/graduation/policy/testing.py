@@ -37,7 +37,7 @@ from graduation.policy.model import ACTIONS, Policy
 from graduation.policy.phase import wilson_lower
 from graduation.records import RECORD_MODELS
 from graduation.spec import DomainSpec, Strict, read_text, validate_located
-from graduation.store.evidence import Evidence
+from graduation.records import Evidence
 from graduation.yamlsource import load_yaml
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)

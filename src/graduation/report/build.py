@@ -310,7 +310,8 @@ def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_pa
             now: datetime | None = None) -> ReportData:
     """Read everything the report shows from the registry ``db`` (a ``graduation.store.Database``)."""
     from graduation.store import audit as audit_store
-    from graduation.store.domains import get_version, iso, list_domains, version_spec
+    from graduation.records import iso
+    from graduation.store.domains import get_version, list_domains, version_spec
     from graduation.store.evidence import evidence_for_domains
     from graduation.store.jobs import list_jobs
 
@@ -493,10 +494,10 @@ def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | 
 
 
 def default_decider(project_root: Path, policy_path: Path | None = None) -> DecideFn:
-    """The decision `registry status` shows (``graduation.policy.registry.decision_in``), made inside the
+    """The decision `registry status` shows (``graduation.service.decisions.decision_in``), made inside the
     report's read session so that the decision and the evidence shown beside it are the same snapshot."""
     from graduation.policy.model import load_policy
-    from graduation.policy.registry import decision_in
+    from graduation.service.decisions import decision_in
 
     policy = load_policy(policy_path, project_root)
 

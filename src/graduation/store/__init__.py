@@ -5,6 +5,6 @@ of record each: ``domains``, and the evidence, audit and job records added by la
 """
 
 from graduation.store.engine import Database, default_url, resolve_url
-from graduation.store.domains import LoadedDomain, Registration
+from graduation.store.domains import Registration
 
-__all__ = ["Database", "LoadedDomain", "Registration", "default_url", "resolve_url"]
+__all__ = ["Database", "Registration", "default_url", "resolve_url"]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from graduation.errors import NotFoundError
+from graduation.records import LoadedDomain
 from graduation.spec import DomainSpec
 from graduation.store.chain import append_chained, version_digest, version_key
 from graduation.store.tables import DomainRow, DomainVersionRow, utcnow
@@ -27,24 +27,6 @@ class Registration:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class LoadedDomain:
-    """A domain file, parsed, with the hashes of the files it references."""
-
-    spec: DomainSpec
-    source_file: str
-    data_hashes: dict[str, str]
-    file_stats: dict[str, list[int]] | None = None  # stat of each file when hashed (the gate's fast path)
-
-    @property
-    def content_hash(self) -> str:
-        return self.spec.content_hash(self.data_hashes)
-
-    @property
-    def basis_hash(self) -> str:
-        return self.spec.basis_hash(self.data_hashes)
 
 
 def register(session: Session, loaded: LoadedDomain) -> Registration:
@@ -144,8 +126,3 @@ def version_spec(row: DomainVersionRow) -> DomainSpec:
     return DomainSpec.model_validate(json.loads(row.spec_json))
 
 
-def iso(ts: datetime) -> str:
-    """A timestamp as ISO 8601 in UTC, to the second (SQLite hands datetimes back without a zone)."""
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
-    return ts.replace(microsecond=0).isoformat() + "Z"

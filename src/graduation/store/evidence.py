@@ -5,46 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from graduation.errors import InputError
-from graduation.records import RECORD_MODELS, Record
+from graduation.records import RECORD_MODELS, Evidence, Record
 from graduation.store.chain import append_chained, evidence_digest, evidence_record_hash
 from graduation.store.domains import get_version
 from graduation.store.tables import EvidenceRow, utcnow
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """An evidence record as the pure core sees it (no database objects)."""
-
-    uid: str
-    domain: str
-    domain_version: int
-    basis_hash: str
-    kind: str
-    record: Record
-    created_at: datetime
-    model: str | None = None
-    round: int | None = None
-    data_hash: str | None = None
-    author: str | None = None
-    record_hash: str = ""
-    model_id: int | None = None
-    model_key: str | None = None  # NAME@V of the registered model the record belongs to (None: none)
-
-    def to_dict(self) -> dict[str, Any]:
-        from graduation.store.domains import iso
-
-        return {"uid": self.uid, "domain": self.domain, "domain_version": self.domain_version,
-                "basis_hash": self.basis_hash, "kind": self.kind, "created_at": iso(self.created_at),
-                "model": self.model, "round": self.round, "data_hash": self.data_hash, "author": self.author,
-                "record_hash": self.record_hash, "model_id": self.model_id, "model_ref": self.model_key,
-                "summary": self.record.model_dump(mode="json")}
 
 
 def add_evidence(session: Session, domain: str, kind: str, record: Record, *, version: int | None = None,

@@ -127,7 +127,7 @@ def list_jobs(session: Session, domain: str | None = None) -> list[JobRow]:
 
 
 def job_dict(row: JobRow) -> dict[str, Any]:
-    from graduation.store.domains import iso
+    from graduation.records import iso
 
     return {"id": row.id, "domain": row.domain, "domain_version": row.domain_version, "mode": row.mode,
             "target": row.target, "state": effective_state(row), "path": row.path, "decision_id": row.decision_id,

@@ -52,7 +52,7 @@ class ModelInfo:
                 "refused_data": bool(self.lineage.get("trained_on_refused_data", False))}
 
     def to_dict(self) -> dict[str, Any]:
-        from graduation.store.domains import iso
+        from graduation.records import iso
 
         return {"id": self.id, "model": self.ref, "name": self.name, "version": self.version, "digest": self.digest,
                 "digest_kind": self.digest_kind, "path": self.path, "lineage": self.lineage,
