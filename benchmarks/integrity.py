@@ -35,7 +35,7 @@ def populate_chained(root: Path, n_domains: int, n_evidence: int, url: str | Non
     (written in bulk: the same row hashes and entries, without one transaction per record)."""
     from sqlalchemy import insert
 
-    from graduation.audit import GENESIS, canonical, compute_hash
+    from graduation.store.auditlog import GENESIS, canonical, compute_hash
     from graduation.policy.testing import make_evidence
     from graduation.store import Database
     from graduation.store.chain import evidence_record_hash
@@ -164,7 +164,7 @@ def bench_appends(url: str, n: int) -> float:
             add_evidence(s, "append-bench", "human_audit", HumanAuditRecord(auditor=f"p{i}", checked=1, held=1))
     elapsed = time.perf_counter() - start
     with db.read() as s:
-        from graduation.audit import verify
+        from graduation.store.auditlog import verify
 
         result = verify(s)
         assert result.ok and result.entries >= n, result

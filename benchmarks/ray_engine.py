@@ -84,7 +84,7 @@ def child(root: str, domain: str, outputs: str, engine: str, cpus: int) -> None:
 
         import ray
 
-        from graduation.engines.ray_engine import RayEngine
+        from graduation.service.engines.ray_engine import RayEngine
 
         began = time.perf_counter()
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)

@@ -66,7 +66,7 @@ def make_project(root: Path, domain_text: str, name: str, rows: list[dict], data
 
 
 def register(root: Path, db_url: str) -> None:
-    from graduation.project import load_many
+    from graduation.service.project import load_many
     from graduation.store import Database
     from graduation.store.domains import register as reg
 

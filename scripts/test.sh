@@ -39,6 +39,9 @@ if ! command -v bwrap >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/d
     || echo "bubblewrap could not be installed; python/command verifiers will need --unsandboxed"
 fi
 
+echo "== layer contracts (import-linter; pyproject.toml [tool.importlinter], ARCHITECTURE.md)"
+PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" .venv/bin/lint-imports --no-cache
+
 echo "== test suite (SQLite)"
 "$PY" -m pytest -n 2 -p no:cacheprovider "$@"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from graduation import audit
+from graduation.store import auditlog as audit
 from graduation.store import Database
 
 FIELDS = ["kind", "domain", "created_at", "payload_json", "prev_hash", "entry_hash"]

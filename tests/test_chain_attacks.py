@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from graduation.audit import anchor_path
+from graduation.store.auditlog import anchor_path
 from graduation.records import EvalRecord, VerifierCheck, VerifierValidationRecord
 from graduation.store import Database
 from graduation.store.evidence import add_evidence
@@ -138,7 +138,7 @@ def test_truncated_log_with_anchor_deleted_fails_closed(cli, toy, project, db_ur
 
 def test_rewritten_log_with_recomputed_hashes_and_anchor_fails_against_a_checkpoint(cli, toy, project, db_url,
                                                                                      tmp_path):
-    from graduation.audit import canonical, compute_hash, write_anchor, AuditEntry
+    from graduation.store.auditlog import canonical, compute_hash, write_anchor, AuditEntry
 
     cli("status", "toy", "--require", "train:sft")
     checkpoint = tmp_path / "checkpoint.json"

@@ -80,7 +80,7 @@ def registry(project: Path, db_url: str, cli):
                 round=r + 1, model_id=assistant.id)
         assistant_id = assistant.id
     # critical risk: only a human audit the auditor signed counts (over each item's verdict)
-    from graduation.approvals import human_audit
+    from graduation.service.approvals import human_audit
     from graduation.policy.model import load_policy
     from graduation.records import AuditItem
     from tests.test_signoffs import keygen

@@ -98,7 +98,7 @@ def test_eight_writers_lose_and_duplicate_nothing(db_url: str, tmp_path: Path):
     # one audit entry per committed round, in one unbroken chain
     db = Database(db_url)
     with db.read() as session:
-        from graduation.audit import verify
+        from graduation.store.auditlog import verify
 
         result = verify(session)
     db.dispose()
@@ -151,7 +151,7 @@ def test_writers_killed_at_random_points_leave_a_consistent_database(project: Pa
     with db.read() as s:
         n = s.exec(text("SELECT count(*) FROM evidence")).one()[0]
         versions = s.exec(text("SELECT count(*) FROM domain_versions")).one()[0]
-        from graduation.audit import verify
+        from graduation.store.auditlog import verify
 
         chain = verify(s)
     db.dispose()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from graduation.audit import anchor_path
+from graduation.store.auditlog import anchor_path
 from graduation.records import EvalRecord, VerifierCheck, VerifierValidationRecord
 from graduation.store import Database
 from graduation.store.evidence import add_evidence

@@ -14,7 +14,7 @@ from graduation.errors import EvidenceRefused, InputError
 from graduation.service.data_audit import audit_data
 from graduation.service.validation import check_verifiers
 from graduation.service.evaluation import evaluate
-from graduation.project import load_project_domain
+from graduation.service.project import load_project_domain
 from graduation.store import Database
 from graduation.store.domains import register
 from graduation.store.evidence import list_evidence
@@ -341,7 +341,7 @@ def test_an_unaudited_model_generated_source_blocks_sft_until_audited(project, d
 
 def test_jobs_generate_sft_on_a_fresh_registry_audits_and_names_golden_hour_sun(tmp_path: Path):
     from graduation.jobs.generate import JobRefused
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root = tmp_path / "ham"
     shutil.copytree(REPO / "domains", root / "domains", ignore=shutil.ignore_patterns("__pycache__"))

@@ -13,7 +13,7 @@ from graduation.errors import DataError, InputError
 from graduation.service.data_audit import audit_data
 from graduation.service.validation import check_verifiers
 from graduation.service.evaluation import evaluate
-from graduation.project import load_project_domain
+from graduation.service.project import load_project_domain
 from graduation.store import Database
 from graduation.store.domains import register
 from graduation.store.evidence import list_evidence

@@ -34,7 +34,7 @@ def make_project(root: Path) -> Path:
 
 
 def register(db: Database, root: Path) -> None:
-    from graduation.project import load_many
+    from graduation.service.project import load_many
     from graduation.store.domains import register as reg
 
     loaded = load_many([root / "domains"], root)
@@ -79,7 +79,7 @@ def job_rows(db: Database) -> list:
 
 
 def test_grpo_job_directory_is_complete_and_valid(env):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     result = plan_job(db, root, "toy-arithmetic", mode="auto", target="local", name="first")
@@ -104,11 +104,11 @@ def test_grpo_job_directory_is_complete_and_valid(env):
 
 
 def test_reward_module_builds_the_domain_verifiers(env, monkeypatch):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="rw")
-    from graduation.training.rewards import job_rewards
+    from graduation.jobs.rewards import job_rewards
 
     funcs = job_rewards(root / "registry" / "jobs" / "rw")
     assert sorted(funcs) == ["format_integer_shape", "substance_sum_value"]
@@ -134,7 +134,7 @@ def lint(*paths: Path) -> None:
 
 @pytest.mark.parametrize("vllm", [False, True])
 def test_realistic_7b_cluster_files(env, vllm: bool):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     graduate(db, root)  # the files do not depend on the phase; a GRPO job is allowed either way
@@ -164,7 +164,7 @@ def test_realistic_7b_cluster_files(env, vllm: bool):
 
 def test_shell_metacharacters_cannot_inject(tmp_path: Path):
     """A project path full of shell syntax reaches launch.sh as one literal argument."""
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root = make_project(tmp_path / "p $(touch PWNED) `touch PWNED2` 'q' \"d\"; touch PWNED3")
     db = Database(f"sqlite:///{root / 'registry' / 'registry.db'}")
@@ -189,7 +189,7 @@ def test_shell_metacharacters_cannot_inject(tmp_path: Path):
 
 @pytest.mark.parametrize("bad", ["x; rm -rf /", "$(id)", "UPPER", "-dash", "a" * 97, "a/b", "../up"])
 def test_bad_job_names_are_refused_before_anything_is_written(env, bad: str):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     with pytest.raises(InputError, match="job name"):
@@ -199,7 +199,7 @@ def test_bad_job_names_are_refused_before_anything_is_written(env, bad: str):
 
 
 def test_denied_mode_writes_nothing_and_names_the_reason(env):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     with pytest.raises(JobRefused) as exc:
@@ -211,7 +211,7 @@ def test_denied_mode_writes_nothing_and_names_the_reason(env):
 
 
 def test_sft_from_ground_truth_after_graduation_carries_lineage(env):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     graduate(db, root)
@@ -228,8 +228,8 @@ def test_sft_from_ground_truth_after_graduation_carries_lineage(env):
 
 
 def test_run_refuses_when_the_domain_changed(env):
-    from graduation.jobs.execute import run_job
-    from graduation.jobs.service import plan_job
+    from graduation.service.launch import run_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="stale")
@@ -242,8 +242,8 @@ def test_run_refuses_when_the_domain_changed(env):
 
 
 def test_run_refuses_when_the_policy_no_longer_allows_the_mode(env):
-    from graduation.jobs.execute import run_job
-    from graduation.jobs.service import plan_job
+    from graduation.service.launch import run_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="pol")
@@ -260,8 +260,8 @@ def test_run_refuses_when_the_policy_no_longer_allows_the_mode(env):
 
 
 def test_run_refuses_when_its_data_was_modified(env):
-    from graduation.jobs.execute import run_job
-    from graduation.jobs.service import plan_job
+    from graduation.service.launch import run_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     result = plan_job(db, root, "toy-arithmetic", mode="grpo", name="tamper")
@@ -301,8 +301,8 @@ def test_cli_generate_list_show_and_refusal(env, tmp_path: Path):
 def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
     """A real (short) GRPO run: every round lands in the registry; then SFT crystallised from its checkpoint."""
     pytest.importorskip("trl")
-    from graduation.jobs.execute import run_job
-    from graduation.jobs.service import plan_job
+    from graduation.service.launch import run_job
+    from graduation.service.jobs import plan_job
     from graduation.store.evidence import list_evidence
     from graduation.training import models
 
@@ -363,7 +363,7 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
 @pytest.mark.parametrize("error, state", [(KeyboardInterrupt, "interrupted"), (RuntimeError("boom"), "failed")])
 def test_interrupted_or_failed_run_leaves_the_registry_consistent(env, monkeypatch, error, state):
     from graduation.jobs import execute
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
     from graduation.store.jobs import job_dict
 
     root, db = env
@@ -385,13 +385,13 @@ def test_interrupted_or_failed_run_leaves_the_registry_consistent(env, monkeypat
 def test_sft_refused_on_data_carrying_an_invented_symbol(tmp_path: Path):
     """The hamiltonian example: its distilled set carries golden_hour_sun; SFT is refused, naming it."""
     from graduation.service.data_audit import audit_data
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root = tmp_path / "ham"
     shutil.copytree(REPO / "domains", root / "domains")
     (root / "policies").mkdir()
     db = Database(f"sqlite:///{root / 'registry' / 'registry.db'}")
-    from graduation.project import load_project_domain
+    from graduation.service.project import load_project_domain
     from graduation.store.domains import register as reg
 
     with db.write() as session:
@@ -409,7 +409,7 @@ def test_generating_and_listing_jobs_never_imports_torch(env):
 
     root, db = env
     code = ("import sys\nfrom pathlib import Path\nfrom graduation.store import Database\n"
-            "from graduation.jobs.service import plan_job\nfrom graduation.store.jobs import list_jobs\n"
+            "from graduation.service.jobs import plan_job\nfrom graduation.store.jobs import list_jobs\n"
             f"db = Database({db.url!r})\nplan_job(db, Path({str(root)!r}), 'toy-arithmetic', name='light')\n"
             "with db.read() as s: list_jobs(s)\n"
             "heavy = sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules)\n"

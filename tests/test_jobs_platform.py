@@ -80,7 +80,7 @@ def test_set_values_are_typed_and_malformed_pairs_refused():
 
 
 def test_recipes_for_tiny_and_7b_differ_by_preset_and_state_every_field(env):  # noqa: F811
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     tiny = plan_job(db, root, "toy-arithmetic", mode="grpo", name="tiny-job").job
@@ -103,7 +103,7 @@ def test_recipes_for_tiny_and_7b_differ_by_preset_and_state_every_field(env):  #
 # -- dry run, messages ------------------------------------------------------------------------------------
 
 def test_dry_run_writes_nothing_and_shows_plan_and_launch(env, tmp_path: Path):  # noqa: F811
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="warm")  # verifiers validated once, first
@@ -164,7 +164,7 @@ def test_auto_refusal_names_the_mode_that_is_allowed():
     from types import SimpleNamespace
 
     from graduation.jobs.generate import Approval
-    from graduation.jobs.service import refusal_hint
+    from graduation.service.jobs import refusal_hint
 
     decision = SimpleNamespace(domain="d", phase="graduated", actions={
         "train:sft": SimpleNamespace(allowed=False), "train:grpo": SimpleNamespace(allowed=True)})
@@ -231,7 +231,7 @@ TRAINJOB_SCHEMA = {
 def test_trainjob_validates_and_its_init_container_checks_the_decision(env):  # noqa: F811
     import jsonschema
 
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     job = plan_job(db, root, "toy-arithmetic", mode="grpo", target="kubernetes", name="k8s-job",
@@ -283,7 +283,7 @@ training:
 
 def test_template_reaches_training_rewards_and_evaluation_identically(env, monkeypatch):  # noqa: F811
     pytest.importorskip("trl")
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
     from graduation.prompts import render_prompt
     from graduation.spec import TaskSpec
     from graduation.training import runner
@@ -405,8 +405,8 @@ IMPOSSIBLE = "\n".join(line for line in TEMPLATED.splitlines()
 def test_reward_stuck_at_zero_stops_with_no_learning_signal(env, samples):  # noqa: F811
     pytest.importorskip("trl")
     from graduation.errors import TrainingStopped
-    from graduation.jobs.execute import run_job
-    from graduation.jobs.service import plan_job
+    from graduation.service.launch import run_job
+    from graduation.service.jobs import plan_job
     from graduation.store.jobs import get_job
     from tests.test_jobs import register
 
@@ -442,8 +442,8 @@ def test_reward_stuck_at_zero_stops_with_no_learning_signal(env, samples):  # no
 @pytest.mark.slow
 def test_lora_run_of_the_tiny_model_saves_an_adapter_with_its_base(env):  # noqa: F811
     pytest.importorskip("peft")
-    from graduation.jobs.execute import run_job
-    from graduation.jobs.service import plan_job
+    from graduation.service.launch import run_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     small_tiny_base(root)

@@ -110,7 +110,7 @@ def _without_round(record):
 
 
 def test_ray_records_are_the_local_records(local_ray, mixed, project, tmp_path):
-    from graduation.engines.ray_engine import RayEngine
+    from graduation.service.engines.ray_engine import RayEngine
 
     path = write(tmp_path / "outputs.jsonl", outputs())
     with VerifierPool(2, timeout=8.0) as pool:
@@ -132,7 +132,7 @@ def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mi
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from graduation.engines.ray_engine import RayEngine
+    from graduation.service.engines.ray_engine import RayEngine
 
     rows = [{"id": r["id"], "answer": r["output"]} for r in outputs(k=1) if r["output"] != "hang"]
     rows += [{"id": f"new{i}", "answer": str(i)} for i in range(5)]  # no reference in the ground truth
@@ -150,7 +150,7 @@ def test_audit_of_a_parquet_file_in_many_chunks_is_the_local_audit(local_ray, mi
 
 @pytest.mark.slow
 def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray, mixed, project, tmp_path):
-    from graduation.engines.ray_engine import RayEngine
+    from graduation.service.engines.ray_engine import RayEngine
     from graduation.errors import DataError
 
     lines = [json.dumps(r) for r in outputs(k=2)]
@@ -172,7 +172,7 @@ def test_malformed_rows_are_reported_as_locally_and_nothing_is_written(local_ray
 
 
 def test_the_ray_engine_refuses_what_it_cannot_read(mixed, project, tmp_path):
-    from graduation.engines import engine_for
+    from graduation.service.engines import engine_for
     from graduation.errors import InputError
 
     csv = tmp_path / "out.csv"
@@ -233,7 +233,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_an_actor_killed_mid_run_is_restarted_and_the_record_is_the_local_one(local_ray, killer, project):
-    from graduation.engines.ray_engine import RayEngine
+    from graduation.service.engines.ray_engine import RayEngine
 
     db, path, marker = killer
     # the fault is injected by the verifier itself (it kills its Ray actor): that needs the actor's pid and a
@@ -254,7 +254,7 @@ def test_an_actor_killed_mid_run_is_restarted_and_the_record_is_the_local_one(lo
 
 @pytest.mark.slow
 def test_a_run_that_cannot_finish_writes_nothing(local_ray, killer, project):
-    from graduation.engines.ray_engine import EngineError, RayEngine
+    from graduation.service.engines.ray_engine import EngineError, RayEngine
 
     db, path, marker = killer
     with pytest.raises(EngineError, match="did not finish.*nothing was written"), \
@@ -312,7 +312,7 @@ def test_the_registry_command_starts_and_stops_its_own_ray(mixed, project, db_ur
 def test_parts_from_another_file_or_other_verifier_code_are_refused(mixed, project, tmp_path):
     """What the driver checks before merging: every byte range read, each as this machine holds it, and
     verifiers built on the nodes as they are built here (pure: no Ray)."""
-    from graduation.engines.ray_engine import _range_digest, check_parts
+    from graduation.service.engines.ray_engine import _range_digest, check_parts
     from graduation.errors import EngineError
     from graduation.service.context import load_context
 

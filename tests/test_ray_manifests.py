@@ -18,7 +18,7 @@ RAY_SCHEMA = "autoscaler/ray-schema.json"
 
 
 def _job_dir(env, name="ray", nodes=3):  # noqa: F811
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     graduate(db, root)

@@ -102,7 +102,7 @@ def validation(name: str) -> VerifierValidationRecord:
 def populate(root: Path, db) -> None:
     """Three domains: a rising hamiltonian with golden_hour_sun in its distilled data, a pedestrian domain
     failing off the crosswalk, and a domain whose title, model id and signer are hostile markup."""
-    from graduation.project import load_many
+    from graduation.service.project import load_many
     from graduation.store.domains import register
     from graduation.store.evidence import add_evidence
 
@@ -150,7 +150,7 @@ def populate(root: Path, db) -> None:
         add_evidence(s, "hostile", "signoff", SignoffRecord(by=HOSTILE_SIGNER, role="<i>role</i>"))
 
         # a recorded decision and the job it approved
-        from graduation import audit
+        from graduation.store import auditlog as audit
         audit.append(s, "decision", {"decision_id": DECISION_ID, "domain": ham, "context": "jobs run",
                                      "action": "train:grpo", "allowed": True, "phase": "discovery"}, domain=ham)
         audit.append(s, "decision", {"decision_id": "cd" * 32, "domain": ham, "context": "status --require",

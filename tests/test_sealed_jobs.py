@@ -16,13 +16,13 @@ from tests.test_jobs import REPO, env  # noqa: F401 - the fixture
 
 
 def plan(db, root, name: str):
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     return plan_job(db, root, "toy-arithmetic", mode="grpo", name=name).job.path
 
 
 def test_data_edited_together_with_its_pin_in_job_yaml_is_refused(env):  # noqa: F811
-    from graduation.jobs.execute import run_job
+    from graduation.service.launch import run_job
 
     root, db = env
     path = plan(db, root, "both")
@@ -43,7 +43,7 @@ def test_data_edited_together_with_its_pin_in_job_yaml_is_refused(env):  # noqa:
     ("launch.sh", lambda t: t.replace("jobs run", "true")),
 ])
 def test_any_bundle_file_edited_is_refused(env, rel, edit):  # noqa: F811
-    from graduation.jobs.execute import run_job
+    from graduation.service.launch import run_job
 
     root, db = env
     path = plan(db, root, "edit")
@@ -55,7 +55,7 @@ def test_any_bundle_file_edited_is_refused(env, rel, edit):  # noqa: F811
 
 
 def test_a_file_added_to_the_bundle_is_refused(env):  # noqa: F811
-    from graduation.jobs.execute import run_job
+    from graduation.service.launch import run_job
 
     root, db = env
     path = plan(db, root, "added")
@@ -67,8 +67,8 @@ def test_a_file_added_to_the_bundle_is_refused(env):  # noqa: F811
 def test_the_manifest_in_the_registry_edited_is_refused_and_detected(env):  # noqa: F811
     from sqlalchemy import text
 
-    from graduation.audit import verify
-    from graduation.jobs.execute import run_job
+    from graduation.store.auditlog import verify
+    from graduation.service.launch import run_job
 
     root, db = env
     path = plan(db, root, "seal")
@@ -85,7 +85,7 @@ def test_the_manifest_in_the_registry_edited_is_refused_and_detected(env):  # no
 
 
 def test_a_changed_policy_that_still_allows_is_refused(env):  # noqa: F811
-    from graduation.jobs.execute import run_job
+    from graduation.service.launch import run_job
 
     root, db = env
     plan(db, root, "pinned")
@@ -101,7 +101,7 @@ def test_a_changed_policy_that_still_allows_is_refused(env):  # noqa: F811
 
 def test_a_second_run_is_refused_while_the_lease_holds(env):  # noqa: F811
     from graduation.errors import InputError
-    from graduation.jobs.execute import run_job
+    from graduation.service.launch import run_job
     from graduation.store.jobs import claim
 
     root, db = env
@@ -135,7 +135,7 @@ def test_a_killed_run_shows_interrupted_and_can_be_resumed(env, monkeypatch):  #
 
 
 def test_kubernetes_trainjob_checks_before_it_launches(env):  # noqa: F811
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
 
     root, db = env
     path = plan_job(db, root, "toy-arithmetic", mode="grpo", name="k8s", target="kubernetes").job.path

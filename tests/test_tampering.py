@@ -1,6 +1,6 @@
 """1,000 random tamperings of a real audit log: every one is detected and exactly the first bad entry named.
 
-Each trial goes through ``graduation.audit.verify`` (the chain walk and the anchor's hash) with the tampered
+Each trial goes through ``graduation.store.auditlog.verify`` (the chain walk and the anchor's hash) with the tampered
 rows served in place of the database's, and asserts the exact entry it must name. The forgers include the
 realistic one, who recomputes the hash of the entry they changed: the next entry's link names it, or, for the
 newest entry, the anchor does.
@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from graduation import audit
-from graduation.audit import append, canonical, compute_hash
+from graduation.store import auditlog as audit
+from graduation.store.auditlog import append, canonical, compute_hash
 from graduation.spec import DomainSpec
 from graduation.store import Database
 from graduation.store import audit as q

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from graduation.audit import append
+from graduation.store.auditlog import append
 from graduation.records import SignoffRecord
 from graduation.spec import DomainSpec
 from graduation.store import Database

@@ -64,7 +64,7 @@ class State:
         the registry, when the current directory stands in as before)."""
         import os
 
-        from graduation.project import find_project_root, require_project_root
+        from graduation.service.project import find_project_root, require_project_root
 
         if self.project is None:
             explicit_db = self.db_url or os.environ.get("REGISTRY_DB_URL")
@@ -74,14 +74,14 @@ class State:
     @property
     def root_or_cwd(self) -> Path:
         """The project root when there is one, else the current directory (commands given explicit files)."""
-        from graduation.project import find_project_root
+        from graduation.service.project import find_project_root
 
         return self.project if self.project is not None else find_project_root()
 
     def database(self, create: bool = True):
         """Open (and migrate) the registry database once per command."""
         if self._db is None:
-            from graduation.audit import anchor_path
+            from graduation.store.auditlog import anchor_path
             from graduation.store import Database, resolve_url
 
             url = resolve_url(self.db_url, self.root)

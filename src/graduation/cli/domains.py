@@ -19,7 +19,7 @@ def init_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite the example files if they exist."),
 ) -> None:
     """Scaffold a project: domains/, examples/ (an example domain), policies/ (with tests), registry/."""
-    from graduation.scaffold import scaffold
+    from graduation.service.scaffold import scaffold
     from graduation.cli.output import info
 
     for path, status in scaffold(directory, force=force):
@@ -53,7 +53,7 @@ def validate_cmd(
 ) -> None:
     """Check domain files without writing anything. Every problem is reported with file:line."""
     from graduation.errors import SpecError
-    from graduation.project import load_and_check
+    from graduation.service.project import load_and_check
 
     warnings: list = []
     try:
@@ -100,7 +100,7 @@ def register_cmd(
 
     All files are validated first; if any is broken, nothing is written.
     """
-    from graduation.project import load_and_check
+    from graduation.service.project import load_and_check
     from graduation.store.domains import register
 
     st = state(ctx)

@@ -99,7 +99,7 @@ def evaluate_cmd(
     where --outputs rows are verified (local, ray), or with --generate what samples the artifact
     (local = transformers, vllm).
     """
-    from graduation.engines import engine_for
+    from graduation.service.engines import engine_for
     from graduation.service.evaluation import evaluate, evaluate_generated
 
     st = state(ctx)
@@ -148,7 +148,7 @@ def audit_data_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Scan a candidate SFT dataset: substance failures, unsupported recurrent symbols, lineage."""
-    from graduation.engines import engine_for
+    from graduation.service.engines import engine_for
     from graduation.service.data_audit import audit_data
 
     if graduated:
@@ -213,7 +213,7 @@ def evidence_add_cmd(
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
     """Record what people checked by hand (human_audit) or approved (signoff), signed with --key."""
-    from graduation import approvals
+    from graduation.service import approvals
     from graduation.policy.model import load_policy
     from graduation.records import HumanAuditRecord
 
@@ -312,7 +312,7 @@ def evidence_retract_cmd(
 
     Exit 1 when the retraction is refused (unsigned at high or critical risk, a key not allowed for --by).
     """
-    from graduation.approvals import retract
+    from graduation.service.approvals import retract
     from graduation.policy.model import load_policy
 
     st = state(ctx)

@@ -59,7 +59,7 @@ def generate_cmd(
     from graduation.errors import InputError
     from graduation.jobs.model import ClusterPin
     from graduation.jobs.presets import parse_overrides
-    from graduation.jobs.service import plan_job
+    from graduation.service.jobs import plan_job
     from graduation.jobs.targets import launch_commands
 
     trackers = {"trackio", "wandb", "mlflow", "tensorboard", "none"}
@@ -147,16 +147,15 @@ def run_cmd(
 
     Exit 1 when the decision no longer allows it, or when GRPO stopped with "no learning signal".
     """
-    from graduation.jobs.execute import run_job
+    from graduation.cli.output import info
+    from graduation.service.launch import run_job
 
     st = state(ctx)
     outcome = run_job(st.database(create=False), st.root, job_id, check_only=check, policy_path=policy_file,
-                      max_steps=max_steps, progress=not (quiet or as_json), resume=resume)
+                      max_steps=max_steps, progress=not (quiet or as_json), resume=resume, say=info)
     if as_json:
         print_json(outcome.to_dict())
         return
-    from graduation.cli.output import info
-
     if check:
         info(f"[green]ok[/] {job_id}: still allowed (decision {outcome.decision_id[:12]})")
         return

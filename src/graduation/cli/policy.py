@@ -59,26 +59,14 @@ MODEL_ACTIONS = ("deploy:", "online:")
 
 def _gate_model(st, db, model: str | None, model_path: Path | None, quiet: bool):
     """The model the gate decides for: (ModelInfo or None, why it is unknown or None)."""
-    from graduation.store.models import find_model, resolve_model
+    from graduation.service.decisions import gate_model
 
-    info = None
-    if model is not None:
-        with db.read() as session:
-            info = resolve_model(session, model)
-    if model_path is None:
-        return info, None
-    from graduation.cli.models import digest_of_dir
+    artifact = None
+    if model_path is not None:
+        from graduation.cli.models import digest_of_dir
 
-    digest = digest_of_dir(model_path, quiet).digest
-    with db.read() as session:
-        found = find_model(session, digest)
-    if found is None:
-        return info, (f"the artifact at {model_path} hashes to {digest}, which is no registered model: a changed "
-                      "file means an unknown artifact; nothing is allowed for it")
-    if info is not None and info.id != found.id:
-        return info, (f"the artifact at {model_path} is {found.ref} ({digest}), not {info.ref} ({info.digest}): "
-                      "the directory about to ship is not the model named")
-    return found, None
+        artifact = (model_path, digest_of_dir(model_path, quiet).digest)
+    return gate_model(db, model, artifact)
 
 
 @command("status")
@@ -106,7 +94,7 @@ def status_cmd(
     2 on a usage or input error (unknown domain or model, broken policy file, deploy:* without a model).
     """
     from graduation.errors import InputError
-    from graduation.service.decisions import decisions
+    from graduation.service.decisions import gate
 
     fmt = "json" if as_json else fmt
     if fmt not in ("table", "json", "junit", "sarif"):
@@ -122,22 +110,9 @@ def status_cmd(
         info, unknown = _gate_model(st, db, model, model_path, fmt != "table")
         if unknown is not None:
             _unknown_artifact(unknown, required, fmt)
-        results = decisions(db, policy, list(domains) if domains else None, root=st.root, model=info)
-        if required and not results:
-            raise InputError("--require: no registered domain matched, so nothing can be allowed; register domains "
-                             "first (`registry register domains/`) or name them")
-        denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
+        answer = gate(db, policy, list(domains) if domains else None, required=required, root=st.root, model=info)
+        results, denied = answer.results, answer.denied
         per_model = _model_rows(db, policy, results) if (info is None and domains and len(results) == 1) else []
-        if required:
-            from graduation.audit import append, decision_payload
-
-            payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
-                                                      policy_file=policy.file)) for r in results for a in required]
-
-            def write(session):
-                return [append(session, "decision", p, d.domain) for d, p in payloads]
-
-            db.transact(write)  # the database moves its anchor
     code = EXIT_DENIED if denied else EXIT_OK
     st.exit_code = code  # what a reader that stops early (`| head -1`) still gets
     from graduation.cli import policy_render as render
@@ -256,8 +231,8 @@ def approve_cmd(
     and when the screen does not count it (key not in allowed_signers for that principal, principal
     outside the role, unsigned at high or critical risk, the same person twice): nothing is written.
     """
-    from graduation.approvals import signoff
-    from graduation.signoffs import ApprovalRefused
+    from graduation.service.approvals import signoff
+    from graduation.service.signoffs import ApprovalRefused
 
     st = state(ctx)
     policy = _policy(st, policy_file)
@@ -388,7 +363,7 @@ def audit_verify_cmd(
 ) -> None:
     """Check the chain, every record row against its entry, the anchor (and a checkpoint): exit 1 naming
     the first changed, removed or reordered entry or record."""
-    from graduation.audit import anchor_path, read_checkpoint, verify
+    from graduation.store.auditlog import anchor_path, read_checkpoint, verify
 
     st = state(ctx)
     if checkpoint is not None:
@@ -420,8 +395,8 @@ def audit_export_cmd(
     Summary predicate) for a recorded decision. `registry audit verify-attestation` checks it."""
     import json
 
-    from graduation.attest import key_path, sign_statement
-    from graduation.audit import find_decision, statement
+    from graduation.service.attest import key_path, sign_statement
+    from graduation.store.auditlog import find_decision, statement
 
     st = state(ctx)
     with _database(st) as db, db.read() as session:
@@ -456,9 +431,9 @@ def audit_checkpoint_cmd(
     `audit verify-attestation` checks the signature. Keep checkpoints outside the registry."""
     import json
 
-    from graduation.attest import checkpoint as signed_checkpoint
-    from graduation.attest import key_path
-    from graduation.audit import checkpoint, verify
+    from graduation.service.attest import checkpoint as signed_checkpoint
+    from graduation.service.attest import key_path
+    from graduation.store.auditlog import checkpoint, verify
 
     st = state(ctx)
     private = key_path(st.root, key)
@@ -469,7 +444,7 @@ def audit_checkpoint_cmd(
         else:
             result = verify(session)
             if not result.ok:
-                from graduation.attest import AttestationError
+                from graduation.service.attest import AttestationError
 
                 raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
                                      "nothing to checkpoint")
@@ -504,7 +479,7 @@ def audit_verify_attestation_cmd(
     """Verify an attestation's signature with the registry's public key. Exit 0 valid, 1 invalid."""
     import json
 
-    from graduation.attest import CHECKPOINT_PAYLOAD, AttestationError, verify_envelope
+    from graduation.service.attest import CHECKPOINT_PAYLOAD, AttestationError, verify_envelope
     from graduation.errors import InputError
 
     try:
@@ -547,7 +522,7 @@ def keys_init_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create the registry's Ed25519 key, outside the database: it signs exported attestations and checkpoints."""
-    from graduation.attest import init_key, key_path
+    from graduation.service.attest import init_key, key_path
 
     st = state(ctx)
     private, public, keyid = init_key(key_path(st.root, path), force=force)

@@ -58,7 +58,7 @@ class Approval:
 
 @dataclass
 class JobPlan:
-    """Everything a job directory is made of, resolved by the caller (see ``graduation.jobs.service``)."""
+    """Everything a job directory is made of, resolved by the caller (see ``graduation.service.jobs``)."""
 
     domain: DomainPin
     mode: str

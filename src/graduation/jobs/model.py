@@ -13,22 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graduation.errors import InputError
+from graduation.training.keys import RUNNER_KEYS
 
 JOB_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,94}[a-z0-9])?$"
 JOB_FORMAT = 1
-# Hyperparameter keys that belong to graduation's runner, not to GRPOConfig/SFTConfig.
-RUNNER_KEYS = {
-    "eval_every_steps": "evaluate held-out prompts every N optimizer steps (0: only before and after)",
-    "eval_before_training": "evaluate the starting model as round 0 (default: true for GRPO, false for SFT)",
-    "eval_samples": "answers per held-out prompt: 0 = one greedy answer, k > 0 = k samples",
-    "eval_temperature": "sampling temperature of evaluation samples (default 1.0)",
-    "eval_max_new_tokens": "longest evaluation answer in tokens (default: max_completion_length, else 64)",
-    "crystallise_samples": "samples per training prompt when an SFT set is crystallised from this job (default 4)",
-    "crystallise_temperature": "sampling temperature when crystallising (default 1.0)",
-    "torch_threads": "CPU threads for torch (default: what torch picks)",
-    "no_signal_steps": "GRPO: stop with 'no learning signal' when the mean reward stays the same for this many "
-                       "optimizer steps (default 50; 0 never stops)",
-}
 
 
 class Frozen(BaseModel):

@@ -482,7 +482,7 @@ def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | 
     """Whether the hash-chained decision log verifies (against the anchor file when there is one)."""
     if count == 0:
         return None, "no decisions recorded yet"
-    from graduation.audit import anchor_path, verify
+    from graduation.store.auditlog import anchor_path, verify
 
     url = session.get_bind().url.render_as_string(hide_password=False)
     anchor = anchor_path(project_root, url)

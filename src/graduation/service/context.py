@@ -181,7 +181,7 @@ def source_rows(source: Path | Iterable[Mapping[str, Any]], report: ReadReport, 
 
 def hash_rows(source: Path | Iterable[Mapping[str, Any]]) -> str | None:
     if isinstance(source, (str, Path)):
-        from graduation.project import sha256_file
+        from graduation.service.project import sha256_file
 
         return sha256_file(Path(source))
     if isinstance(source, (list, tuple)):
@@ -223,6 +223,6 @@ def row_sink(ctx: DomainContext, display: str, supported: set[str], rows_out: Pa
           clean_out: Path | None) -> Any:
     if rows_out is None and clean_out is None:
         return None
-    from graduation.rowlog import RowSink
+    from graduation.service.rowlog import RowSink
 
     return RowSink(ctx.verifiers, display, rows_out=rows_out, clean_out=clean_out, supported=supported)

@@ -36,7 +36,7 @@ def audit_data(db: Any, root: Path, domain: str, dataset: Path | Iterable[Mappin
     by path when the file is one), or from ``generated_by``/``derived_from`` for other files. Generators are
     recorded by name; whether each graduated in this domain is looked up when deciding. ``rows_out``: one JSON
     line per row; ``clean_out``: only the rows that pass every substance verifier and carry no flagged symbol,
-    with their lineage (``graduation.rowlog``).
+    with their lineage (``graduation.service.rowlog``).
     """
     ctx = load_context(db, root, domain)
     display = display_name(dataset, root, name)

@@ -202,4 +202,66 @@ def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None =
         return deny_all(domain.domain, f"the decision failed: {type(exc).__name__}: {exc}", risk=domain.risk._value_)
 
 
-__all__ = ["DomainDecision", "counted", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]
+# -- the gate ------------------------------------------------------------------------------------------
+
+@dataclass
+class Gate:
+    """What `registry status --require` answers: the decisions shown, and each (domain, action) denied."""
+
+    results: list[DomainDecision]
+    required: list[str]
+    denied: list[tuple[str, str]]
+
+    @property
+    def allowed(self) -> bool:
+        return not self.denied
+
+
+def gate_model(db, model: str | None, artifact: tuple[Path, str] | None) -> tuple[Any, str | None]:
+    """The model the gate decides for: (``ModelInfo`` or None, why the artifact is unknown or None).
+
+    ``artifact``: (directory, the digest its files hash to now), for ``--model-path``: a directory that is
+    not a registered model version, or not the one ``model`` names, is unknown and nothing is allowed for it.
+    """
+    from graduation.store.models import find_model, resolve_model
+
+    info = None
+    if model is not None:
+        with db.read() as session:
+            info = resolve_model(session, model)
+    if artifact is None:
+        return info, None
+    path, digest = artifact
+    with db.read() as session:
+        found = find_model(session, digest)
+    if found is None:
+        return info, (f"the artifact at {path} hashes to {digest}, which is no registered model: a changed "
+                      "file means an unknown artifact; nothing is allowed for it")
+    if info is not None and info.id != found.id:
+        return info, (f"the artifact at {path} is {found.ref} ({digest}), not {info.ref} ({info.digest}): "
+                      "the directory about to ship is not the model named")
+    return found, None
+
+
+def gate(db, policy: Policy, names: list[str] | None, *, required: list[str], root: Path | None = None,
+         model: Any = None) -> Gate:
+    """Decide for the named (or every) domain; with ``required`` actions, append every decision relied on
+    to the audit log in one transaction (which moves the anchor). No domain matched while something is
+    required: ``InputError`` (exit 2), since nothing can be allowed."""
+    from graduation.errors import InputError
+
+    results = decisions(db, policy, names, root=root, model=model)
+    if required and not results:
+        raise InputError("--require: no registered domain matched, so nothing can be allowed; register domains "
+                         "first (`registry register domains/`) or name them")
+    denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
+    if required:
+        from graduation.store.auditlog import append, decision_payload
+
+        payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
+                                                  policy_file=policy.file)) for r in results for a in required]
+        db.transact(lambda session: [append(session, "decision", p, d.domain) for d, p in payloads])
+    return Gate(results, required, denied)
+
+
+__all__ = ["DomainDecision", "Gate", "gate", "gate_model", "counted", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]

@@ -47,8 +47,8 @@ def evaluate(db: Any, root: Path, domain: str, outputs: Path | Iterable[Mapping[
     Eval prompts that also occur in training sources are left out (``overlap_rows``). The same outputs
     content already recorded for the same registered model version is refused (``EvidenceRefused``, exit 1).
     ``kind="training_round"`` with ``job``/``step`` is what training jobs write. ``engine``: where the rows are
-    verified (``graduation.engines``; ``None``: here); the record is the same. ``rows_out``: also write one
-    JSON line per item (``graduation.rowlog``).
+    verified (``graduation.service.engines``; ``None``: here); the record is the same. ``rows_out``: also write one
+    JSON line per item (``graduation.service.rowlog``).
     """
     if kind not in ("eval", "training_round"):
         raise InputError(f"evaluate writes eval or training_round evidence, not {kind!r}")

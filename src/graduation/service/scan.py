@@ -1,5 +1,5 @@
 """Verifying rows into a tally: in this process, split over forked processes for a large JSONL file, or on
-another engine (``graduation.engines``), with the same counts either way.
+another engine (``graduation.service.engines``), with the same counts either way.
 
     validation, ran, verification = validate_and_scan(db, ctx, pool, cache, Verification, source, report,
                                                       tally, resolve, display, progress)

@@ -1,4 +1,4 @@
-"""Queries of the hash-chained decision log (``audit_log``). The chain logic lives in ``graduation.audit``.
+"""Queries of the hash-chained decision log (``audit_log``). The chain logic lives in ``graduation.store.auditlog``.
 
 Appends are serialized: SQLite write sessions already hold the database lock (``BEGIN IMMEDIATE``);
 on PostgreSQL ``lock_for_append`` takes an exclusive table lock for the transaction, so two writers

@@ -1,7 +1,7 @@
 """One append-only chain for every record: a row and the audit entry that covers it, written together.
 
 Every write of a record (domain version, evidence of any kind, job state change; decisions relied on
-are entries of their own) appends one entry to the hash-chained log (``graduation.audit``) in the
+are entries of their own) appends one entry to the hash-chained log (``graduation.store.auditlog``) in the
 same transaction as its row, and the row keeps that entry's hash in ``entry_hash``. The entry's
 payload names the record (``record``: its table, ``key``: its id) and holds ``digest``, the hash of
 the row's covered columns. So:
@@ -38,7 +38,7 @@ def append_chained(session, kind: str, *, key: str, digest: str, domain: str | N
 
     Call it in the transaction that writes the row, and store the result in the row's ``entry_hash``.
     """
-    from graduation.audit import append
+    from graduation.store.auditlog import append
 
     payload: dict[str, Any] = {"record": kind, "key": key, "digest": digest}
     if extra:
@@ -133,7 +133,7 @@ def entry_problem(kind: str, key: str, digest: str, entry: tuple | None) -> str 
 
     ``entry`` is (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) or None.
     """
-    from graduation.audit import compute_hash
+    from graduation.store.auditlog import compute_hash
 
     if entry is None:
         return f"{kind} {key} is not in the audit chain (no entry has the hash it records)"

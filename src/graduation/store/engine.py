@@ -141,7 +141,7 @@ class Database:
                     yield session
                 tail = session.info.pop("chain_tail", None)
                 if tail is not None and self.anchor is not None:
-                    from graduation.audit import write_anchor
+                    from graduation.store.auditlog import write_anchor
 
                     write_anchor(self.anchor, tail)
         except OperationalError as exc:

@@ -122,7 +122,7 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
     """
     from sqlalchemy import select as core_select
 
-    from graduation.audit import compute_hash
+    from graduation.store.auditlog import compute_hash
     from graduation.errors import IntegrityError
     from graduation.store.chain import evidence_record_hash
     from graduation.store.tables import AuditEntryRow

@@ -157,39 +157,11 @@ def check_weights(funcs: Sequence[VerifierReward], weights: Sequence[float]) -> 
                          "lower training.format_reward_weight or the format verifiers' weight")
 
 
-def job_rewards(job_dir: Any) -> dict[str, VerifierReward]:
-    """The reward functions of a generated GRPO job, by the function names its recipe lists.
-
-    Reads ``job.yaml`` (the resolved domain spec and the project root); isolated verifier kinds share one
-    pool for the life of the process.
-    """
-    import atexit
-    from pathlib import Path
-
-    from graduation.jobs.model import read_job_file
-    from graduation.spec import DomainSpec
-
-    job = read_job_file(Path(job_dir) / "job.yaml")
-    spec = DomainSpec.model_validate(job.domain.spec)
-    pool = None
-    if any(_isolated(v.kind) for v in spec.verifiers):
-        pool = VerifierPool()
-        atexit.register(pool.close)
-    funcs, _weights = domain_rewards(spec, job.project_root, pool=pool)
-    by_name = {python_identifier(f.__name__): f for f in funcs}
-    wanted = [r.function for r in job.rewards]
-    missing = [name for name in wanted if name not in by_name]
-    if missing:
-        raise ValueError(f"{Path(job_dir) / 'job.yaml'}: rewards {missing} do not match the domain's verifiers "
-                         f"({sorted(by_name)}); regenerate the job")
-    return by_name
-
-
-def _isolated(kind: str) -> bool:
+def isolated_kind(kind: str) -> bool:
     from graduation.verifiers import get_kind
 
     return get_kind(kind).isolated
 
 
-__all__ = ["RewardFunc", "SharedVerification", "VerifierReward", "check_weights", "completion_text", "domain_rewards", "job_rewards", "python_identifier", "reward_functions",
+__all__ = ["RewardFunc", "SharedVerification", "VerifierReward", "check_weights", "completion_text", "domain_rewards", "isolated_kind", "python_identifier", "reward_functions",
            "reward_name"]

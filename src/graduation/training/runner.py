@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 
-from graduation.jobs.model import RUNNER_KEYS  # noqa: E402  (torch-free: the job layer splits keys too)
 from graduation.errors import ConfigError, NoLearningSignal
+from graduation.training.keys import RUNNER_KEYS
 CPU_DEFAULTS = {"use_cpu": True, "bf16": False, "fp16": False, "gradient_checkpointing": False}
 COMMON_DEFAULTS = {"report_to": "none", "save_strategy": "no", "disable_tqdm": True, "logging_steps": 10,
                    "dataloader_num_workers": 0}

@@ -36,7 +36,7 @@ def _chain_existing(conn) -> None:
     import json
     from datetime import datetime, timezone
 
-    from graduation.audit import GENESIS, canonical, compute_hash
+    from graduation.store.auditlog import GENESIS, canonical, compute_hash
     from graduation.store.chain import job_digest, model_digest, version_digest
 
     tail = conn.execute(sa.text("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()

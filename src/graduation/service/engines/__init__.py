@@ -5,7 +5,7 @@
 
 - ``local`` (the default, ``None``): ``graduation.service.scan`` scans in this process (large JSONL files of
   in-process kinds split across forked processes; isolated kinds in the ``VerifierPool``).
-- ``ray``: ``graduation.engines.ray_engine.RayEngine``: Ray Data reads the file in line ranges, actors
+- ``ray``: ``graduation.service.engines.ray_engine.RayEngine``: Ray Data reads the file in line ranges, actors
   (each with its own ``VerifierPool``) verify and count contiguous chunks, and the driver merges the counts
   in file order, so that the record is the one the local engine builds.
 
@@ -39,7 +39,7 @@ def engine_for(name: str, *, address: str | None = None, cpus: int | None = None
         if address is not None:
             raise InputError("--address needs --engine ray (the local engine runs in this process)")
         return None
-    from graduation.engines.ray_engine import RayEngine
+    from graduation.service.engines.ray_engine import RayEngine
 
     return RayEngine(address=address, cpus=cpus)
 

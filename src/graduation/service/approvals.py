@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graduation.audit import GENESIS, AuditEntry, append, decision_payload
+from graduation.store.auditlog import GENESIS, AuditEntry, append, decision_payload
 from graduation.errors import InputError, NotFoundError
 from graduation.records import HumanAuditRecord, RetractionRecord, Signed, SignoffRecord
 from graduation.signing import (SignatureError, audit_payload, message, now, retraction_payload, sign,
@@ -74,7 +74,7 @@ def signoff(db, root: Path | None, policy, domain: str, *, by: str, role: str, k
     new sign-off; nothing is written then. One audit entry (the new decision) per action approved.
     """
     from graduation.service.decisions import decision_in, load_evidence
-    from graduation.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
+    from graduation.service.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
     from graduation.spec import sha256_json
     from graduation.store.domains import get_version, version_spec
     from graduation.store.evidence import add_evidence

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def check_seal(row: Any, job_dir: Path) -> None:
 
 def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path | None = None, row: Any = None):
     """The decision now, or ``JobRefused`` naming what changed. Returns (decision, policy)."""
-    from graduation.jobs.service import current_decision
+    from graduation.service.jobs import current_decision
     from graduation.store.domains import get_version
 
     if row is not None:
@@ -113,10 +114,11 @@ def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path 
 
 
 def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, policy_path: Path | None = None,
-            max_steps: int | None = None, progress: bool = True, resume: bool = False) -> RunOutcome:
+            max_steps: int | None = None, progress: bool = True, resume: bool = False,
+            say: Callable[[str], None] | None = None) -> RunOutcome:
     """Re-check, train, record every round. A run that stops without learning raises ``TrainingStopped`` (exit 1)
-    after recording its rounds and the state ``failed`` with the reason."""
-    from graduation.audit import anchor_path, record_decision
+    after recording its rounds and the state ``failed`` with the reason. ``say`` prints a line (with ``progress``)."""
+    from graduation.store.auditlog import anchor_path, record_decision
     from graduation.store.jobs import set_state
 
     from graduation.store.jobs import effective_state
@@ -148,7 +150,8 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
     beat = _Heartbeat(db, job_id, owner)
     beat.start()
     try:
-        _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress, resume=resume)
+        _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress, resume=resume,
+               say=say if progress else None)
     except KeyboardInterrupt:
         with db.write() as session:
             set_state(session, job_id, "interrupted", rounds=outcome.rounds)
@@ -236,7 +239,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
-           progress: bool, resume: bool = False) -> None:
+           progress: bool, resume: bool = False, say: Callable[[str], None] | None = None) -> None:
     from graduation.service.evaluation import evaluate
     from graduation.spec import DomainSpec
     from graduation.training.models import resolve_model
@@ -248,11 +251,9 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
     task = spec.task
     from graduation.training.models import TINY_PREFIX, tiny_dir
 
-    if progress and job.model.startswith(TINY_PREFIX) and \
+    if say is not None and job.model.startswith(TINY_PREFIX) and \
             not (tiny_dir(root, job.model[len(TINY_PREFIX):]) / "config.json").is_file():
-        from graduation.cli.output import info
-
-        info(f"building {job.model} (a tiny Llama and its tokenizer, pretrained here; once per project) ...")
+        say(f"building {job.model} (a tiny Llama and its tokenizer, pretrained here; once per project) ...")
     model = resolve_model(job.model, root)
     with VerifierPool() as pool:
         funcs, weights = domain_rewards(spec, root, pool=pool) if job.mode == "grpo" else ([], None)
@@ -284,10 +285,8 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                 if r.stopped:
                     summary["stopped"] = r.stopped
                 outcome.rounds.append(summary)
-                if progress:
-                    from graduation.cli.output import info
-
-                    info(f"round {r.round} (step {r.step}): same model and outputs as an earlier round; not recorded")
+                if say is not None:
+                    say(f"round {r.round} (step {r.step}): same model and outputs as an earlier round; not recorded")
                 return summary
             rec = gathered.record
             summary = {"round": r.round, "step": r.step, "model": checkpoint.ref, "digest": checkpoint.digest,
@@ -297,10 +296,8 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
             if r.stopped:
                 summary["stopped"] = r.stopped
             outcome.rounds.append(summary)
-            if progress:
-                from graduation.cli.output import info
-
-                info(f"round {r.round} (step {r.step}): {rec.passed}/{rec.n} verified, pass rate {rec.pass_rate:.1%}, "
+            if say is not None:
+                say(f"round {r.round} (step {r.step}): {rec.passed}/{rec.n} verified, pass rate {rec.pass_rate:.1%}, "
                      f"Wilson lower {rec.wilson_lower:.3f}, shape gap {rec.shape_gap:+.3f}")
             return summary
 

@@ -235,7 +235,7 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     ``overrides`` (``--set``); see ``graduation.jobs.presets``. ``dry_run`` decides and resolves everything,
     writes nothing (no job, no evidence, no audit entry) and returns the plan in ``PlanResult.dry_run``.
     """
-    from graduation.audit import anchor_path, record_decision
+    from graduation.store.auditlog import anchor_path, record_decision
     from graduation.service.data_audit import audit_data
     from graduation.service.validation import check_verifiers, current_validation
     from graduation.service.context import load_context

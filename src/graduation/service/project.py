@@ -126,7 +126,7 @@ def load_and_check(paths: list[Path], root: Path, *, pool=None, warnings: list |
     """``load_many`` plus the deep checks (verifier kinds and options, regexes, python modules imported in an
     isolated worker, slice conditions, the declared fields in the first rows of the data): all problems of
     all files at once, as one ``SpecError``."""
-    from graduation.domaincheck import check_domains
+    from graduation.service.domaincheck import check_domains
 
     loaded = load_many(paths, root)
     problems = check_domains(loaded, root, pool=pool, warnings=warnings)

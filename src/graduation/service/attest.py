@@ -135,7 +135,7 @@ def checkpoint(session, private: Path) -> dict[str, Any]:
     """A signed checkpoint of the audit chain: its length and head hash, verified first."""
     from datetime import datetime, timezone
 
-    from graduation.audit import verify
+    from graduation.store.auditlog import verify
     from graduation.store import audit as q
 
     result = verify(session)
