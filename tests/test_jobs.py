@@ -362,7 +362,7 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
 
 @pytest.mark.parametrize("error, state", [(KeyboardInterrupt, "interrupted"), (RuntimeError("boom"), "failed")])
 def test_interrupted_or_failed_run_leaves_the_registry_consistent(env, monkeypatch, error, state):
-    from graduation.jobs import execute
+    from graduation.service import launch as execute
     from graduation.service.jobs import plan_job
     from graduation.store.jobs import job_dict
 

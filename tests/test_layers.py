@@ -60,3 +60,11 @@ def test_import_contracts_are_kept_and_catch_an_upward_import(tmp_path):
     broken = _lint(tmp_path)
     assert broken.returncode != 0
     assert "graduation.policy.facts -> graduation.store" in broken.stdout
+
+
+def test_every_criterion_a_rule_may_name_has_its_unmet_items():
+    from graduation.policy.explain import UNMET
+    from graduation.policy.model import CRITERIA, RuleSpec
+
+    assert sorted(UNMET) == sorted(CRITERIA)
+    assert sorted(RuleSpec.model_json_schema()["properties"]["criteria"]["items"]["enum"]) == sorted(CRITERIA)

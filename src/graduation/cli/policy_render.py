@@ -81,7 +81,7 @@ def _checks(results, required: list[str]):
 
 
 def _message(ad) -> str:
-    parts = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+    parts = ad.why_lines()
     return "\n".join(parts) or "default deny: no permit rule applies"
 
 

@@ -47,7 +47,7 @@ class Approval:
     @classmethod
     def from_decision(cls, decision: Any, action: str) -> "Approval":
         ad = decision.actions[action]
-        reasons = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+        reasons = ad.why_lines()
         return cls(bool(ad.allowed), reasons, decision.id, action, decision.phase, decision.policy_name,
                    decision.policy_digest)
 

@@ -17,12 +17,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from graduation.policy.explain import UNMET, render_reason
 from graduation.policy.facts import summarize
-from graduation.policy.model import ACTIONS, Policy, Rule
+from graduation.policy.model import ACTIONS, Policy
 from graduation.policy.phase import PhaseResult, decide_phase
 from graduation.spec import DomainSpec, sha256_json
 
 DECISION_FORMAT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the rules say about one action: the outcome, and the rule indexes that explain it.
+
+    ``deciding``: indexes of the rules that decided (the matched forbids, else the matched permits);
+    ``unmatched``: permit rules that did not match (their criteria are what is unmet).
+    """
+
+    allowed: bool
+    effect: str  # permit | forbid | deny | error
+    rules: tuple[str, ...]
+    errors: tuple[str, ...] = ()
+    deciding: tuple[int, ...] = ()
+    unmatched: tuple[int, ...] = ()
 
 
 class ActionDecision:
@@ -61,6 +78,10 @@ class ActionDecision:
     def __repr__(self) -> str:
         return f"ActionDecision({self.action!r}, allowed={self.allowed}, effect={self.effect!r}, rules={self.rules!r})"
 
+    def why_lines(self) -> list[str]:
+        """Reasons, then ``unmet: ...`` and ``error: ...`` items, flattened: what every consumer shows."""
+        return list(self.reasons) + [f"unmet: {u}" for u in self.unmet] + [f"error: {e}" for e in self.errors]
+
     def to_dict(self) -> dict[str, Any]:
         return {"action": self.action, "allowed": self.allowed, "effect": self.effect, "rules": list(self.rules),
                 "reasons": list(self.reasons), "unmet": list(self.unmet), "errors": list(self.errors)}
@@ -90,17 +111,10 @@ class _Explainer:
         self._reasons: dict[int, str] = {}
 
     def criteria(self, name: str) -> list[str]:
+        """Unmet items of criterion ``name`` (``signoffs/ACTION`` for one action's sign-offs)."""
         if name not in self._criteria:
-            if name == "graduation":
-                self._criteria[name] = list(self.phase.unmet)
-            elif name == "verifiers":
-                self._criteria[name] = verifier_unmet(self.facts)
-            elif name == "data":
-                self._criteria[name] = data_unmet(self.facts, self.thresholds)
-            elif name.startswith("signoffs"):
-                self._criteria[name] = signoff_unmet(self.facts, self.thresholds, name.partition("/")[2] or None)
-            else:
-                self._criteria[name] = model_unmet(self.facts)
+            base, _, action = name.partition("/")
+            self._criteria[name] = UNMET[base](self.facts, self.phase, self.thresholds, action or None)
         return self._criteria[name]
 
     def reasons(self, deciding: tuple[int, ...]) -> tuple[str, ...]:
@@ -133,7 +147,7 @@ class Decision:
     risk: str
     phase: str
     route: str
-    verdicts: dict[str, tuple]  # action -> (allowed, effect, rule ids, errors, deciding, unmatched)
+    verdicts: dict[str, Verdict]
     recommendation: str
     unmet: tuple[str, ...]
     errors: tuple[str, ...]
@@ -152,16 +166,17 @@ class Decision:
         """Every action's verdict with its rules, reasons and unmet criteria (built when first read)."""
         if self._actions is None:
             why = self.why
-            self._actions = {a: ActionDecision(a, v[0], v[1], v[2], errors=v[3], why=why, deciding=v[4],
-                                               unmatched=v[5]) for a, v in self.verdicts.items()}
+            self._actions = {a: ActionDecision(a, v.allowed, v.effect, v.rules, errors=v.errors, why=why,
+                                               deciding=v.deciding, unmatched=v.unmatched)
+                             for a, v in self.verdicts.items()}
         return self._actions
 
     def allowed(self, action: str) -> bool:
-        return self.verdicts[action][0]
+        return self.verdicts[action].allowed
 
     @property
     def allowed_actions(self) -> list[str]:
-        return [a for a in ACTIONS if self.verdicts[a][0]]
+        return [a for a in ACTIONS if self.verdicts[a].allowed]
 
     @property
     def domain_digest(self) -> str:
@@ -209,110 +224,6 @@ class Decision:
         return "\n".join(head + [self.actions[a].explain() for a in ACTIONS])
 
 
-# -- criteria ----------------------------------------------------------------------------------------
-
-def _pct(x: float) -> str:
-    return f"{x:.0%}" if x >= 0.01 or x == 0 else f"{x:.2%}"
-
-
-def symbol_text(s: dict[str, Any]) -> str:
-    where = f" of {s['file']}" if s.get("file") else ""
-    return f"{s['symbol']} in {_pct(s['rate'])} of rows{where} ({s['rows']:,} rows)"
-
-
-def verifier_unmet(facts: dict[str, Any]) -> list[str]:
-    v = facts["verifiers"]
-    if v["substance_validated"]:
-        return []
-    if v["substance"] == 0:
-        return ["no substance verifier declared: nothing can tell right from wrong; write one before any training"]
-    out = []
-    if v["untrustworthy"]:
-        out.append("untrustworthy verifier(s): " + ", ".join(v["untrustworthy"]) +
-                   " (accept known-wrong controls or reject references)")
-    if not v["validated"]:
-        out.append("no validated substance verifier: validate " + (", ".join(v["unvalidated"]) or "one") +
-                   " against references and controls")
-    return out
-
-
-def model_unmet(facts: dict[str, Any]) -> list[str]:
-    m = facts["model"]
-    if not m["ref"]:
-        return ["no model named: deployment is decided for an artifact; pass --model NAME[@V]|sha256:HEX "
-                "(or --model-path DIR)"]
-    if not m["verified"]:
-        return [f"model {m['ref']} has no verified digest ({m['digest_kind'] or 'unknown'}): register the artifact "
-                "with `registry models register NAME --path DIR` (or --digest sha256:HEX)"]
-    return []
-
-
-def data_unmet(facts: dict[str, Any], t) -> list[str]:
-    d = facts["data"]
-    out = []
-    if d["max_substance_fail_rate"] > t.max_data_fail_rate:
-        out.append(f"SFT data: {_pct(d['max_substance_fail_rate'])} of rows fail substance verifiers > "
-                   f"{_pct(t.max_data_fail_rate)} allowed")
-    for s in d["symbols"]:
-        out.append(f"SFT data: unsupported recurrent symbol {symbol_text(s)}; it never occurs in trusted ground truth")
-    if d["ungraduated_generators"]:
-        out.append("SFT data written by ungraduated model(s): " + ", ".join(d["ungraduated_generators"]))
-    if d["lineage_depth"] > t.max_lineage_depth:
-        out.append(f"SFT data lineage depth {d['lineage_depth']} > {t.max_lineage_depth} (copies of model-written copies)")
-    return out
-
-
-def signoff_unmet(facts: dict[str, Any], t, action: str | None = None) -> list[str]:
-    s = facts["signoffs"]
-    field_ = {"deploy:shadow": "shadow", "deploy:assisted": "assisted", "deploy:autonomous": "autonomous",
-              "online:grpo": "online"}.get(action or "", "count")
-    out = []
-    model = facts["model"]["ref"] or "MODEL"
-    if s[field_] < t.required_signoffs:
-        have = f" (have: {', '.join(s['people'])})" if s["people"] else ""
-        unbound = f"; {s['unbound']} sign-off(s) for another model, version, action or domain version do not count" \
-            if s.get("unbound") else ""
-        what = f" for {action}" if field_ != "count" else ""
-        out.append(f"sign-offs{what} {s[field_]} < {t.required_signoffs} distinct people{have}{unbound}: `registry "
-                   f"approve DOMAIN --model {model} --action {action or 'ACTION'} --by PRINCIPAL --role ROLE "
-                   f"--key KEY`")
-    wanted = [action] if action in ("deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo") \
-        else ["deploy:assisted", "deploy:autonomous"]
-    missing = [a for a in wanted if a not in s.get("approved", [a])]
-    if missing:
-        out.append(f"the policy's approvers (distinct principals per role, `approvers.require`) have not approved "
-                   f"{', '.join(missing)} of {model}")
-    return out
-
-
-# -- rendering reasons --------------------------------------------------------------------------------
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, list):
-        if not value:
-            return "none"
-        return ", ".join(symbol_text(v) if isinstance(v, dict) and "symbol" in v else _fmt(v) for v in value)
-    return str(value)
-
-
-def render_reason(rule: Rule, facts: dict[str, Any]) -> str:
-    text = rule.reason
-    for ph in rule.placeholders:
-        path, _, fmt = ph.partition("|")
-        node: Any = facts
-        for part in path.split("."):
-            node = node[part]
-        value = _pct(node) if fmt == "percent" and isinstance(node, (int, float)) else _fmt(node)
-        text = text.replace("{" + ph + "}", value)
-    return text
-
-
 # -- evaluation ---------------------------------------------------------------------------------------
 
 def _activation(facts: dict[str, Any], uses: dict[str, frozenset[str] | None]) -> dict[str, Any]:
@@ -332,7 +243,7 @@ def evaluate_rules(policy: Policy, facts: dict[str, Any]) -> list[tuple[bool, st
     return _lookup(policy, facts)[0]
 
 
-def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str | None]], dict[str, tuple]]:
+def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str | None]], dict[str, Verdict]]:
     """Rule results and the per-action verdicts they imply, memoized on the facts the rules use.
 
     The key is the ``repr`` of the projected facts: they hold only strings, numbers, booleans, lists
@@ -352,10 +263,10 @@ def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str
     return entry
 
 
-def _verdicts(policy: Policy, results: list[tuple[bool, str | None]]) -> dict[str, tuple]:
-    """action -> (allowed, effect, rule ids, errors, deciding indexes, unmatched permit indexes)."""
+def _verdicts(policy: Policy, results: list[tuple[bool, str | None]]) -> dict[str, Verdict]:
+    """action -> its ``Verdict``: an error denies, forbid beats permit, and no permit is a default deny."""
     rules = policy.rules
-    out: dict[str, tuple] = {}
+    out: dict[str, Verdict] = {}
     for action, indexes in policy.by_action.items():
         forbids: list[int] = []
         permits: list[int] = []
@@ -377,8 +288,8 @@ def _verdicts(policy: Policy, results: list[tuple[bool, str | None]]) -> dict[st
             effect, deciding, allowed = "permit", permits, True
         else:
             effect, deciding, allowed = "deny", [], False
-        out[action] = (allowed, effect, tuple(rules[i].id for i in deciding), tuple(failed), tuple(deciding),
-                       tuple(unmatched))
+        out[action] = Verdict(allowed, effect, tuple(rules[i].id for i in deciding), tuple(failed), tuple(deciding),
+                              tuple(unmatched))
     return out
 
 
@@ -449,7 +360,7 @@ def approved_actions(signoffs: dict[str, Any], policy: Policy, risk: str) -> lis
     return out
 
 
-def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple], criteria) -> str:
+def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, Verdict], criteria) -> str:
     """What to do next, in one sentence."""
     v = facts["verifiers"]
     if not v["substance_validated"]:
@@ -462,7 +373,7 @@ def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple]
     model = facts.get("model") or {}
     if model.get("ref"):
         if ph.phase == "graduated":
-            allowed = [a for a in ("deploy:autonomous", "deploy:assisted", "deploy:shadow") if verdicts[a][0]]
+            allowed = [a for a in ("deploy:autonomous", "deploy:assisted", "deploy:shadow") if verdicts[a].allowed]
             if allowed:
                 return f"{model['ref']} graduated ({ph.route} route): {allowed[0]} allowed"
             first = next((u for a in ("deploy:assisted",) for u in criteria(f"signoffs/{a}")), None)
@@ -474,7 +385,7 @@ def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple]
         return f"{model['ref']} is in {ph.phase}: evaluate it until the bar holds ({first})"
     trust = facts.get("data_trust") or {}
     if ph.phase == "graduated" or trust.get("granted"):
-        if verdicts["train:sft"][0]:
+        if verdicts["train:sft"].allowed:
             return f"graduated ({ph.route} route): crystallise with SFT"
         data = criteria("data")
         if data:
@@ -487,16 +398,15 @@ def recommend(ph: PhaseResult, facts: dict[str, Any], verdicts: dict[str, tuple]
         first = ph.unmet[0] if ph.unmet else "gather more rounds"
         return f"candidate: keep evaluating until the bar holds over enough rounds ({first})"
     first = ph.unmet[0] if ph.unmet else "gather evidence"
-    grpo = "explore with GRPO" if verdicts["train:grpo"][0] else "gather evidence"
+    grpo = "explore with GRPO" if verdicts["train:grpo"].allowed else "gather evidence"
     return f"discovery: {grpo} and evaluate each round; next: {first}"
 
 
 def deny_all(domain: str, reason: str, *, risk: str = "unknown") -> Decision:
     """A decision that denies everything with ``reason`` (for a policy that failed to load, say)."""
-    verdicts = {a: (False, "error", (), (reason,), (), ()) for a in ACTIONS}
+    verdicts = {a: Verdict(False, "error", (), (reason,)) for a in ACTIONS}
     return Decision(domain, risk, "unknown", "", verdicts, f"nothing is allowed: {reason}", (), (reason,), "", "", (),
                     {})
 
 
-__all__ = ["ActionDecision", "Decision", "conclude", "decide", "deny_all", "evaluate_rules", "recommend", "render_reason",
-           "symbol_text"]
+__all__ = ["ActionDecision", "Decision", "Verdict", "conclude", "decide", "deny_all", "evaluate_rules", "recommend"]

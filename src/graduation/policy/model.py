@@ -20,7 +20,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -31,7 +31,8 @@ from graduation.yamlsource import Located, load_yaml
 
 ACTIONS: tuple[str, ...] = ("train:grpo", "train:sft", "deploy:sandbox", "deploy:shadow", "deploy:assisted",
                             "deploy:autonomous", "online:grpo")
-CRITERIA = ("graduation", "verifiers", "data", "signoffs")
+Criterion = Literal["graduation", "verifiers", "data", "signoffs", "model"]
+CRITERIA: tuple[str, ...] = get_args(Criterion)  # what a rule may name; each has its unmet items in policy.engine
 RULE_ID = r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$"
 MACROS = ("all", "exists", "exists_one", "map", "filter")
 CEL_NAMES = {"true", "false", "null", "int", "uint", "double", "string", "bytes", "bool", "list", "map", "type",
@@ -67,7 +68,7 @@ class RuleSpec(Strict):
     when: str = Field("true", min_length=1, description="CEL condition over the facts; must yield a bool.")
     reason: str = Field(min_length=1, description="Why; {fact.path} placeholders are filled in "
                                                   "({fact.path|percent} shows a rate as a percentage).")
-    criteria: list[Literal["graduation", "verifiers", "data", "signoffs", "model"]] = Field(
+    criteria: list[Criterion] = Field(
         default_factory=list, description="Criteria whose unmet items explain a permit that did not apply.")
     description: str = ""
 

@@ -352,7 +352,7 @@ def dry_run_plan(ctx: Any, decision: Any, mode: str, asked: str, target: str, fr
     from graduation.jobs.targets import launch_commands
 
     ad = decision.actions[MODE_ACTIONS[mode]]
-    reasons = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+    reasons = ad.why_lines()
     if not ad.allowed and asked == "auto":
         others = [m for m, a in MODE_ACTIONS.items() if m != mode and decision.actions[a].allowed]
         if others:

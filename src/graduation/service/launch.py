@@ -101,7 +101,7 @@ def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path 
     action = MODE_ACTIONS[job.mode]
     ad = decision.actions[action]
     if not ad.allowed:
-        reasons = list(ad.reasons) + [f"unmet: {u}" for u in ad.unmet] + [f"error: {e}" for e in ad.errors]
+        reasons = ad.why_lines()
         lines = "\n".join(f"  - {r}" for r in reasons) or "  - no rule permits it (default deny)"
         raise JobRefused(f"{action} is no longer allowed for {job.domain.name} (phase {decision.phase}, decision "
                          f"{decision.id[:12]}; the job was approved by {job.decision.id[:12]}); not starting:\n{lines}",
