@@ -3,6 +3,7 @@
 from graduation.cli.app import app
 from graduation.cli import domains  # noqa: F401  (registers commands)
 from graduation.cli import policy  # noqa: F401  (registers commands)
+from graduation.cli import audit  # noqa: F401  (registers commands)
 from graduation.cli import evidence  # noqa: F401  (registers commands)
 from graduation.cli import report  # noqa: F401  (registers commands)
 from graduation.cli import jobs  # noqa: F401  (registers commands)

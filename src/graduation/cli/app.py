@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -114,6 +115,16 @@ def _print_version(value: bool) -> None:
         found = "unknown (not installed as a package)"
     typer.echo(f"registry (graduation) {found}")
     raise typer.Exit(EXIT_OK)
+
+
+@contextmanager
+def open_registry(st: State):
+    """The registry, closed when the command is done with it (so SQLite checkpoints its WAL then)."""
+    db = st.database(create=False)
+    try:
+        yield db
+    finally:
+        db.dispose()
 
 
 def state(ctx: typer.Context) -> State:
