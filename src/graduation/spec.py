@@ -5,6 +5,9 @@
 ``load_domain(path)`` reads the file and calls it. Paths inside a domain file are resolved relative to
 the file and must stay inside the project or under an ``allowed_roots`` directory of the project's
 ``graduation.yaml`` (a domain file cannot allow itself more).
+
+One module on purpose (over 400 lines): the models are the sections of one file format, read together
+and validated as one document, and the JSON Schema of domain files is generated from them.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ def list_cmd(ctx: typer.Context, domain: str | None = typer.Option(None, "--doma
     if as_json:
         print_json(rows)
         return
-    from graduation.cli.output import info, show, table
+    from graduation.cli.output import info
 
     if not rows:
         info("no jobs yet; `registry jobs generate DOMAIN`")

@@ -10,6 +10,9 @@ For every action the answer follows cedar's authorizer:
 
 Each ``ActionDecision`` names the rules that decided it, their reasons (with facts filled in), and
 the criteria still unmet with their numbers, e.g. "Wilson lower bound 0.53 < 0.97 ...".
+
+The verdict types, the rule evaluation and the recommendation are one algorithm and stay together (about
+400 lines); the words of a decision (unmet items, reasons) are in ``policy.explain``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ Faults: an actor that dies (its node lost, its process killed) is restarted and 
 again, up to ``retries`` times (Ray's ``max_restarts`` / ``max_task_retries``). A run that cannot finish
 raises ``EngineError`` before anything is written. The verdict cache of the registry is neither read nor
 filled (actors on other nodes have no database); ``Gathered.cache_hits`` is 0.
+
+One module on purpose (about 500 lines): the datasource, the actor and the driver-side checks are one
+protocol (what a chunk is, how it is checked and merged), and splitting them would scatter its invariants.
 """
 
 from __future__ import annotations
