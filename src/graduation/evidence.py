@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from graduation.cel_loader import load_cel
 from graduation.errors import InputError
 from graduation.records import (
     AuditItem,
@@ -32,6 +33,7 @@ from graduation.records import (
     SymbolFlag,
     VerifierStats,
 )
+from graduation.spec import lineage_depths
 
 Z95 = 1.959963984540054  # scipy.stats.norm.isf(0.025)
 
@@ -109,8 +111,6 @@ def compile_slices(slices: Sequence[Any]) -> list[Slice]:
 
 
 def _cel_module() -> Any:
-    from graduation.cel_loader import load_cel
-
     return load_cel()
 
 
@@ -401,7 +401,6 @@ def lineage(sources: Sequence[Any], name: str) -> tuple[str, int, list[str]]:
 
     Whether each generator graduated in the domain is looked up when deciding, never declared here.
     """
-    from graduation.spec import lineage_depths
 
     by_name = {s.name: s for s in sources}
     if name not in by_name:

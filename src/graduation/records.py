@@ -27,12 +27,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from graduation.spec import DomainSpec
 
-EvidenceKind = Literal["eval", "training_round", "data_audit", "verifier_validation", "human_audit", "signoff",
-                       "retraction"]
-EVIDENCE_KINDS: tuple[str, ...] = ("eval", "training_round", "data_audit", "verifier_validation",
-                                   "human_audit", "signoff", "retraction")
-
-
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -232,6 +226,8 @@ RECORD_MODELS: dict[str, type[Record]] = {
     "signoff": SignoffRecord,
     "retraction": RetractionRecord,
 }
+#: Every evidence kind, derived from ``RECORD_MODELS`` (adding a kind: its record model and one entry above).
+EVIDENCE_KINDS: tuple[str, ...] = tuple(RECORD_MODELS)
 
 
 # -- value types the store hands back (no database objects) -------------------------------------

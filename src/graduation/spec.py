@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from graduation.errors import Problem, SpecError
+from graduation.prompts import template_problem
 from graduation.yamlsource import Located, format_path, load_yaml
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
@@ -207,7 +208,6 @@ class TaskSpec(Strict):
     @classmethod
     def _template_compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            from graduation.prompts import template_problem
 
             problem = template_problem(value)
             if problem:

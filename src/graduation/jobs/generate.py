@@ -24,8 +24,11 @@ from typing import Any
 
 from graduation.errors import InputError, JobRefused
 from graduation.jobs.model import JOB_NAME, ClusterPin, DatasetPin, DecisionPin, DomainPin, JobFile, RewardPin
+from graduation.jobs.render import render_job
+from graduation.jobs.seal import manifest, manifest_hash
 from graduation.jobs.targets import TARGETS as _TARGET_COMMANDS
 from graduation.spec import sha256_json
+from graduation.store.jobs import add_job
 
 MODE_ACTIONS = {"grpo": "train:grpo", "sft": "train:sft"}
 TARGETS = tuple(_TARGET_COMMANDS)
@@ -110,8 +113,6 @@ def _sha256(data: bytes) -> str:
 
 def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> GeneratedJob:
     """Write ``registry/jobs/<id>/`` and record the job, or raise ``JobRefused`` having written nothing."""
-    from graduation.jobs.render import render_job
-    from graduation.store.jobs import add_job
 
     if plan.mode not in MODE_ACTIONS:
         raise InputError(f"--mode {plan.mode!r}: use grpo or sft (or auto)")
@@ -156,7 +157,6 @@ def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> Gene
             path.write_text(text, encoding="utf-8")
             if rel in EXECUTABLE:
                 path.chmod(0o755)
-        from graduation.jobs.seal import manifest, manifest_hash
 
         sealed = manifest(tmp)  # every file of the bundle, as approved
         detail = {"job_hash": sha256_json(job.model_dump(mode="json")), "datasets": {

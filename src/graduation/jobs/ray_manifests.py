@@ -23,6 +23,7 @@ import shlex
 from typing import Any
 
 from graduation.jobs.model import JobFile
+from graduation.jobs.render import dump_yaml, k8s_name
 
 RAYJOB_API = "ray.io/v1"
 RAY_VERSION = "2.60.0"  # the version the Ray engine is tested with; match it to the image's
@@ -44,15 +45,12 @@ def verify_command(job: JobFile, project: str, address: str = "auto") -> list[st
 
 
 def _labels(job: JobFile) -> dict[str, str]:
-    from graduation.jobs.render import k8s_name
-
     return {"graduation.dev/domain": k8s_name(job.domain.name), "graduation.dev/job": k8s_name(job.job),
             "graduation.dev/purpose": "verification"}
 
 
 def rayjob(job: JobFile) -> dict[str, Any]:
     """A KubeRay ``RayJob``: a Ray cluster for the run (CPU workers), the verification as its entrypoint."""
-    from graduation.jobs.render import k8s_name
 
     image = job.cluster.image
     mount = [{"name": "project", "mountPath": PROJECT_MOUNT}]
@@ -105,7 +103,6 @@ def rayjob(job: JobFile) -> dict[str, Any]:
 
 def cluster_launcher(job: JobFile) -> dict[str, Any]:
     """A ``ray up`` config for machines you already have (the ``local`` provider); edit the addresses."""
-    from graduation.jobs.render import k8s_name
 
     project = job.project_root
     return {
@@ -128,7 +125,6 @@ def cluster_launcher(job: JobFile) -> dict[str, Any]:
 
 def ray_files(job: JobFile) -> dict[str, str]:
     """``ray/rayjob.yaml`` and ``ray/cluster.yaml`` of a job directory."""
-    from graduation.jobs.render import dump_yaml
 
     command = " ".join(shlex.quote(a) for a in verify_command(job, job.project_root))
     return {

@@ -220,7 +220,7 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
         "kubectl apply -f trainjob.yaml")
     files["Dockerfile"] = env.get_template("Dockerfile.j2").render(
         job_id=job.job, project_dir=PROJECT_IN_IMAGE, peft=bool(job.peft))
-    from graduation.jobs.ray_manifests import ray_files
+    from graduation.jobs.ray_manifests import ray_files  # lazy: ray_manifests imports this module
 
     files.update(ray_files(job))  # verification of the job's outputs on a Ray cluster
     context = {

@@ -15,6 +15,7 @@ import difflib
 import re
 from typing import Any
 
+from graduation.cel_loader import load_cel
 from graduation.policy.facts import FACT_SCHEMA, SYMBOL, example_facts
 
 CEL_NAMES = {"true", "false", "null", "int", "uint", "double", "string", "bytes", "bool", "list", "map", "type",
@@ -156,7 +157,6 @@ def _use(uses: dict[str, set[str] | None], path: list[str]) -> None:
 
 def compile_cel(source: str):
     """Compile a CEL expression (the one place policy code uses the CEL package)."""
-    from graduation.cel_loader import load_cel
 
     return load_cel().compile(source)
 

@@ -345,7 +345,6 @@ def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidenc
 
 def approved_actions(signoffs: dict[str, Any], policy: Policy, risk: str) -> list[str]:
     """Actions whose ``approvers.require`` at ``risk`` (distinct people per role) the sign-offs meet."""
-    from graduation.policy.model import ACTIONS
 
     grants = signoffs.get("grants") or {}
     approvers = getattr(policy, "approvers", None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, lineage_depths
+from graduation.spec import DomainSpec, EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, lineage_depths, sha256_json
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 #: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).
@@ -354,7 +354,6 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                 bound = False
             if bound:
                 if domain_digest is None:
-                    from graduation.spec import sha256_json
 
                     domain_digest = sha256_json(spec.canonical())
                 bound = _field(rec, "domain_digest") == domain_digest

@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 from graduation.errors import Problem, SpecError
 from graduation.policy.conditions import (FORMATS, PLACEHOLDER, check_chain, check_condition, compile_cel,
                                           member_chains, type_check)
-from graduation.spec import Risk, Strict, read_text, sha256_json, validate_located
+from graduation.spec import Risk, Strict, display_path, read_text, sha256_json, validate_located
 from graduation.yamlsource import Located, load_yaml
 
 ACTIONS: tuple[str, ...] = ("train:grpo", "train:sft", "deploy:sandbox", "deploy:shadow", "deploy:assisted",
@@ -335,7 +335,6 @@ def default_policy_path(project_root: Path | None) -> Path:
 def load_policy(path: Path | str | None = None, project_root: Path | None = None) -> Policy:
     """Read and parse a policy file (the project's default when ``path`` is None)."""
     path = Path(path) if path is not None else default_policy_path(project_root)
-    from graduation.spec import display_path
 
     shown = display_path(path, Path(project_root)) if project_root is not None else str(path)
     text = read_text(path)

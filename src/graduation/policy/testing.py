@@ -35,9 +35,9 @@ from graduation.errors import Problem, SpecError
 from graduation.policy.engine import Decision, decide, evaluate_rules
 from graduation.policy.model import ACTIONS, Policy
 from graduation.policy.phase import wilson_lower
-from graduation.records import RECORD_MODELS
-from graduation.spec import DomainSpec, Strict, read_text, validate_located
 from graduation.records import Evidence
+from graduation.records import RECORD_MODELS
+from graduation.spec import DomainSpec, Strict, read_text, sha256_json, validate_located
 from graduation.yamlsource import load_yaml
 
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -202,7 +202,6 @@ def parse_cases(text: str, file: str) -> list[Case]:
             owner = data.get("model") if kind in ("signoff", "eval", "training_round") else data.pop("model", None)
             if kind == "signoff" and owner:
                 # a sign-off in a case binds the case's domain version and model unless it says otherwise
-                from graduation.spec import sha256_json
 
                 data.setdefault("domain_digest", sha256_json(domain.canonical()))
                 if model_facts is not None and owner == model_facts["ref"]:

@@ -13,8 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from graduation.atomicfile import atomic_write_text
+from graduation.report import svg
+from graduation.report.experiments import load_photocopier, photocopier_chart
 from graduation.report.views import REPORT_DIR, ReportData, ReportResult, report_data
-from graduation.service.reporting import DecideFn
+from graduation.service.reporting import DecideFn, snapshot
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -22,8 +25,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 def collect(db, project_root: Path, *, decide: DecideFn | None = None, policy_path: Path | None = None,
             now: datetime | None = None) -> ReportData:
     """Read everything the report shows from the registry ``db`` (one read session) and build its views."""
-    from graduation.report.experiments import load_photocopier
-    from graduation.service.reporting import snapshot
 
     data = report_data(snapshot(db, Path(project_root), decide=decide, policy_path=policy_path, now=now))
     data.photocopier = load_photocopier(Path(project_root))
@@ -36,9 +37,6 @@ def environment():
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "css"],
                       default_for_string=True, default=True), undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True, keep_trailing_newline=True)
-    from graduation.report import svg
-
-    from graduation.report.experiments import photocopier_chart
 
     env.globals.update(svg=svg, photocopier_chart=photocopier_chart)
     env.filters["pct"] = lambda x, digits=0: "–" if x is None else f"{100 * float(x):.{digits}f}%"
@@ -60,7 +58,6 @@ def render(data: ReportData) -> dict[str, str]:
 def write_report(db, project_root: Path, out_dir: Path | None = None, *, decide: DecideFn | None = None,
                  policy_path: Path | None = None, now: datetime | None = None) -> ReportResult:
     """Collect, render and write the report; each file is written atomically."""
-    from graduation.atomicfile import atomic_write_text
 
     out = Path(out_dir) if out_dir is not None else Path(project_root) / REPORT_DIR
     data = collect(db, Path(project_root), decide=decide, policy_path=policy_path, now=now)

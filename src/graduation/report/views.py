@@ -19,6 +19,7 @@ from typing import Any
 from graduation.evidence import wilson_interval
 from graduation.records import iso
 from graduation.report.svg import GapRow, RoundPoint, SliceBar
+from graduation.spec import lineage_depths
 
 REPORT_DIR = Path("registry") / "reports"
 RECENT_AUDIT = 8  # decision-log entries listed per domain
@@ -315,7 +316,6 @@ def report_data(snap: Any) -> ReportData:
 
 def domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail, decision: DecisionView
                   ) -> DomainReport:
-    from graduation.spec import lineage_depths
 
     rounds: list[RoundView] = []
     newest_eval = None

@@ -19,11 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graduation.store.auditlog import GENESIS, AuditEntry, append, decision_payload
 from graduation.errors import InputError, NotFoundError
 from graduation.records import HumanAuditRecord, RetractionRecord, Signed, SignoffRecord
+from graduation.service.decisions import decision_in, load_evidence
+from graduation.service.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
 from graduation.signing import (SignatureError, audit_payload, message, now, retraction_payload, sign,
                                 signoff_payload, verify)
+from graduation.spec import sha256_json
+from graduation.store.audit import tail
+from graduation.store.auditlog import GENESIS, AuditEntry, append, decision_payload
+from graduation.store.domains import get_version, version_spec
+from graduation.store.evidence import add_evidence, find_evidence
+from graduation.store.models import resolve_model
+from graduation.trust import screen, signers_of
 
 @dataclass
 class Recorded:
@@ -35,8 +43,6 @@ class Recorded:
 
 
 def _signed(payload: dict[str, Any], principal: str, key: Path, policy) -> Signed:
-    from graduation.trust import signers_of
-
     signers = signers_of(policy)
     if principal not in signers:
         raise SignatureError(f"{principal!r} is not in {policy.allowed_signers_file or 'allowed_signers'} "
@@ -48,16 +54,12 @@ def _signed(payload: dict[str, Any], principal: str, key: Path, policy) -> Signe
 
 def _chained(session) -> AuditEntry:
     """The entry that chains the record just added (``add_evidence`` appends it: the tail of the log)."""
-    from graduation.store.audit import tail
 
     return AuditEntry.from_row(tail(session))
 
 
 def _refused(session, domain: str, uid: str, policy) -> str | None:
     """Why the just-written record does not count (None when it does), by the screen decisions use."""
-    from graduation.service.decisions import load_evidence
-    from graduation.store.domains import get_version
-    from graduation.trust import screen
 
     version = get_version(session, domain)
     evidence = load_evidence(session, {domain: version.basis_hash})[domain]
@@ -73,12 +75,6 @@ def signoff(db, root: Path | None, policy, domain: str, *, by: str, role: str, k
     ``SignatureError`` (exit 1) when the same name already approved them or the screen does not count the
     new sign-off; nothing is written then. One audit entry (the new decision) per action approved.
     """
-    from graduation.service.decisions import decision_in, load_evidence
-    from graduation.service.signoffs import ApprovalRefused, bound_signoff, check_actions, unmet_besides_signoffs
-    from graduation.spec import sha256_json
-    from graduation.store.domains import get_version, version_spec
-    from graduation.store.evidence import add_evidence
-    from graduation.store.models import resolve_model
 
     by, role = by.strip(), role.strip()
     if not by or not role:
@@ -132,10 +128,6 @@ def unbound_signoff(db, policy, domain: str, *, by: str, role: str, note: str | 
                     key: Path | None = None) -> Recorded:
     """A sign-off bound to no model or action (signed over the same payload when ``key`` is given, with
     no model and no actions): screened and chained like any other, counted for no gate (``unbound``)."""
-    from graduation.service.decisions import decision_in, load_evidence
-    from graduation.spec import sha256_json
-    from graduation.store.domains import get_version, version_spec
-    from graduation.store.evidence import add_evidence
 
     by, role = by.strip(), role.strip()
 
@@ -163,8 +155,6 @@ def unbound_signoff(db, policy, domain: str, *, by: str, role: str, note: str | 
 def human_audit(db, root: Path, policy, domain: str, record: HumanAuditRecord, *, key: Path | None,
                 model_id: int | None = None) -> Recorded:
     """Record a human audit, signed by the auditor over the items and verdicts when ``key`` is given."""
-    from graduation.store.domains import get_version
-    from graduation.store.evidence import add_evidence
 
     def write(session):
         rec = record
@@ -172,8 +162,6 @@ def human_audit(db, root: Path, policy, domain: str, record: HumanAuditRecord, *
             if not rec.items:
                 raise InputError("a signed human audit needs --items FILE: the signature covers each item's "
                                  "verdict, not bare counts")
-            from graduation.spec import sha256_json
-            from graduation.store.domains import version_spec
 
             version = get_version(session, domain)
             payload = audit_payload(domain=domain, domain_digest=sha256_json(version_spec(version).canonical()), auditor=rec.auditor,
@@ -191,7 +179,6 @@ def human_audit(db, root: Path, policy, domain: str, record: HumanAuditRecord, *
 
 def record_evidence(db, root: Path, domain: str, kind: str, record: Any, *, author: str | None) -> Recorded:
     """Any other evidence written by hand (chained by the store)."""
-    from graduation.store.evidence import add_evidence
 
     def write(session):
         ev = add_evidence(session, domain, kind, record, author=author)
@@ -202,7 +189,6 @@ def record_evidence(db, root: Path, domain: str, kind: str, record: Any, *, auth
 
 def retract(db, root: Path, policy, ref: str, *, reason: str, by: str, key: Path | None) -> Recorded:
     """Take evidence ``ref`` (a uid or 8+ leading characters) out of every decision; the row stays."""
-    from graduation.store.evidence import add_evidence, find_evidence
 
     reason, by = reason.strip(), by.strip()
     if not reason:

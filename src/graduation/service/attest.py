@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import AttestationError, InputError
+from graduation.store import audit as q
+from graduation.store.auditlog import verify
 
 ENV_KEY = "GRADUATION_REGISTRY_KEY"
 DEFAULT_KEY = Path("registry") / "keys" / "registry-ed25519.pem"
@@ -134,9 +136,6 @@ def verify_envelope(data: Any, public: Path) -> dict[str, Any]:
 def checkpoint(session, private: Path) -> dict[str, Any]:
     """A signed checkpoint of the audit chain: its length and head hash, verified first."""
     from datetime import datetime, timezone
-
-    from graduation.store.auditlog import verify
-    from graduation.store import audit as q
 
     result = verify(session)
     if not result.ok:

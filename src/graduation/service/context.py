@@ -18,11 +18,17 @@ from typing import Any
 
 from graduation.errors import InputError
 from graduation.evidence import VerifierInfo, text_of_value
+from graduation.identity import StatCache, check_files
 from graduation.records import Record, VerifierValidationRecord
 from graduation.rows import ReadReport, iter_rows
+from graduation.service.project import sha256_file
+from graduation.service.rowlog import RowSink
 from graduation.spec import TRUSTED_PROVENANCE, DomainSpec
+from graduation.store.chain import check_rows
+from graduation.store.domains import get_version, version_spec
 from graduation.verifiers.base import Verifier, build
 from graduation.verifiers.pool import VerifierPool
+from graduation.verifiers.sandbox import DOMAIN_CODE_KINDS
 
 
 CHUNK = 2048
@@ -63,10 +69,6 @@ class Gathered:
 
 
 def load_context(db: Any, root: Path, domain: str) -> DomainContext:
-    from graduation.identity import StatCache, check_files
-    from graduation.store.chain import check_rows
-    from graduation.store.domains import get_version, version_spec
-
     with db.read() as session:
         row = get_version(session, domain)
         check_rows(session, "domain_version", [row])
@@ -181,8 +183,6 @@ def source_rows(source: Path | Iterable[Mapping[str, Any]], report: ReadReport, 
 
 def hash_rows(source: Path | Iterable[Mapping[str, Any]]) -> str | None:
     if isinstance(source, (str, Path)):
-        from graduation.service.project import sha256_file
-
         return sha256_file(Path(source))
     if isinstance(source, (list, tuple)):
         return digest_rows(source)
@@ -212,7 +212,6 @@ def digest_rows(rows: Iterable[Mapping[str, Any]]) -> str:
 
 def sandboxed(record: Any, ctx: DomainContext, pool: Any) -> Any:
     """The record, saying how the domain's own code ran (``sandbox``) when it has python/command verifiers."""
-    from graduation.verifiers.sandbox import DOMAIN_CODE_KINDS
 
     if record is None or not any(v.kind in DOMAIN_CODE_KINDS for v in ctx.verifiers):
         return record
@@ -223,6 +222,5 @@ def row_sink(ctx: DomainContext, display: str, supported: set[str], rows_out: Pa
           clean_out: Path | None) -> Any:
     if rows_out is None and clean_out is None:
         return None
-    from graduation.service.rowlog import RowSink
 
     return RowSink(ctx.verifiers, display, rows_out=rows_out, clean_out=clean_out, supported=supported)

@@ -19,11 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graduation.policy.engine import Decision, conclude
+from graduation.errors import GraduationError, InputError
+from graduation.identity import StatCache, check_files
+from graduation.policy.engine import Decision, conclude, decide, deny_all
 from graduation.policy.facts import summarize
-from graduation.policy.model import Policy
+from graduation.policy.model import Policy, load_policy
 from graduation.policy.phase import decide_phase
 from graduation.spec import DomainSpec
+from graduation.store.auditlog import append, decision_payload
+from graduation.store.chain import check_rows
+from graduation.store.domains import latest_versions
+from graduation.store.evidence import current_evidence_rows
+from graduation.store.models import find_model, resolve_model
+from graduation.trust import screen
 
 
 class _Rec(dict):
@@ -64,7 +72,6 @@ class DomainDecision:
 
 def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[StoredEvidence]]:
     """Current-basis evidence of the given domains, oldest first, in one query."""
-    from graduation.store.evidence import current_evidence_rows
 
     loads = json.JSONDecoder(object_hook=_Rec).decode
     out: dict[str, list[StoredEvidence]] = {name: [] for name in basis_by_domain}
@@ -76,8 +83,6 @@ def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[St
 def resolve_generators(session, spec: DomainSpec, evidence: list) -> dict[str, str | None]:
     """Each generator named by the domain's ground truth or its data audits -> the registered model version
     it names (NAME@V; the newest version for a bare name), or None when no such model is registered."""
-    from graduation.errors import InputError
-    from graduation.store.models import find_model
 
     names = {s.generated_by.model for s in spec.ground_truth if s.generated_by is not None}
     for ev in evidence:
@@ -106,8 +111,6 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
     everything until it is registered again. Files whose stat is unchanged since registration (kept in
     the chained version row) are not read again.
     """
-    from graduation.store.chain import check_rows
-    from graduation.store.domains import latest_versions
 
     mfacts = model.facts() if model is not None else None
     with db.read() as session:
@@ -118,7 +121,6 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
         generators = {v.domain: resolve_generators(session, specs[v.domain], evidence[v.domain]) for v in versions}
     cache = None
     if root is not None:
-        from graduation.identity import StatCache
 
         cache = StatCache()
     out = []
@@ -138,8 +140,6 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
 
 def _changed_on_disk(root: Path, v, cache) -> Decision | None:
     """A decision denying everything when the disk no longer matches version ``v`` (None when it does)."""
-    from graduation.identity import check_files
-    from graduation.policy.engine import deny_all
 
     hashes = json.loads(v.data_hashes_json)
     cache.seed(Path(root), hashes, json.loads(v.file_stats_json) if v.file_stats_json else None)
@@ -157,9 +157,6 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     ``extra``: evidence to add to what is stored (after the screen), for a hypothetical ("what if these
     sign-offs existed").
     """
-    from graduation.store.domains import latest_versions
-
-    from graduation.store.chain import check_rows
 
     versions = latest_versions(session, [name])
     check_rows(session, "domain_version", versions)
@@ -176,7 +173,6 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
 
 def counted(spec: DomainSpec, evidence: list, policy: Policy) -> list:
     """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``)."""
-    from graduation.trust import screen
 
     return screen(evidence, domain=spec.domain, risk=spec.risk._value_, policy=policy).evidence
 
@@ -188,9 +184,6 @@ def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None =
     For callers that must act on the answer (job generation, launches): the reason names the problem,
     e.g. ``policies/default.yaml:12:11: rules[0].when: ...``.
     """
-    from graduation.errors import GraduationError
-    from graduation.policy.engine import decide, deny_all
-    from graduation.policy.model import load_policy
 
     try:
         if policy is None:
@@ -223,7 +216,6 @@ def gate_model(db, model: str | None, artifact: tuple[Path, str] | None) -> tupl
     ``artifact``: (directory, the digest its files hash to now), for ``--model-path``: a directory that is
     not a registered model version, or not the one ``model`` names, is unknown and nothing is allowed for it.
     """
-    from graduation.store.models import find_model, resolve_model
 
     info = None
     if model is not None:
@@ -248,7 +240,6 @@ def gate(db, policy: Policy, names: list[str] | None, *, required: list[str], ro
     """Decide for the named (or every) domain; with ``required`` actions, append every decision relied on
     to the audit log in one transaction (which moves the anchor). No domain matched while something is
     required: ``InputError`` (exit 2), since nothing can be allowed."""
-    from graduation.errors import InputError
 
     results = decisions(db, policy, names, root=root, model=model)
     if required and not results:
@@ -256,7 +247,6 @@ def gate(db, policy: Policy, names: list[str] | None, *, required: list[str], ro
                          "first (`registry register domains/`) or name them")
     denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
     if required:
-        from graduation.store.auditlog import append, decision_payload
 
         payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
                                                   policy_file=policy.file)) for r in results for a in required]

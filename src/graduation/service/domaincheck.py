@@ -26,7 +26,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from graduation.cel_loader import load_cel
 from graduation.errors import DataError, InputError, Problem, VerifierError
+from graduation.rows import ReadReport, iter_rows
+from graduation.verifiers.base import Verifier, _BUILTIN_MODULES, _bind_options, build, get_kind
+from graduation.verifiers.pool import VerifierPool
 from graduation.yamlsource import Located, load_yaml
 
 SAMPLE_ROWS = 20
@@ -68,8 +72,6 @@ def _locate(item: Any, root: Path) -> Located:
 # -- verifiers ---------------------------------------------------------------------------------------
 
 def _check_verifiers(item: Any, located: Located, root: Path, remote: list) -> list[Problem]:
-    from graduation.verifiers.base import _BUILTIN_MODULES, _bind_options, build, get_kind
-
     problems: list[Problem] = []
     for i, spec in enumerate(item.spec.verifiers):
         where = ("verifiers", i)
@@ -115,8 +117,6 @@ _BUILD_FAILED = "verifier could not be built in the worker: "
 
 def _build_remote(remote: list, root: Path, pool: Any) -> list[Problem]:
     """Build python (and plugin) verifiers inside the isolated pool; report those that do not build."""
-    from graduation.verifiers.base import Verifier, get_kind
-    from graduation.verifiers.pool import VerifierPool
 
     problems: list[Problem] = []
     own = pool is None
@@ -147,8 +147,6 @@ def _build_remote(remote: list, root: Path, pool: Any) -> list[Problem]:
 # -- data --------------------------------------------------------------------------------------------
 
 def _sample(path: Path, display: str) -> list[dict[str, Any]]:
-    from graduation.rows import ReadReport, iter_rows
-
     rows = []
     report = ReadReport(display)
     for _line, row in iter_rows(path, report, display=display):
@@ -203,8 +201,6 @@ def _sample_ground_truth(item: Any, located: Located, root: Path, problems: list
 
 
 def _check_slices(item: Any, located: Located, rows: list[dict]) -> list[Problem]:
-    from graduation.cel_loader import load_cel
-
     problems: list[Problem] = []
     fields = sorted({k for row in rows for k in row})
     for i, sl in enumerate(item.spec.slices):

@@ -24,6 +24,7 @@ from graduation.service.recording import record_gathered, refuse_repeat
 from graduation.service.scan import supported_vocabulary, validate_and_scan
 from graduation.service.validation import uncounted_verifiers
 from graduation.service.verification import Verification
+from graduation.store.models import ModelInfo, resolve_model
 from graduation.verifiers.pool import VerifierPool
 
 
@@ -149,7 +150,6 @@ def evaluate_generated(db: Any, root: Path, domain: str, *, model: Any, samples:
 
 def model_info(db: Any, model: Any):
     """A registered model from a reference (or a ``ModelInfo`` as it is)."""
-    from graduation.store.models import ModelInfo, resolve_model
 
     if isinstance(model, ModelInfo):
         return model

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.evidence import text_of_value
+from graduation.heldout import Overlap, overlap
 from graduation.service.context import DomainContext, ground_truth_rows, row_key
 from graduation.spec import DomainSpec
 
@@ -18,7 +19,6 @@ def heldout_overlap(ctx: DomainContext):
     source declares its split-all sources both training and held-out data: they are not compared with
     each other (declare ``split: eval`` to hold prompts out).
     """
-    from graduation.heldout import Overlap, overlap
 
     prompt = ctx.spec.task.prompt_field
     evals: dict[str, str] = {}

@@ -23,6 +23,21 @@ from typing import Any
 from graduation.errors import InputError
 from graduation.jobs.generate import MODE_ACTIONS, Approval, GeneratedJob, JobPlan, generate_job
 from graduation.jobs.model import RUNNER_KEYS, ClusterPin, DomainPin, RewardPin, read_job_file
+from graduation.jobs.presets import model_size as size_of, resolve_hyperparameters
+from graduation.jobs.targets import launch_commands
+from graduation.models import manifest
+from graduation.policy.model import load_policy
+from graduation.prompts import render_prompt
+from graduation.service.context import digest_rows, ground_truth_rows, load_context
+from graduation.service.data_audit import audit_data
+from graduation.service.decisions import decisions
+from graduation.service.validation import check_verifiers, current_validation
+from graduation.store.auditlog import anchor_path, record_decision
+from graduation.store.domains import get_version
+from graduation.store.evidence import list_evidence
+from graduation.store.jobs import get_job
+from graduation.store.models import find_model
+from graduation.verifiers import reference_text, verify_items
 
 
 @dataclass
@@ -35,8 +50,6 @@ class PlanResult:
 
 def current_decision(db: Any, root: Path, domain: str, policy_path: Path | None = None):
     """The policy engine's decision for the domain's newest version, and the policy it used."""
-    from graduation.policy.model import load_policy
-    from graduation.service.decisions import decisions
 
     policy = load_policy(policy_path, root)
     found = decisions(db, policy, [domain], root=root)
@@ -81,8 +94,6 @@ def reward_pins(ctx: Any) -> list[RewardPin]:
 
 
 def trusted_rows(ctx: Any, splits: tuple[str, ...]) -> list[tuple[Any, dict[str, Any]]]:
-    from graduation.service.context import ground_truth_rows
-
     return [(source, row) for source, _file, _line, row in ground_truth_rows(ctx, splits=splits, trusted_only=True)]
 
 
@@ -90,7 +101,6 @@ def task_row(row: dict[str, Any], task: Any) -> dict[str, Any]:
     """A ground-truth row as a job's data row, for TRL's loaders: ``prompt`` as the model sees it (the task's
     template and system prompt applied; chat messages when ``task.chat``), ``source_prompt`` (the raw prompt,
     which evidence is matched by), the answer field and the id."""
-    from graduation.prompts import render_prompt
 
     missing = [f for f in (task.prompt_field, task.answer_field) if f not in row]
     if missing:
@@ -111,7 +121,6 @@ def verifier_lineage(ctx: Any) -> list[dict[str, Any]]:
 
 def ground_truth_sft_rows(ctx: Any, pool: Any = None) -> list[dict[str, Any]]:
     """Trusted training rows whose reference passes every substance verifier, each with its lineage."""
-    from graduation.verifiers import reference_text, verify_items
 
     task = ctx.spec.task
     rows = trusted_rows(ctx, ("train", "all"))
@@ -135,8 +144,6 @@ def ground_truth_sft_rows(ctx: Any, pool: Any = None) -> list[dict[str, Any]]:
 
 def checkpoint_ref(db: Any, checkpoint: Path) -> str:
     """The registered model (NAME@V) a checkpoint directory is, found by its digest (or its digest if unknown)."""
-    from graduation.models import manifest
-    from graduation.store.models import find_model
 
     digest = manifest(checkpoint).digest
     with db.read() as session:
@@ -149,9 +156,6 @@ def audit_before_copy(db: Any, root: Path, ctx: Any, train_rows: list[dict[str, 
     of its current content, and the exact rows of this job (grouped by source; an audit of the same rows,
     by content hash, is reused). Returns (evidence uids written, one line per audit naming its failures and
     every unsupported symbol with its rate)."""
-    from graduation.service.data_audit import audit_data
-    from graduation.service.context import digest_rows
-    from graduation.store.evidence import list_evidence
 
     with db.read() as session:
         done = [e.record for e in list_evidence(session, ctx.name, basis_hash=ctx.basis_hash, kinds=["data_audit"])]
@@ -195,7 +199,6 @@ def audit_before_copy(db: Any, root: Path, ctx: Any, train_rows: list[dict[str, 
 
 def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any, pool: Any = None):
     """Sample the trained checkpoint of a finished GRPO job on the training prompts; keep verified answers."""
-    from graduation.store.jobs import get_job
 
     with db.read() as session:
         row = get_job(session, from_job)
@@ -235,14 +238,6 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     ``overrides`` (``--set``); see ``graduation.jobs.presets``. ``dry_run`` decides and resolves everything,
     writes nothing (no job, no evidence, no audit entry) and returns the plan in ``PlanResult.dry_run``.
     """
-    from graduation.store.auditlog import anchor_path, record_decision
-    from graduation.service.data_audit import audit_data
-    from graduation.service.validation import check_verifiers, current_validation
-    from graduation.service.context import load_context
-    from graduation.store.domains import get_version
-
-    from graduation.jobs.presets import model_size as size_of
-    from graduation.jobs.presets import resolve_hyperparameters
 
     ctx = load_context(db, root, domain)
     with db.read() as session:
@@ -349,7 +344,6 @@ def dry_run_plan(ctx: Any, decision: Any, mode: str, asked: str, target: str, fr
                  model: str | None, resolved: Any, trainer: dict[str, Any], runner: dict[str, Any],
                  cluster: ClusterPin | None) -> dict[str, Any]:
     """What ``jobs generate`` would do, as data: the decision, the settings and the launch commands."""
-    from graduation.jobs.targets import launch_commands
 
     ad = decision.actions[MODE_ACTIONS[mode]]
     reasons = ad.why_lines()

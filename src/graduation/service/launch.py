@@ -22,9 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graduation.errors import InputError
+from graduation.errors import EvidenceRefused, InputError, TrainingStopped
 from graduation.jobs.generate import MODE_ACTIONS, JobRefused
 from graduation.jobs.model import JobFile, read_job_file
+from graduation.jobs.seal import check_manifest
+from graduation.models import manifest
+from graduation.rows import read_rows
+from graduation.service.evaluation import evaluate
+from graduation.service.jobs import current_decision
+from graduation.spec import DomainSpec
+from graduation.store.auditlog import anchor_path, record_decision
+from graduation.store.domains import get_version
+from graduation.store.jobs import claim, effective_state, get_job, heartbeat, lease_seconds, set_state
+from graduation.store.models import register_model
+from graduation.verifiers import VerifierPool
 
 
 @dataclass
@@ -59,8 +70,6 @@ def _sha256(path: Path) -> str:
 
 
 def load_job(db: Any, job_id: str) -> tuple[Any, JobFile, Path]:
-    from graduation.store.jobs import get_job
-
     with db.read() as session:
         row = get_job(session, job_id)
     path = Path(row.path)
@@ -69,7 +78,6 @@ def load_job(db: Any, job_id: str) -> tuple[Any, JobFile, Path]:
 
 def check_seal(row: Any, job_dir: Path) -> None:
     """``JobRefused`` unless every file of the bundle is as sealed at generation (the registry keeps the hash)."""
-    from graduation.jobs.seal import check_manifest
 
     problems = check_manifest(job_dir, row.manifest_hash, json.loads(row.detail_json or "{}").get("manifest"))
     if problems:
@@ -80,8 +88,6 @@ def check_seal(row: Any, job_dir: Path) -> None:
 
 def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path | None = None, row: Any = None):
     """The decision now, or ``JobRefused`` naming what changed. Returns (decision, policy)."""
-    from graduation.service.jobs import current_decision
-    from graduation.store.domains import get_version
 
     if row is not None:
         check_seal(row, job_dir)
@@ -118,10 +124,6 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
             say: Callable[[str], None] | None = None) -> RunOutcome:
     """Re-check, train, record every round. A run that stops without learning raises ``TrainingStopped`` (exit 1)
     after recording its rounds and the state ``failed`` with the reason. ``say`` prints a line (with ``progress``)."""
-    from graduation.store.auditlog import anchor_path, record_decision
-    from graduation.store.jobs import set_state
-
-    from graduation.store.jobs import effective_state
 
     row, job, job_dir = load_job(db, job_id)
     if effective_state(row) == "running":
@@ -139,8 +141,6 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
         return RunOutcome(job_id, row.state, decision.id)
     import socket
     import uuid
-
-    from graduation.store.jobs import claim
 
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with db.write() as session:  # compare-and-set: a concurrent run of the same job is refused here
@@ -172,7 +172,6 @@ def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, polic
                   steps=outcome.steps, seconds=round(outcome.seconds, 2), reward_means={
                       k: [round(x, 4) for x in v] for k, v in outcome.reward_means.items()}, **extra)
     if outcome.stopped:
-        from graduation.errors import TrainingStopped
 
         raise TrainingStopped(f"job {job_id} stopped after {outcome.steps} steps: {outcome.stopped}; its rounds are "
                               "recorded. Check that the rewards can tell answers apart (`registry verifiers check`) "
@@ -186,8 +185,6 @@ class _Heartbeat:
     def __init__(self, db: Any, job_id: str, owner: str) -> None:
         import threading
 
-        from graduation.store.jobs import lease_seconds
-
         self.db, self.job_id, self.owner = db, job_id, owner
         self.every = lease_seconds() / 3
         self._stop = threading.Event()
@@ -197,8 +194,6 @@ class _Heartbeat:
         self._thread.start()
 
     def _run(self) -> None:
-        from graduation.store.jobs import heartbeat
-
         while not self._stop.wait(self.every):
             try:
                 with self.db.write() as session:
@@ -233,19 +228,14 @@ def _restore(previous) -> None:
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
-    from graduation.rows import read_rows
-
     return read_rows(path)
 
 
 def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
            progress: bool, resume: bool = False, say: Callable[[str], None] | None = None) -> None:
-    from graduation.service.evaluation import evaluate
-    from graduation.spec import DomainSpec
     from graduation.training.models import resolve_model
     from graduation.training.rewards import domain_rewards
     from graduation.training.runner import RunSpec, run
-    from graduation.verifiers import VerifierPool
 
     spec = DomainSpec.model_validate(job.domain.spec)
     task = spec.task
@@ -270,7 +260,6 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                      **({task.id_field: x[task.id_field]} if task.id_field and task.id_field in x else {}),
                      **({task.answer_field: x[task.answer_field]} if task.answer_field in x else {})}
                     for x in r.rows]
-            from graduation.errors import EvidenceRefused
 
             try:
                 gathered = evaluate(db, root, job.domain.name, rows, model=checkpoint, kind="training_round",
@@ -329,8 +318,6 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
 
 def register_checkpoint(db: Any, job: JobFile, path: Path, step: int):
     """Register a checkpoint the job wrote (name: the job; a new version per new content), with its lineage."""
-    from graduation.models import manifest
-    from graduation.store.models import register_model
 
     lineage = {"base_model": job.model, "job": job.job, "step": step, "domain": job.domain.name,
                "domain_version": job.domain.version, "from_job": job.from_job,

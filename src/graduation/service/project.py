@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 
 from graduation.errors import InputError, Problem, SpecError
-from graduation.spec import DomainSpec, load_domain
+from graduation.identity import all_hashes, file_stats
 from graduation.records import LoadedDomain
+from graduation.service.domaincheck import check_domains
+from graduation.spec import DomainSpec, load_domain
 
 MARKERS = ("domains", "policies", "registry")
 ENV_PROJECT = "GRADUATION_PROJECT"
@@ -73,7 +75,6 @@ def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dic
     """SHA-256 of every file the domain's identity covers (``graduation.identity``): data, controls,
     verifier modules and their local imports, command scripts and executables, schemas, declared fixtures;
     plus the versions of verifier packages. A missing file is a located error."""
-    from graduation.identity import all_hashes
 
     hashes, missing = all_hashes(spec, root, spec.referenced_paths())
     problems = [Problem(f"referenced file {rel!r} does not exist", source_file,
@@ -85,8 +86,6 @@ def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dic
 
 
 def load_project_domain(path: Path, root: Path) -> LoadedDomain:
-    from graduation.identity import file_stats
-
     spec = load_domain(path, root)
     source = _display(path, root)
     hashes = hash_referenced_files(spec, root, source)
@@ -126,7 +125,6 @@ def load_and_check(paths: list[Path], root: Path, *, pool=None, warnings: list |
     """``load_many`` plus the deep checks (verifier kinds and options, regexes, python modules imported in an
     isolated worker, slice conditions, the declared fields in the first rows of the data): all problems of
     all files at once, as one ``SpecError``."""
-    from graduation.service.domaincheck import check_domains
 
     loaded = load_many(paths, root)
     problems = check_domains(loaded, root, pool=pool, warnings=warnings)

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from graduation.errors import EvidenceRefused
 from graduation.service.context import DomainContext, Gathered, sandboxed
 from graduation.service.verification import Verification
+from graduation.store.evidence import add_evidence, list_evidence, next_round
 
 
 def refuse_repeat(session: Any, ctx: DomainContext, model_id: int, data_hash: str, display: str) -> None:
     """One file, one round: the same outputs content for the same registered model version is not a new round
     (exit 1)."""
-    from graduation.errors import EvidenceRefused
-    from graduation.store.evidence import list_evidence
 
     for earlier in list_evidence(session, ctx.name, basis_hash=ctx.basis_hash, kinds=["eval", "training_round"]):
         if earlier.data_hash == data_hash and earlier.model_id == model_id:
@@ -34,7 +34,6 @@ def record_gathered(db: Any, ctx: DomainContext, result: Gathered, verification:
         result.validation = sandboxed(result.validation, ctx, verification.pool)
     if not store:
         return
-    from graduation.store.evidence import add_evidence
 
     with db.write() as session:
         if meta.get("model_id") is not None and result.data_hash is not None and result.kind != "data_audit":
@@ -44,7 +43,6 @@ def record_gathered(db: Any, ctx: DomainContext, result: Gathered, verification:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", result.validation,
                                                      version=ctx.version).uid)
         if meta.get("model_id") is not None:
-            from graduation.store.evidence import next_round
 
             number = next_round(session, ctx.name, ctx.basis_hash, meta["model_id"])
             result.record = result.record.model_copy(update={"round": number})

@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from graduation.policy.model import load_policy
+from graduation.service.decisions import decision_in
+from graduation.store import audit as audit_store
+from graduation.store.auditlog import anchor_path, verify
+from graduation.store.domains import get_version, list_domains, version_spec
+from graduation.store.evidence import evidence_for_domains
+from graduation.store.jobs import list_jobs
+from graduation.store.models import models_by_id
 
 #: ``(session, version_row, spec, evidence) -> Decision`` made inside the snapshot's read session.
 DecideFn = Callable[[Any, Any, Any, list], Any]
@@ -42,11 +50,6 @@ class Snapshot:
 def snapshot(db, project_root: Path, *, decide: DecideFn | None = None, policy_path: Path | None = None,
              now: datetime | None = None) -> Snapshot:
     """Read everything the report shows from the registry ``db`` (a ``graduation.store.Database``)."""
-    from graduation.store import audit as audit_store
-    from graduation.store.domains import get_version, list_domains, version_spec
-    from graduation.store.evidence import evidence_for_domains
-    from graduation.store.jobs import list_jobs
-    from graduation.store.models import models_by_id
 
     decide = decide or default_decider(project_root, policy_path)
     domains: list[DomainSnapshot] = []
@@ -78,7 +81,6 @@ def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | 
     """Whether the hash-chained decision log verifies (against the anchor file when there is one)."""
     if count == 0:
         return None, "no decisions recorded yet"
-    from graduation.store.auditlog import anchor_path, verify
 
     url = session.get_bind().url.render_as_string(hide_password=False)
     anchor = anchor_path(project_root, url)
@@ -92,8 +94,6 @@ def verify_audit_chain(session, project_root: Path, count: int) -> tuple[bool | 
 def default_decider(project_root: Path, policy_path: Path | None = None) -> DecideFn:
     """The decision `registry status` shows (``graduation.service.decisions.decision_in``), made inside the
     report's read session so that the decision and the evidence shown beside it are the same snapshot."""
-    from graduation.policy.model import load_policy
-    from graduation.service.decisions import decision_in
 
     policy = load_policy(policy_path, project_root)
 

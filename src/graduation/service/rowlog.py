@@ -26,8 +26,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from graduation.errors import InputError
 from graduation.atomicfile import default_mode
+from graduation.errors import InputError
+from graduation.evidence import symbols_in
 
 
 class RowSink:
@@ -58,7 +59,6 @@ class RowSink:
 
     def add(self, chunk: Sequence[tuple], columns: Sequence[Sequence[Any]], texts: Sequence[str]) -> None:
         """``chunk`` items are (line, row, output, reference, reference row, key), as the scan holds them."""
-        from graduation.evidence import symbols_in
 
         for i, (line, row, _out, _ref, _refrow, key) in enumerate(chunk):
             verdicts = [column[i] for column in columns]

@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from graduation.atomicfile import atomic_write_text
+from graduation.verifiers.catalog import domain_schema
 
 EXAMPLE_DOMAIN = """\
 # yaml-language-server: $schema=../registry/domain.schema.json
@@ -89,7 +90,6 @@ def _default_policy() -> str | None:
 
 def scaffold(directory: Path, force: bool = False) -> list[tuple[str, str]]:
     """Create the project skeleton; returns (path, status) for each file. Existing files are kept."""
-    from graduation.verifiers.catalog import domain_schema
     import json
 
     directory = Path(directory)

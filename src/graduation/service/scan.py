@@ -17,7 +17,7 @@ from typing import Any
 
 from graduation.errors import InputError
 from graduation.evidence import Tally, symbols_in, text_of_value, vocabulary_of
-from graduation.rows import ReadReport
+from graduation.rows import ReadReport, detect_format, iter_jsonl_range, split_ranges
 from graduation.service.context import CHUNK, DomainContext, Progress, ground_truth_rows, pool_scope, source_rows
 from graduation.service.validation import current_validation, validation_for
 from graduation.service.verification import Verification
@@ -182,8 +182,6 @@ def run_scan(ctx: DomainContext, source: Path | Iterable[Mapping[str, Any]], rep
     import multiprocessing
     import os
 
-    from graduation.rows import detect_format, split_ranges
-
     workers = os.cpu_count() or 1
     parallel = (sink is None and isinstance(source, (str, Path)) and workers > 1 and not any(v.isolated for v in ctx.verifiers)
                 and "fork" in multiprocessing.get_all_start_methods() and Path(source).is_file()
@@ -242,8 +240,6 @@ def _scan_part(conn: Any, ctx: DomainContext, path: Path, start: int, end: int, 
                resolve: Callable, display: str, tally: Tally, verification_cls: type, pool: Any) -> None:
     """A forked child: scan one byte range, send back the tally; leave without running the parent's exit hooks."""
     import os
-
-    from graduation.rows import iter_jsonl_range
 
     code = 0
     try:

@@ -15,6 +15,9 @@ from typing import Any
 
 from graduation.errors import ApprovalRefused, InputError
 from graduation.records import Signed, SignoffRecord
+from graduation.service.decisions import StoredEvidence, decision_in
+from graduation.spec import sha256_json
+from graduation.store.domains import get_version, version_spec
 
 #: actions a sign-off can approve (deployments and online learning: model trust)
 SIGNABLE = ("deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo")
@@ -42,9 +45,6 @@ def bound_signoff(*, by: str, role: str, domain: str, domain_digest: str, model:
 
 def unmet_besides_signoffs(session, domain: str, policy, model: Any, actions: list[str]) -> dict[str, list[str]]:
     """For each action still denied when the sign-offs the policy asks for are assumed given: its reasons."""
-    from graduation.service.decisions import StoredEvidence, decision_in
-    from graduation.spec import sha256_json
-    from graduation.store.domains import get_version, version_spec
 
     spec = version_spec(get_version(session, domain))
     digest = sha256_json(spec.canonical())

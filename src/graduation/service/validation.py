@@ -17,7 +17,9 @@ from graduation.records import VerifierValidationRecord
 from graduation.rows import ReadReport, iter_rows
 from graduation.service.context import (DomainContext, Gathered, ground_truth_rows, load_context, pool_scope,
                                         reference_index, row_key, sandboxed)
+from graduation.store.evidence import add_evidence, list_evidence
 from graduation.verifiers.pool import VerifierPool
+from graduation.verifiers.validation import Control, validate
 
 
 MAX_VALIDATION_REFERENCES = 200
@@ -26,7 +28,6 @@ MAX_VALIDATION_REFERENCES = 200
 def validation_for(ctx: DomainContext, run: Callable, *, max_references: int = MAX_VALIDATION_REFERENCES
                    ) -> VerifierValidationRecord:
     """Validate every verifier of the domain against its references and controls (reads the files)."""
-    from graduation.verifiers.validation import Control, validate
 
     answer = ctx.spec.task.answer_field
     notes: list[str] = []
@@ -68,8 +69,6 @@ def validation_for(ctx: DomainContext, run: Callable, *, max_references: int = M
 
 
 def current_validation(db: Any, ctx: DomainContext) -> VerifierValidationRecord | None:
-    from graduation.store.evidence import list_evidence
-
     with db.read() as session:
         found = list_evidence(session, ctx.name, basis_hash=ctx.basis_hash, kinds=["verifier_validation"])
     return found[-1].record if found else None  # type: ignore[return-value]
@@ -83,7 +82,6 @@ def check_verifiers(db: Any, root: Path, domain: str, *, pool: VerifierPool | No
         record = sandboxed(validation_for(ctx, active.verify_many), ctx, active)
     result = Gathered("verifier_validation", record, record, True)
     if store:
-        from graduation.store.evidence import add_evidence
 
         with db.write() as session:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", record,

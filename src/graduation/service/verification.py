@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from graduation.store.verdicts import cache_key, get_many, put_many
 from graduation.verifiers.base import Verdict, Verifier, safe_call
 from graduation.verifiers.pool import VerifierPool
 
@@ -48,8 +49,6 @@ class Verification:
         return columns
 
     def _isolated(self, verifier: Verifier, items: list[tuple[Any, Any, Any]]) -> list[Verdict]:
-        from graduation.store.verdicts import cache_key, get_many
-
         results: list[Verdict | None] = [None] * len(items)
         keys: list[str | None] = [None] * len(items)
         if self.db is not None:
@@ -81,7 +80,6 @@ class Verification:
 
     def save(self, session: Any) -> None:
         if self.new_entries:
-            from graduation.store.verdicts import put_many
 
             put_many(session, self.new_entries)
 

@@ -24,8 +24,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from graduation import __version__
+from graduation.atomicfile import atomic_write_text
 from graduation.errors import InputError, NotFoundError
 from graduation.spec import sha256_json
+from graduation.store import audit as q
+from graduation.store.tables import AuditEntryRow
 
 GENESIS = "0" * 64
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -68,9 +72,6 @@ def _now() -> str:
 
 def append(session, kind: str, payload: dict[str, Any], domain: str | None = None) -> AuditEntry:
     """Append one entry in the caller's write transaction (serialized against other appenders)."""
-    from graduation.store import audit as q
-    from graduation.store.tables import AuditEntryRow
-
     if not kind or len(kind) > 32:
         raise InputError(f"audit entry kind {kind!r} must be 1..32 characters")
     q.lock_for_append(session)
@@ -129,7 +130,7 @@ def anchor_path(project_root: Path, db_url: str | None = None) -> Path:
     """
     import hashlib
 
-    from graduation.store.engine import default_url
+    from graduation.store.engine import default_url  # lazy: store.engine imports this module
 
     from sqlalchemy.engine import make_url
 
@@ -145,8 +146,6 @@ def anchor_path(project_root: Path, db_url: str | None = None) -> Path:
 def write_anchor(path: Path, entry: AuditEntry) -> None:
     """Move the anchor to ``entry`` unless it already points at a later entry (concurrent appenders)."""
     import fcntl
-
-    from graduation.atomicfile import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,8 +225,6 @@ def verify(session, anchor: Path | None = None, *, checkpoint: Path | None = Non
     With ``anchor`` given, a missing anchor file for a log that has entries fails (fail closed): an
     anchor deleted together with the newest entries must not read as "nothing to compare".
     """
-    from graduation.store import audit as q
-
     head = read_anchor(anchor) if anchor is not None else None
     result = verify_rows(q.entries(session), head)
     if not result.ok:
@@ -247,7 +244,7 @@ def verify(session, anchor: Path | None = None, *, checkpoint: Path | None = Non
         if problem:
             return Verification(False, result.entries, problem[0], problem[1])
     if records:
-        from graduation.store.chain import verify_records
+        from graduation.store.chain import verify_records  # lazy: store.chain imports this module
 
         _checked, problems = verify_records(session)
         if problems:
@@ -267,8 +264,6 @@ def checkpoint(session, registry: str = "") -> dict[str, Any]:
     Unsigned: the ``signature`` field is absent until the registry has a key (signing is a separate step
     that adds it over ``checkpoint_body``).
     """
-    from graduation.store import audit as q
-
     last = q.tail(session)
     return {"format": CHECKPOINT_FORMAT, "registry": registry, "size": last.seq if last else 0,
             "head": last.entry_hash if last else GENESIS, "created_at": _now()}
@@ -307,8 +302,6 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _against_checkpoint(session, data: dict[str, Any], entries: int) -> tuple[int | None, str] | None:
-    from graduation.store import audit as q
-
     size, head = data["size"], data["head"]
     if size == 0:
         return None if head == GENESIS else (None, "the checkpoint of an empty log names a head hash")
@@ -325,8 +318,6 @@ def _against_checkpoint(session, data: dict[str, Any], entries: int) -> tuple[in
 
 def find_decision(session, ref: str) -> AuditEntry:
     """An entry by decision id (or a prefix of 8+ hex digits), entry hash prefix, or ``#seq``."""
-    from graduation.store import audit as q
-
     ref = ref.strip()
     if ref.lstrip("#").isdigit() and (ref.startswith("#") or len(ref) < 8):
         row = q.get(session, int(ref.lstrip("#")))
@@ -347,8 +338,6 @@ def statement(entry: AuditEntry) -> dict[str, Any]:
     p = entry.payload
     if entry.kind != "decision":
         raise InputError(f"audit entry #{entry.seq} is a {entry.kind!r} entry, not a decision")
-    from graduation import __version__
-
     passed = bool(p.get("allowed")) if p.get("action") else bool(p.get("allowed_actions"))
     levels = [f"GRADUATION_PHASE_{str(p.get('phase')).upper()}"]
     if p.get("action"):

@@ -30,6 +30,8 @@ from typing import Any
 
 from graduation.errors import IntegrityError
 from graduation.spec import sha256_json
+from graduation.store.auditlog import append, compute_hash
+from graduation.store.tables import AuditEntryRow, DomainVersionRow, EvidenceRow, JobRow, ModelRow
 
 
 def append_chained(session, kind: str, *, key: str, digest: str, domain: str | None = None,
@@ -38,7 +40,6 @@ def append_chained(session, kind: str, *, key: str, digest: str, domain: str | N
 
     Call it in the transaction that writes the row, and store the result in the row's ``entry_hash``.
     """
-    from graduation.store.auditlog import append
 
     payload: dict[str, Any] = {"record": kind, "key": key, "digest": digest}
     if extra:
@@ -133,7 +134,6 @@ def entry_problem(kind: str, key: str, digest: str, entry: tuple | None) -> str 
 
     ``entry`` is (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) or None.
     """
-    from graduation.store.auditlog import compute_hash
 
     if entry is None:
         return f"{kind} {key} is not in the audit chain (no entry has the hash it records)"
@@ -154,8 +154,6 @@ def entry_problem(kind: str, key: str, digest: str, entry: tuple | None) -> str 
 def entries_by_hash(session, hashes: Iterable[str | None]) -> dict[str, tuple]:
     """entry_hash -> (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash), in batches."""
     from sqlalchemy import select as core_select
-
-    from graduation.store.tables import AuditEntryRow
 
     t = AuditEntryRow.__table__
     wanted = [h for h in dict.fromkeys(hashes) if h]
@@ -188,8 +186,6 @@ class RecordProblem:
 def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
     """Every chained row against its entry, and every record entry against its row. (rows checked, problems)."""
     from sqlalchemy import select as core_select
-
-    from graduation.store.tables import AuditEntryRow
 
     t = AuditEntryRow.__table__
     covered: dict[str, dict[str, str]] = {k: {} for k in KINDS}  # kind -> key -> newest entry hash
@@ -227,8 +223,6 @@ def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
 
 
 def _table(name: str):
-    from graduation.store.tables import DomainVersionRow, EvidenceRow, JobRow, ModelRow
-
     return {"domain_versions": DomainVersionRow, "evidence": EvidenceRow, "jobs": JobRow, "models": ModelRow}[name]
 
 

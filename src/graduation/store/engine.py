@@ -23,6 +23,8 @@ from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, create_engine
 
 from graduation.errors import StoreError
+from graduation.store.auditlog import write_anchor
+from graduation.store.migrate import upgrade
 
 T = TypeVar("T")
 HEAD_REVISION = "0013_chain"
@@ -107,7 +109,6 @@ class Database:
     def ensure_schema(self) -> None:
         if self.current_revision() == HEAD_REVISION:
             return
-        from graduation.store.migrate import upgrade
 
         try:
             upgrade(self)
@@ -141,7 +142,6 @@ class Database:
                     yield session
                 tail = session.info.pop("chain_tail", None)
                 if tail is not None and self.anchor is not None:
-                    from graduation.store.auditlog import write_anchor
 
                     write_anchor(self.anchor, tail)
         except OperationalError as exc:

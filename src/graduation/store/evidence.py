@@ -8,11 +8,13 @@ from collections.abc import Iterable
 
 from sqlmodel import Session, col, select
 
-from graduation.errors import InputError
+from graduation.errors import InputError, IntegrityError, NotFoundError
 from graduation.records import RECORD_MODELS, Evidence, Record
+from graduation.store.auditlog import compute_hash
 from graduation.store.chain import append_chained, evidence_digest, evidence_record_hash
 from graduation.store.domains import get_version
-from graduation.store.tables import EvidenceRow, utcnow
+from graduation.store.models import models_by_id
+from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, utcnow
 
 
 def add_evidence(session: Session, domain: str, kind: str, record: Record, *, version: int | None = None,
@@ -30,7 +32,6 @@ def add_evidence(session: Session, domain: str, kind: str, record: Record, *, ve
         raise InputError(f"evidence of kind {kind!r} needs a {expected.__name__}, not {type(record).__name__}")
     dv = get_version(session, domain, version)
     if model_id is not None:
-        from graduation.store.tables import ModelRow
 
         found = session.get(ModelRow, model_id)
         if found is None:
@@ -68,8 +69,6 @@ def list_evidence(session: Session, domain: str, *, basis_hash: str | None = Non
 
 
 def _model_keys(session: Session, rows) -> dict[int, str]:
-    from graduation.store.models import models_by_id
-
     return {i: m.ref for i, m in models_by_id(session, {r.model_id for r in rows}).items()}
 
 
@@ -122,14 +121,8 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
     """
     from sqlalchemy import select as core_select
 
-    from graduation.store.auditlog import compute_hash
-    from graduation.errors import IntegrityError
-    from graduation.store.chain import evidence_record_hash
-    from graduation.store.tables import AuditEntryRow
-
     if not basis_by_domain:
         return
-    from graduation.store.tables import ModelRow
 
     t = EvidenceRow.__table__
     a = AuditEntryRow.__table__
@@ -189,7 +182,6 @@ def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[st
 
 def find_evidence(session: Session, ref: str) -> Evidence:
     """One evidence record by uid, or by 8+ leading characters of it when they name only one."""
-    from graduation.errors import NotFoundError
 
     ref = ref.strip().lower()
     if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):

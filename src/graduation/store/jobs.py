@@ -13,6 +13,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from graduation.errors import InputError, NotFoundError
+from graduation.records import iso
+from graduation.store.chain import append_chained, job_digest
 from graduation.store.tables import JobRow, utcnow
 
 STATES = ("generated", "running", "succeeded", "failed", "interrupted", "refused")
@@ -35,8 +37,6 @@ def add_job(session: Session, *, id: str, domain: str, domain_version: int, mode
 
 
 def _chain(session: Session, row: JobRow, state: str) -> None:
-    from graduation.store.chain import append_chained, job_digest
-
     row.entry_hash = append_chained(session, "job", key=row.id, digest=job_digest(row), domain=row.domain,
                                     extra={"state": state})
     session.add(row)
@@ -127,8 +127,6 @@ def list_jobs(session: Session, domain: str | None = None) -> list[JobRow]:
 
 
 def job_dict(row: JobRow) -> dict[str, Any]:
-    from graduation.records import iso
-
     return {"id": row.id, "domain": row.domain, "domain_version": row.domain_version, "mode": row.mode,
             "target": row.target, "state": effective_state(row), "path": row.path, "decision_id": row.decision_id,
             "from_job": row.from_job, "created_at": iso(row.created_at), "updated_at": iso(row.updated_at),

@@ -21,6 +21,8 @@ from sqlmodel import Session, select
 
 from graduation.errors import InputError, NotFoundError
 from graduation.models import check_digest, check_name, parse_ref
+from graduation.records import iso
+from graduation.store.chain import append_chained, check_rows, model_digest, model_key
 from graduation.store.tables import ModelRow, utcnow
 
 
@@ -52,8 +54,6 @@ class ModelInfo:
                 "refused_data": bool(self.lineage.get("trained_on_refused_data", False))}
 
     def to_dict(self) -> dict[str, Any]:
-        from graduation.records import iso
-
         return {"id": self.id, "model": self.ref, "name": self.name, "version": self.version, "digest": self.digest,
                 "digest_kind": self.digest_kind, "path": self.path, "lineage": self.lineage,
                 "created_at": iso(self.created_at) if self.created_at else None}
@@ -79,7 +79,6 @@ def register_model(session: Session, name: str, *, digest: str, kind: str, path:
                    lineage_json=json.dumps(lineage or {}, sort_keys=True, default=str), created_at=utcnow())
     session.add(row)
     session.flush()
-    from graduation.store.chain import append_chained, model_digest, model_key
 
     row.entry_hash = append_chained(session, "model", key=model_key(row), digest=model_digest(row))
     session.add(row)
@@ -110,7 +109,6 @@ def resolve_model(session: Session, text: str) -> ModelInfo:
 
 def _check(session: Session, rows: list) -> None:
     """A model row read to decide must match the chained entry written when it was registered."""
-    from graduation.store.chain import check_rows
 
     check_rows(session, "model", rows)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from graduation.verifiers import Verdict, Verifier, VerifierPool
+from graduation.verifiers import Verdict, Verifier, VerifierPool, build, get_kind, verify_items
 
 RewardFunc = Callable[..., list[float]]
 Verify = Callable[[Verifier, list[tuple[Any, Any, Mapping[str, Any] | None]]], list[Verdict]]
@@ -106,7 +106,6 @@ class VerifierReward:
     def _verify(self, items: list[tuple[Any, Any, Mapping[str, Any] | None]]) -> list[Verdict]:
         if self.verify is not None:
             return self.verify(self.verifier, items)
-        from graduation.verifiers import verify_items
 
         return verify_items(self.verifier, items)
 
@@ -137,7 +136,6 @@ def reward_functions(verifiers: Sequence[Verifier], *, format_weight: float, ans
 def domain_rewards(spec: Any, root: Any, *, pool: VerifierPool | None = None
                    ) -> tuple[list[VerifierReward], list[float]]:
     """The reward functions of a ``DomainSpec``: its verifiers built, weighted as the domain declares."""
-    from graduation.verifiers import build
 
     verifiers = [build(v, root) for v in spec.verifiers]
     return reward_functions(verifiers, format_weight=spec.training.format_reward_weight,
@@ -158,8 +156,6 @@ def check_weights(funcs: Sequence[VerifierReward], weights: Sequence[float]) -> 
 
 
 def isolated_kind(kind: str) -> bool:
-    from graduation.verifiers import get_kind
-
     return get_kind(kind).isolated
 
 

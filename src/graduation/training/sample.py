@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import InputError
+from graduation.models import manifest
 
 
 def check_artifact(path: Path, digest: str) -> None:
     """The directory still holds the registered artifact (its manifest digest equals ``digest``)."""
-    from graduation.models import manifest
 
     found = manifest(path).digest
     if found != digest:

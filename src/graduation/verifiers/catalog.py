@@ -14,6 +14,8 @@ import inspect
 import typing
 from dataclasses import dataclass, field
 from typing import Any
+from graduation.spec import json_schema
+from graduation.verifiers.base import get_kind, kinds
 
 OPTION_DOCS: dict[str, dict[str, str]] = {
     "exact": {
@@ -130,8 +132,6 @@ class KindDoc:
 
 
 def describe(name: str) -> KindDoc:
-    from graduation.verifiers.base import get_kind
-
     kind = get_kind(name)
     factory = kind.factory
     try:
@@ -151,8 +151,6 @@ def describe(name: str) -> KindDoc:
 
 
 def catalog() -> list[KindDoc]:
-    from graduation.verifiers.base import kinds
-
     return [describe(name) for name in kinds()]
 
 
@@ -200,7 +198,6 @@ __all__ = ["KindDoc", "OptionDoc", "catalog", "describe", "kinds_schema"]
 
 def domain_schema() -> dict[str, Any]:
     """The JSON Schema of domain files (``spec.json_schema``) with each verifier's options by kind."""
-    from graduation.spec import json_schema
 
     schema = json_schema()
     verifier = schema.get("$defs", {}).get("VerifierSpec")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import VerifierError
+from graduation.verifiers import runtime
 from graduation.verifiers.base import BuildContext, Check, Verdict, reference_text, verifier
 
 
@@ -28,8 +29,6 @@ def command(*, argv: list[str] | str, timeout: float = 10.0, threshold: float = 
     cwd = Path(context.root)
     limit = float(timeout)
     threshold = float(threshold)
-
-    from graduation.verifiers import runtime
 
     if not runtime.IN_WORKER:  # domain code runs only in the sandboxed worker pool
         def outside(output: Any, reference: Any, row=None) -> Verdict:

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from graduation.verifiers import runtime
 from graduation.verifiers.base import Verdict, Verifier, build, safe_call
-from graduation.verifiers.sandbox import DOMAIN_CODE_KINDS
+from graduation.verifiers.sandbox import DOMAIN_CODE_KINDS, require, start
 
 PRELOAD = ["graduation.verifiers.base", "sympy", "math_verify", "latex2sympy2_extended"]
 
@@ -56,8 +57,6 @@ class _SoftTimeout(BaseException):
 
 def _worker_main(conn: Connection, soft_timeout: float, memory_mb: int) -> None:
     import signal
-
-    from graduation.verifiers import runtime
 
     runtime.IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -251,7 +250,6 @@ class VerifierPool:
         """The workers that run domain code (python, command) of the project at ``root``: sandboxed, started
         on first use."""
         if root not in self._domain_pools:
-            from graduation.verifiers.sandbox import require
 
             sandboxed = _SandboxPool(self.size, timeout=self.timeout, memory_mb=self.memory_mb,
                                      batch_size=self.batch_size, sandbox=require(self.sandbox))
@@ -341,8 +339,6 @@ class _SandboxPool(VerifierPool):
     root: str = "."
 
     def _spawn(self) -> _Worker:
-        from graduation.verifiers.sandbox import start
-
         process, conn = start(self.sandbox, self.root, self.soft_timeout, self.memory_mb)
         return _Worker(process, conn)
 

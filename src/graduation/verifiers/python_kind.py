@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import VerifierError
+from graduation.verifiers import runtime
 from graduation.verifiers.base import BuildContext, Check, Verdict, verifier
 
 
@@ -62,7 +63,6 @@ def _forget_foreign(module_name: str, root: Path) -> None:
 @verifier("python")
 def python(*, function: str, threshold: float = 1.0, context: BuildContext = BuildContext()) -> Check:
     """Call ``function(output, reference, row)``; ``True``/score >= threshold passes."""
-    from graduation.verifiers import runtime
 
     threshold = float(threshold)
     if not runtime.IN_WORKER:

@@ -6,12 +6,11 @@ Started only by ``graduation.verifiers.sandbox.start``; it serves the pool over 
 from __future__ import annotations
 
 import sys
+from graduation.verifiers.pool import _worker_main
 
 
 def main(argv: list[str]) -> None:
     from multiprocessing.connection import Connection
-
-    from graduation.verifiers.pool import _worker_main
 
     fd, soft_timeout, memory_mb = int(argv[0]), float(argv[1]), int(argv[2])
     _worker_main(Connection(fd), soft_timeout, memory_mb)

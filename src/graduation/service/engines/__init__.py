@@ -16,6 +16,7 @@ Whatever the engine, the driver validates the verifiers, builds the record and w
 from __future__ import annotations
 
 from typing import Any, Protocol
+from graduation.errors import InputError
 
 ENGINES = ("local", "ray")
 
@@ -31,7 +32,6 @@ class Engine(Protocol):
 
 def engine_for(name: str, *, address: str | None = None, cpus: int | None = None) -> Engine | None:
     """The engine called ``name`` (``None`` for the local one); ``address`` only means something to ray."""
-    from graduation.errors import InputError
 
     if name not in ENGINES:
         raise InputError(f"--engine {name!r} is not an engine; use one of {', '.join(ENGINES)}")

@@ -48,11 +48,13 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from graduation.rows import ReadReport, detect_format, iter_jsonl_range, split_ranges
 from graduation.errors import EngineError, GraduationError, InputError
 from graduation.evidence import SymbolScanner, Tally, compile_slices
+from graduation.rows import ReadReport, detect_format, iter_jsonl_range, split_ranges
 from graduation.service.context import DomainContext
 from graduation.service.scan import scan_rows
+from graduation.verifiers.base import build
+from graduation.verifiers.pool import VerifierPool
 
 CHUNK_ROWS = 8192
 RANGE_BYTES = 8 << 20
@@ -66,7 +68,6 @@ _ADDRESS = re.compile(r"^(auto|ray://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 
 def _rebuild_context(fields: dict[str, Any]) -> DomainContext:
     """A ``DomainContext`` on an actor: the verifiers built again from their declarations, as locally."""
-    from graduation.verifiers.base import build
 
     fields = dict(fields)
     fields["verifiers"] = [build(v, fields["root"]) for v in fields["spec"].verifiers]
@@ -255,8 +256,6 @@ class _ChunkScanner:
 
     def _pool(self) -> Any:
         if self.pool is None and any(v.isolated for v in self.ctx.verifiers):
-            from graduation.verifiers.pool import VerifierPool
-
             self.pool = VerifierPool(1, **self.pool_settings)
         return self.pool
 
@@ -482,8 +481,6 @@ def _pool_settings(pool: Any) -> dict[str, Any]:
     """The caller's pool settings (timeout, memory cap, sandbox, ...): every keyword of ``VerifierPool`` that the
     pool keeps under the same name, so that the actors' pools isolate as the local one does."""
     import inspect
-
-    from graduation.verifiers.pool import VerifierPool
 
     if pool is None:
         return {}
