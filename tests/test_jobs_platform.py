@@ -114,7 +114,7 @@ def test_dry_run_writes_nothing_and_shows_plan_and_launch(env, tmp_path: Path): 
     assert result.job is None
     plan = result.dry_run
     assert plan["allowed"] and plan["action"] == "train:grpo" and plan["size"]["size_class"] == "8b"
-    assert plan["launch"] == ["sbatch registry/jobs/<job>/slurm.sbatch"]
+    assert plan["launch"] == ["sbatch --chdir registry/jobs/<job> registry/jobs/<job>/slurm.sbatch"]
     assert plan["hyperparameters"]["learning_rate"] == 5.0e-4 and plan["sources"]["learning_rate"] == "domain"
     assert db_state(db) == before
     assert sorted(p.name for p in (root / "registry" / "jobs").iterdir()) == jobs_before
@@ -141,7 +141,7 @@ def test_each_target_prints_its_own_launch_command(tmp_path: Path):
     register(db, root)
     db.dispose()
     runner = CliRunner()
-    expected = {"local": "registry jobs run", "slurm": "sbatch registry/jobs/", "kubernetes": "kubectl apply -f",
+    expected = {"local": "registry jobs run", "slurm": "sbatch --chdir registry/jobs/", "kubernetes": "kubectl apply -f",
                 "accelerate": "launch.sh zero3"}
     for target, needle in expected.items():
         out = runner.invoke(app, ["--project", str(root), "--db", url, "jobs", "generate", "toy-arithmetic",
@@ -249,12 +249,16 @@ def test_trainjob_validates_and_its_init_container_checks_the_decision(env):  # 
     assert "jobs run k8s-job --check" in init["args"][0] and init["image"] == "example.org/team/trl:1"
     assert {"name": "REGISTRY_DB_URL", "valueFrom": {"secretKeyRef": {"name": "graduation-registry",
                                                                       "key": "url"}}} in init["env"]
+    assert "jobs run k8s-job --check --bundle ." in init["args"][0]
     dockerfile = (job.path / "Dockerfile").read_text()
-    assert "COPY registry/jobs/k8s-job/ registry/jobs/k8s-job/" in dockerfile
-    assert "/workspace/project/registry/jobs/k8s-job" in manifest["spec"]["trainer"]["args"][0]
-    for line in dockerfile.splitlines():  # every COPY source exists relative to the project (the build context)
+    # the image is built with the job directory alone as its context: the bundle is self-contained
+    assert "COPY . /workspace/job/" in dockerfile and "docker build -t IMAGE registry/jobs/k8s-job" in dockerfile
+    assert manifest["spec"]["trainer"]["args"][0].startswith("cd /workspace/job && registry jobs run k8s-job "
+                                                             "--check --bundle . && exec accelerate launch")
+    assert str(root) not in (job.path / "trainjob.yaml").read_text()
+    for line in dockerfile.splitlines():  # every COPY source exists relative to the job directory (the context)
         if line.startswith("COPY "):
-            assert (root / line.split()[1]).exists(), line
+            assert (job.path / line.split()[1]).exists(), line
 
 
 # -- prompts as the model sees them --------------------------------------------------------------------

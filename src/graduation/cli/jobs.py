@@ -140,18 +140,34 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in output/trainer "
                                                         "(set save_strategy/save_steps to write checkpoints)."),
+    bundle: Path | None = typer.Option(None, "--bundle", metavar="DIR",
+                                       help="Run the job directory at DIR (a copy anywhere; launch.sh passes its "
+                                            "own): checked against the seal in the registry, which is --db / "
+                                            "REGISTRY_DB_URL, or its project's own when DIR is still in it."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Run a job here (CPU or one GPU), re-checking its decision first; every round is recorded as evidence.
+    """Run a job here (CPU or one GPU), re-checking its sealed files and decision first; every round is recorded
+    as evidence.
 
-    Exit 1 when the decision no longer allows it, or when GRPO stopped with "no learning signal".
+    Exit 1 when a file changed or the decision no longer allows it, or when GRPO stopped with "no learning signal".
     """
     from graduation.jobs.execute import run_job
 
     st = state(ctx)
-    outcome = run_job(st.database(create=False), st.root, job_id, check_only=check, policy_path=policy_file,
-                      max_steps=max_steps, progress=not (quiet or as_json), resume=resume)
+    if bundle is not None:
+        from graduation.audit import anchor_path
+        from graduation.jobs.bundle import locate, registry_url
+        from graduation.store import Database
+
+        site = locate(bundle)
+        url = registry_url(site, st.db_url)
+        db, root = Database(url, create=False, anchor=anchor_path(site.project, url) if site.project else None), \
+            site.project
+    else:
+        db, root = st.database(create=False), st.root
+    outcome = run_job(db, root, job_id, check_only=check, policy_path=policy_file, max_steps=max_steps,
+                      progress=not (quiet or as_json), resume=resume, bundle=bundle)
     if as_json:
         print_json(outcome.to_dict())
         return

@@ -57,13 +57,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_job(db: Any, job_id: str) -> tuple[Any, JobFile, Path]:
+def load_job(db: Any, job_id: str, bundle: Path | None = None) -> tuple[Any, JobFile, Path]:
+    """The job's row, its ``job.yaml`` and its directory (``bundle`` when given, else where it was generated).
+
+    The seal is checked before ``job.yaml`` is read: nothing of an edited bundle is believed."""
     from graduation.store.jobs import get_job
 
     with db.read() as session:
         row = get_job(session, job_id)
-    path = Path(row.path)
-    return row, read_job_file(path / "job.yaml"), path
+    path = Path(bundle).resolve() if bundle is not None else Path(row.path)
+    if not (path / "job.yaml").is_file():
+        raise InputError(f"{path}: no job.yaml here; --bundle names the job's directory (the one holding launch.sh)")
+    check_seal(row, path)
+    job = read_job_file(path / "job.yaml")
+    if job.job != job_id:  # cannot happen with a sealed job.yaml; kept as a guard
+        raise JobRefused(f"{path} holds job {job.job!r}, not {job_id!r}", ["another job"])
+    if job.project_root is not None:
+        raise JobRefused(f"job {job_id} was generated before job directories were self-contained (it names the "
+                         f"project by its absolute path); regenerate it: registry jobs generate {job.domain.name}",
+                         ["old job format"])
+    return row, job, path
 
 
 def check_seal(row: Any, job_dir: Path) -> None:
@@ -77,13 +90,28 @@ def check_seal(row: Any, job_dir: Path) -> None:
                          f"(registry jobs generate {row.domain})", ["bundle changed"])
 
 
-def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path | None = None, row: Any = None):
-    """The decision now, or ``JobRefused`` naming what changed. Returns (decision, policy)."""
+def launch_policy(job: JobFile, job_dir: Path, project: Path | None, policy_path: Path | None) -> Path:
+    """The policy a launch re-decides under: the one given; in the job's project, the project's own (so that a
+    policy changed there is seen); a bundle copied elsewhere: the sealed copy it carries."""
+    from graduation.policy.model import default_policy_path
+
+    if policy_path is not None:
+        return Path(policy_path)
+    if project is not None:
+        return default_policy_path(project)
+    if not job.policy_file:
+        raise InputError(f"job {job.job} carries no policy; pass --policy FILE")
+    return job_dir / job.policy_file
+
+
+def recheck(db: Any, project: Path | None, job: JobFile, job_dir: Path, policy_path: Path | None = None):
+    """The decision now, or ``JobRefused`` naming what changed. Returns (decision, policy).
+
+    The domain's files are the bundle's copies (``job_dir/project``): the decision's identity check compares
+    them with the hashes of the registered version, as ``status`` does with the project's."""
     from graduation.jobs.service import current_decision
     from graduation.store.domains import get_version
 
-    if row is not None:
-        check_seal(row, job_dir)
     with db.read() as session:
         current = get_version(session, job.domain.name)
     if current.content_hash != job.domain.content_hash:
@@ -93,9 +121,10 @@ def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path 
     for split, pin in job.datasets.items():
         path = job_dir / pin.path
         if not path.is_file() or _sha256(path) != pin.sha256:
-            raise JobRefused(f"{path}: the {split} data of job {job.job} is missing or was modified since it was "
+            raise JobRefused(f"{pin.path}: the {split} data of job {job.job} is missing or was modified since it was "
                              "generated; regenerate the job", ["data changed"])
-    found, policy = current_decision(db, root, job.domain.name, policy_path)
+    found, policy = current_decision(db, job_dir / job.project, job.domain.name,
+                                     launch_policy(job, job_dir, project, policy_path))
     decision = found.decision
     action = MODE_ACTIONS[job.mode]
     ad = decision.actions[action]
@@ -112,27 +141,33 @@ def recheck(db: Any, root: Path, job: JobFile, job_dir: Path, policy_path: Path 
     return decision, policy
 
 
-def run_job(db: Any, root: Path, job_id: str, *, check_only: bool = False, policy_path: Path | None = None,
-            max_steps: int | None = None, progress: bool = True, resume: bool = False) -> RunOutcome:
+def run_job(db: Any, root: Path | None, job_id: str, *, check_only: bool = False, policy_path: Path | None = None,
+            max_steps: int | None = None, progress: bool = True, resume: bool = False,
+            bundle: Path | None = None) -> RunOutcome:
     """Re-check, train, record every round. A run that stops without learning raises ``TrainingStopped`` (exit 1)
-    after recording its rounds and the state ``failed`` with the reason."""
+    after recording its rounds and the state ``failed`` with the reason.
+
+    ``root``: the project the job belongs to (its default policy, the audit anchor, the tiny model's cache);
+    None for a bundle copied out of its project. ``bundle``: run the job directory there (``launch.sh`` passes
+    its own), checked against the seal the registry keeps; default: where the job was generated."""
     from graduation.audit import anchor_path, record_decision
-    from graduation.store.jobs import set_state
+    from graduation.store.jobs import effective_state, get_job, set_state
 
-    from graduation.store.jobs import effective_state
-
-    row, job, job_dir = load_job(db, job_id)
+    with db.read() as session:
+        row = get_job(session, job_id)
     if effective_state(row) == "running":
         raise InputError(f"job {job_id} is already running ({row.lease_owner}); a second run is refused")
     try:
-        decision, policy = recheck(db, root, job, job_dir, policy_path, row=row)
+        row, job, job_dir = load_job(db, job_id, bundle)
+        decision, policy = recheck(db, root, job, job_dir, policy_path)
     except JobRefused as exc:
         if not check_only:
             with db.write() as session:
                 set_state(session, job_id, "refused", refused_reasons=exc.reasons)
         raise
     record_decision(db, decision, action=MODE_ACTIONS[job.mode], context="jobs run --check" if check_only
-                    else "jobs run", policy_file=policy.file, anchor=anchor_path(root), extra={"job": job_id})
+                    else "jobs run", policy_file=policy.file,
+                    anchor=anchor_path(root, db.url) if root is not None else None, extra={"job": job_id})
     if check_only:
         return RunOutcome(job_id, row.state, decision.id)
     import socket
@@ -239,23 +274,16 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
            progress: bool, resume: bool = False) -> None:
     from graduation.gather import evaluate
     from graduation.spec import DomainSpec
-    from graduation.training.models import resolve_model
     from graduation.training.rewards import domain_rewards
     from graduation.training.runner import RunSpec, run
     from graduation.verifiers import VerifierPool
 
     spec = DomainSpec.model_validate(job.domain.spec)
     task = spec.task
-    from graduation.training.models import TINY_PREFIX, tiny_dir
-
-    if progress and job.model.startswith(TINY_PREFIX) and \
-            not (tiny_dir(root, job.model[len(TINY_PREFIX):]) / "config.json").is_file():
-        from graduation.cli.output import info
-
-        info(f"building {job.model} (a tiny Llama and its tokenizer, pretrained here; once per project) ...")
-    model = resolve_model(job.model, root)
+    files_root = job_dir / job.project  # the bundle's copy of the domain's files, checked against the version
+    model = base_model(job, job_dir, root, progress)
     with VerifierPool() as pool:
-        funcs, weights = domain_rewards(spec, root, pool=pool) if job.mode == "grpo" else ([], None)
+        funcs, weights = domain_rewards(spec, files_root, pool=pool) if job.mode == "grpo" else ([], None)
         expected = [r.function for r in job.rewards]
         from graduation.training.rewards import python_identifier
 
@@ -272,7 +300,7 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
             from graduation.errors import EvidenceRefused
 
             try:
-                gathered = evaluate(db, root, job.domain.name, rows, model=checkpoint, kind="training_round",
+                gathered = evaluate(db, files_root, job.domain.name, rows, model=checkpoint, kind="training_round",
                                     job=job.job, step=r.step, pool=pool,
                                     name=f"registry/jobs/{job.job} round {r.round}", origin="generated",
                                     stopped=r.stopped)
@@ -328,6 +356,38 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
         outcome.adapter = {"base": job.model, "adapter_path": str(result.model_path),
                            "merged_path": str(result.merged_path) if result.merged_path else None,
                            "peft": dict(job.peft)}
+
+
+def base_model(job: JobFile, job_dir: Path, project: Path | None, progress: bool = False) -> str:
+    """The directory (or hub id) a job's run starts from: the bundle's ``model/``; an unbuilt ``tiny:`` model
+    built into ``output/base-model`` (from the project's build, once per project, when the job is in one); else
+    the id or path as given (a relative path: relative to the job directory)."""
+    import shutil
+
+    from graduation.jobs.bundle import BASE_MODEL_RUNTIME
+    from graduation.training.models import TINY_CORPORA, TINY_PREFIX, build_tiny, resolve_model, tiny_dir
+
+    if job.model_dir:
+        return str(job_dir / job.model_dir)
+    if not job.model.startswith(TINY_PREFIX):
+        candidate = job_dir / job.model
+        return str(candidate) if not Path(job.model).is_absolute() and candidate.exists() else job.model
+    target = job_dir / BASE_MODEL_RUNTIME
+    if (target / "config.json").is_file():
+        return str(target)
+    name = job.model[len(TINY_PREFIX):]
+    if progress and (project is None or not (tiny_dir(project, name) / "config.json").is_file()):
+        from graduation.cli.output import info
+
+        info(f"building {job.model} (a tiny Llama and its tokenizer, pretrained here; once per project) ...")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if project is not None:
+        shutil.copytree(resolve_model(job.model, project), target)
+    elif name in TINY_CORPORA:
+        build_tiny(name, target)
+    else:
+        raise InputError(f"job {job.job}: unknown tiny model {job.model!r}")
+    return str(target)
 
 
 def register_checkpoint(db: Any, job: JobFile, path: Path, step: int):

@@ -218,7 +218,8 @@ def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any
                          max_new_tokens=int(runner.get("eval_max_new_tokens")
                                             or source_job.hyperparameters.get("max_completion_length") or 64),
                          lineage={"source": {"job": from_job, "base_model": source_job.model,
-                                             "model": checkpoint_ref(db, checkpoint)}},
+                                             "model": checkpoint_ref(db, checkpoint),
+                                             "checkpoint": f"registry/jobs/{from_job}/output/model"}},
                          pool=pool, seed=int(source_job.hyperparameters.get("seed", 0)))
     return result, checkpoint
 
@@ -316,7 +317,16 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     if not base and approval.allowed:  # a denied mode is refused first, with its reasons
         raise InputError(f"{domain}: training.base_model is not set; set it in the domain file or pass --model")
     approval = refusal_hint(approval, asked, mode, decision)
+    from graduation.jobs.bundle import local_model_dir, project_files
+    from graduation.policy.model import default_policy_path
+
+    model_source = local_model_dir(base, root) if base else None
+    if crystallised_from is not None and not model:  # the checkpoint, named by its registered version
+        base = checkpoint_ref(db, crystallised_from)
     plan = JobPlan(domain=domain_pin(ctx, version_row), mode=mode, target=target, model=base or "",
+                   project_files=project_files(json.loads(version_row.data_hashes_json or "{}")),
+                   policy_path=Path(policy_path) if policy_path is not None else default_policy_path(root),
+                   policy=policy, model_source=model_source,
                    train_rows=train_rows, eval_rows=eval_rows, hyperparameters=trainer, runner=runner,
                    rewards=reward_pins(ctx) if mode == "grpo" else [], from_job=from_job,
                    cluster=cluster or ClusterPin(), name=name, detail=detail,

@@ -160,8 +160,9 @@ def check_weights(funcs: Sequence[VerifierReward], weights: Sequence[float]) -> 
 def job_rewards(job_dir: Any) -> dict[str, VerifierReward]:
     """The reward functions of a generated GRPO job, by the function names its recipe lists.
 
-    Reads ``job.yaml`` (the resolved domain spec and the project root); isolated verifier kinds share one
-    pool for the life of the process.
+    Reads ``job.yaml`` (the resolved domain spec); the verifiers are built from the bundle's own copy of the
+    domain's files (``project/``), wherever the directory is; isolated verifier kinds share one pool for the
+    life of the process.
     """
     import atexit
     from pathlib import Path
@@ -175,7 +176,8 @@ def job_rewards(job_dir: Any) -> dict[str, VerifierReward]:
     if any(_isolated(v.kind) for v in spec.verifiers):
         pool = VerifierPool()
         atexit.register(pool.close)
-    funcs, _weights = domain_rewards(spec, job.project_root, pool=pool)
+    files_root = Path(job.project_root) if job.project_root else Path(job_dir).resolve() / job.project
+    funcs, _weights = domain_rewards(spec, files_root, pool=pool)
     by_name = {python_identifier(f.__name__): f for f in funcs}
     wanted = [r.function for r in job.rewards]
     missing = [name for name in wanted if name not in by_name]
