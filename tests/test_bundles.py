@@ -219,3 +219,66 @@ def test_the_bundled_verifier_runs_sandboxed_without_the_projects_registry(outsi
     funcs = job_rewards(job.path)
     assert funcs["substance_sum_exact"](["2+2="], ["4"], answer=["4"]) == [1.0]  # it saw its code, not the db
     db.dispose()
+
+
+def short_domain(root: Path) -> None:
+    """A GRPO run of a few steps (as in test_jobs), on a smaller tiny base built in the project first."""
+    from graduation.training import models
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+
+    build_tiny_base(models.tiny_dir(root, "arithmetic"), arithmetic_corpus(2000, max_operand=9),
+                    TinyConfig(hidden_size=48, intermediate_size=96, pretrain_steps=60))
+    path = root / "domains" / "toy-arithmetic.yaml"
+    text = path.read_text().replace("    per_device_train_batch_size: 128\n", "    per_device_train_batch_size: 16\n")
+    path.write_text(text.replace("    max_steps: 200\n", "    max_steps: 4\n")
+                    .replace("    eval_every_steps: 50\n", "    eval_every_steps: 2\n"))
+
+
+def launch(job_dir: Path, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("REGISTRY_DB_URL", "GRADUATION_PROJECT")}
+    env.update(PATH=f"{Path(sys.executable).parent}:{env['PATH']}", **extra)
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["bash", str(job_dir / "launch.sh"), "local"], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_a_bundle_copied_elsewhere_runs_with_the_same_result(tmp_path: Path):
+    """The acceptance test: two jobs generated alike; one run in place, one copied out of the project and run
+    there (another directory, another working directory, the registry named by REGISTRY_DB_URL): every round's
+    checkpoint has the same digest (the same weights, byte for byte), the same rewards, the same steps."""
+    pytest.importorskip("trl")
+    from graduation.jobs.service import plan_job
+    from graduation.store.jobs import get_job, job_dict
+
+    root = make_project(tmp_path / "proj")
+    short_domain(root)
+    db = Database(f"sqlite:///{root / 'registry' / 'registry.db'}")
+    register(db, root)
+    here = plan_job(db, root, "toy-arithmetic", mode="grpo", name="here").job
+    there = plan_job(db, root, "toy-arithmetic", mode="grpo", name="there").job
+    assert (here.path / "model" / "config.json").is_file()  # the built tiny model travels with the bundle
+    for job in (here, there):
+        for needle in {str(root), str(root.resolve())}:
+            assert not [p for p in job.path.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+    away = copied(there.path, tmp_path / "elsewhere" / "cluster")
+    shutil.rmtree(there.path)  # nothing of the original is left to lean on
+    first = launch(here.path, tmp_path / "cwd-a")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = launch(away, tmp_path / "cwd-b", REGISTRY_DB_URL=db.url)
+    assert second.returncode == 0, second.stderr[-3000:]
+    with db.read() as session:
+        a, b = (job_dict(get_job(session, j))["detail"] for j in ("here", "there"))
+    assert a["steps"] == b["steps"] == 4
+    assert [(r["round"], r["step"], r["digest"]) for r in a["rounds"]] == \
+        [(r["round"], r["step"], r["digest"]) for r in b["rounds"]]
+    assert a["reward_means"] == b["reward_means"] and a["reward_means"]
+    assert all("pass_rate" in r for r in a["rounds"])
+    # the copy's rounds are the same artifacts answering the same way: the registry keeps them once
+    assert all(r.get("recorded") is False for r in b["rounds"])
+    assert not (away / "output" / "base-model").exists() and (away / "output" / "model" / "config.json").is_file()
+    # an edit of the copied rewards.py is refused, naming it, and the job is marked refused
+    (away / "rewards.py").write_text((away / "rewards.py").read_text() + "\n# tuned\n")
+    third = launch(away, tmp_path / "cwd-b", REGISTRY_DB_URL=db.url)
+    assert third.returncode == 1 and "rewards.py changed" in third.stderr
+    db.dispose()

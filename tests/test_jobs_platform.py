@@ -452,7 +452,7 @@ def test_lora_run_of_the_tiny_model_saves_an_adapter_with_its_base(env):  # noqa
     root, db = env
     small_tiny_base(root)
     graduate(db, root)
-    job = plan_job(db, root, "toy-arithmetic", mode="sft", name="lora-sft", peft="lora",
+    job = plan_job(db, root, "toy-arithmetic", mode="sft", name="lora-sft", peft="lora", merge=True,
                    overrides={"num_train_epochs": 1, "lora_r": 4, "torch_threads": 1}).job
     recipe = yaml.safe_load((job.path / "recipe.yaml").read_text())
     assert recipe["use_peft"] is True and recipe["lora_r"] == 4 and recipe["lora_target_modules"] == "all-linear"

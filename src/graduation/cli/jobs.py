@@ -43,6 +43,8 @@ def generate_cmd(
     peft: str | None = typer.Option(None, "--peft", metavar="METHOD",
                                     help="Train a LoRA adapter instead of every weight: lora, or qlora (4-bit "
                                          "base; needs a GPU and bitsandbytes)."),
+    merge: bool = typer.Option(False, "--merge", help="With --peft: also save the adapter merged into its base; "
+                                                      "both are registered as models, with their base."),
     report_to: list[str] = typer.Option([], "--report-to", metavar="TRACKER",
                                         help="Experiment tracker(s): trackio, wandb, mlflow, tensorboard "
                                              "(repeatable; default none)."),
@@ -70,6 +72,7 @@ def generate_cmd(
     result = plan_job(st.database(create=False), st.root, domain, mode=mode, target=target, from_job=from_job,
                       name=name, model=model, policy_path=policy_file, model_size=model_size,
                       overrides=parse_overrides(settings), peft=peft, report_to=report_to or None, dry_run=dry_run,
+                      merge=merge,
                       cluster=ClusterPin(nodes=nodes, gpus_per_node=gpus_per_node, vllm=vllm, image=image))
     if result.dry_run is not None:
         _print_plan(result.dry_run, as_json)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,6 +283,7 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
     task = spec.task
     files_root = job_dir / job.project  # the bundle's copy of the domain's files, checked against the version
     model = base_model(job, job_dir, root, progress)
+    base = register_base(db, job, Path(model)) if job.peft else None  # an adapter's lineage names its base
     with VerifierPool() as pool:
         funcs, weights = domain_rewards(spec, files_root, pool=pool) if job.mode == "grpo" else ([], None)
         expected = [r.function for r in job.rewards]
@@ -292,7 +294,8 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                              "regenerate the job", ["verifiers changed"])
 
         def on_round(r):
-            checkpoint = register_checkpoint(db, job, r.checkpoint, r.step) if r.checkpoint is not None else None
+            checkpoint = register_checkpoint(db, job, r.checkpoint, r.step, base=base) \
+                if r.checkpoint is not None else None
             rows = [{task.prompt_field: x.get("source_prompt", x["prompt"]), task.output_field: x["output"],
                      **({task.id_field: x[task.id_field]} if task.id_field and task.id_field in x else {}),
                      **({task.answer_field: x[task.answer_field]} if task.answer_field in x else {})}
@@ -339,13 +342,13 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
                            reward_funcs=funcs, reward_weights=weights, on_round=on_round, prompt_field="prompt",
                            answer_field=task.answer_field, id_field=task.id_field, model_label=job.job,
                            progress=progress, max_steps_override=max_steps, peft=dict(job.peft), resume=resume,
-                           checkpoint_rounds=True)
+                           checkpoint_rounds=True, base_label=job.model)
         try:
             result = run(run_spec)
         except ValueError as exc:  # ConfigError: a bad hyperparameter in the domain file
             raise InputError(f"job {job.job}: {exc}") from None
     outcome.model_path = str(result.model_path)
-    final = register_checkpoint(db, job, Path(result.model_path), result.steps)
+    final = register_checkpoint(db, job, Path(result.model_path), result.steps, base=base)
     outcome.model = final.ref
     outcome.model_digest = final.digest
     outcome.steps = result.steps
@@ -353,7 +356,13 @@ def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome
     outcome.reward_means = result.reward_means()
     outcome.stopped = result.stopped
     if result.adapter:
-        outcome.adapter = {"base": job.model, "adapter_path": str(result.model_path),
+        merged = None
+        if result.merged_path:
+            merged = register_checkpoint(db, job, Path(result.merged_path), result.steps, base=base,
+                                         adapter=final, name=f"{job.job}-merged")
+        outcome.adapter = {"base": job.model, "base_model": base, "adapter": final.ref,
+                           "adapter_path": str(result.model_path),
+                           "merged": merged.ref if merged is not None else None,
                            "merged_path": str(result.merged_path) if result.merged_path else None,
                            "peft": dict(job.peft)}
 
@@ -390,8 +399,36 @@ def base_model(job: JobFile, job_dir: Path, project: Path | None, progress: bool
     return str(target)
 
 
-def register_checkpoint(db: Any, job: JobFile, path: Path, step: int):
-    """Register a checkpoint the job wrote (name: the job; a new version per new content), with its lineage."""
+def register_base(db: Any, job: JobFile, path: Path) -> dict[str, Any]:
+    """The base a LoRA adapter is trained on, as its lineage names it: ``{"model": NAME@V, "digest": ...}``.
+
+    A local base directory is registered by the digest of its files (a no-op when that content is registered
+    already, under whatever name); a hub id is looked up by name, and recorded with no digest when unknown."""
+    from graduation.models import manifest
+    from graduation.store.models import find_model, register_model
+
+    if path.is_dir():
+        digest = manifest(path).digest
+        name = re.sub(r"[^A-Za-z0-9._/+-]", "-", job.model).strip("-./+") or "base"
+        info, _created = db.transact(lambda s: register_model(
+            s, name[:128], digest=digest, kind="manifest", path=str(path.resolve()),
+            lineage={"registered_by": f"job {job.job} (the base of its adapter)", "source": job.model}))
+        return {"model": info.ref, "digest": info.digest, "name": job.model}
+    with db.read() as session:
+        try:
+            found = find_model(session, job.model)
+        except InputError:
+            found = None
+    return {"model": found.ref if found else None, "digest": found.digest if found else None, "name": job.model}
+
+
+def register_checkpoint(db: Any, job: JobFile, path: Path, step: int, *, base: dict[str, Any] | None = None,
+                        adapter: Any = None, name: str | None = None):
+    """Register a checkpoint the job wrote (name: the job; a new version per new content), with its lineage.
+
+    ``base``: the checkpoint is a LoRA adapter (``kind: adapter``) of that registered base, or, with ``adapter``
+    (the registered adapter), that adapter merged into it (``kind: merged``). Each is its own artifact: its
+    own digest, its own rounds; evidence of the base never counts for it, nor the reverse."""
     from graduation.models import manifest
     from graduation.store.models import register_model
 
@@ -399,8 +436,14 @@ def register_checkpoint(db: Any, job: JobFile, path: Path, step: int):
                "domain_version": job.domain.version, "from_job": job.from_job,
                "datasets": {k: v.sha256 for k, v in sorted(job.datasets.items())},
                "decision": job.decision.id, "policy_digest": job.decision.policy_digest}
+    if base is not None:
+        lineage["kind"] = "merged" if adapter is not None else "adapter"
+        lineage["base"] = dict(base)
+        lineage["peft"] = dict(job.peft)
+        if adapter is not None:
+            lineage["adapter"] = {"model": adapter.ref, "digest": adapter.digest}
     digest = manifest(path).digest
-    info, _created = db.transact(lambda s: register_model(s, job.job, digest=digest, kind="manifest",
+    info, _created = db.transact(lambda s: register_model(s, name or job.job, digest=digest, kind="manifest",
                                                           path=str(Path(path).resolve()), lineage=lineage))
     return info
 

@@ -228,7 +228,7 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
              from_job: str | None = None, name: str | None = None, model: str | None = None,
              cluster: ClusterPin | None = None, policy_path: Path | None = None, model_size: str | None = None,
              overrides: dict[str, Any] | None = None, peft: str | None = None, report_to: list[str] | None = None,
-             dry_run: bool = False) -> PlanResult:
+             dry_run: bool = False, merge: bool = False) -> PlanResult:
     """Decide, build the data, and generate the job (or raise ``JobRefused`` with nothing written).
 
     Hyperparameters: the preset of the model's size class, then the domain's ``training.<mode>``, then
@@ -268,6 +268,10 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
                                                                    else ctx.spec.training.sft),
                                            overrides=overrides, peft=peft)
         hyper = resolved.values
+        if merge:
+            if not resolved.peft:
+                raise InputError("--merge merges a LoRA adapter into its base: use it with --peft lora")
+            resolved.peft["merge"] = True
     else:
         hyper = {**dict(ctx.spec.training.grpo if mode == "grpo" else ctx.spec.training.sft), **(overrides or {})}
     if report_to:
