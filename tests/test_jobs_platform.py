@@ -116,6 +116,7 @@ def test_dry_run_writes_nothing_and_shows_plan_and_launch(env, tmp_path: Path): 
     assert plan["allowed"] and plan["action"] == "train:grpo" and plan["size"]["size_class"] == "8b"
     assert plan["launch"] == ["sbatch --chdir registry/jobs/<job> registry/jobs/<job>/slurm.sbatch"]
     assert plan["hyperparameters"]["learning_rate"] == 5.0e-4 and plan["sources"]["learning_rate"] == "domain"
+    assert "domains/data/toy-arithmetic/eval.jsonl" in plan["bundle"]["project"]  # what the bundle would carry
     assert db_state(db) == before
     assert sorted(p.name for p in (root / "registry" / "jobs").iterdir()) == jobs_before
 
@@ -426,8 +427,9 @@ def test_reward_stuck_at_zero_stops_with_no_learning_signal(env, samples):  # no
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="stuck",
              overrides={"max_steps": 40, "logging_steps": 2, "no_signal_steps": 6, "torch_threads": 1,
                         "eval_every_steps": 0, "eval_samples": samples})
-    with pytest.raises(TrainingStopped, match="no learning signal"):
+    with pytest.raises(TrainingStopped, match="no learning signal") as stopped:
         run_job(db, root, "stuck", progress=False)
+    assert stopped.value.exit_code == 1  # the CLI exits 1: the run failed
     with db.read() as session:
         row = get_job(session, "stuck")
     detail = json.loads(row.detail_json)

@@ -278,8 +278,14 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
         hyper["report_to"] = list(report_to)
     trainer, runner = split_hyperparameters(hyper)
     if dry_run:
-        return PlanResult(None, decision, None, dry_run_plan(ctx, decision, mode, asked, target, from_job,
-                                                             base_guess, resolved, trainer, runner, cluster))
+        from graduation.jobs.bundle import local_model_dir, model_label, project_files
+
+        plan = dry_run_plan(ctx, decision, mode, asked, target, from_job, base_guess, resolved, trainer, runner,
+                            cluster)
+        source = local_model_dir(base_guess, root) if base_guess else None
+        plan["bundle"] = {"project": project_files(json.loads(version_row.data_hashes_json or "{}")),
+                          "model": model_label(str(source), root) if source is not None else None}
+        return PlanResult(None, decision, None, plan)
     eval_rows = [task_row(r, task) for _s, r in trusted_rows(ctx, ("eval",))]
     crystallised = None
     crystallised_from: Path | None = None
