@@ -165,6 +165,7 @@ def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> Gene
         if plan.policy_path is not None:
             policy_file = copy_project(tmp, root, plan.project_files, plan.policy_path, plan.policy)
         model_dir = copy_model(tmp, plan.model_source) if plan.model_source is not None else None
+        (tmp / "logs").mkdir()  # Slurm writes its output there (#SBATCH --output); not part of the seal
         job = JobFile(job=job_id, mode=plan.mode, target=plan.target,
                       created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
                       project=PROJECT_DIR, policy_file=policy_file, model_dir=model_dir,
