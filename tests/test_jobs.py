@@ -359,6 +359,9 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
     assert result.crystallised.kept == len(rows)
     assert all(r["lineage"]["source"]["job"] == "short" for r in rows)
     assert all(r["lineage"]["decision_id"] == result.job.job.decision.id for r in rows)
+    # the checkpoint it continues travels in the bundle, and no file names the project's path
+    assert result.job.job.model == "short@3" and (result.job.path / "model" / "config.json").is_file()
+    assert not [p for p in result.job.path.rglob("*") if p.is_file() and str(root).encode() in p.read_bytes()]
     with db.read() as session:
         assert any(e.kind == "data_audit" for e in list_evidence(session, "toy-arithmetic"))
     if rows:
