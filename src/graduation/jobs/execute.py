@@ -271,7 +271,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return read_rows(path)
 
 
-def _train(db: Any, root: Path, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
+def _train(db: Any, root: Path | None, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
            progress: bool, resume: bool = False) -> None:
     from graduation.gather import evaluate
     from graduation.spec import DomainSpec
