@@ -95,7 +95,13 @@ def test_grpo_job_directory_is_complete_and_valid(env):
     recipe = yaml.safe_load((job_dir / "recipe.yaml").read_text())
     assert recipe["reward_funcs"] == ["rewards.substance_sum_value", "rewards.format_integer_shape"]
     assert recipe["reward_weights"] == [1.0, 0.1] and "eval_samples" not in recipe
-    assert recipe["model_name_or_path"].endswith("registry/models/tiny-arithmetic")
+    # the tiny model is not built yet: `jobs run` builds it into the job's own output/ (a relative path)
+    assert recipe["model_name_or_path"] == "output/base-model"
+    # the bundle carries the domain's files as registered and the policy that approved the job
+    assert (job_dir / "project" / "domains" / "data" / "toy-arithmetic" / "eval.jsonl").read_bytes() == \
+        (root / "domains" / "data" / "toy-arithmetic" / "eval.jsonl").read_bytes()
+    assert job["policy_file"] == "project/policies/default.yaml" and (job_dir / job["policy_file"]).is_file()
+    assert "project_root" not in job or job["project_root"] is None
     compile((job_dir / "rewards.py").read_text(), "rewards.py", "exec")
     for rel in SHELL_FILES:
         assert (job_dir / rel).stat().st_mode & stat.S_IXUSR
@@ -181,7 +187,7 @@ def test_shell_metacharacters_cannot_inject(tmp_path: Path):
     out = tmp_path / "args.txt"
     subprocess.run(["bash", str(job_dir / "launch.sh"), "local"], check=True, cwd=tmp_path,
                    env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGS_OUT": str(out)})
-    assert out.read_text().splitlines() == ["--project", str(root.resolve()), "jobs", "run", "inj"]
+    assert out.read_text().splitlines() == ["jobs", "run", "inj", "--bundle", str(job_dir.resolve())]
     assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
     db.dispose()
     lint(*(job_dir / rel for rel in SHELL_FILES))
@@ -353,6 +359,9 @@ def test_grpo_job_run_writes_training_rounds_then_sft_from_it(env):
     assert result.crystallised.kept == len(rows)
     assert all(r["lineage"]["source"]["job"] == "short" for r in rows)
     assert all(r["lineage"]["decision_id"] == result.job.job.decision.id for r in rows)
+    # the checkpoint it continues travels in the bundle, and no file names the project's path
+    assert result.job.job.model == "short@3" and (result.job.path / "model" / "config.json").is_file()
+    assert not [p for p in result.job.path.rglob("*") if p.is_file() and str(root).encode() in p.read_bytes()]
     with db.read() as session:
         assert any(e.kind == "data_audit" for e in list_evidence(session, "toy-arithmetic"))
     if rows:

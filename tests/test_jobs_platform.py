@@ -114,8 +114,9 @@ def test_dry_run_writes_nothing_and_shows_plan_and_launch(env, tmp_path: Path): 
     assert result.job is None
     plan = result.dry_run
     assert plan["allowed"] and plan["action"] == "train:grpo" and plan["size"]["size_class"] == "8b"
-    assert plan["launch"] == ["sbatch registry/jobs/<job>/slurm.sbatch"]
+    assert plan["launch"] == ["sbatch --chdir registry/jobs/<job> registry/jobs/<job>/slurm.sbatch"]
     assert plan["hyperparameters"]["learning_rate"] == 5.0e-4 and plan["sources"]["learning_rate"] == "domain"
+    assert "domains/data/toy-arithmetic/eval.jsonl" in plan["bundle"]["project"]  # what the bundle would carry
     assert db_state(db) == before
     assert sorted(p.name for p in (root / "registry" / "jobs").iterdir()) == jobs_before
 
@@ -141,7 +142,7 @@ def test_each_target_prints_its_own_launch_command(tmp_path: Path):
     register(db, root)
     db.dispose()
     runner = CliRunner()
-    expected = {"local": "registry jobs run", "slurm": "sbatch registry/jobs/", "kubernetes": "kubectl apply -f",
+    expected = {"local": "registry jobs run", "slurm": "sbatch --chdir registry/jobs/", "kubernetes": "kubectl apply -f",
                 "accelerate": "launch.sh zero3"}
     for target, needle in expected.items():
         out = runner.invoke(app, ["--project", str(root), "--db", url, "jobs", "generate", "toy-arithmetic",
@@ -249,12 +250,16 @@ def test_trainjob_validates_and_its_init_container_checks_the_decision(env):  # 
     assert "jobs run k8s-job --check" in init["args"][0] and init["image"] == "example.org/team/trl:1"
     assert {"name": "REGISTRY_DB_URL", "valueFrom": {"secretKeyRef": {"name": "graduation-registry",
                                                                       "key": "url"}}} in init["env"]
+    assert "jobs run k8s-job --check --bundle ." in init["args"][0]
     dockerfile = (job.path / "Dockerfile").read_text()
-    assert "COPY registry/jobs/k8s-job/ registry/jobs/k8s-job/" in dockerfile
-    assert "/workspace/project/registry/jobs/k8s-job" in manifest["spec"]["trainer"]["args"][0]
-    for line in dockerfile.splitlines():  # every COPY source exists relative to the project (the build context)
+    # the image is built with the job directory alone as its context: the bundle is self-contained
+    assert "COPY . /workspace/job/" in dockerfile and "docker build -t IMAGE registry/jobs/k8s-job" in dockerfile
+    assert manifest["spec"]["trainer"]["args"][0].startswith("cd /workspace/job && registry jobs run k8s-job "
+                                                             "--check --bundle . && exec accelerate launch")
+    assert str(root) not in (job.path / "trainjob.yaml").read_text()
+    for line in dockerfile.splitlines():  # every COPY source exists relative to the job directory (the context)
         if line.startswith("COPY "):
-            assert (root / line.split()[1]).exists(), line
+            assert (job.path / line.split()[1]).exists(), line
 
 
 # -- prompts as the model sees them --------------------------------------------------------------------
@@ -422,8 +427,9 @@ def test_reward_stuck_at_zero_stops_with_no_learning_signal(env, samples):  # no
     plan_job(db, root, "toy-arithmetic", mode="grpo", name="stuck",
              overrides={"max_steps": 40, "logging_steps": 2, "no_signal_steps": 6, "torch_threads": 1,
                         "eval_every_steps": 0, "eval_samples": samples})
-    with pytest.raises(TrainingStopped, match="no learning signal"):
+    with pytest.raises(TrainingStopped, match="no learning signal") as stopped:
         run_job(db, root, "stuck", progress=False)
+    assert stopped.value.exit_code == 1  # the CLI exits 1: the run failed
     with db.read() as session:
         row = get_job(session, "stuck")
     detail = json.loads(row.detail_json)
@@ -448,7 +454,7 @@ def test_lora_run_of_the_tiny_model_saves_an_adapter_with_its_base(env):  # noqa
     root, db = env
     small_tiny_base(root)
     graduate(db, root)
-    job = plan_job(db, root, "toy-arithmetic", mode="sft", name="lora-sft", peft="lora",
+    job = plan_job(db, root, "toy-arithmetic", mode="sft", name="lora-sft", peft="lora", merge=True,
                    overrides={"num_train_epochs": 1, "lora_r": 4, "torch_threads": 1}).job
     recipe = yaml.safe_load((job.path / "recipe.yaml").read_text())
     assert recipe["use_peft"] is True and recipe["lora_r"] == 4 and recipe["lora_target_modules"] == "all-linear"

@@ -108,6 +108,7 @@ def test_the_cluster_launcher_config_is_valid_for_ray_up(env):  # noqa: F811
     command = shlex.split(exec_line.split("ray exec ray/cluster.yaml", 1)[1])
     args = shlex.split(command[0])
     _check_command(args)
-    assert args[args.index("--project") + 1] == str(root)
+    assert args[args.index("--project") + 1] == "/workspace/project"  # a mount point, never this machine's path
+    assert str(root) not in text
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**config, "max_workers": "two"}, schema)

@@ -208,7 +208,6 @@ class TaskSpec(Strict):
     @classmethod
     def _template_compiles(cls, value: str | None) -> str | None:
         if value is not None:
-
             problem = template_problem(value)
             if problem:
                 raise ValueError(f"{problem}; see Jinja2's template syntax")

@@ -43,6 +43,8 @@ def generate_cmd(
     peft: str | None = typer.Option(None, "--peft", metavar="METHOD",
                                     help="Train a LoRA adapter instead of every weight: lora, or qlora (4-bit "
                                          "base; needs a GPU and bitsandbytes)."),
+    merge: bool = typer.Option(False, "--merge", help="With --peft: also save the adapter merged into its base; "
+                                                      "both are registered as models, with their base."),
     report_to: list[str] = typer.Option([], "--report-to", metavar="TRACKER",
                                         help="Experiment tracker(s): trackio, wandb, mlflow, tensorboard "
                                              "(repeatable; default none)."),
@@ -70,6 +72,7 @@ def generate_cmd(
     result = plan_job(st.database(create=False), st.root, domain, mode=mode, target=target, from_job=from_job,
                       name=name, model=model, policy_path=policy_file, model_size=model_size,
                       overrides=parse_overrides(settings), peft=peft, report_to=report_to or None, dry_run=dry_run,
+                      merge=merge,
                       cluster=ClusterPin(nodes=nodes, gpus_per_node=gpus_per_node, vllm=vllm, image=image))
     if result.dry_run is not None:
         _print_plan(result.dry_run, as_json)
@@ -140,19 +143,30 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in output/trainer "
                                                         "(set save_strategy/save_steps to write checkpoints)."),
+    bundle: Path | None = typer.Option(None, "--bundle", metavar="DIR",
+                                       help="Run the job directory at DIR (a copy anywhere; launch.sh passes its "
+                                            "own): checked against the seal in the registry, which is --db / "
+                                            "REGISTRY_DB_URL, or its project's own when DIR is still in it."),
     as_json: bool = JSON_OPTION,
     policy_file: Path | None = POLICY_OPTION,
 ) -> None:
-    """Run a job here (CPU or one GPU), re-checking its decision first; every round is recorded as evidence.
+    """Run a job here (CPU or one GPU), re-checking its sealed files and decision first; every round is recorded
+    as evidence.
 
-    Exit 1 when the decision no longer allows it, or when GRPO stopped with "no learning signal".
+    Exit 1 when a file changed or the decision no longer allows it, or when GRPO stopped with "no learning signal".
     """
     from graduation.cli.output import info
     from graduation.service.launch import run_job
 
     st = state(ctx)
-    outcome = run_job(st.database(create=False), st.root, job_id, check_only=check, policy_path=policy_file,
-                      max_steps=max_steps, progress=not (quiet or as_json), resume=resume, say=info)
+    if bundle is not None:
+        from graduation.service.launch import bundle_registry
+
+        db, root = bundle_registry(bundle, st.db_url)
+    else:
+        db, root = st.database(create=False), st.root
+    outcome = run_job(db, root, job_id, check_only=check, policy_path=policy_file, max_steps=max_steps,
+                      progress=not (quiet or as_json), resume=resume, bundle=bundle, say=info)
     if as_json:
         print_json(outcome.to_dict())
         return

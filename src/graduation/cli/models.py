@@ -97,7 +97,8 @@ def models_list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
         info("no models registered yet; `registry models register NAME --path DIR`")
         return
     show(table("models", ["model", "digest", "kind", "base model", "job"],
-               [(m.ref, (m.digest or "-")[:19], m.digest_kind, m.lineage.get("base_model", "-"),
+               [(m.ref, (m.digest or "-")[:19], m.digest_kind if "kind" not in m.lineage else m.lineage["kind"],
+                 (m.lineage.get("base") or {}).get("model") or m.lineage.get("base_model", "-"),
                  m.lineage.get("job", "-")) for m in found]))
 
 
@@ -125,7 +126,11 @@ def models_show_cmd(ctx: typer.Context, model: str = typer.Argument(..., help="N
 
     show(table(f"model {info.ref}", ["field", "value"],
                [("digest", info.digest or "unknown (unverified)"), ("digest kind", info.digest_kind),
-                ("path", info.path or "-")] + [(f"lineage: {k}", json.dumps(v) if not isinstance(v, str) else v)
+                ("path", info.path or "-")]
+               + ([("artifact", info.lineage["kind"]),
+                   ("base", f"{info.lineage['base'].get('model') or info.lineage['base'].get('name')} "
+                            f"({info.lineage['base'].get('digest') or 'digest unknown'})")]
+                  if isinstance(info.lineage.get("base"), dict) else []) + [(f"lineage: {k}", json.dumps(v) if not isinstance(v, str) else v)
                                                 for k, v in sorted(info.lineage.items())]))
     if rounds:
         show(table("rounds", ["domain", "round", "kind", "passed", "origin"],

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import InputError, JobRefused
+from graduation.jobs.bundle import PROJECT_DIR, copy_model, copy_project, model_label
 from graduation.jobs.model import JOB_NAME, ClusterPin, DatasetPin, DecisionPin, DomainPin, JobFile, RewardPin
 from graduation.jobs.render import render_job
 from graduation.jobs.seal import manifest, manifest_hash
@@ -78,6 +79,12 @@ class JobPlan:
     detail: dict[str, Any] = field(default_factory=dict)
     preset: dict[str, Any] = field(default_factory=dict)
     peft: dict[str, Any] = field(default_factory=dict)
+    #: what the bundle carries (``graduation.jobs.bundle``): the domain version's files (project-relative), the
+    #: policy file that approved the job and its parsed ``Policy``, and a model directory inside the project
+    project_files: list[str] = field(default_factory=list)
+    policy_path: Path | None = None
+    policy: Any = None
+    model_source: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -144,13 +151,20 @@ def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> Gene
             (tmp / "data").mkdir(exist_ok=True)
             (tmp / rel).write_bytes(data)
             datasets[split] = DatasetPin(path=rel, sha256=_sha256(data), rows=len(rows))
+
+        policy_file = None
+        if plan.policy_path is not None:
+            policy_file = copy_project(tmp, root, plan.project_files, plan.policy_path, plan.policy)
+        model_dir = copy_model(tmp, plan.model_source) if plan.model_source is not None else None
+        (tmp / "logs").mkdir()  # Slurm writes its output there (#SBATCH --output); not part of the seal
         job = JobFile(job=job_id, mode=plan.mode, target=plan.target,
                       created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-                      project_root=str(Path(root).resolve()), domain=plan.domain, decision=approval.pin(),
-                      model=plan.model, from_job=plan.from_job, datasets=datasets,
+                      project=PROJECT_DIR, policy_file=policy_file, model_dir=model_dir,
+                      domain=plan.domain, decision=approval.pin(),
+                      model=model_label(plan.model, root), from_job=plan.from_job, datasets=datasets,
                       hyperparameters=plan.hyperparameters, runner=plan.runner, rewards=plan.rewards,
                       cluster=plan.cluster, preset=plan.preset, peft=plan.peft)
-        files = render_job(job, final)
+        files = render_job(job)
         for rel, text in files.items():
             path = tmp / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +184,7 @@ def generate_job(db: Any, root: Path, plan: JobPlan, approval: Approval) -> Gene
     except BaseException:
         shutil.rmtree(final if renamed else tmp, ignore_errors=True)  # the row was not committed either
         raise
-    return GeneratedJob(job_id, final, job, sorted(files) + sorted(f"data/{s}.jsonl" for s in datasets))
+    return GeneratedJob(job_id, final, job, sorted(sealed))
 
 
 __all__ = ["Approval", "GeneratedJob", "JobPlan", "JobRefused", "MODE_ACTIONS", "TARGETS", "generate_job",

@@ -16,7 +16,7 @@ from graduation.errors import InputError
 from graduation.training.keys import RUNNER_KEYS
 
 JOB_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,94}[a-z0-9])?$"
-JOB_FORMAT = 1
+JOB_FORMAT = 2  # 2: a self-contained bundle (project/, model/, paths relative to the job directory)
 
 
 class Frozen(BaseModel):
@@ -71,7 +71,10 @@ class JobFile(Frozen):
     mode: Literal["grpo", "sft"]
     target: Literal["local", "accelerate", "slurm", "kubernetes"]
     created_at: str
-    project_root: str
+    project_root: str | None = Field(None, description="Format 1 only: the absolute project path (not relocatable).")
+    project: str = Field("project", description="The bundle's copy of the domain's files and policy (relative).")
+    policy_file: str | None = Field(None, description="The policy that approved the job, inside the bundle.")
+    model_dir: str | None = Field(None, description="The starting model, copied into the bundle (relative).")
     domain: DomainPin
     decision: DecisionPin
     model: str

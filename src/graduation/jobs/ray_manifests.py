@@ -104,7 +104,7 @@ def rayjob(job: JobFile) -> dict[str, Any]:
 def cluster_launcher(job: JobFile) -> dict[str, Any]:
     """A ``ray up`` config for machines you already have (the ``local`` provider); edit the addresses."""
 
-    project = job.project_root
+    project = PROJECT_MOUNT
     return {
         "cluster_name": k8s_name(f"verify-{job.domain.name}")[:40],
         "provider": {"type": "local", "head_ip": "head.cluster.internal",
@@ -114,7 +114,7 @@ def cluster_launcher(job: JobFile) -> dict[str, Any]:
         "upscaling_speed": 1.0,
         "idle_timeout_minutes": 5,
         "file_mounts": {},
-        "setup_commands": [f"test -d {shlex.quote(project)}  # the project on a mount every node shares",
+        "setup_commands": [f"test -d {shlex.quote(project)}  # the project on a mount every node shares (edit the path)",
                            "python -m pip install --quiet 'graduation[ray]'"],
         "head_setup_commands": [],
         "worker_setup_commands": [],
@@ -126,7 +126,7 @@ def cluster_launcher(job: JobFile) -> dict[str, Any]:
 def ray_files(job: JobFile) -> dict[str, str]:
     """``ray/rayjob.yaml`` and ``ray/cluster.yaml`` of a job directory."""
 
-    command = " ".join(shlex.quote(a) for a in verify_command(job, job.project_root))
+    command = " ".join(shlex.quote(a) for a in verify_command(job, PROJECT_MOUNT))
     return {
         "ray/rayjob.yaml": dump_yaml(
             rayjob(job),
@@ -137,7 +137,7 @@ def ray_files(job: JobFile) -> dict[str, str]:
             cluster_launcher(job),
             f"Ray cluster launcher (machines you have): set head_ip and worker_ips, then\n"
             f"  ray up ray/cluster.yaml && ray exec ray/cluster.yaml {shlex.quote(command)}\n"
-            f"The project ({job.project_root}) must be on a file system every node mounts at that path."),
+            f"The project must be on a file system every node mounts at {PROJECT_MOUNT} (or edit that path here)."),
     }
 
 

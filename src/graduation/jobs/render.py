@@ -1,6 +1,9 @@
 """Rendering a job directory's files from a ``JobFile``: structured files by dumping data, shell by Jinja2.
 
-    files = render_job(job, job_dir)     # {relative path: text}, nothing written
+    files = render_job(job)     # {relative path: text}, nothing written
+
+Nothing rendered names the project's location: every path is relative to the job directory (the bundle,
+``graduation.jobs.bundle``), and the scripts find that directory from their own location.
 
 - ``job.yaml``, ``recipe.yaml`` (``trl grpo|sft --config``), ``accelerate/*.yaml`` and ``trainjob.yaml``
   (Kubeflow Trainer v2) are Python data dumped with ``yaml.safe_dump``: no value is pasted into YAML text.
@@ -17,11 +20,11 @@ from __future__ import annotations
 
 import re
 import shlex
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from graduation.jobs.bundle import BASE_MODEL_RUNTIME
 from graduation.jobs.model import JobFile
 
 ACCELERATE_CONFIGS = ("single_gpu", "multi_gpu", "zero3", "fsdp2")
@@ -29,7 +32,7 @@ TARGET_ACCELERATE = {"local": "local", "accelerate": "zero3", "slurm": "zero3", 
 TRAINJOB_API = "trainer.kubeflow.org/v1alpha1"
 TORCH_REPLICATED_JOB = "node"  # the replicated job of Kubeflow's torch-distributed runtime
 REGISTRY_SECRET = "graduation-registry"  # a Secret with key ``url``: the registry's database URL
-PROJECT_IN_IMAGE = "/workspace/project"
+JOB_IN_IMAGE = "/workspace/job"  # where the Dockerfile puts the bundle
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -90,11 +93,15 @@ def peft_fields(peft: dict[str, Any]) -> dict[str, Any]:
 
 
 def recipe_model(job: JobFile) -> str:
-    """What ``from_pretrained`` loads: a ``tiny:<name>`` model is the directory ``registry jobs run`` builds."""
-    from graduation.training.models import TINY_PREFIX, tiny_dir
+    """What ``from_pretrained`` loads, relative to the job directory: the bundled ``model/``; for a ``tiny:``
+    model not built at generation, ``output/base-model`` (``registry jobs run`` builds it there); else the
+    hub id or path as given."""
+    from graduation.training.models import TINY_PREFIX
 
+    if job.model_dir:
+        return job.model_dir
     if job.model.startswith(TINY_PREFIX):
-        return str(tiny_dir(Path(job.project_root), job.model[len(TINY_PREFIX):]))
+        return BASE_MODEL_RUNTIME
     return job.model
 
 
@@ -139,8 +146,7 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
     script = " ".join([
         "cd", shlex.quote(workdir), "&&",
         # the sealed bundle and the decision are checked before anything starts, as by launch.sh
-        "registry", "--project", '"${GRADUATION_PROJECT:-' + job.project_root.replace('"', '') + '}"', "jobs", "run",
-        shlex.quote(job.job), "--check", "&&",
+        "registry", "jobs", "run", shlex.quote(job.job), "--check", "--bundle", ".", "&&",
         "exec", "accelerate", "launch",
         "--config_file", shlex.quote(f"accelerate/{accel}.yaml"),
         "--num_machines", '"$PET_NNODES"',
@@ -150,8 +156,8 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
         "--main_process_port", '"$PET_MASTER_PORT"',
         "-m", shlex.quote(f"trl.scripts.{job.mode}"), "--config", "recipe.yaml",
     ])
-    check = " ".join(["cd", shlex.quote(workdir), "&&", "exec", "registry", "--project", PROJECT_IN_IMAGE,
-                      "jobs", "run", shlex.quote(job.job), "--check"])
+    check = " ".join(["cd", shlex.quote(workdir), "&&", "exec", "registry", "jobs", "run", shlex.quote(job.job),
+                      "--check", "--bundle", "."])
     registry_url = {"name": "REGISTRY_DB_URL", "valueFrom": {"secretKeyRef": {
         "name": REGISTRY_SECRET, "key": "url"}}}
     return {
@@ -170,7 +176,8 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
                                      "requests": {"nvidia.com/gpu": c.gpus_per_node}},
                 "command": ["bash", "-c"],
                 "args": [script],
-                "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}],
+                "env": [{"name": "HF_HUB_OFFLINE", "value": "1"}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                        registry_url],
             },
             # The decision check runs before training on every node: an init container that fails keeps the
             # trainer from starting (the registry is the team's PostgreSQL, its URL in a Secret).
@@ -193,7 +200,7 @@ def trainjob(job: JobFile, workdir: str) -> dict[str, Any]:
 
 # -- the whole directory ------------------------------------------------------------------------------
 
-def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
+def render_job(job: JobFile) -> dict[str, str]:
     """Every file of the job directory (except data), as text by relative path."""
     env = _environment()
     c = job.cluster
@@ -213,19 +220,19 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
             accelerate_config(name, c.gpus_per_node),
             f"accelerate config ({name}) of job {job.job}; used by launch.sh and slurm.sbatch.")
     files["trainjob.yaml"] = dump_yaml(
-        trainjob(job, f"{PROJECT_IN_IMAGE}/registry/jobs/{job.job}"),
+        trainjob(job, JOB_IN_IMAGE),
         f"Kubeflow Trainer v2 TrainJob of job {job.job}.\n"
-        "Its init container re-checks the decision on every node before training starts.\n"
+        "Its init container re-checks the seal and the decision on every node before training starts.\n"
         "Build the image (see Dockerfile), create the Secret graduation-registry (key url), then:\n"
         "kubectl apply -f trainjob.yaml")
     files["Dockerfile"] = env.get_template("Dockerfile.j2").render(
-        job_id=job.job, project_dir=PROJECT_IN_IMAGE, peft=bool(job.peft))
+        job_id=job.job, job_dir=JOB_IN_IMAGE, peft=bool(job.peft))
     from graduation.jobs.ray_manifests import ray_files  # lazy: ray_manifests imports this module
 
     files.update(ray_files(job))  # verification of the job's outputs on a Ray cluster
     context = {
         "job_id": job.job, "mode": mode, "domain": job.domain.name, "decision_id": job.decision.id,
-        "project_root": job.project_root, "job_dir": str(job_dir), "model": recipe_model(job),
+        "model": recipe_model(job),
         "gpus_per_node": c.gpus_per_node, "recipe_command": recipe_command,
         "default_accelerate": default_accelerate,
         "default_how": "run here (registry jobs run)" if default_accelerate == "local"
@@ -240,7 +247,8 @@ def render_job(job: JobFile, job_dir: Path) -> dict[str, str]:
     settings = [(k, v, sources.get(k, "domain")) for k, v in recipe(job).items() if k in job.hyperparameters]
     files["README.md"] = env.get_template("README.md.j2").render(
         **context, domain_version=job.domain.version, phase=job.decision.phase, vllm=c.vllm, nodes=c.nodes,
-        image=c.image, size=job.preset.get("size"), peft=job.peft, settings=settings)
+        image=c.image, size=job.preset.get("size"), peft=job.peft, settings=settings, model_dir=job.model_dir)
+    files[".dockerignore"] = "# what a run writes is not part of the image\noutput/\nlogs/\n"
     if job.mode == "grpo":
         for r in job.rewards:
             if not _IDENT.match(r.function):

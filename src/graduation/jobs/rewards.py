@@ -19,8 +19,9 @@ from graduation.verifiers import VerifierPool
 def job_rewards(job_dir: Any) -> dict[str, VerifierReward]:
     """The reward functions of a generated GRPO job, by the function names its recipe lists.
 
-    Reads ``job.yaml`` (the resolved domain spec and the project root); isolated verifier kinds share one
-    pool for the life of the process.
+    Reads ``job.yaml`` (the resolved domain spec); the verifiers are built from the bundle's own copy of the
+    domain's files (``project/``), wherever the directory is; isolated verifier kinds share one pool for the
+    life of the process.
     """
     job = read_job_file(Path(job_dir) / "job.yaml")
     spec = DomainSpec.model_validate(job.domain.spec)
@@ -28,7 +29,8 @@ def job_rewards(job_dir: Any) -> dict[str, VerifierReward]:
     if any(isolated_kind(v.kind) for v in spec.verifiers):
         pool = VerifierPool()
         atexit.register(pool.close)
-    funcs, _weights = domain_rewards(spec, job.project_root, pool=pool)
+    files_root = Path(job.project_root) if job.project_root else Path(job_dir).resolve() / job.project
+    funcs, _weights = domain_rewards(spec, files_root, pool=pool)
     by_name = {python_identifier(f.__name__): f for f in funcs}
     wanted = [r.function for r in job.rewards]
     missing = [name for name in wanted if name not in by_name]

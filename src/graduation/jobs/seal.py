@@ -1,13 +1,16 @@
 """Sealed jobs: every file of a job's bundle hashed into a manifest whose hash the registry keeps.
 
-    manifest(job_dir) -> {relative path: sha256}      every file but run-time outputs (output/, __pycache__/)
+    manifest(job_dir) -> {relative path: sha256}      every file but what a run writes (top-level output/, logs/)
     manifest_hash(manifest) -> str
     check_manifest(job_dir, expected_hash, recorded) -> list[str]   what changed, was added or removed
 
 At generation the manifest is computed over the finished bundle (data, job.yaml, recipe.yaml, rewards.py,
-launch.sh, slurm.sbatch, trainjob.yaml, accelerate configs, README) and stored, with its hash, in the job's
-chained row. Every launch path (``jobs run``, ``launch.sh``, ``slurm.sbatch``, the Kubernetes TrainJob) runs
-``registry jobs run JOB [--check]`` first, which recomputes it and refuses on any difference.
+launch.sh, slurm.sbatch, trainjob.yaml, accelerate configs, README, the domain's files and the policy under
+project/, the model under model/) and stored, with its hash, in the job's chained row. Every launch path
+(``jobs run``, ``launch.sh``, ``slurm.sbatch``, the Kubernetes TrainJob) runs ``registry jobs run JOB
+[--bundle DIR] [--check]`` first, which recomputes it over the directory it runs from and refuses on any
+difference. Only the top-level ``output/`` and ``logs/`` are a run's own: a ``__pycache__`` anywhere else is a
+file added (its bytecode would run instead of the sealed source), so the scripts set PYTHONDONTWRITEBYTECODE.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from pathlib import Path
 
 from graduation.spec import sha256_json
 
-#: Written while a job runs, not part of what was approved.
-RUNTIME_DIRS = ("output", "__pycache__")
+from graduation.jobs.bundle import RUNTIME_DIRS  # written while a job runs (top level), not approved
 
 
 def manifest(job_dir: Path) -> dict[str, str]:
@@ -26,7 +28,7 @@ def manifest(job_dir: Path) -> dict[str, str]:
     root = Path(job_dir)
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if any(part in RUNTIME_DIRS for part in rel.parts):
+        if rel.parts[0] in RUNTIME_DIRS:
             continue
         if path.is_symlink():
             out[rel.as_posix()] = "symlink:" + str(path.readlink())

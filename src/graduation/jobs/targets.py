@@ -1,6 +1,6 @@
 """Where a job runs, and the command that launches it there: one entry per target.
 
-    launch_commands("slurm", "toy-grpo-...", cluster)    # ["sbatch registry/jobs/toy-grpo-.../slurm.sbatch"]
+    launch_commands("slurm", "toy-grpo-...", cluster)    # ["sbatch --chdir registry/jobs/toy-... registry/jobs/..."]
 
 ``registry jobs generate`` prints these after writing a job, and ``--dry-run`` shows them before anything is
 written. Every command first re-checks the decision (the scripts call ``registry jobs run JOB --check``).
@@ -20,14 +20,13 @@ def _accelerate(job: str, job_dir: str, cluster: Any) -> list[str]:
 
 
 def _slurm(job: str, job_dir: str, cluster: Any) -> list[str]:
-    return [f"sbatch {job_dir}/slurm.sbatch"]
+    return [f"sbatch --chdir {job_dir} {job_dir}/slurm.sbatch"]
 
 
 def _kubernetes(job: str, job_dir: str, cluster: Any) -> list[str]:
     image = getattr(cluster, "image", "graduation-trl:latest")
     return [f"kubectl apply -f {job_dir}/trainjob.yaml",
-            f"(first, from the project's root) docker build -t {image} -f {job_dir}/Dockerfile . && "
-            f"docker push {image}"]
+            f"(first) docker build -t {image} {job_dir} && docker push {image}"]
 
 
 TARGETS = {"local": _local, "accelerate": _accelerate, "slurm": _slurm, "kubernetes": _kubernetes}

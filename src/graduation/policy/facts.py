@@ -354,7 +354,6 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                 bound = False
             if bound:
                 if domain_digest is None:
-
                     domain_digest = sha256_json(spec.canonical())
                 bound = _field(rec, "domain_digest") == domain_digest
             if not bound:

@@ -121,7 +121,6 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
         generators = {v.domain: resolve_generators(session, specs[v.domain], evidence[v.domain]) for v in versions}
     cache = None
     if root is not None:
-
         cache = StatCache()
     out = []
     for v in versions:
@@ -247,7 +246,6 @@ def gate(db, policy: Policy, names: list[str] | None, *, required: list[str], ro
                          "first (`registry register domains/`) or name them")
     denied = [(r.decision.domain, a) for r in results for a in required if not r.decision.allowed(a)]
     if required:
-
         payloads = [(r.decision, decision_payload(r.decision, action=a, context="status --require",
                                                   policy_file=policy.file)) for r in results for a in required]
         db.transact(lambda session: [append(session, "decision", p, d.domain) for d, p in payloads])

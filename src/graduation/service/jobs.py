@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from graduation.errors import InputError
+from graduation.jobs.bundle import local_model_dir, model_label, project_files
 from graduation.jobs.generate import MODE_ACTIONS, Approval, GeneratedJob, JobPlan, generate_job
 from graduation.jobs.model import RUNNER_KEYS, ClusterPin, DomainPin, RewardPin, read_job_file
 from graduation.jobs.presets import model_size as size_of, resolve_hyperparameters
 from graduation.jobs.targets import launch_commands
 from graduation.models import manifest
-from graduation.policy.model import load_policy
+from graduation.policy.model import default_policy_path, load_policy
 from graduation.prompts import render_prompt
 from graduation.service.context import digest_rows, ground_truth_rows, load_context
 from graduation.service.data_audit import audit_data
@@ -222,7 +223,8 @@ def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any
                          max_new_tokens=int(runner.get("eval_max_new_tokens")
                                             or source_job.hyperparameters.get("max_completion_length") or 64),
                          lineage={"source": {"job": from_job, "base_model": source_job.model,
-                                             "model": checkpoint_ref(db, checkpoint)}},
+                                             "model": checkpoint_ref(db, checkpoint),
+                                             "checkpoint": f"registry/jobs/{from_job}/output/model"}},
                          pool=pool, seed=int(source_job.hyperparameters.get("seed", 0)))
     return result, checkpoint
 
@@ -231,7 +233,7 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
              from_job: str | None = None, name: str | None = None, model: str | None = None,
              cluster: ClusterPin | None = None, policy_path: Path | None = None, model_size: str | None = None,
              overrides: dict[str, Any] | None = None, peft: str | None = None, report_to: list[str] | None = None,
-             dry_run: bool = False) -> PlanResult:
+             dry_run: bool = False, merge: bool = False) -> PlanResult:
     """Decide, build the data, and generate the job (or raise ``JobRefused`` with nothing written).
 
     Hyperparameters: the preset of the model's size class, then the domain's ``training.<mode>``, then
@@ -265,14 +267,22 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
                                                                    else ctx.spec.training.sft),
                                            overrides=overrides, peft=peft)
         hyper = resolved.values
+        if merge:
+            if not resolved.peft:
+                raise InputError("--merge merges a LoRA adapter into its base: use it with --peft lora")
+            resolved.peft["merge"] = True
     else:
         hyper = {**dict(ctx.spec.training.grpo if mode == "grpo" else ctx.spec.training.sft), **(overrides or {})}
     if report_to:
         hyper["report_to"] = list(report_to)
     trainer, runner = split_hyperparameters(hyper)
     if dry_run:
-        return PlanResult(None, decision, None, dry_run_plan(ctx, decision, mode, asked, target, from_job,
-                                                             base_guess, resolved, trainer, runner, cluster))
+        plan = dry_run_plan(ctx, decision, mode, asked, target, from_job, base_guess, resolved, trainer, runner,
+                            cluster)
+        source = local_model_dir(base_guess, root) if base_guess else None
+        plan["bundle"] = {"project": project_files(json.loads(version_row.data_hashes_json or "{}")),
+                          "model": model_label(str(source), root) if source is not None else None}
+        return PlanResult(None, decision, None, plan)
     eval_rows = [task_row(r, task) for _s, r in trusted_rows(ctx, ("eval",))]
     crystallised = None
     crystallised_from: Path | None = None
@@ -314,7 +324,14 @@ def plan_job(db: Any, root: Path, domain: str, *, mode: str = "auto", target: st
     if not base and approval.allowed:  # a denied mode is refused first, with its reasons
         raise InputError(f"{domain}: training.base_model is not set; set it in the domain file or pass --model")
     approval = refusal_hint(approval, asked, mode, decision)
+
+    model_source = local_model_dir(base, root) if base else None
+    if crystallised_from is not None and not model:  # the checkpoint, named by its registered version
+        base = checkpoint_ref(db, crystallised_from)
     plan = JobPlan(domain=domain_pin(ctx, version_row), mode=mode, target=target, model=base or "",
+                   project_files=project_files(json.loads(version_row.data_hashes_json or "{}")),
+                   policy_path=Path(policy_path) if policy_path is not None else default_policy_path(root),
+                   policy=policy, model_source=model_source,
                    train_rows=train_rows, eval_rows=eval_rows, hyperparameters=trainer, runner=runner,
                    rewards=reward_pins(ctx) if mode == "grpo" else [], from_job=from_job,
                    cluster=cluster or ClusterPin(), name=name, detail=detail,

@@ -43,7 +43,6 @@ def record_gathered(db: Any, ctx: DomainContext, result: Gathered, verification:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", result.validation,
                                                      version=ctx.version).uid)
         if meta.get("model_id") is not None:
-
             number = next_round(session, ctx.name, ctx.basis_hash, meta["model_id"])
             result.record = result.record.model_copy(update={"round": number})
             meta["round"] = number

@@ -82,7 +82,6 @@ def check_verifiers(db: Any, root: Path, domain: str, *, pool: VerifierPool | No
         record = sandboxed(validation_for(ctx, active.verify_many), ctx, active)
     result = Gathered("verifier_validation", record, record, True)
     if store:
-
         with db.write() as session:
             result.evidence_uids.append(add_evidence(session, ctx.name, "verifier_validation", record,
                                                      version=ctx.version).uid)

@@ -80,7 +80,6 @@ class Verification:
 
     def save(self, session: Any) -> None:
         if self.new_entries:
-
             put_many(session, self.new_entries)
 
 

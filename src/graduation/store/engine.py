@@ -142,7 +142,6 @@ class Database:
                     yield session
                 tail = session.info.pop("chain_tail", None)
                 if tail is not None and self.anchor is not None:
-
                     write_anchor(self.anchor, tail)
         except OperationalError as exc:
             if _transient(exc):

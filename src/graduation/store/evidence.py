@@ -32,7 +32,6 @@ def add_evidence(session: Session, domain: str, kind: str, record: Record, *, ve
         raise InputError(f"evidence of kind {kind!r} needs a {expected.__name__}, not {type(record).__name__}")
     dv = get_version(session, domain, version)
     if model_id is not None:
-
         found = session.get(ModelRow, model_id)
         if found is None:
             raise InputError(f"no registered model with id {model_id}")

@@ -56,6 +56,8 @@ class ModelInfo:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.ref, "name": self.name, "version": self.version, "digest": self.digest,
                 "digest_kind": self.digest_kind, "path": self.path, "lineage": self.lineage,
+                # a LoRA adapter or a merged checkpoint: its own artifact, trained on this base (NAME@V, digest)
+                "artifact": self.lineage.get("kind", "model"), "base": self.lineage.get("base"),
                 "created_at": iso(self.created_at) if self.created_at else None}
 
 

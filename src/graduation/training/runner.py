@@ -71,18 +71,30 @@ class RunSpec:
     model_label: str | None = None
     progress: bool = True
     max_steps_override: int | None = None
-    peft: dict[str, Any] = field(default_factory=dict)  # {} = full fine-tuning; {"method": "lora", "lora_r": ...}
+    peft: dict[str, Any] = field(default_factory=dict)  # {} = full fine-tuning; {"method": "lora", "lora_r": ...,
+    #: "merge": True also saves the merged model to output_dir/merged}
+    #: how a saved adapter names its base (``adapter_config.json``'s ``base_model_name_or_path``): a label such as
+    #: ``tiny:arithmetic`` or a hub id, never the directory it was loaded from, so that the same weights trained
+    #: anywhere have the same bytes (default: ``model`` as given)
+    base_label: str | None = None
     resume: bool = False  # continue from the newest checkpoint under output_dir/trainer
     #: save the model that answers each evaluation round to ``output_dir/checkpoints/step-N`` (the registry
     #: registers each by its digest, so that every round belongs to the artifact that produced it)
     checkpoint_rounds: bool = False
 
 
-def save_checkpoint(model, tokenizer, out: Path) -> Path:
-    """Weights, config and tokenizer files, written the same way every time (same weights: same digest)."""
+def save_checkpoint(model, tokenizer, out: Path, base_label: str | None = None) -> Path:
+    """Weights, config and tokenizer files, written the same way every time (same weights: same digest).
+
+    A LoRA adapter (a peft model) is saved as its adapter alone; its config names the base by ``base_label``."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
+    config = out / "adapter_config.json"
+    if base_label is not None and config.is_file():
+        data = json.loads(config.read_text(encoding="utf-8"))
+        data["base_model_name_or_path"] = base_label
+        config.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out
 
 
@@ -280,8 +292,8 @@ def run(spec: RunSpec) -> RunResult:
         rows = answer_rows(current, tokenizer, spec.eval_rows, prompt_field=spec.prompt_field,
                            answer_field=spec.answer_field, id_field=spec.id_field, samples=samples,
                            temperature=temperature, max_new_tokens=max_new, seed=seed + 1000 + step)
-        checkpoint = save_checkpoint(current, tokenizer, output_dir / "checkpoints" / f"step-{step}") \
-            if spec.checkpoint_rounds else None
+        checkpoint = save_checkpoint(current, tokenizer, output_dir / "checkpoints" / f"step-{step}",
+                                     spec.base_label or spec.model) if spec.checkpoint_rounds else None
         r = EvalRound(len(rounds), step, f"{label}@step-{step}", rows, time.perf_counter() - started,
                       stopped[0] if stopped else None, checkpoint)
         outcome = spec.on_round(r) if spec.on_round is not None else None
@@ -326,16 +338,15 @@ def run(spec: RunSpec) -> RunResult:
     finally:
         progress.stop()
     final = output_dir / "model"
-    if spec.checkpoint_rounds:
-        save_checkpoint(trainer.model, tokenizer, final)  # the same bytes as the last round's checkpoint
+    if spec.checkpoint_rounds or peft_config is not None:  # the same bytes as the last round's checkpoint
+        save_checkpoint(trainer.model, tokenizer, final, spec.base_label or spec.model)
     else:
         trainer.save_model(str(final))
         tokenizer.save_pretrained(str(final))
     merged = None
-    if peft_config is not None:
+    if peft_config is not None and spec.peft.get("merge"):
         merged = output_dir / "merged"
-        trainer.model.merge_and_unload().save_pretrained(str(merged))
-        tokenizer.save_pretrained(str(merged))
+        save_checkpoint(trainer.model.merge_and_unload(), tokenizer, merged)
     return RunResult(final, int(trainer.state.global_step), time.perf_counter() - started, rounds,
                      list(trainer.state.log_history), stopped[0] if stopped else None, peft_config is not None,
                      merged)

@@ -250,7 +250,6 @@ class VerifierPool:
         """The workers that run domain code (python, command) of the project at ``root``: sandboxed, started
         on first use."""
         if root not in self._domain_pools:
-
             sandboxed = _SandboxPool(self.size, timeout=self.timeout, memory_mb=self.memory_mb,
                                      batch_size=self.batch_size, sandbox=require(self.sandbox))
             sandboxed.root = root

@@ -146,6 +146,11 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
         for path_ in hidden:
             if path_.is_dir():
                 cmd += ["--tmpfs", str(path_)]
+        # a job bundle's copy of the domain (``registry/jobs/JOB/project``) lies inside its project's registry
+        # directory: hide that whole directory too, and bind the bundle's copy back in, read-only
+        enclosing = [p / "registry" for p in root.parents if root.is_relative_to(p / "registry")]
+        for path_ in enclosing[-1:]:
+            cmd += ["--tmpfs", str(path_), "--ro-bind", str(root), str(root)]
         for key, value in env.items():
             cmd += ["--setenv", key, value]
         cmd += ["--chdir", str(root), *argv]
