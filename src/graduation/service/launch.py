@@ -337,7 +337,7 @@ def _train(db: Any, root: Path | None, job: JobFile, job_dir: Path, outcome: Run
         train_rows = _rows(job_dir / job.datasets["train"].path)
         eval_rows = _rows(job_dir / job.datasets["eval"].path)
         run_spec = RunSpec(mode=job.mode, model=model, output_dir=job_dir / "output", train_rows=train_rows,
-                           eval_rows=eval_rows, hyperparameters={**job.hyperparameters, **job.runner},
+                           eval_rows=eval_rows, hyperparameters=dict(job.hyperparameters), runner=dict(job.runner),
                            reward_funcs=funcs, reward_weights=weights, on_round=on_round, prompt_field="prompt",
                            answer_field=task.answer_field, id_field=task.id_field, model_label=job.job,
                            progress=progress, max_steps_override=max_steps, peft=dict(job.peft), resume=resume,

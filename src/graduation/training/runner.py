@@ -61,7 +61,8 @@ class RunSpec:
     output_dir: Path
     train_rows: list[dict[str, Any]]
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # GRPOConfig/SFTConfig fields
+    runner: dict[str, Any] = field(default_factory=dict)  # the runner's own keys (``training.keys.RUNNER_KEYS``)
     reward_funcs: list[Any] = field(default_factory=list)
     reward_weights: list[float] | None = None
     on_round: RoundCallback | None = None
@@ -259,7 +260,13 @@ def run(spec: RunSpec) -> RunResult:
     """Train, evaluating before, every ``eval_every_steps`` and after; save the model to ``output_dir/model``."""
     from transformers import TrainerCallback
 
+    # settings come split (a job.yaml keeps trainer fields and runner keys apart); runner keys given among the
+    # trainer's fields still work for callers holding one mapping (the experiment, tests)
     trainer_kwargs, runner = split_hyperparameters(spec.mode, spec.hyperparameters)
+    unknown = sorted(set(spec.runner) - set(RUNNER_KEYS))
+    if unknown:
+        raise ConfigError(f"not runner keys: {', '.join(unknown)} (runner keys: {', '.join(sorted(RUNNER_KEYS))})")
+    runner = {**runner, **spec.runner}
     if spec.max_steps_override is not None:
         trainer_kwargs["max_steps"] = spec.max_steps_override
     if runner.get("torch_threads"):
