@@ -18,7 +18,8 @@ from _util import python_pass_time, report, time_command  # noqa: E402
 
 from graduation.spec import DomainSpec  # noqa: E402
 from graduation.store import Database  # noqa: E402
-from graduation.store.domains import LoadedDomain, register  # noqa: E402
+from graduation.records import LoadedDomain  # noqa: E402
+from graduation.store.domains import register  # noqa: E402
 
 N_DOMAINS = 1000
 
