@@ -155,7 +155,7 @@ def run_cmd(
 
     Exit 1 when a file changed or the decision no longer allows it, or when GRPO stopped with "no learning signal".
     """
-    from graduation.cli.output import info
+    from graduation.cli.output import StepBar, info
     from graduation.service.launch import run_job
 
     st = state(ctx)
@@ -166,7 +166,8 @@ def run_cmd(
     else:
         db, root = st.database(create=False), st.root
     outcome = run_job(db, root, job_id, check_only=check, policy_path=policy_file, max_steps=max_steps,
-                      progress=not (quiet or as_json), resume=resume, bundle=bundle, say=info)
+                      progress=not (quiet or as_json), resume=resume, bundle=bundle, say=info,
+                      steps=StepBar)
     if as_json:
         print_json(outcome.to_dict())
         return

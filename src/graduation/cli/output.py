@@ -106,3 +106,35 @@ def show_wide(renderable: Any, wide: bool) -> None:
 
 
 WIDE_HELP = "Show every column, even when the table is wider than the terminal."
+
+
+class StepBar:
+    """A rich progress bar over a training run's optimizer steps, on stderr (``training.runner.RunSpec.progress``)."""
+
+    def __init__(self, mode: str, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.mode = mode
+        self._bar = None
+        self._task = None
+
+    def start(self, total: int) -> None:
+        if not self.enabled or self._bar is not None:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn(f"[bold]{self.mode}[/]"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
+                             console=Console(stderr=True), transient=False)
+        self._task = self._bar.add_task(self.mode, total=total, metric="")
+        self._bar.start()
+
+    def advance(self, step: int, metric: float | None) -> None:
+        if self._bar is not None:
+            label = "reward" if self.mode == "grpo" else "loss"
+            self._bar.update(self._task, completed=step, metric="" if metric is None else f"{label} {metric:.3f}")
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

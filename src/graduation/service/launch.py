@@ -162,13 +162,15 @@ def bundle_registry(bundle: Path, db_url: str | None) -> tuple[Any, Path | None]
 
 def run_job(db: Any, root: Path | None, job_id: str, *, check_only: bool = False, policy_path: Path | None = None,
             max_steps: int | None = None, progress: bool = True, resume: bool = False,
-            bundle: Path | None = None, say: Callable[[str], None] | None = None) -> RunOutcome:
+            bundle: Path | None = None, say: Callable[[str], None] | None = None,
+            steps: Callable[[str], Any] | None = None) -> RunOutcome:
     """Re-check, train, record every round. A run that stops without learning raises ``TrainingStopped`` (exit 1)
     after recording its rounds and the state ``failed`` with the reason.
 
     ``root``: the project the job belongs to (its default policy, the audit anchor, the tiny model's cache);
     None for a bundle copied out of its project. ``bundle``: run the job directory there (``launch.sh`` passes
-    its own), checked against the seal the registry keeps; default: where the job was generated."""
+    its own), checked against the seal the registry keeps; default: where the job was generated. With ``progress``,
+    ``say`` prints a line and ``steps(mode)`` makes the training's step progress display (the CLI's bar)."""
 
     with db.read() as session:
         row = get_job(session, job_id)
@@ -199,7 +201,7 @@ def run_job(db: Any, root: Path | None, job_id: str, *, check_only: bool = False
     beat.start()
     try:
         _train(db, root, job, job_dir, outcome, max_steps=max_steps, progress=progress, resume=resume,
-               say=say if progress else None)
+               say=say if progress else None, steps=steps if progress else None)
     except KeyboardInterrupt:
         with db.write() as session:
             set_state(session, job_id, "interrupted", rounds=outcome.rounds)
@@ -279,7 +281,8 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _train(db: Any, root: Path | None, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
-           progress: bool, resume: bool = False, say: Callable[[str], None] | None = None) -> None:
+           progress: bool, resume: bool = False, say: Callable[[str], None] | None = None,
+           steps: Callable[[str], Any] | None = None) -> None:
     from graduation.training.rewards import domain_rewards
     from graduation.training.runner import RunSpec, run
 
@@ -340,7 +343,8 @@ def _train(db: Any, root: Path | None, job: JobFile, job_dir: Path, outcome: Run
                            eval_rows=eval_rows, hyperparameters=dict(job.hyperparameters), runner=dict(job.runner),
                            reward_funcs=funcs, reward_weights=weights, on_round=on_round, prompt_field="prompt",
                            answer_field=task.answer_field, id_field=task.id_field, model_label=job.job,
-                           progress=progress, max_steps_override=max_steps, peft=dict(job.peft), resume=resume,
+                           progress=steps(job.mode) if steps is not None else None,
+                           max_steps_override=max_steps, peft=dict(job.peft), resume=resume,
                            checkpoint_rounds=True, base_label=job.model)
         try:
             result = run(run_spec)

@@ -70,7 +70,9 @@ class RunSpec:
     answer_field: str = "answer"
     id_field: str | None = None
     model_label: str | None = None
-    progress: bool = True
+    #: optimizer-step progress: an object with ``start(total)``, ``advance(step, metric)`` and ``stop()`` (the CLI
+    #: passes a progress bar); None or a bool: nothing shown (the training layer prints nothing itself)
+    progress: Any = None
     max_steps_override: int | None = None
     peft: dict[str, Any] = field(default_factory=dict)  # {} = full fine-tuning; {"method": "lora", "lora_r": ...,
     #: "merge": True also saves the merged model to output_dir/merged}
@@ -306,7 +308,7 @@ def run(spec: RunSpec) -> RunResult:
         outcome = spec.on_round(r) if spec.on_round is not None else None
         rounds.append((r, outcome))
 
-    progress = _Progress(spec.progress, spec.mode)
+    progress = spec.progress if hasattr(spec.progress, "advance") else _Silent()
 
     class Rounds(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
@@ -451,36 +453,17 @@ def _last_reward(state) -> float | None:
     return None
 
 
-class _Progress:
-    """A rich progress bar over optimizer steps (on stderr; silent when disabled)."""
-
-    def __init__(self, enabled: bool, mode: str) -> None:
-        self.enabled = enabled
-        self.mode = mode
-        self._bar = None
-        self._task = None
+class _Silent:
+    """No progress shown."""
 
     def start(self, total: int) -> None:
-        if not self.enabled or self._bar is not None:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn(f"[bold]{self.mode}[/]"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
-                             console=Console(stderr=True), transient=False)
-        self._task = self._bar.add_task(self.mode, total=total, metric="")
-        self._bar.start()
+        pass
 
     def advance(self, step: int, metric: float | None) -> None:
-        if self._bar is not None:
-            label = "reward" if self.mode == "grpo" else "loss"
-            self._bar.update(self._task, completed=step, metric="" if metric is None else f"{label} {metric:.3f}")
+        pass
 
     def stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        pass
 
 
 # -- crystallisation ----------------------------------------------------------------------------------------
