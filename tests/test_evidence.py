@@ -342,3 +342,22 @@ def test_merging_summaries_keeps_the_bounds_sound():
         assert merged.counts.get(token, 0) <= n <= merged.counts.get(token, 0) + merged.slack
     merged.recount((t, i) for i, t in enumerate(texts, 1))
     assert [(f.symbol, f.rows) for f in merged.flags()] == [(f.symbol, f.rows) for f in whole.flags()]
+
+
+def test_per_prompt_tallies_merge_like_one_scan_and_labels_that_differ_across_parts_flip():
+    from graduation.evidence import Tally, VerifierInfo
+
+    infos = [VerifierInfo("v", "substance", "exact")]
+    rows = [("p1", True, "a"), ("p1", True, "a"), ("p2", True, "x"), ("p2", False, "x"), ("p3", True, "m"),
+            ("p3", True, "n")]
+    whole = Tally(infos, per_prompt=True)
+    first, second = Tally(infos, per_prompt=True), Tally(infos, per_prompt=True)
+    for i, (key, ok, label) in enumerate(rows):
+        whole._group(key, ok, label)
+        (first if i % 2 == 0 else second)._group(key, ok, label)
+    first.merge(second.state())
+    assert first.consistency() == whole.consistency()
+    c = whole.consistency()
+    # p1 agrees; p2 flips its verdict; p3 keeps its verdict but changes its label
+    assert (c.k, c.prompts, c.pass_all_k) == (2, 3, 2 / 3) and c.flip_rate == 2 / 3
+    assert sorted(whole.prompt_rates()) == [0.5, 1.0, 1.0]

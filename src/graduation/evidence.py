@@ -440,8 +440,20 @@ class VerifierInfo:
     version: str = "1"
 
 
-_COUNT_BITS = 20
-_COUNT_MASK = (1 << _COUNT_BITS) - 1
+@dataclass(slots=True)
+class PromptTally:
+    """One prompt's samples: how many, how many passed, whether their labels differ, and the first label's hash."""
+
+    samples: int
+    passes: int
+    flipped: bool
+    label: int
+
+    def absorb(self, other: "PromptTally") -> None:
+        """Add the samples of the same prompt counted elsewhere (a part of the same scan)."""
+        self.samples += other.samples
+        self.passes += other.passes
+        self.flipped = self.flipped or other.flipped or self.label != other.label
 
 
 MAX_FAILING_EXAMPLES = 5
@@ -476,8 +488,7 @@ class Tally:
         self.per_verifier = [[0, 0, 0] for _ in self.verifiers]
         # per slice: [n, substance pass, format pass]
         self.per_slice = [[0, 0, 0] for _ in self.slices]
-        # per prompt, one packed int: samples | passes << 20 | flipped << 40 | label hash << 41
-        self._groups: dict[int, int] = {}
+        self._groups: dict[int, PromptTally] = {}  # by the hash of the prompt key
         self._repeats = False
         self.failing: list[str] = []  # file:line of the first few items that did not pass
         self.skipped = 0  # rows the caller left out on purpose (not counted, not verified)
@@ -586,24 +597,19 @@ class Tally:
 
     def _group(self, prompt_key: Any, ok: bool, label: Any) -> None:
         key = hash(prompt_key)
-        label_hash = hash(label) & ((1 << 20) - 1)
-        state = self._groups.get(key)
-        if state is None:
+        found = self._groups.get(key)
+        if found is None:
             if not self._repeats and not self.per_prompt and len(self._groups) >= self.max_single_prompts:
                 self.track_consistency = False  # every prompt once so far: no samples to compare
                 self._groups = {}
                 return
-            self._groups[key] = 1 | (int(ok) << _COUNT_BITS) | (label_hash << 41)
+            self._groups[key] = PromptTally(1, int(ok), False, hash(label))
             return
         self._repeats = True
-        samples = state & _COUNT_MASK
-        passes = (state >> _COUNT_BITS) & _COUNT_MASK
-        flipped = (state >> 40) & 1  # labels differ; verdict flips are read off the counts at the end
-        first_label = state >> 41
-        if first_label != label_hash:
-            flipped = 1
-        samples, passes = min(samples + 1, _COUNT_MASK), min(passes + ok, _COUNT_MASK)
-        self._groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | (first_label << 41)
+        found.samples += 1
+        found.passes += ok
+        if not found.flipped and found.label != hash(label):
+            found.flipped = True  # labels differ; verdict flips are read off the counts at the end
 
     # -- merging (a scan split across processes) --
     def state(self) -> dict[str, Any]:
@@ -638,13 +644,9 @@ class Tally:
         for key, other in (state["groups"].items() if self.track_consistency else ()):
             mine = groups.get(key)
             if mine is None:
-                groups[key] = other
-                continue
-            samples = min((mine & _COUNT_MASK) + (other & _COUNT_MASK), _COUNT_MASK)
-            passes = min(((mine >> _COUNT_BITS) & _COUNT_MASK) + ((other >> _COUNT_BITS) & _COUNT_MASK),
-                         _COUNT_MASK)
-            flipped = ((mine >> 40) & 1) | ((other >> 40) & 1) | int((mine >> 41) != (other >> 41))
-            groups[key] = samples | (passes << _COUNT_BITS) | (flipped << 40) | ((mine >> 41) << 41)
+                groups[key] = PromptTally(other.samples, other.passes, other.flipped, other.label)
+            else:
+                mine.absorb(other)
         if self.symbols is not None and state["symbols"] is not None:
             self.symbols.merge(*state["symbols"])
 
@@ -666,15 +668,14 @@ class Tally:
         return out
 
     def consistency(self) -> Consistency | None:
-        groups = [s for s in self._groups.values() if (s & _COUNT_MASK) >= 2]
+        groups = [g for g in self._groups.values() if g.samples >= 2]
         if not groups:
             return None
-        sizes = Counter(s & _COUNT_MASK for s in groups)
+        sizes = Counter(g.samples for g in groups)
         k = sizes.most_common(1)[0][0]
-        pass_at_1 = sum(((s >> _COUNT_BITS) & _COUNT_MASK) / (s & _COUNT_MASK) for s in groups) / len(groups)
-        all_k = sum(((s >> _COUNT_BITS) & _COUNT_MASK) == (s & _COUNT_MASK) for s in groups) / len(groups)
-        flips = sum(1 for s in groups if (s >> 40) & 1
-                    or 0 < ((s >> _COUNT_BITS) & _COUNT_MASK) < (s & _COUNT_MASK)) / len(groups)
+        pass_at_1 = sum(g.passes / g.samples for g in groups) / len(groups)
+        all_k = sum(g.passes == g.samples for g in groups) / len(groups)
+        flips = sum(1 for g in groups if g.flipped or 0 < g.passes < g.samples) / len(groups)
         return Consistency(k=k, prompts=len(groups), pass_at_1=pass_at_1, pass_all_k=all_k, flip_rate=flips)
 
     @property
@@ -691,8 +692,7 @@ class Tally:
 
     def prompt_rates(self) -> list[float]:
         """Per distinct prompt, the fraction of its samples that passed."""
-        return [((s >> _COUNT_BITS) & _COUNT_MASK) / (s & _COUNT_MASK) for s in self._groups.values()
-                if s & _COUNT_MASK]
+        return [g.passes / g.samples for g in self._groups.values() if g.samples]
 
     def eval_record(self, *, model: str, round: int | None = None, outputs_file: str | None = None,
                     job: str | None = None, step: int | None = None, **extra: Any) -> EvalRecord:
