@@ -62,7 +62,6 @@ class RunSpec:
     train_rows: list[dict[str, Any]]
     eval_rows: list[dict[str, Any]] = field(default_factory=list)
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # GRPOConfig/SFTConfig fields
-    runner: dict[str, Any] = field(default_factory=dict)  # the runner's own keys (``training.keys.RUNNER_KEYS``)
     reward_funcs: list[Any] = field(default_factory=list)
     reward_weights: list[float] | None = None
     on_round: RoundCallback | None = None
@@ -84,6 +83,7 @@ class RunSpec:
     #: save the model that answers each evaluation round to ``output_dir/checkpoints/step-N`` (the registry
     #: registers each by its digest, so that every round belongs to the artifact that produced it)
     checkpoint_rounds: bool = False
+    runner: dict[str, Any] = field(default_factory=dict)  # the runner's own keys (``training.keys.RUNNER_KEYS``)
 
 
 def save_checkpoint(model, tokenizer, out: Path, base_label: str | None = None) -> Path:
