@@ -48,7 +48,7 @@ def make_spec(i: int, rng: random.Random) -> tuple[DomainSpec, str]:
                 "audited": scenario == "external"}]
     if scenario == "dirty-data":
         sources.append({"name": "distilled", "path": f"data/d{i}-distilled.jsonl", "provenance": "model_generated",
-                        "derived_from": "reference", "generated_by": {"model": "instruct-32b", "graduated": False}})
+                        "derived_from": "reference", "generated_by": {"model": "instruct-32b"}})
     slices = [{"name": "outside-crosswalk", "field": "at_crosswalk", "equals": False},
               {"name": "at-crosswalk", "field": "at_crosswalk", "equals": True}] if scenario == "sliced" else []
     spec = DomainSpec.model_validate({

@@ -25,7 +25,7 @@ from sqlmodel import Session, create_engine
 from graduation.errors import StoreError
 
 T = TypeVar("T")
-HEAD_REVISION = "0013_chain"
+HEAD_REVISION = "0014_summaries"
 ENV_URL = "REGISTRY_DB_URL"
 BUSY_TIMEOUT_MS = 60_000
 

@@ -1,0 +1,100 @@
+"""Tallies: the part of a domain's evidence that can be folded once, when it is written (pure, no I/O).
+
+A decision is computed over one domain's current-basis evidence. Most of it is *bulk*: evaluation and
+training rounds, verifier validations, data audits. What a decision needs from those does not depend on
+the policy, so it is folded into a small JSON *body* record by record, in the transaction that appends
+the record (``graduation.store.summaries``), and a decision reads one body instead of every row:
+
+* ``rounds``: every round that belongs to a registered model, oldest first, as a compact row
+  (``round_row``): sample and prompt counts, pass counts, Wilson bound, shape gap, slices, pass^k,
+  coverage, the verifiers that left it uncounted. Which rounds meet the bar depends on the policy's
+  thresholds, so that is decided later (``graduation.policy.phase``), over these rows;
+* ``newest``: each model's newest round record (the ``eval`` facts are read from it);
+* ``checks``: the newest validation of each (verifier, version); ``audits``: the newest data audit per file;
+* ``ids``/``hashes``: the record hashes of the bulk rows in id order (a decision lists what it read);
+* ``authors``: who submitted bulk evidence (they may not approve it), ``generators``: models named by
+  data audits (resolved against the registry when deciding);
+* ``kinds``: how many records of every other kind (sign-offs, human audits, retractions) it saw; they are
+  read as rows when deciding, and must number as many. A retraction's validity depends on the policy (its
+  signature against ``allowed_signers``), so a basis with any is decided from all of its rows.
+
+Sign-offs and human audits are not folded: whether they count depends on the policy (signatures, roles,
+unsigned risk levels), so they are read as rows and screened when deciding. They are few.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+#: Kinds folded into the body. Every other kind is read as a row when deciding.
+BULK_KINDS = frozenset({"eval", "training_round", "verifier_validation", "data_audit"})
+SUBMITTED_BULK = frozenset({"eval", "training_round", "data_audit"})
+#: Bump when what ``add`` keeps changes (bodies are then rebuilt from rows by the migration that bumps it).
+BODY_FORMAT = 1
+
+
+def new_body() -> dict[str, Any]:
+    return {"format": BODY_FORMAT, "ids": [], "hashes": [], "rounds": [], "owners": {}, "newest": {},
+            "checks": {}, "audits": {}, "authors": [], "generators": [], "kinds": {}}
+
+
+def _get(rec: Any, name: str, default: Any = None) -> Any:
+    if isinstance(rec, dict):
+        return rec.get(name, default)
+    return getattr(rec, name, default)
+
+
+def round_row(rec: Any, owner: str, number: int) -> list:
+    """One round as ``graduation.policy.facts.Round`` takes it (positional), in JSON types.
+
+    ``number``: the round's number when the record has none (its position among the owner's rounds).
+    """
+    c = _get(rec, "consistency")
+    sl = _get(rec, "slices")
+    slices = {_get(s, "name"): [_get(s, "n"), _get(s, "passed"), _get(s, "wilson_lower")] for s in sl} if sl else None
+    rnd = _get(rec, "round")
+    return [_get(rec, "n"), _get(rec, "passed"), _get(rec, "wilson_lower"), _get(rec, "shape_gap"), slices,
+            _get(c, "pass_all_k") if c is not None else None, _get(c, "flip_rate") if c is not None else None,
+            _get(c, "k") if c is not None else None, rnd if rnd is not None else number, owner,
+            _get(rec, "origin", "submitted") == "generated", _get(rec, "prompts", None) or 0,
+            float(_get(rec, "coverage", 0.0)), list(_get(rec, "uncounted_verifiers", ()) or ())]
+
+
+def check_key(name: str, version: Any) -> str:
+    return f"{name}\n{json.dumps(version)}"
+
+
+def add(body: dict[str, Any], *, row_id: int, kind: str, record: dict[str, Any], owner: str | None,
+        record_hash: str, author: str | None) -> None:
+    """Fold one record (``record``: its stored summary, a plain dict) into ``body``, in place."""
+    if kind not in BULK_KINDS:
+        body["kinds"][kind] = body["kinds"].get(kind, 0) + 1  # counted, not folded: read as rows when deciding
+        return
+    body["ids"].append(row_id)
+    body["hashes"].append(record_hash)
+    if author and kind in SUBMITTED_BULK and author not in body["authors"]:
+        body["authors"].append(author)
+        body["authors"].sort()
+    if kind in ("eval", "training_round"):
+        if owner is None:
+            return  # a round of no registered model moves no model's phase
+        count = body["owners"].get(owner, 0) + 1
+        body["owners"][owner] = count
+        body["rounds"].append(round_row(record, owner, count))
+        body["newest"][owner] = record
+    elif kind == "verifier_validation":
+        for check in record.get("verifiers") or ():
+            body["checks"][check_key(check["name"], check.get("version"))] = check
+    elif kind == "data_audit":
+        body["audits"][record["file"]] = record
+        names = set(body["generators"]) | set(record.get("generators") or ())
+        body["generators"] = sorted(names)
+
+
+def dumps(body: dict[str, Any]) -> str:
+    """The stored text of a body (what its digest covers)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))  # insertion order kept: audits are listed in it
+
+
+__all__ = ["BODY_FORMAT", "BULK_KINDS", "SUBMITTED_BULK", "add", "check_key", "dumps", "new_body", "round_row"]
