@@ -129,8 +129,8 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
 
     if from_rows:
         return {d: _Inputs(rows=ev) for d, ev in load_evidence(session, basis_by_domain).items()}
+    few = load_evidence(session, basis_by_domain, SCREENED_KINDS)  # re-hashed; an inserted row shows first
     stored = read_summaries(session, basis_by_domain, object_hook=_Rec)
-    few = load_evidence(session, basis_by_domain, SCREENED_KINDS)
     out: dict[str, _Inputs] = {}
     whole = {}
     for domain, s in stored.items():
