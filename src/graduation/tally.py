@@ -5,10 +5,12 @@ training rounds, verifier validations, data audits. What a decision needs from t
 the policy, so it is folded into a small JSON *body* record by record, in the transaction that appends
 the record (``graduation.store.summaries``), and a decision reads one body instead of every row:
 
-* ``rounds``: every round that belongs to a registered model, oldest first, as a compact row
-  (``round_row``): sample and prompt counts, pass counts, Wilson bound, shape gap, slices, pass^k,
-  coverage, the verifiers that left it uncounted. Which rounds meet the bar depends on the policy's
-  thresholds, so that is decided later (``graduation.policy.phase``), over these rows;
+* ``rounds``: every round that belongs to a registered model, oldest first (``round_row``): sample and
+  prompt counts, pass counts, Wilson bound, shape gap, slices, pass^k, coverage, the verifiers that left it
+  uncounted. Which rounds meet the bar depends on the policy's thresholds, so that is decided later
+  (``graduation.policy.phase``), over these rounds. They are kept column by column in packed arrays
+  (little-endian int64 and float64, base64): a status over many domains decodes them without parsing
+  hundreds of thousands of numbers from text, and every value comes back exactly;
 * ``newest``: each model's newest round record (the ``eval`` facts are read from it);
 * ``checks``: the newest validation of each (verifier, version); ``audits``: the newest data audit per file;
 * ``ids``/``hashes``: the record hashes of the bulk rows in id order (a decision lists what it read);
@@ -34,8 +36,79 @@ SUBMITTED_BULK = frozenset({"eval", "training_round", "data_audit"})
 BODY_FORMAT = 1
 
 
+INTS = 7  # per round: n, passed, k, number, generated, prompts, which optional values are present
+FLOATS = 5  # per round: wilson_lower, shape_gap, pass_k, flip_rate, coverage
+
+
+def new_rounds() -> dict[str, Any]:
+    return {"count": 0, "ints": "", "floats": "", "owners": "", "names": [], "slices": {}, "uncounted": {}}
+
+
+def _unpack(code: str, text: str):
+    import base64
+    import sys
+    from array import array
+
+    out = array(code, base64.b64decode(text))
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out
+
+
+def _pack(values) -> str:
+    import base64
+    import sys
+
+    if sys.byteorder == "big":
+        values = values.__copy__()
+        values.byteswap()
+    return base64.b64encode(values.tobytes()).decode("ascii")
+
+
+def append_round(rounds: dict[str, Any], row: list) -> None:
+    """Append one ``round_row`` to the packed columns of ``rounds``, in place."""
+    n, passed, wl, gap, slices, pass_k, flip, k, number, owner, generated, prompts, coverage, uncounted = row
+    ints, floats, owners = _unpack("q", rounds["ints"]), _unpack("d", rounds["floats"]), _unpack("q", rounds["owners"])
+    present = (pass_k is not None) | (flip is not None) << 1 | (k is not None) << 2
+    ints.extend([n, passed, k if k is not None else 0, number, int(bool(generated)), prompts, present])
+    floats.extend([wl, gap, pass_k if pass_k is not None else 0.0, flip if flip is not None else 0.0, coverage])
+    if owner not in rounds["names"]:
+        rounds["names"].append(owner)
+    owners.append(rounds["names"].index(owner))
+    index = str(rounds["count"])
+    if slices:
+        rounds["slices"][index] = slices
+    if uncounted:
+        rounds["uncounted"][index] = list(uncounted)
+    rounds["count"] += 1
+    rounds["ints"], rounds["floats"], rounds["owners"] = _pack(ints), _pack(floats), _pack(owners)
+
+
+def unpack_rounds(rounds: dict[str, Any], make=None) -> list:
+    """The rounds of packed ``rounds``, oldest first, each ``make(*fields)`` (default: a ``round_row`` list;
+    slices as {name: (n, passed, wilson_lower)}, uncounted verifiers as a tuple)."""
+    count = rounds["count"]
+    if not count:
+        return []
+    ints, floats, owners = _unpack("q", rounds["ints"]), _unpack("d", rounds["floats"]), _unpack("q", rounds["owners"])
+    names, slices, uncounted = rounds["names"], rounds["slices"], rounds["uncounted"]
+    present = ints[6::INTS]
+    pass_k = [v if p & 1 else None for v, p in zip(floats[2::FLOATS], present)]
+    flip = [v if p & 2 else None for v, p in zip(floats[3::FLOATS], present)]
+    ks = [v if p & 4 else None for v, p in zip(ints[2::INTS], present)]
+    sl = [None] * count
+    for key, value in slices.items():
+        sl[int(key)] = {name: tuple(v) for name, v in value.items()}
+    unc = [()] * count
+    for key, value in uncounted.items():
+        unc[int(key)] = tuple(value)
+    return list(map(make or (lambda *fields: list(fields)), ints[0::INTS], ints[1::INTS], floats[0::FLOATS],
+                    floats[1::FLOATS], sl, pass_k, flip, ks, ints[3::INTS], [names[i] for i in owners],
+                    [bool(g) for g in ints[4::INTS]], ints[5::INTS], floats[4::FLOATS], unc))
+
+
 def new_body() -> dict[str, Any]:
-    return {"format": BODY_FORMAT, "ids": [], "hashes": [], "rounds": [], "owners": {}, "newest": {},
+    return {"format": BODY_FORMAT, "ids": [], "hashes": [], "rounds": new_rounds(), "owners": {}, "newest": {},
             "checks": {}, "audits": {}, "authors": [], "generators": [], "kinds": {}}
 
 
@@ -81,7 +154,7 @@ def add(body: dict[str, Any], *, row_id: int, kind: str, record: dict[str, Any],
             return  # a round of no registered model moves no model's phase
         count = body["owners"].get(owner, 0) + 1
         body["owners"][owner] = count
-        body["rounds"].append(round_row(record, owner, count))
+        append_round(body["rounds"], round_row(record, owner, count))
         body["newest"][owner] = record
     elif kind == "verifier_validation":
         for check in record.get("verifiers") or ():
@@ -97,4 +170,5 @@ def dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))  # insertion order kept: audits are listed in it
 
 
-__all__ = ["BODY_FORMAT", "BULK_KINDS", "SUBMITTED_BULK", "add", "check_key", "dumps", "new_body", "round_row"]
+__all__ = ["BODY_FORMAT", "BULK_KINDS", "SUBMITTED_BULK", "add", "append_round", "check_key", "dumps", "new_body",
+           "round_row", "unpack_rounds"]

@@ -319,11 +319,11 @@ def fold(evidence: list) -> Folded:
     return out
 
 
-def round_from_row(row: list) -> Round:
-    """A ``Round`` from ``graduation.tally.round_row``'s stored form."""
-    n, passed, wl, gap, slices, pass_k, flip, k, number, owner, generated, prompts, coverage, uncounted = row
-    return Round(n, passed, wl, gap, {name: tuple(v) for name, v in slices.items()} if slices else _NO_SLICES,
-                 pass_k, flip, k, number, owner, generated, prompts, coverage, tuple(uncounted) if uncounted else ())
+def round_of(n, passed, wl, gap, slices, pass_k, flip, k, number, owner, generated, prompts, coverage,
+             uncounted) -> Round:
+    """A ``Round`` from the fields ``graduation.tally.unpack_rounds`` gives (a summary's stored rounds)."""
+    return Round(n, passed, wl, gap, slices or _NO_SLICES, pass_k, flip, k, number, owner, generated, prompts,
+                 coverage, uncounted)
 
 
 def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None = None,
@@ -555,4 +555,4 @@ def describe_facts() -> list[tuple[str, str, str]]:
 
 
 __all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts",
-           "example_facts", "finish", "fold", "model_facts", "round_from_row", "summarize"]
+           "example_facts", "finish", "fold", "model_facts", "round_of", "summarize"]

@@ -46,6 +46,15 @@ class _Rec(dict):
         return _Rec(copy.deepcopy(dict(self), memo))
 
 
+def _records(value: Any) -> Any:
+    """A decoded JSON value with every object as a ``_Rec`` (what ``object_hook=_Rec`` gives)."""
+    if isinstance(value, dict):
+        return _Rec({k: _records(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_records(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvidence:
     """The fields of ``graduation.store.evidence.Evidence`` that decisions read."""
@@ -130,7 +139,12 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
     if from_rows:
         return {d: _Inputs(rows=ev) for d, ev in load_evidence(session, basis_by_domain).items()}
     few = load_evidence(session, basis_by_domain, SCREENED_KINDS)  # re-hashed; an inserted row shows first
-    stored = read_summaries(session, basis_by_domain, object_hook=_Rec)
+    stored = read_summaries(session, basis_by_domain)
+    for s in stored.values():  # records as attribute maps, like rows' (the rounds stay plain lists: the bulk)
+        body = s.body
+        body["newest"] = {k: _records(v) for k, v in body["newest"].items()}
+        body["checks"] = {k: _records(v) for k, v in body["checks"].items()}
+        body["audits"] = {k: _records(v) for k, v in body["audits"].items()}
     out: dict[str, _Inputs] = {}
     whole = {}
     for domain, s in stored.items():
@@ -153,7 +167,8 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
 
 def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | None = None):
     """The ``Folded`` evidence of one domain: its summary's body plus its screened rows (and ``extra``)."""
-    from graduation.policy.facts import Folded, fold, round_from_row
+    from graduation.policy.facts import Folded, fold, round_of
+    from graduation.tally import unpack_rounds
 
     body = inputs.stored.body
     few = counted(spec, inputs.screened, policy, authors=body["authors"]) + list(extra or ())
@@ -166,7 +181,7 @@ def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | Non
         human, signoffs = added.human, added.signoffs
     else:
         hashes, human, signoffs = body["hashes"], [], []
-    return Folded([round_from_row(r) for r in body["rounds"]], body["newest"], list(body["checks"].values()),
+    return Folded(unpack_rounds(body["rounds"], round_of), body["newest"], list(body["checks"].values()),
                   body["audits"], human, signoffs, hashes)
 
 

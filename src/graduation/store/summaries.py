@@ -208,6 +208,31 @@ def rebuild(session, domain: str, basis: str) -> tuple[int, int, dict[str, Any]]
     return rows, last, body
 
 
+def build_missing(session) -> int:
+    """Summaries for every (domain, basis) with rows and none, computed from the rows, each bound to a new
+    ``summary`` audit entry (rows written in bulk, outside ``add_evidence``: imports, benchmarks). How many."""
+    from sqlmodel import select
+
+    from graduation.audit import append
+    from graduation.store.tables import SummaryRow
+
+    have = {(s.domain, s.basis_hash) for s in session.exec(select(SummaryRow)).all()}
+    built = 0
+    for domain, basis in bases(session):
+        if (domain, basis) in have:
+            continue
+        rows, last, body = rebuild(session, domain, basis)
+        body_json = dumps(body)
+        digest = summary_digest(domain, basis, rows, last, body_json)
+        entry = append(session, "summary", {"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
+                                            "extra": {"summary": digest}}, domain)
+        session.add(SummaryRow(domain=domain, basis_hash=basis, rows=rows, last_id=last, body_json=body_json,
+                               digest=digest, entry_hash=entry.entry_hash))
+        built += 1
+    session.flush()
+    return built
+
+
 def bases(session) -> list[tuple[str, str]]:
     """Every (domain, basis) with evidence rows or a summary."""
     from sqlalchemy import select as core_select
@@ -254,5 +279,5 @@ def verify_summaries(session) -> tuple[int, list[tuple[str, str]]]:
     return checked, problems
 
 
-__all__ = ["Stored", "bind", "bases", "fold_written", "read_summaries", "rebuild", "summary_digest",
+__all__ = ["Stored", "bind", "bases", "build_missing", "fold_written", "read_summaries", "rebuild", "summary_digest",
            "verify_summaries"]
