@@ -13,7 +13,8 @@ the record (``graduation.store.summaries``), and a decision reads one body inste
   hundreds of thousands of numbers from text, and every value comes back exactly;
 * ``newest``: each model's newest round record (the ``eval`` facts are read from it);
 * ``checks``: the newest validation of each (verifier, version); ``audits``: the newest data audit per file;
-* ``ids``/``hashes``: the record hashes of the bulk rows in id order (a decision lists what it read);
+* ``ids``/``hashes``: the ids (packed like the rounds) and record hashes (64 hex digits each, one string) of
+  the bulk rows in id order (a decision lists what it read);
 * ``authors``: who submitted bulk evidence (they may not approve it), ``generators``: models named by
   data audits (resolved against the registry when deciding);
 * ``kinds``: how many records of every other kind (sign-offs, human audits, retractions) it saw; they are
@@ -84,6 +85,12 @@ def append_round(rounds: dict[str, Any], row: list) -> None:
     rounds["ints"], rounds["floats"], rounds["owners"] = _pack(ints), _pack(floats), _pack(owners)
 
 
+def record_hashes(body: dict[str, Any]) -> tuple[list[int], list[str]]:
+    """(row ids, record hashes) of the bulk records folded into ``body``, oldest first."""
+    text = body["hashes"]
+    return list(_unpack("q", body["ids"])), [text[i:i + 64] for i in range(0, len(text), 64)]
+
+
 def unpack_rounds(rounds: dict[str, Any], make=None) -> list:
     """The rounds of packed ``rounds``, oldest first, each ``make(*fields)`` (default: a ``round_row`` list;
     slices as {name: (n, passed, wilson_lower)}, uncounted verifiers as a tuple)."""
@@ -108,7 +115,7 @@ def unpack_rounds(rounds: dict[str, Any], make=None) -> list:
 
 
 def new_body() -> dict[str, Any]:
-    return {"format": BODY_FORMAT, "ids": [], "hashes": [], "rounds": new_rounds(), "owners": {}, "newest": {},
+    return {"format": BODY_FORMAT, "ids": "", "hashes": "", "rounds": new_rounds(), "owners": {}, "newest": {},
             "checks": {}, "audits": {}, "authors": [], "generators": [], "kinds": {}}
 
 
@@ -144,8 +151,10 @@ def add(body: dict[str, Any], *, row_id: int, kind: str, record: dict[str, Any],
     if kind not in BULK_KINDS:
         body["kinds"][kind] = body["kinds"].get(kind, 0) + 1  # counted, not folded: read as rows when deciding
         return
-    body["ids"].append(row_id)
-    body["hashes"].append(record_hash)
+    ids = _unpack("q", body["ids"])
+    ids.append(row_id)
+    body["ids"] = _pack(ids)
+    body["hashes"] += record_hash
     if author and kind in SUBMITTED_BULK and author not in body["authors"]:
         body["authors"].append(author)
         body["authors"].sort()
@@ -171,4 +180,4 @@ def dumps(body: dict[str, Any]) -> str:
 
 
 __all__ = ["BODY_FORMAT", "BULK_KINDS", "SUBMITTED_BULK", "add", "append_round", "check_key", "dumps", "new_body",
-           "round_row", "unpack_rounds"]
+           "record_hashes", "round_row", "unpack_rounds"]

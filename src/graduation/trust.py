@@ -177,13 +177,13 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
     authors_extra = authors
     if not any(ev.kind in ("signoff", "human_audit", "retraction") for ev in evidence):
         return Screened(evidence)
-    try:
-        signers = signers_of(policy)
-    except Exception as exc:  # noqa: BLE001 - a broken allowed_signers file: nothing signed counts
-        signers = {}
-        broken = f"allowed_signers does not load: {exc}"
-    else:
-        broken = None
+    signers: dict = {}
+    broken = None
+    if any(_get(ev.record, "signed") is not None for ev in evidence):  # parsed only when a signature is to check
+        try:
+            signers = signers_of(policy)
+        except Exception as exc:  # noqa: BLE001 - a broken allowed_signers file: nothing signed counts
+            broken = f"allowed_signers does not load: {exc}"
     out = Screened([])
     retracted: set[tuple[str, str]] = set()
     for ev in evidence:

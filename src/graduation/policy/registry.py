@@ -168,19 +168,20 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
 def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | None = None):
     """The ``Folded`` evidence of one domain: its summary's body plus its screened rows (and ``extra``)."""
     from graduation.policy.facts import Folded, fold, round_of
-    from graduation.tally import unpack_rounds
+    from graduation.tally import record_hashes, unpack_rounds
 
     body = inputs.stored.body
     few = counted(spec, inputs.screened, policy, authors=body["authors"]) + list(extra or ())
+    ids, hashes = record_hashes(body)
     if few:
         added = fold(few)
         tail = [(ev.row_id if ev.row_id is not None else float("inf"), i) for i, ev in enumerate(few)]
-        merged = sorted([(rid, -1, h) for rid, h in zip(body["ids"], body["hashes"])] +
+        merged = sorted([(rid, -1, h) for rid, h in zip(ids, hashes)] +
                         [(rid, i, few[i].record_hash) for rid, i in tail])
         hashes = [h for _rid, _i, h in merged]
         human, signoffs = added.human, added.signoffs
     else:
-        hashes, human, signoffs = body["hashes"], [], []
+        human, signoffs = [], []
     return Folded(unpack_rounds(body["rounds"], round_of), body["newest"], list(body["checks"].values()),
                   body["audits"], human, signoffs, hashes)
 
