@@ -19,7 +19,7 @@ from typing import Any
 from graduation.spec import EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, DomainSpec, lineage_depths
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-#: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).
+#: Bump when ``summarize`` or ``compute_phase`` changes what they produce.
 FACTS_FORMAT = 4
 
 # A symbol flag as CEL sees it: {symbol, rate, rows, file}.
