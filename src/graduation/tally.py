@@ -91,9 +91,9 @@ def record_hashes(body: dict[str, Any]) -> tuple[list[int], list[str]]:
     return list(_unpack("q", body["ids"])), [text[i:i + 64] for i in range(0, len(text), 64)]
 
 
-def unpack_rounds(rounds: dict[str, Any], make=None) -> list:
+def unpack_rounds(rounds: dict[str, Any], make=None, no_slices: Any = None) -> list:
     """The rounds of packed ``rounds``, oldest first, each ``make(*fields)`` (default: a ``round_row`` list;
-    slices as {name: (n, passed, wilson_lower)}, uncounted verifiers as a tuple)."""
+    slices as {name: (n, passed, wilson_lower)}, or ``no_slices`` for none; uncounted verifiers as a tuple)."""
     count = rounds["count"]
     if not count:
         return []
@@ -103,7 +103,7 @@ def unpack_rounds(rounds: dict[str, Any], make=None) -> list:
     pass_k = [v if p & 1 else None for v, p in zip(floats[2::FLOATS], present)]
     flip = [v if p & 2 else None for v, p in zip(floats[3::FLOATS], present)]
     ks = [v if p & 4 else None for v, p in zip(ints[2::INTS], present)]
-    sl = [None] * count
+    sl = [no_slices] * count
     for key, value in slices.items():
         sl[int(key)] = {name: tuple(v) for name, v in value.items()}
     unc = [()] * count

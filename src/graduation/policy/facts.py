@@ -220,6 +220,7 @@ def _symbols(flags, file: str) -> list[dict[str, Any]]:
 
 _EXTERNAL = frozenset(p.value for p in EXTERNAL_PROVENANCE)
 _NO_SLICES: Any = MappingProxyType({})
+NO_SLICES = _NO_SLICES  # a round without slices (shared, read-only)
 
 
 def _sorted(items) -> Any:
@@ -317,13 +318,6 @@ def fold(evidence: list) -> Folded:
             out.signoffs.append(rec)
     out.checks = list(checks.values())
     return out
-
-
-def round_of(n, passed, wl, gap, slices, pass_k, flip, k, number, owner, generated, prompts, coverage,
-             uncounted) -> Round:
-    """A ``Round`` from the fields ``graduation.tally.unpack_rounds`` gives (a summary's stored rounds)."""
-    return Round(n, passed, wl, gap, slices or _NO_SLICES, pass_k, flip, k, number, owner, generated, prompts,
-                 coverage, uncounted)
 
 
 def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None = None,
@@ -555,4 +549,4 @@ def describe_facts() -> list[tuple[str, str, str]]:
 
 
 __all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts",
-           "example_facts", "finish", "fold", "model_facts", "round_of", "summarize"]
+           "example_facts", "finish", "fold", "model_facts", "NO_SLICES", "summarize"]

@@ -167,7 +167,7 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
 
 def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | None = None):
     """The ``Folded`` evidence of one domain: its summary's body plus its screened rows (and ``extra``)."""
-    from graduation.policy.facts import Folded, fold, round_of
+    from graduation.policy.facts import NO_SLICES, Folded, Round, fold
     from graduation.tally import record_hashes, unpack_rounds
 
     body = inputs.stored.body
@@ -182,7 +182,7 @@ def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | Non
         human, signoffs = added.human, added.signoffs
     else:
         human, signoffs = [], []
-    return Folded(unpack_rounds(body["rounds"], round_of), body["newest"], list(body["checks"].values()),
+    return Folded(unpack_rounds(body["rounds"], Round, NO_SLICES), body["newest"], list(body["checks"].values()),
                   body["audits"], human, signoffs, hashes)
 
 
