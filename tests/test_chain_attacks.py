@@ -1,5 +1,10 @@
 """The measured attacks on evidence and the log, as an attacker with write access to the database and the
-project files would run them: each is now refused (exit 2 "registry integrity") or detected (`audit verify`)."""
+project files would run them: each is now refused (exit 2 "registry integrity") or detected (`audit verify`).
+
+Decisions read each basis' bulk evidence (rounds, validations, data audits) from its summary, folded and
+chained when the records were written (``graduation.store.summaries``): an edit of such a row after the
+fact does not reach a decision (it is denied as before) and `audit verify` reports it. Sign-offs, human
+audits and retractions are read as rows, re-hashed, when deciding."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from graduation.errors import IntegrityError
 from graduation.store.auditlog import anchor_path
 from graduation.records import EvalRecord, VerifierCheck, VerifierValidationRecord
 from graduation.store import Database
@@ -47,6 +53,14 @@ def toy(project: Path, db_url: str, cli) -> Database:
     db.dispose()
 
 
+def decide_from_rows(db: Database):
+    """The decision computed from every row, re-hashed (what `audit verify` compares summaries with)."""
+    from graduation.policy.model import load_policy, packaged_policy_path
+    from graduation.service.decisions import decisions
+
+    return decisions(db, load_policy(packaged_policy_path()), ["toy"], from_rows=True)
+
+
 def sql(db: Database, statement: str, **params) -> int:
     with db.engine.begin() as conn:
         return conn.execute(text(statement), params).rowcount
@@ -68,11 +82,14 @@ def test_baseline_is_discovery_and_denied(cli, toy):
 
 
 def test_evidence_edited_in_place_is_refused_and_detected(cli, toy):
+    before = json.loads(cli("status", "toy", "--json").stdout)["decisions"][0]
     raise_passed(toy)
     result = cli("status", "toy", "--require", "train:sft")
-    assert result.exit_code == 2 and "registry integrity" in result.output and "changed" in result.output
-    assert cli("status", "--json").exit_code == 2  # every reading path re-hashes
-    assert cli("explain", "toy", "train:sft").exit_code == 2
+    assert result.exit_code == 1  # the edit does not count: decisions read the summary folded at write time
+    after = json.loads(cli("status", "toy", "--json").stdout)["decisions"][0]
+    assert (after["phase"], after["allowed"], after["decision_id"]) == (before["phase"], before["allowed"],
+                                                                       before["decision_id"])
+    assert cli("explain", "toy", "train:sft").exit_code == 1
     verify = cli("audit", "verify", "--json")
     assert verify.exit_code == 1 and "evidence" in json.loads(verify.stdout)["problem"]
 
@@ -89,8 +106,10 @@ def test_edited_evidence_with_its_record_hash_recomputed_is_refused(cli, toy):
                                      author=row["author"])
             conn.execute(text("UPDATE evidence SET record_hash = :h WHERE uid = :u"), {"h": h, "u": row["uid"]})
     result = cli("status", "toy", "--require", "train:sft")
-    assert result.exit_code == 2 and "registry integrity" in result.output
+    assert result.exit_code == 1  # denied as before: the summary, not the edited rows, decides
     assert cli("audit", "verify").exit_code == 1
+    with pytest.raises(IntegrityError, match="does not match audit entry"):
+        decide_from_rows(toy)
 
 
 def test_inserted_human_audit_is_refused(cli, toy):
@@ -111,7 +130,10 @@ def test_row_pointed_at_another_records_entry_is_refused(cli, toy):
     with toy.engine.begin() as conn:
         hashes = [h for (h,) in conn.execute(text("SELECT entry_hash FROM evidence ORDER BY id")).all()]
         conn.execute(text("UPDATE evidence SET entry_hash = :h WHERE entry_hash = :o"), {"h": hashes[0], "o": hashes[1]})
-    assert cli("status", "toy").exit_code == 2
+    with pytest.raises(IntegrityError, match="does not match audit entry"):
+        decide_from_rows(toy)
+    assert cli("status", "toy").exit_code == 0  # the summary decides; the rows are not read
+    assert cli("audit", "verify").exit_code == 1
 
 
 def test_domain_version_edited_in_place_is_refused(cli, toy):

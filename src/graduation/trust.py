@@ -169,17 +169,21 @@ def _with_actions(ev: Any, actions: list[str]) -> Any:
     return dataclasses.replace(ev, record=rec)
 
 
-def screen(evidence: list, *, domain: str, risk: str, policy) -> Screened:
-    """The evidence that counts, oldest first, and what was refused with why."""
+def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Screened:
+    """The evidence that counts, oldest first, and what was refused with why.
+
+    ``authors``: principals who submitted evidence not passed here (a summary's bulk records); like the
+    authors of submitted records in ``evidence``, they cannot approve."""
+    authors_extra = authors
     if not any(ev.kind in ("signoff", "human_audit", "retraction") for ev in evidence):
         return Screened(evidence)
-    try:
-        signers = signers_of(policy)
-    except Exception as exc:  # noqa: BLE001 - a broken allowed_signers file: nothing signed counts
-        signers = {}
-        broken = f"allowed_signers does not load: {exc}"
-    else:
-        broken = None
+    signers: dict = {}
+    broken = None
+    if any(_get(ev.record, "signed") is not None for ev in evidence):  # parsed only when a signature is to check
+        try:
+            signers = signers_of(policy)
+        except Exception as exc:  # noqa: BLE001 - a broken allowed_signers file: nothing signed counts
+            broken = f"allowed_signers does not load: {exc}"
     out = Screened([])
     retracted: set[tuple[str, str]] = set()
     for ev in evidence:
@@ -191,6 +195,7 @@ def screen(evidence: list, *, domain: str, risk: str, policy) -> Screened:
                 out.refused.append((ev.uid, broken or why))
     authors = {a for ev in evidence if ev.kind in SUBMITTED_KINDS and ev.author
                for a in (ev.author.strip(), name_key(ev.author) or "")} - {""}
+    authors |= {a for author in authors_extra for a in (author.strip(), name_key(author) or "")} - {""}
     seen: dict[tuple, set[str]] = {}  # (domain digest, model, model digest, action) -> identities counted
     for ev in evidence:
         if ev.kind == "retraction":

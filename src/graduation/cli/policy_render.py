@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 from graduation.policy.model import ACTIONS
 
@@ -87,6 +86,7 @@ def _message(ad) -> str:
 
 def junit(results, required: list[str]) -> str:
     """JUnit XML: a test suite per domain, a test case per action; a denied action is a failure."""
+    from xml.sax.saxutils import escape, quoteattr  # imported here: `status --json` need not load urllib
     suites = []
     total = failures = 0
     by_domain: dict[str, list] = {}

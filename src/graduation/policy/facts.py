@@ -19,7 +19,7 @@ from typing import Any
 from graduation.spec import DomainSpec, EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, lineage_depths, sha256_json
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
-#: Bump when ``summarize`` or ``compute_phase`` changes what they produce (invalidates facts caches).
+#: Bump when ``summarize`` or ``compute_phase`` changes what they produce.
 FACTS_FORMAT = 4
 
 # A symbol flag as CEL sees it: {symbol, rate, rows, file}.
@@ -220,6 +220,7 @@ def _symbols(flags, file: str) -> list[dict[str, Any]]:
 
 _EXTERNAL = frozenset(p.value for p in EXTERNAL_PROVENANCE)
 _NO_SLICES: Any = MappingProxyType({})
+NO_SLICES = _NO_SLICES  # a round without slices (shared, read-only)
 
 
 def _sorted(items) -> Any:
@@ -255,47 +256,29 @@ def _key(ev) -> str | None:
     return getattr(ev, "model_key", None)
 
 
-def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None = None,
-              generators: dict[str, str | None] | None = None) -> Summary:
-    """Fold ``spec`` and its current-basis ``evidence`` (oldest first) into facts. Pure.
+@dataclass(slots=True)
+class Folded:
+    """A domain's current-basis evidence folded record by record, before the spec, the model decided for
+    and the policy are applied (``finish``). The bulk of it (rounds, validations, data audits) is what the
+    registry keeps per (domain, basis) in the database (``graduation.tally``); sign-offs and human audits,
+    which the policy screens, are added when deciding."""
 
-    ``model``: the registered model decided for (``{ref, name, version, digest, digest_kind}``); its own
-    rounds, human audits and bound sign-offs are what count. Without it, the facts are the domain's (for
-    training decisions). Each record's model is its ``model_key`` (NAME@V; None: belongs to no model).
-    ``generators``: how the registry resolved each generator name (None: not registered); without it,
-    names are taken as model keys as written.
-    """
-    # enum members are compared by their plain string values: Enum.__hash__ runs in Python
-    risk = spec.risk._value_
-    all_versions = {v.name: v.version for v in spec.verifiers}
-    substance_names = {v.name: v.version for v in spec.verifiers if v.role._value_ == "substance"}
-    sources = spec.ground_truth
-    if any(s.derived_from is not None or s.provenance._value_ not in _TRUSTED for s in sources):
-        max_depth = max(lineage_depths(sources).values(), default=0)
-    else:
-        max_depth = 0
-    gt_generators = _sorted({s.generated_by.model for s in sources if s.generated_by is not None})
-    mf = model_facts(model)
-    key = mf["ref"] or None
-    external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL] or ()
+    rounds: list[Round] = field(default_factory=list)  # rounds of registered models, oldest first
+    newest: dict[str, Any] = field(default_factory=dict)  # model -> its newest round record
+    checks: list[Any] = field(default_factory=list)  # newest validation of each (verifier, version)
+    audits: dict[str, Any] = field(default_factory=dict)  # file -> newest data audit
+    human: list[tuple[str | None, int, int]] = field(default_factory=list)  # (model, checked, held)
+    signoffs: list[Any] = field(default_factory=list)  # sign-off records, oldest first
+    hashes: list[str] = field(default_factory=list)
 
-    rounds: list[Round] = []
-    by_model: dict[str, list[Round]] = {}
-    newest_eval = None
-    newest_by_model: dict[str, Any] = {}
-    generated_by_model: dict[str, int] = {}
-    checks: dict[str, Any] = {}
-    audits: dict[str, Any] = {}
-    human_audits = checked = held = 0
-    human_by_model: dict[str, tuple[int, int]] = {}
-    signers: dict[str, tuple[str, str]] = {}
-    per_action: dict[str, set[str]] = {"deploy:shadow": set(), "deploy:assisted": set(),
-                                       "deploy:autonomous": set(), "online:grpo": set()}
-    unbound = 0
-    domain_digest: str | None = None
-    grants: dict[str, dict[str, list[str]]] = {}  # action -> role -> people (bound sign-offs only)
-    unsigned_people: set[str] = set()
-    hashes = [ev.record_hash for ev in evidence]
+
+def fold(evidence: list) -> Folded:
+    """Fold screened evidence (oldest first). Pure."""
+    out = Folded(hashes=[ev.record_hash for ev in evidence])
+    rounds = out.rounds
+    counts: dict[str, int] = {}
+    newest = out.newest
+    checks: dict[tuple, Any] = {}
     for ev in evidence:
         kind = ev.kind
         rec = ev.record
@@ -303,10 +286,10 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
             owner = _key(ev)
             if owner is None:
                 continue  # a round of no registered model moves no model's phase
-            own = by_model.setdefault(owner, [])
+            count = counts[owner] = counts.get(owner, 0) + 1
             c = rec.consistency
             sl = rec.slices
-            number = rec.round if rec.round is not None else len(own) + 1
+            number = rec.round if rec.round is not None else count
             generated = _field(rec, "origin", "submitted") == "generated"
             # a record from before prompts were counted counts 0 prompts (it cannot meet min_samples)
             prompts = _opt(rec, "prompts", None) or 0
@@ -322,53 +305,112 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
                           {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
                           c.pass_all_k, c.flip_rate, c.k, number, owner, generated, prompts, coverage,
                           uncounted)
-            own.append(r)
-            if generated:
-                generated_by_model[owner] = generated_by_model.get(owner, 0) + 1
-            newest_by_model[owner] = rec
-            if key is None or owner == key:
-                rounds.append(r)
-                newest_eval = rec
+            rounds.append(r)
+            newest[owner] = rec
         elif kind == "verifier_validation":
             for check in rec.verifiers:
-                if all_versions.get(check.name) == check.version:
-                    checks[check.name] = check
+                checks[(check.name, check.version)] = check
         elif kind == "data_audit":
-            audits[rec.file] = rec
+            out.audits[rec.file] = rec
         elif kind == "human_audit":
-            owner = _key(ev)
-            if owner is not None:
-                c0, h0 = human_by_model.get(owner, (0, 0))
-                human_by_model[owner] = (c0 + rec.checked, h0 + rec.held)
-            if key is None or owner == key:
-                human_audits += 1
-                checked += rec.checked
-                held += rec.held
+            out.human.append((_key(ev), rec.checked, rec.held))
         elif kind == "signoff":
-            if key is None:
-                unbound += 1  # a domain decision counts none: sign-offs approve a model's deployment
-                continue
-            actions = _field(rec, "actions") or ()
-            bound = _field(rec, "model") == key and bool(actions)
-            if bound and _field(rec, "model_digest") != (mf["digest"] or None):
-                bound = False
-            if bound:
-                if domain_digest is None:
-                    domain_digest = sha256_json(spec.canonical())
-                bound = _field(rec, "domain_digest") == domain_digest
-            if not bound:
-                unbound += 1
-                continue
-            who = rec.by.strip().casefold()
-            signers.setdefault(who, (rec.by.strip(), rec.role))
-            if _field(rec, "signed") is None:
-                unsigned_people.add(who)
-            for action in actions:
-                if action in per_action:
-                    per_action[action].add(who)
-                people_in_role = grants.setdefault(action, {}).setdefault(rec.role, [])
-                if rec.by.strip() not in people_in_role:
-                    people_in_role.append(rec.by.strip())
+            out.signoffs.append(rec)
+    out.checks = list(checks.values())
+    return out
+
+
+def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None = None,
+              generators: dict[str, str | None] | None = None) -> Summary:
+    """Fold ``spec`` and its current-basis ``evidence`` (oldest first) into facts. Pure.
+
+    ``model``: the registered model decided for (``{ref, name, version, digest, digest_kind}``); its own
+    rounds, human audits and bound sign-offs are what count. Without it, the facts are the domain's (for
+    training decisions). Each record's model is its ``model_key`` (NAME@V; None: belongs to no model).
+    ``generators``: how the registry resolved each generator name (None: not registered); without it,
+    names are taken as model keys as written.
+    """
+    return finish(spec, fold(evidence), model=model, generators=generators)
+
+
+def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = None,
+           generators: dict[str, str | None] | None = None) -> Summary:
+    """``summarize`` from evidence already folded (``fold``, or a stored tally plus screened rows). Pure."""
+    # enum members are compared by their plain string values: Enum.__hash__ runs in Python
+    risk = spec.risk._value_
+    all_versions = {v.name: v.version for v in spec.verifiers}
+    substance_names = {v.name: v.version for v in spec.verifiers if v.role._value_ == "substance"}
+    sources = spec.ground_truth
+    if any(s.derived_from is not None or s.provenance._value_ not in _TRUSTED for s in sources):
+        max_depth = max(lineage_depths(sources).values(), default=0)
+    else:
+        max_depth = 0
+    gt_generators = _sorted({s.generated_by.model for s in sources if s.generated_by is not None})
+    mf = model_facts(model)
+    key = mf["ref"] or None
+    external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL] or ()
+
+    by_model: dict[str, list[Round]] = {}
+    for r in folded.rounds:
+        own = by_model.get(r.model)
+        if own is None:
+            by_model[r.model] = [r]
+        else:
+            own.append(r)
+    if key is None:
+        rounds = folded.rounds
+        newest_eval = folded.newest[rounds[-1].model] if rounds else None
+    else:
+        rounds = by_model.get(key, [])
+        newest_eval = folded.newest.get(key)
+    checks: dict[str, Any] = {}
+    for check in folded.checks:
+        if all_versions.get(check.name) == check.version:
+            checks[check.name] = check
+    audits = folded.audits
+    human_audits = checked = held = 0
+    human_by_model: dict[str, tuple[int, int]] = {}
+    for owner, c_, h_ in folded.human:
+        if owner is not None:
+            c0, h0 = human_by_model.get(owner, (0, 0))
+            human_by_model[owner] = (c0 + c_, h0 + h_)
+        if key is None or owner == key:
+            human_audits += 1
+            checked += c_
+            held += h_
+    signers: dict[str, tuple[str, str]] = {}
+    per_action: dict[str, set[str]] = {"deploy:shadow": set(), "deploy:assisted": set(),
+                                       "deploy:autonomous": set(), "online:grpo": set()}
+    unbound = 0
+    domain_digest: str | None = None
+    grants: dict[str, dict[str, list[str]]] = {}  # action -> role -> people (bound sign-offs only)
+    unsigned_people: set[str] = set()
+    hashes = folded.hashes
+    for rec in folded.signoffs:
+        if key is None:
+            unbound += 1  # a domain decision counts none: sign-offs approve a model's deployment
+            continue
+        actions = _field(rec, "actions") or ()
+        bound = _field(rec, "model") == key and bool(actions)
+        if bound and _field(rec, "model_digest") != (mf["digest"] or None):
+            bound = False
+        if bound:
+            if domain_digest is None:
+                domain_digest = sha256_json(spec.canonical())
+            bound = _field(rec, "domain_digest") == domain_digest
+        if not bound:
+            unbound += 1
+            continue
+        who = rec.by.strip().casefold()
+        signers.setdefault(who, (rec.by.strip(), rec.role))
+        if _field(rec, "signed") is None:
+            unsigned_people.add(who)
+        for action in actions:
+            if action in per_action:
+                per_action[action].add(who)
+            people_in_role = grants.setdefault(action, {}).setdefault(rec.role, [])
+            if rec.by.strip() not in people_in_role:
+                people_in_role.append(rec.by.strip())
 
     validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
     unvalidated_checks = {n for n, c in checks.items() if not c.trustworthy and _opt(c, "status", "") == "unvalidated"}
@@ -504,5 +546,5 @@ def describe_facts() -> list[tuple[str, str, str]]:
     return out
 
 
-__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts", "example_facts",
-           "model_facts", "summarize"]
+__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts",
+           "example_facts", "finish", "fold", "model_facts", "NO_SLICES", "summarize"]

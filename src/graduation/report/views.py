@@ -316,7 +316,6 @@ def report_data(snap: Any) -> ReportData:
 
 def domain_report(spec, version, evs, jobs, audit_rows, chain_ok, chain_detail, decision: DecisionView
                   ) -> DomainReport:
-
     rounds: list[RoundView] = []
     newest_eval = None
     audits: dict[str, DataAuditView] = {}

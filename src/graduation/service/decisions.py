@@ -4,12 +4,17 @@
     decision_in(session, name, policy) -> DomainDecision
 
 Evidence is read for each domain's current basis only (a change of verifiers or ground truth starts
-afresh), with one Core query, into light attribute maps rather than pydantic models: every record
-was validated against ``graduation.records`` when it was stored, and records are immutable.
+afresh). The bulk of it (rounds, validations, data audits) comes from the basis' summary, folded in the
+database as each record was written (``graduation.tally``, ``graduation.store.summaries``): one row per
+domain instead of every record. Sign-offs, human audits and retractions, whose weight depends on the
+policy, are read as rows (light attribute maps rather than pydantic models: every record was validated
+against ``graduation.records`` when it was stored) and screened against the current policy
+(``graduation.trust``). A basis with a retraction is decided from all of its rows.
 
-Integrity: every domain version and evidence row read is re-hashed and compared with the audit entry
-that chained it (``graduation.store.chain``); a mismatch raises ``IntegrityError`` (exit 2), never an
-allow. No file outside the database (there is no facts cache) takes part in a decision.
+Integrity: every domain version, summary and evidence row read is re-hashed and compared with the audit
+entry that chained it (``graduation.store.chain``); a summary also with the rows it covers (count and
+newest id, and the unfolded kinds read). A mismatch raises ``IntegrityError`` (exit 2), never an allow.
+No file outside the database (there is no facts cache) takes part in a decision.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graduation.errors import GraduationError, InputError
+from graduation.errors import GraduationError, InputError, IntegrityError
 from graduation.identity import StatCache, check_files
 from graduation.policy.engine import Decision, conclude, decide, deny_all
-from graduation.policy.facts import summarize
+from graduation.policy.facts import Folded, NO_SLICES, Round, finish, fold, summarize
 from graduation.policy.model import Policy, load_policy
 from graduation.policy.phase import decide_phase
 from graduation.spec import DomainSpec
@@ -31,6 +36,8 @@ from graduation.store.chain import check_rows
 from graduation.store.domains import latest_versions
 from graduation.store.evidence import current_evidence_rows
 from graduation.store.models import find_model, resolve_model
+from graduation.store.summaries import read_summaries
+from graduation.tally import record_hashes, unpack_rounds
 from graduation.trust import screen
 
 
@@ -49,6 +56,15 @@ class _Rec(dict):
         return _Rec(copy.deepcopy(dict(self), memo))
 
 
+def _records(value: Any) -> Any:
+    """A decoded JSON value with every object as a ``_Rec`` (what ``object_hook=_Rec`` gives)."""
+    if isinstance(value, dict):
+        return _Rec({k: _records(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_records(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class StoredEvidence:
     """The fields of ``graduation.store.evidence.Evidence`` that decisions read."""
@@ -60,6 +76,7 @@ class StoredEvidence:
     author: str | None
     round: int | None
     model_key: str | None = None
+    row_id: int | None = None
 
 
 @dataclass
@@ -70,37 +87,110 @@ class DomainDecision:
     source_file: str
 
 
-def load_evidence(session, basis_by_domain: dict[str, str]) -> dict[str, list[StoredEvidence]]:
-    """Current-basis evidence of the given domains, oldest first, in one query."""
+#: Kinds read as rows (and screened against the policy) when deciding; the rest comes from summaries.
+SCREENED_KINDS = ("signoff", "human_audit", "retraction")
+
+
+def load_evidence(session, basis_by_domain: dict[str, str], kinds=None) -> dict[str, list[StoredEvidence]]:
+    """Current-basis evidence of the given domains (of ``kinds`` only, when given), oldest first, in one query."""
 
     loads = json.JSONDecoder(object_hook=_Rec).decode
     out: dict[str, list[StoredEvidence]] = {name: [] for name in basis_by_domain}
-    for domain, uid, kind, summary, record_hash, author, rnd, key in current_evidence_rows(session, basis_by_domain):
-        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd, key))
+    for domain, uid, kind, summary, record_hash, author, rnd, key, row_id in current_evidence_rows(
+            session, basis_by_domain, kinds):
+        out[domain].append(StoredEvidence(uid, kind, loads(summary), record_hash, author, rnd, key, row_id))
     return out
 
 
-def resolve_generators(session, spec: DomainSpec, evidence: list) -> dict[str, str | None]:
-    """Each generator named by the domain's ground truth or its data audits -> the registered model version
-    it names (NAME@V; the newest version for a bare name), or None when no such model is registered."""
+def resolve_generators(session, spec: DomainSpec, evidence: list, *, names=(), cache=None) -> dict[str, str | None]:
+    """Each generator named by the domain's ground truth or its data audits (or in ``names``) -> the registered
+    model version it names (NAME@V; the newest version for a bare name), or None when no such model is
+    registered. ``cache``: a dict shared by the domains of one decision run."""
 
-    names = {s.generated_by.model for s in spec.ground_truth if s.generated_by is not None}
+    names = {s.generated_by.model for s in spec.ground_truth if s.generated_by is not None} | set(names)
     for ev in evidence:
         if ev.kind == "data_audit":
             names.update(ev.record.get("generators") or () if isinstance(ev.record, dict) else
                          getattr(ev.record, "generators", ()) or ())
+    cache = {} if cache is None else cache
     out: dict[str, str | None] = {}
     for name in sorted(names):
-        try:
-            found = find_model(session, name)
-        except InputError:
-            found = None
-        out[name] = found.ref if found is not None else None
+        if name not in cache:
+            try:
+                found = find_model(session, name)
+            except InputError:
+                found = None
+            cache[name] = found.ref if found is not None else None
+        out[name] = cache[name]
     return out
 
 
+@dataclass
+class _Inputs:
+    """What one domain is decided over: all of its rows (``rows``), or its summary and screened-kind rows."""
+
+    rows: list | None = None
+    stored: Any = None
+    screened: list | None = None
+
+
+def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = False) -> dict[str, _Inputs]:
+    """Each domain's decision inputs, every one checked (``IntegrityError`` on a mismatch).
+
+    ``from_rows``: read and re-hash every row instead of the summaries (``registry audit verify`` and the
+    tests compare the two).
+    """
+
+    if from_rows:
+        return {d: _Inputs(rows=ev) for d, ev in load_evidence(session, basis_by_domain).items()}
+    few = load_evidence(session, basis_by_domain, SCREENED_KINDS)  # re-hashed; an inserted row shows first
+    stored = read_summaries(session, basis_by_domain)
+    for s in stored.values():  # records as attribute maps, like rows' (the rounds stay plain lists: the bulk)
+        body = s.body
+        body["newest"] = {k: _records(v) for k, v in body["newest"].items()}
+        body["checks"] = {k: _records(v) for k, v in body["checks"].items()}
+        body["audits"] = {k: _records(v) for k, v in body["audits"].items()}
+    out: dict[str, _Inputs] = {}
+    whole = {}
+    for domain, s in stored.items():
+        seen: dict[str, int] = {}
+        for ev in few[domain]:
+            seen[ev.kind] = seen.get(ev.kind, 0) + 1
+        if seen != dict(s.body["kinds"]):
+            raise IntegrityError(f"the evidence summary of {domain} counted {dict(s.body['kinds'])} sign-off, "
+                                 f"human audit and retraction records, but {seen} are stored: a record's kind was "
+                                 "changed or a record was removed; run `registry audit verify` and restore the "
+                                 "registry from a backup")
+        if seen.get("retraction"):
+            whole[domain] = basis_by_domain[domain]  # whether a retraction counts depends on the policy
+        else:
+            out[domain] = _Inputs(stored=s, screened=few[domain])
+    if whole:
+        out.update({d: _Inputs(rows=ev) for d, ev in load_evidence(session, whole).items()})
+    return out
+
+
+def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | None = None):
+    """The ``Folded`` evidence of one domain: its summary's body plus its screened rows (and ``extra``)."""
+
+    body = inputs.stored.body
+    few = counted(spec, inputs.screened, policy, authors=body["authors"]) + list(extra or ())
+    ids, hashes = record_hashes(body)
+    if few:
+        added = fold(few)
+        tail = [(ev.row_id if ev.row_id is not None else float("inf"), i) for i, ev in enumerate(few)]
+        merged = sorted([(rid, -1, h) for rid, h in zip(ids, hashes)] +
+                        [(rid, i, few[i].record_hash) for rid, i in tail])
+        hashes = [h for _rid, _i, h in merged]
+        human, signoffs = added.human, added.signoffs
+    else:
+        human, signoffs = [], []
+    return Folded(unpack_rounds(body["rounds"], Round, NO_SLICES), body["newest"], list(body["checks"].values()),
+                  body["audits"], human, signoffs, hashes)
+
+
 def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None,
-              model: Any = None) -> list[DomainDecision]:
+              model: Any = None, from_rows: bool = False) -> list[DomainDecision]:
     """Decide every action for the newest version of each named (or every) registered domain.
 
     ``model``: a registered model (``ModelInfo``): decide deployment for that artifact in each domain.
@@ -109,32 +199,47 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
     the files each version's identity covers are checked on disk first (``graduation.identity``): a
     domain whose data, verifier code or fixtures changed since its version was registered is denied
     everything until it is registered again. Files whose stat is unchanged since registration (kept in
-    the chained version row) are not read again.
+    the chained version row) are not read again. ``from_rows``: decide from every evidence row rather than
+    the summaries (the same answer; for checks and tests).
     """
 
     mfacts = model.facts() if model is not None else None
     with db.read() as session:
         versions = latest_versions(session, names)
         check_rows(session, "domain_version", versions)
-        evidence = load_evidence(session, {v.domain: v.basis_hash for v in versions})
+        inputs = read_inputs(session, {v.domain: v.basis_hash for v in versions}, from_rows=from_rows)
         specs = {v.domain: DomainSpec.model_validate(json.loads(v.spec_json)) for v in versions}
-        generators = {v.domain: resolve_generators(session, specs[v.domain], evidence[v.domain]) for v in versions}
-    cache = None
+        cache: dict[str, str | None] = {}
+        generators = {v.domain: _generators(session, specs[v.domain], inputs[v.domain], cache) for v in versions}
+    stats = None
     if root is not None:
-        cache = StatCache()
+        stats = StatCache()
     out = []
     for v in versions:
         spec = specs[v.domain]
-        if cache is not None:
-            changed = _changed_on_disk(root, v, cache)
+        if stats is not None:
+            changed = _changed_on_disk(root, v, stats)
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
-        summary = summarize(spec, counted(spec, evidence[v.domain], policy), model=mfacts, generators=generators[v.domain])
+        summary = _summary(spec, inputs[v.domain], policy, mfacts, generators[v.domain])
         ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
         out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                                   v.content_hash, v.source_file))
     return out
+
+
+def _generators(session, spec: DomainSpec, inputs: _Inputs, cache: dict) -> dict[str, str | None]:
+    if inputs.rows is not None:
+        return resolve_generators(session, spec, inputs.rows, cache=cache)
+    return resolve_generators(session, spec, (), names=inputs.stored.body["generators"], cache=cache)
+
+
+def _summary(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generators, extra: list | None = None):
+    if inputs.rows is not None:
+        return summarize(spec, counted(spec, inputs.rows, policy) + list(extra or ()), model=mfacts,
+                         generators=generators)
+    return finish(spec, _folded(spec, inputs, policy, extra), model=mfacts, generators=generators)
 
 
 def _changed_on_disk(root: Path, v, cache) -> Decision | None:
@@ -150,7 +255,8 @@ def _changed_on_disk(root: Path, v, cache) -> Decision | None:
                               "(`registry register`), and its evidence starts afresh", risk=v.risk)
 
 
-def decision_in(session, name: str, policy: Policy, model: Any = None, extra: list | None = None) -> DomainDecision:
+def decision_in(session, name: str, policy: Policy, model: Any = None, extra: list | None = None,
+                from_rows: bool = False) -> DomainDecision:
     """The decision for one domain (for ``model``, a ``ModelInfo``, when given), read inside an open session.
 
     ``extra``: evidence to add to what is stored (after the screen), for a hypothetical ("what if these
@@ -160,20 +266,22 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     versions = latest_versions(session, [name])
     check_rows(session, "domain_version", versions)
     v = versions[0]
-    evidence = load_evidence(session, {v.domain: v.basis_hash})[v.domain]
     spec = DomainSpec.model_validate(json.loads(v.spec_json))
-    summary = summarize(spec, counted(spec, evidence, policy) + list(extra or ()),
-                        model=model.facts() if model is not None else None,
-                        generators=resolve_generators(session, spec, evidence))
+    folds = not extra or all(ev.kind in ("signoff", "human_audit") for ev in extra)
+    inputs = read_inputs(session, {v.domain: v.basis_hash}, from_rows=from_rows or not folds)[v.domain]
+    summary = _summary(spec, inputs, policy, model.facts() if model is not None else None,
+                       _generators(session, spec, inputs, {}), extra)
     ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
     return DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
                           v.content_hash, v.source_file)
 
 
-def counted(spec: DomainSpec, evidence: list, policy: Policy) -> list:
-    """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``)."""
+def counted(spec: DomainSpec, evidence: list, policy: Policy, authors=()) -> list:
+    """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``).
 
-    return screen(evidence, domain=spec.domain, risk=spec.risk._value_, policy=policy).evidence
+    ``authors``: who submitted evidence not in ``evidence`` (a summary's): they may not approve either."""
+
+    return screen(evidence, domain=spec.domain, risk=spec.risk._value_, policy=policy, authors=authors).evidence
 
 
 def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None = None,
@@ -252,4 +360,5 @@ def gate(db, policy: Policy, names: list[str] | None, *, required: list[str], ro
     return Gate(results, required, denied)
 
 
-__all__ = ["DomainDecision", "Gate", "gate", "gate_model", "counted", "decide_safely", "StoredEvidence", "decision_in", "decisions", "load_evidence"]
+__all__ = ["DomainDecision", "Gate", "SCREENED_KINDS", "StoredEvidence", "counted", "decide_safely", "decision_in",
+           "decisions", "gate", "gate_model", "load_evidence", "read_inputs"]

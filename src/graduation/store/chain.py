@@ -219,6 +219,12 @@ def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
                                                               "remains"))
         if len(problems) >= limit:
             break
+    if len(problems) < limit:
+        from graduation.store.summaries import verify_summaries  # lazy: store.summaries imports this module
+
+        counted, found = verify_summaries(session)  # recomputed from the rows, and against their entries
+        checked += counted
+        problems += [RecordProblem("summary", key, problem) for key, problem in found]
     return checked, problems[:limit]
 
 

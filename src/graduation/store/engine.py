@@ -27,7 +27,7 @@ from graduation.store.auditlog import write_anchor
 from graduation.store.migrate import upgrade
 
 T = TypeVar("T")
-HEAD_REVISION = "0013_chain"
+HEAD_REVISION = "0014_summaries"
 ENV_URL = "REGISTRY_DB_URL"
 BUSY_TIMEOUT_MS = 60_000
 

@@ -48,7 +48,12 @@ def add_evidence(session: Session, domain: str, kind: str, record: Record, *, ve
                       record_hash=record_hash)
     session.add(row)
     session.flush()
-    row.entry_hash = append_chained(session, "evidence", key=uid, digest=evidence_digest(row), domain=domain)
+    from graduation.store.summaries import bind, fold_written  # lazy: store.summaries imports this module
+
+    summary = fold_written(session, row)  # the basis' summary, in this transaction; its digest goes in the entry
+    row.entry_hash = append_chained(session, "evidence", key=uid, digest=evidence_digest(row), domain=domain,
+                                    extra={"summary": summary})
+    bind(session, row, row.entry_hash)
     session.add(row)
     session.flush()
     return _to_evidence(row, model if model_id is not None else None)
@@ -109,8 +114,9 @@ def _to_evidence(row: EvidenceRow, model_key: str | None = None) -> Evidence:
 IN_LIST_LIMIT = 500  # above this many domains, scan and filter instead of a long IN (...)
 
 
-def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
-    """(domain, uid, kind, summary_json, record_hash, author, round, model key) of current-basis evidence.
+def current_evidence_rows(session: Session, basis_by_domain: dict[str, str], kinds: Iterable[str] | None = None):
+    """(domain, uid, kind, summary_json, record_hash, author, round, model key, row id) of current-basis evidence
+    (of ``kinds`` only, when given).
 
     Oldest first; the model key is ``NAME@V`` of the registered model a record belongs to, or None.
 
@@ -129,14 +135,16 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
     stmt = core_select(t.c.domain, t.c.basis_hash, t.c.uid, t.c.kind, t.c.summary_json, t.c.record_hash,
                        t.c.author, t.c.round, t.c.domain_version, t.c.model, t.c.data_hash, t.c.entry_hash,
                        a.c.seq, a.c.kind, a.c.domain, a.c.created_at, a.c.payload_json, a.c.prev_hash,
-                       t.c.model_id, m.c.name, m.c.version) \
+                       t.c.model_id, m.c.name, m.c.version, t.c.id) \
         .select_from(t.outerjoin(a, a.c.entry_hash == t.c.entry_hash).outerjoin(m, t.c.model_id == m.c.id))
     if len(basis_by_domain) <= IN_LIST_LIMIT:
         stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
+    if kinds is not None:
+        stmt = stmt.where(t.c.kind.in_(list(kinds)))
     loads = json.loads
     for (domain, basis, uid, kind, summary, record_hash, author, rnd, version, model, data_hash, entry_hash,
          seq, ekind, edomain, created, payload_json, prev, model_id, model_name,
-         model_version) in session.connection().execute(stmt.order_by(t.c.id)):
+         model_version, row_id) in session.connection().execute(stmt.order_by(t.c.id)):
         if basis_by_domain.get(domain) != basis:
             continue
         problem = None
@@ -155,7 +163,7 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str]):
         if problem:
             raise IntegrityError(problem + "; run `registry audit verify` and restore the registry from a backup")
         yield (domain, uid, kind, summary, record_hash, author, rnd,
-               f"{model_name}@{model_version}" if model_name is not None else None)
+               f"{model_name}@{model_version}" if model_name is not None else None, row_id)
 
 
 def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -51,6 +51,7 @@ class EvidenceRow(SQLModel, table=True):
     """One immutable evidence record: eval, data_audit, human_audit, signoff, training_round, ..."""
 
     __tablename__ = "evidence"
+    __table_args__ = (Index("ix_evidence_domain_basis", "domain", "basis_hash", "kind"),)
 
     id: int | None = Field(default=None, primary_key=True)
     uid: str = Field(max_length=64, unique=True)
@@ -117,6 +118,25 @@ class AuditEntryRow(SQLModel, table=True):
     entry_hash: str = Field(max_length=64, unique=True)
 
 
+class SummaryRow(SQLModel, table=True):
+    """The bulk evidence of one (domain, basis) folded as it was written (``graduation.tally``): what a
+    decision reads instead of every row. Rewritten with each evidence write of that basis, in the same
+    transaction; ``entry_hash`` is the audit entry of that write, whose payload holds this row's digest
+    (``graduation.store.summaries``). ``rows``/``last_id``: the evidence rows (every kind) it covers."""
+
+    __tablename__ = "evidence_summaries"
+    __table_args__ = (UniqueConstraint("domain", "basis_hash", name="uq_summary_basis"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(foreign_key="domains.name", max_length=64)
+    basis_hash: str = Field(max_length=64)
+    rows: int = Field(default=0)
+    last_id: int = Field(default=0)
+    body_json: str = Field(sa_column=Column(Text, nullable=False))
+    digest: str = Field(max_length=64)
+    entry_hash: str | None = Field(default=None, max_length=64)
+
+
 class JobRow(SQLModel, table=True):
     """A generated training job and its state."""
 
@@ -140,4 +160,4 @@ class JobRow(SQLModel, table=True):
     entry_hash: str | None = Field(default=None, max_length=64)
 
 
-ALL_TABLES = [DomainRow, DomainVersionRow, ModelRow, EvidenceRow, VerdictCacheRow, AuditEntryRow, JobRow]
+ALL_TABLES = [DomainRow, DomainVersionRow, ModelRow, EvidenceRow, VerdictCacheRow, AuditEntryRow, JobRow, SummaryRow]

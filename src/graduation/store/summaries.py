@@ -1,0 +1,267 @@
+"""Evidence summaries: each (domain, basis)'s bulk evidence folded as it is written, kept in the database.
+
+    fold_written(session, row) -> digest          in ``add_evidence``'s transaction, before its entry
+    bind(session, row, entry_hash)                 after the entry: the summary points at it
+    read_summaries(session, basis_by_domain)      the decision path: one checked body per domain
+    rebuild(session, domain, basis) -> body       the same body computed from the rows (verify, migration)
+    verify_summaries(session)                     every summary against its rows and its entry
+
+What a summary holds is ``graduation.tally``'s body. Its integrity, against an attacker who can write to
+the database:
+
+* ``digest`` hashes the domain, the basis, the row count and newest row id it covers, and the body's text;
+  the audit entry of the evidence write that last changed it holds that digest (``payload.extra.summary``),
+  and the summary keeps the entry's hash. An edited body, count, domain or basis (a summary moved to another
+  domain), or an entry edited to match, no longer hashes the same;
+* the rows it covers (count and newest id) are compared with the evidence rows present, counted in SQL:
+  an older summary put back (a replay) or a deleted summary covers fewer rows than there are;
+* the sign-offs, human audits and retractions it counted are compared with those read (and re-hashed)
+  when deciding: a row hidden by changing its kind shows;
+* before a write extends a summary, the same checks run, so a write never launders an edited one.
+
+``registry audit verify`` recomputes every summary from its rows (``verify_summaries``): a summary that
+differs from its rows is reported even where every hash matches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from graduation.errors import IntegrityError
+from graduation.store.auditlog import append, compute_hash
+from graduation.store.chain import entries_by_hash
+from graduation.store.evidence import IN_LIST_LIMIT, evidence_stats
+from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, SummaryRow
+from graduation.tally import add, dumps, new_body
+
+ADVICE = "; run `registry audit verify` and restore the registry from a backup"
+
+
+def summary_digest(domain: str, basis: str, rows: int, last_id: int, body_json: str) -> str:
+    head = f"graduation-summary-1\n{domain}\n{basis}\n{rows}\n{last_id}\n".encode()
+    return hashlib.sha256(head + body_json.encode()).hexdigest()
+
+
+def _entry_problem(domain: str, basis: str, digest: str, entry: tuple | None) -> str | None:
+    what = f"the evidence summary of {domain} (basis {basis[:12]})"
+    if entry is None:
+        return f"{what} is not in the audit chain (no entry has the hash it records)"
+    seq, _kind, edomain, created, payload_json, prev, ehash = entry
+    try:
+        payload = json.loads(payload_json)
+    except ValueError:
+        return f"audit entry {seq} (covering {what}) is not valid JSON"
+    if compute_hash(seq, _kind, edomain, created, payload, prev) != ehash:
+        return f"audit entry {seq} (covering {what}) no longer matches its hash"
+    if edomain != domain or (payload.get("extra") or {}).get("summary") != digest:
+        return f"{what} changed since it was recorded (audit entry {seq}): it no longer hashes the same"
+    return None
+
+
+def _counts(session, domain: str, basis: str) -> tuple[int, int]:
+    from sqlalchemy import func
+    from sqlalchemy import select as core_select
+
+    t = EvidenceRow.__table__
+    count, newest = session.connection().execute(
+        core_select(func.count(), func.max(t.c.id)).where(t.c.domain == domain, t.c.basis_hash == basis)).one()
+    return int(count or 0), int(newest or 0)
+
+
+def fold_written(session, row) -> str:
+    """Fold the evidence ``row`` just flushed (it has its id) into its basis' summary; the summary's new digest.
+
+    The summary before it is checked first (entry, digest, rows covered), so that a write never extends an
+    edited or replayed one; ``IntegrityError`` (exit 2) refuses the write then.
+    """
+    from sqlmodel import select
+
+    summary = session.exec(select(SummaryRow).where(SummaryRow.domain == row.domain,
+                                                    SummaryRow.basis_hash == row.basis_hash)).first()
+    count, newest = _counts(session, row.domain, row.basis_hash)
+    before = count - 1  # the rows before this one
+    if summary is None:
+        if before:
+            raise IntegrityError(f"the evidence summary of {row.domain} (basis {row.basis_hash[:12]}) is missing "
+                                 f"while {before} evidence row(s) exist" + ADVICE)
+        body = new_body()
+        summary = SummaryRow(domain=row.domain, basis_hash=row.basis_hash, rows=0, last_id=0, body_json="", digest="")
+    else:
+        problem = None
+        if summary_digest(summary.domain, summary.basis_hash, summary.rows, summary.last_id,
+                          summary.body_json) != summary.digest:
+            problem = (f"the evidence summary of {row.domain} (basis {row.basis_hash[:12]}) changed since it "
+                       "was recorded")
+        else:
+            problem = _entry_problem(row.domain, row.basis_hash, summary.digest,
+                                     entries_by_hash(session, [summary.entry_hash]).get(summary.entry_hash or ""))
+        if problem is None and summary.rows != before:
+            problem = (f"the evidence summary of {row.domain} (basis {row.basis_hash[:12]}) covers {summary.rows} "
+                       f"row(s), but {before} exist: an older summary was put back, or rows were deleted")
+        if problem:
+            raise IntegrityError(problem + ADVICE)
+        body = json.loads(summary.body_json)
+    owner = row.model if row.model_id is not None else None
+    add(body, row_id=row.id, kind=row.kind, record=json.loads(row.summary_json), owner=owner,
+        record_hash=row.record_hash, author=row.author)
+    summary.rows = count
+    summary.last_id = max(newest, row.id)
+    summary.body_json = dumps(body)
+    summary.digest = summary_digest(summary.domain, summary.basis_hash, summary.rows, summary.last_id,
+                                    summary.body_json)
+    session.add(summary)
+    session.info.setdefault("summaries", {})[(row.domain, row.basis_hash)] = summary
+    return summary.digest
+
+
+def bind(session, row, entry_hash: str) -> None:
+    """Point the summary ``fold_written`` changed for ``row`` at the audit entry that holds its digest."""
+    summary = session.info["summaries"][(row.domain, row.basis_hash)]
+    summary.entry_hash = entry_hash
+    session.add(summary)
+
+
+class Stored:
+    """A summary as read to decide: its body (decoded) and the counts of unfolded kinds it recorded."""
+
+    __slots__ = ("body", "rows", "last_id")
+
+    def __init__(self, body: dict[str, Any], rows: int, last_id: int) -> None:
+        self.body, self.rows, self.last_id = body, rows, last_id
+
+
+def read_summaries(session, basis_by_domain: dict[str, str], *, object_hook=None) -> dict[str, Stored]:
+    """domain -> its current basis' summary, each checked against its entry and the rows present.
+
+    ``IntegrityError`` when one was edited, replayed, moved or deleted. A domain without evidence in its
+    basis gets an empty summary.
+    """
+    from sqlalchemy import select as core_select
+
+    if not basis_by_domain:
+        return {}
+    t = SummaryRow.__table__
+    a = AuditEntryRow.__table__
+    stmt = core_select(t.c.domain, t.c.basis_hash, t.c.rows, t.c.last_id, t.c.body_json, t.c.digest, t.c.entry_hash,
+                       a.c.seq, a.c.kind, a.c.domain, a.c.created_at, a.c.payload_json, a.c.prev_hash) \
+        .select_from(t.outerjoin(a, a.c.entry_hash == t.c.entry_hash))
+    if len(basis_by_domain) <= IN_LIST_LIMIT:
+        stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
+    loads = json.JSONDecoder(object_hook=object_hook).decode if object_hook is not None else json.loads
+    stats = evidence_stats(session, basis_by_domain)
+    out: dict[str, Stored] = {}
+    for (domain, basis, rows, last_id, body_json, digest, entry_hash, seq, ekind, edomain, created, payload_json,
+         prev) in session.connection().execute(stmt):
+        if basis_by_domain.get(domain) != basis:
+            continue
+        if summary_digest(domain, basis, rows, last_id, body_json) != digest:
+            problem = f"the evidence summary of {domain} (basis {basis[:12]}) changed since it was recorded"
+        else:
+            problem = _entry_problem(domain, basis, digest, None if seq is None else
+                                     (seq, ekind, edomain, created, payload_json, prev, entry_hash))
+        if problem is None:
+            count, newest, _stamp = stats[domain]
+            if (rows, last_id) != (count, newest):
+                problem = (f"the evidence summary of {domain} (basis {basis[:12]}) covers {rows} row(s) up to id "
+                           f"{last_id}, but {count} exist up to id {newest}: an older summary was put back, or "
+                           "evidence rows were deleted or inserted")
+        if problem:
+            raise IntegrityError(problem + ADVICE)
+        out[domain] = Stored(loads(body_json), rows, last_id)
+    for domain in basis_by_domain:
+        if domain not in out:
+            count = stats[domain][0]
+            if count:
+                raise IntegrityError(f"the evidence summary of {domain} is missing while {count} evidence row(s) "
+                                     "exist" + ADVICE)
+            out[domain] = Stored(loads(dumps(new_body())), 0, 0)
+    return out
+
+
+def rebuild(session, domain: str, basis: str) -> tuple[int, int, dict[str, Any]]:
+    """(rows, newest id, body) of a (domain, basis) computed from its rows, as the writes would have folded them."""
+    from sqlalchemy import select as core_select
+
+    t = EvidenceRow.__table__
+    m = ModelRow.__table__
+    stmt = core_select(t.c.id, t.c.kind, t.c.summary_json, t.c.model_id, m.c.name, m.c.version, t.c.record_hash,
+                       t.c.author).select_from(t.outerjoin(m, t.c.model_id == m.c.id)) \
+        .where(t.c.domain == domain, t.c.basis_hash == basis).order_by(t.c.id)
+    body = new_body()
+    rows = last = 0
+    for rid, kind, summary_json, model_id, name, version, record_hash, author in session.connection().execute(stmt):
+        rows += 1
+        last = rid
+        add(body, row_id=rid, kind=kind, record=json.loads(summary_json),
+            owner=f"{name}@{version}" if model_id is not None and name is not None else None,
+            record_hash=record_hash, author=author)
+    return rows, last, body
+
+
+def build_missing(session) -> int:
+    """Summaries for every (domain, basis) with rows and none, computed from the rows, each bound to a new
+    ``summary`` audit entry (rows written in bulk, outside ``add_evidence``: imports, benchmarks). How many."""
+    from sqlmodel import select
+
+    have = {(s.domain, s.basis_hash) for s in session.exec(select(SummaryRow)).all()}
+    built = 0
+    for domain, basis in bases(session):
+        if (domain, basis) in have:
+            continue
+        rows, last, body = rebuild(session, domain, basis)
+        body_json = dumps(body)
+        digest = summary_digest(domain, basis, rows, last, body_json)
+        entry = append(session, "summary", {"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
+                                            "extra": {"summary": digest}}, domain)
+        session.add(SummaryRow(domain=domain, basis_hash=basis, rows=rows, last_id=last, body_json=body_json,
+                               digest=digest, entry_hash=entry.entry_hash))
+        built += 1
+    session.flush()
+    return built
+
+
+def bases(session) -> list[tuple[str, str]]:
+    """Every (domain, basis) with evidence rows or a summary."""
+    from sqlalchemy import select as core_select
+
+    t = EvidenceRow.__table__
+    s = SummaryRow.__table__
+    found = {tuple(r) for r in session.connection().execute(core_select(t.c.domain, t.c.basis_hash).distinct())}
+    found |= {tuple(r) for r in session.connection().execute(core_select(s.c.domain, s.c.basis_hash))}
+    return sorted(found)
+
+
+def verify_summaries(session) -> tuple[int, list[tuple[str, str]]]:
+    """Every summary recomputed from its rows and checked against its entry: (checked, [(key, problem)])."""
+    from sqlmodel import select
+
+    problems: list[tuple[str, str]] = []
+    checked = 0
+    stored = {(s.domain, s.basis_hash): s for s in session.exec(select(SummaryRow)).all()}
+    entries = entries_by_hash(session, (s.entry_hash for s in stored.values()))
+    for domain, basis in bases(session):
+        checked += 1
+        key = f"{domain}@{basis[:12]}"
+        rows, last, body = rebuild(session, domain, basis)
+        s = stored.get((domain, basis))
+        if s is None:
+            problems.append((key, f"the evidence summary of {domain} (basis {basis[:12]}) is missing "
+                                  f"({rows} evidence row(s))"))
+            continue
+        problem = None
+        if summary_digest(domain, basis, s.rows, s.last_id, s.body_json) != s.digest:
+            problem = f"the evidence summary of {domain} (basis {basis[:12]}) changed since it was recorded"
+        else:
+            problem = _entry_problem(domain, basis, s.digest, entries.get(s.entry_hash or ""))
+        if problem is None and ((s.rows, s.last_id) != (rows, last) or json.loads(s.body_json) != body):
+            problem = (f"the evidence summary of {domain} (basis {basis[:12]}) does not match its {rows} evidence "
+                       "row(s) recomputed from scratch")
+        if problem:
+            problems.append((key, problem))
+    return checked, problems
+
+
+__all__ = ["Stored", "bind", "bases", "build_missing", "fold_written", "read_summaries", "rebuild", "summary_digest",
+           "verify_summaries"]

@@ -1,0 +1,372 @@
+"""Evidence summaries kept in the database (``graduation.store.summaries``): decisions read one summary per
+domain instead of every row, and give exactly the answer the rows give; an attacker who edits, deletes,
+replays, swaps or re-targets a summary gets exit 2 ("registry integrity"), and `audit verify` recomputes
+every summary from its rows."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from graduation.errors import IntegrityError
+from graduation.policy.model import load_policy, packaged_policy_path
+from graduation.service.decisions import decisions
+from graduation.policy.testing import complete_eval
+from graduation.records import RECORD_MODELS
+from graduation.spec import DomainSpec, sha256_json
+from graduation.store import Database
+from graduation.records import LoadedDomain
+from graduation.store.domains import register
+from graduation.store.evidence import add_evidence
+from tests.conftest import write_domain
+from tests.modelreg import registered
+
+pytestmark = pytest.mark.db
+
+NAMES = ["ana", "Bo Chen", "bo chen", "carol"]
+
+
+def spec_of(name: str, risk: str, verifier_version: str = "1", title: str = "T") -> DomainSpec:
+    return DomainSpec.model_validate({
+        "domain": name, "title": title, "risk": risk, "owners": ["o@example.org"],
+        "ground_truth": [{"name": "ref", "path": f"data/{name}.jsonl", "provenance": "expert"},
+                         {"name": "gen", "path": f"data/{name}-gen.jsonl", "provenance": "model_generated",
+                          "derived_from": "ref", "generated_by": {"model": "m0"}}],
+        "verifiers": [{"name": "answer", "kind": "exact", "role": "substance", "version": verifier_version},
+                      {"name": "shape", "kind": "regex", "role": "format", "options": {"pattern": ".*"}}],
+        "slices": [{"name": "hard", "field": "hard", "equals": True}]})
+
+
+def record(kind: str, rng: random.Random, spec: DomainSpec, models: list, stored: list) -> tuple[dict, dict]:
+    """(summary, add_evidence keyword arguments) of one random record of ``kind``."""
+    kw: dict = {}
+    if kind in ("eval", "training_round"):
+        n = rng.choice([40, 200, 400])
+        passed = rng.randint(int(n * 0.7), n)
+        fields = {"n": n, "passed": passed, "round": rng.choice([None, rng.randint(1, 9)]),
+                  "origin": rng.choice(["submitted", "generated"])}
+        if rng.random() < 0.5:
+            fields["slices"] = [{"name": "hard", "n": n // 2, "passed": min(n // 2, passed // 2)}]
+        if rng.random() < 0.3:
+            fields["consistency"] = {"k": 4, "prompts": n // 4, "pass_at_1": passed / n,
+                                     "pass_all_k": passed / n * 0.9, "flip_rate": 0.05}
+        if rng.random() < 0.2:
+            fields["uncounted_verifiers"] = ["answer"]
+        summary = complete_eval(fields)
+        owner = rng.choice(models + [None])
+        if owner is not None:
+            kw["model_id"] = owner[0]
+        kw["author"] = rng.choice(NAMES + [None])
+        kw["round"] = summary["round"]
+    elif kind == "verifier_validation":
+        ok = rng.random() < 0.8
+        summary = {"verifiers": [{"name": "answer", "role": "substance", "kind": "exact",
+                                  "version": rng.choice(["1", "2"]), "references": 10, "references_accepted": 10,
+                                  "controls": 30, "controls_rejected": 30 if ok else 20, "trustworthy": ok}]}
+    elif kind == "data_audit":
+        summary = {"file": rng.choice(["data/a.jsonl", "data/b.jsonl"]), "rows": 10, "substance_failed": 1,
+                   "substance_fail_rate": 0.1, "format_pass_rate": 1.0, "shape_gap": 0.0,
+                   "provenance": rng.choice(["expert", "model_generated"]), "lineage_depth": rng.randint(0, 2),
+                   "generators": rng.sample(["m0", "m1", "ghost"], rng.randint(0, 2)),
+                   "symbols": [{"symbol": "golden_hour_sun", "rate": 0.4, "rows": 4}] if rng.random() < 0.3 else []}
+        kw["author"] = rng.choice(NAMES + [None])
+    elif kind == "human_audit":
+        checked = rng.randint(0, 60)
+        summary = {"auditor": rng.choice(NAMES), "checked": checked, "held": rng.randint(0, checked)}
+        owner = rng.choice(models + [None])
+        if owner is not None:
+            kw["model_id"] = owner[0]
+        kw["author"] = summary["auditor"]
+    elif kind == "signoff":
+        model = rng.choice(models)
+        summary = {"by": rng.choice(NAMES), "role": rng.choice(["owner", "safety"]),
+                   "domain_digest": sha256_json(spec.canonical()) if rng.random() < 0.8 else "0" * 64,
+                   "model": model[1], "model_digest": model[2] if rng.random() < 0.9 else None,
+                   "actions": rng.sample(["deploy:shadow", "deploy:assisted", "deploy:autonomous", "online:grpo"],
+                                         rng.randint(0, 3))}
+    else:  # retraction of a stored record
+        uid, record_hash = rng.choice(stored)
+        summary = {"evidence": uid, "record_hash": record_hash, "reason": "wrong", "by": rng.choice(NAMES)}
+    return summary, kw
+
+
+def compare(db: Database, policy, models: list) -> int:
+    """Summary-based decisions equal row-by-row ones, for each domain and each model; how many compared."""
+    from graduation.store.models import find_model
+
+    with db.read() as s:
+        infos = [None] + [find_model(s, ref) for _id, ref, _digest in models]
+    for info in infos:
+        fast = decisions(db, policy, model=info)
+        slow = decisions(db, policy, model=info, from_rows=True)
+        assert [d.decision.to_dict(facts=True) for d in fast] == [d.decision.to_dict(facts=True) for d in slow]
+        assert [(d.version, d.content_hash) for d in fast] == [(d.version, d.content_hash) for d in slow]
+    return len(infos)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_summary_decisions_equal_row_by_row_decisions(db_url: str, seed: int):
+    rng = random.Random(seed)
+    db = Database(db_url)
+    policy = load_policy(packaged_policy_path())
+    models = []
+    for name in ("m0", "m1", "m2"):
+        ref = registered(db, name)
+        with db.read() as s:
+            from graduation.store.models import find_model
+
+            info = find_model(s, ref)
+        models.append((info.id, info.ref, info.digest))
+    specs = {"lo": spec_of("lo", "low"), "hi": spec_of("hi", "high")}
+    with db.write() as s:
+        for spec in specs.values():
+            register(s, LoadedDomain(spec, f"domains/{spec.domain}.yaml", {}))
+    stored: dict[str, list] = {"lo": [], "hi": []}
+    kinds = ["eval"] * 5 + ["training_round"] * 2 + ["verifier_validation"] * 2 + ["data_audit", "human_audit",
+                                                                                     "signoff", "signoff"]
+    compared = 0
+    for step in range(45):
+        name = rng.choice(list(specs))
+        spec = specs[name]
+        if rng.random() < 0.06:  # a new version: same basis (title) or a new one (verifier version)
+            if rng.random() < 0.5:
+                spec = spec_of(name, spec.risk._value_, spec.verifiers[0].version, title=f"T{step}")
+            else:
+                spec = spec_of(name, spec.risk._value_, str(int(spec.verifiers[0].version) + 1))
+                stored[name] = []
+            specs[name] = spec
+            with db.write() as s:
+                register(s, LoadedDomain(spec, f"domains/{name}.yaml", {}))
+        kind = "retraction" if stored[name] and rng.random() < 0.04 else rng.choice(kinds)
+        summary, kw = record(kind, rng, spec, models, stored[name])
+        with db.write() as s:
+            ev = add_evidence(s, name, kind, RECORD_MODELS[kind].model_validate(summary), **kw)
+        stored[name].append((ev.uid, ev.record_hash))
+        if step % 5 == 4:
+            compared += compare(db, policy, models)
+    with db.read() as s:
+        from graduation.store.auditlog import verify
+
+        assert verify(s).ok
+    db.dispose()
+    assert compared >= 9 * 4
+
+
+def test_no_retraction_reads_the_summary_not_the_rows(db_url: str):
+    """Without a retraction, the bulk rows are not read: an edited eval row changes nothing (verify reports it)."""
+    db, _policy = scenario(db_url)
+    before = decisions(db, _policy)[0].decision.to_dict()
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE evidence SET summary_json = replace(summary_json, '\"passed\": 10', "
+                          "'\"passed\": 100') WHERE kind = 'eval'"))
+    assert decisions(db, _policy)[0].decision.to_dict() == before
+    with pytest.raises(IntegrityError):
+        decisions(db, _policy, from_rows=True)
+    with db.read() as s:
+        from graduation.store.auditlog import verify
+
+        assert not verify(s).ok
+    db.dispose()
+
+
+def scenario(db_url: str):
+    db = Database(db_url)
+    policy = load_policy(packaged_policy_path())
+    registered(db, "m0")
+    with db.write() as s:
+        for name in ("lo", "hi"):
+            register(s, LoadedDomain(spec_of(name, "low"), f"domains/{name}.yaml", {}))
+    from graduation.store.models import find_model
+
+    with db.read() as s:
+        mid = find_model(s, "m0").id
+    with db.write() as s:
+        for name in ("lo", "hi"):
+            for r in range(1, 4):
+                add_evidence(s, name, "eval", RECORD_MODELS["eval"].model_validate(
+                    complete_eval({"n": 100, "passed": 10 * r, "round": r})), model_id=mid, round=r)
+            add_evidence(s, name, "human_audit", RECORD_MODELS["human_audit"].model_validate(
+                {"auditor": "ana", "checked": 5, "held": 5}))
+    return db, policy
+
+
+# -- attacks on the summaries themselves ------------------------------------------------------------
+
+@pytest.fixture
+def toy(project: Path, db_url: str, cli):
+    write_domain(project, "toy")
+    write_domain(project, "other")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "1" * 64).exit_code == 0
+    assert cli("models", "register", "n", "--digest", "sha256:" + "2" * 64).exit_code == 0
+    db = Database(db_url)
+    from graduation.store.models import find_model
+
+    with db.read() as s:
+        mid = find_model(s, "m").id
+    with db.write() as s:
+        for name in ("toy", "other"):
+            for r in range(1, 3):
+                add_evidence(s, name, "eval", RECORD_MODELS["eval"].model_validate(
+                    complete_eval({"n": 50, "passed": 5, "round": r})), model_id=mid, round=r)
+    assert cli("status", "--require", "train:grpo").exit_code == 1
+    assert cli("audit", "verify").exit_code == 0
+    yield db
+    db.dispose()
+
+
+def sql(db: Database, statement: str, **params) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(text(statement), params)
+
+
+def repack(rounds: dict, change) -> dict:
+    from graduation.tally import append_round, new_rounds, unpack_rounds
+
+    out = new_rounds()
+    for row in change(unpack_rounds(rounds)):
+        append_round(out, row)
+    return out
+
+
+def refused(cli, *args: str) -> str:
+    result = cli("status", "toy", "--model", "m", "--require", "deploy:sandbox", *args)
+    assert result.exit_code == 2, result.output
+    assert "registry integrity" in result.output and "Traceback" not in result.output
+    return result.output
+
+
+def test_edited_summary_is_refused(cli, toy):
+    sql(toy, "UPDATE evidence_summaries SET body_json = replace(body_json, :a, :b) WHERE domain = 'toy'",
+        a='"passed":5', b='"passed":50')
+    assert "changed since it was recorded" in refused(cli)
+    assert cli("audit", "verify").exit_code == 1
+
+
+def test_edited_summary_with_its_digest_recomputed_is_refused(cli, toy):
+    from graduation.store.summaries import summary_digest
+
+    with toy.engine.begin() as conn:
+        row = conn.execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
+        body = json.loads(row["body_json"])
+        body["rounds"] = repack(body["rounds"], lambda rows: [r[:1] + r[:1] + r[2:] for r in rows])  # passed = n
+        body_json = json.dumps(body, separators=(",", ":"))
+        conn.execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d WHERE id = :i"),
+                     {"b": body_json, "i": row["id"],
+                      "d": summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json)})
+    assert "changed since it was recorded" in refused(cli)
+
+
+def test_summary_moved_to_another_model_is_refused(cli, toy):
+    sql(toy, "UPDATE evidence_summaries SET body_json = replace(body_json, :a, :b) WHERE domain = 'toy'",
+        a='"m@1"', b='"n@1"')
+    refused(cli)
+
+
+def test_deleted_summary_is_refused(cli, toy):
+    sql(toy, "DELETE FROM evidence_summaries WHERE domain = 'toy'")
+    assert "missing" in refused(cli)
+    assert cli("audit", "verify").exit_code == 1
+
+
+def test_replayed_older_summary_is_refused(cli, toy):
+    with toy.engine.begin() as conn:
+        old = dict(conn.execute(text("SELECT rows, last_id, body_json, digest, entry_hash FROM evidence_summaries "
+                                     "WHERE domain = 'toy'")).mappings().one())
+    with toy.write() as s:
+        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "ana", "checked": 5, "held": 0}))
+    sql(toy, "UPDATE evidence_summaries SET rows = :rows, last_id = :last_id, body_json = :body_json, "
+             "digest = :digest, entry_hash = :entry_hash WHERE domain = 'toy'", **old)
+    assert "an older summary was put back" in refused(cli)
+    assert cli("audit", "verify").exit_code == 1
+    with pytest.raises(IntegrityError, match="older summary"):  # and a write does not extend it
+        with toy.write() as s:
+            add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+                {"auditor": "bo", "checked": 1, "held": 1}))
+
+
+def test_swapped_summaries_of_two_domains_are_refused(cli, toy):
+    with toy.engine.begin() as conn:
+        rows = {r["domain"]: dict(r) for r in conn.execute(text(
+            "SELECT domain, basis_hash, rows, last_id, body_json, digest, entry_hash FROM evidence_summaries"))
+            .mappings().all()}
+        for mine, theirs in (("toy", "other"), ("other", "toy")):
+            r = rows[theirs]
+            conn.execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e, "
+                              "rows = :r, last_id = :l WHERE domain = :name"),
+                         {"b": r["body_json"], "d": r["digest"], "e": r["entry_hash"], "r": r["rows"],
+                          "l": r["last_id"], "name": mine})
+    refused(cli)
+
+
+def test_screened_record_hidden_by_its_kind_is_refused(cli, toy):
+    with toy.write() as s:
+        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "ana", "checked": 50, "held": 0}))
+    sql(toy, "UPDATE evidence SET kind = 'eval' WHERE kind = 'human_audit'")
+    assert "kind was changed" in refused(cli)
+
+
+def test_forged_summary_with_a_forged_entry_is_found_by_verify(cli, toy, project: Path):
+    """An attacker who also appends a chained entry for a forged summary passes the hashes; `audit verify`
+    recomputes every summary from the rows and reports it."""
+    from graduation.store.auditlog import append
+    from graduation.store.summaries import summary_digest
+
+    with toy.write() as s:
+        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
+        body = json.loads(row["body_json"])
+        body["rounds"] = repack(body["rounds"], lambda rows: rows[:1])
+        body_json = json.dumps(body, separators=(",", ":"))
+        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json)
+        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
+                                      "extra": {"summary": digest}}, "toy")
+        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e "
+                                    "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
+                                                       "i": row["id"]})
+    result = cli("audit", "verify", "--json")
+    assert result.exit_code == 1
+    assert "recomputed from scratch" in json.loads(result.stdout)["problem"]
+
+
+# -- the migration builds summaries for an existing registry -----------------------------------------
+
+def test_migration_builds_summaries_from_a_0013_registry(db_url: str):
+    from alembic import command
+
+    from graduation.store.migrate import alembic_config
+
+    db, policy = scenario(db_url)
+    with db.write() as s:
+        add_evidence(s, "lo", "retraction", RECORD_MODELS["retraction"].model_validate(
+            {"evidence": "x" * 32, "record_hash": "0" * 64, "reason": "r", "by": "ana"}))
+    before = [d.decision.to_dict() for d in decisions(db, policy)]
+    db.dispose()
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db_url)
+    config = alembic_config(db_url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0013_chain")
+    engine.dispose()
+    db = Database(db_url)  # upgrades to head: summaries computed from the rows and chained
+    with db.read() as s:
+        n = s.connection().execute(text("SELECT count(*) FROM evidence_summaries")).scalar()
+        from graduation.store.auditlog import verify
+
+        assert verify(s).ok
+    assert n == 2
+    assert [d.decision.to_dict() for d in decisions(db, policy)] == before
+    assert [d.decision.to_dict() for d in decisions(db, policy, from_rows=True)] == before
+    with db.write() as s:  # and writes extend them
+        add_evidence(s, "hi", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "bo", "checked": 1, "held": 1}))
+    assert [d.decision.to_dict() for d in decisions(db, policy)] == \
+        [d.decision.to_dict() for d in decisions(db, policy, from_rows=True)]
+    db.dispose()
