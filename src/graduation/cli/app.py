@@ -65,7 +65,7 @@ class State:
         the registry, when the current directory stands in as before)."""
         import os
 
-        from graduation.service.project import find_project_root, require_project_root
+        from graduation.service.root import find_project_root, require_project_root
 
         if self.project is None:
             explicit_db = self.db_url or os.environ.get("REGISTRY_DB_URL")
@@ -75,7 +75,7 @@ class State:
     @property
     def root_or_cwd(self) -> Path:
         """The project root when there is one, else the current directory (commands given explicit files)."""
-        from graduation.service.project import find_project_root
+        from graduation.service.root import find_project_root
 
         return self.project if self.project is not None else find_project_root()
 

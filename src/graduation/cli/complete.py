@@ -14,7 +14,7 @@ def _query(run: Callable[[Any], list[str]]) -> list[str]:
     try:
         import os
 
-        from graduation.service.project import find_project_root
+        from graduation.service.root import find_project_root
         from graduation.store import Database, resolve_url
 
         db = Database(resolve_url(os.environ.get("REGISTRY_DB_URL"), find_project_root()), create=False)

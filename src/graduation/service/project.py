@@ -6,44 +6,12 @@ This is the I/O edge between the pure spec and the store.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from graduation.errors import InputError, Problem, SpecError
 from graduation.identity import all_hashes, file_stats
 from graduation.records import LoadedDomain
-from graduation.service.domaincheck import check_domains
 from graduation.spec import DomainSpec, load_domain
-
-MARKERS = ("domains", "policies", "registry")
-ENV_PROJECT = "GRADUATION_PROJECT"
-
-
-def find_project_root(start: Path | None = None) -> Path:
-    """The nearest directory (from ``start`` up) holding domains/, policies/ or registry/; else ``start``."""
-    if os.environ.get(ENV_PROJECT):
-        return Path(os.environ[ENV_PROJECT]).resolve()
-    start = (start or Path.cwd()).resolve()
-    for candidate in (start, *start.parents):
-        if any((candidate / m).is_dir() for m in MARKERS):
-            return candidate
-    return start
-
-
-def require_project_root(start: Path | None = None) -> Path:
-    """Like ``find_project_root``, but outside any project an ``InputError`` says how a project is found and
-    how to choose one, instead of quietly treating the current directory as one."""
-    if os.environ.get(ENV_PROJECT):
-        return find_project_root(start)
-    start = (start or Path.cwd()).resolve()
-    for candidate in (start, *start.parents):
-        if any((candidate / m).is_dir() for m in MARKERS):
-            return candidate
-    raise InputError(f"not inside a graduation project: neither {start} nor any directory above it holds "
-                     f"{', '.join(m + '/' for m in MARKERS[:-1])} or {MARKERS[-1]}/ (that is how the project is "
-                     f"found); run from inside one, choose one with `registry -C DIR ...` (or {ENV_PROJECT}=DIR), "
-                     "or create one with `registry init DIR`")
-
 
 def domain_files(paths: list[Path]) -> list[Path]:
     """Expand directories to their ``*.yaml``/``*.yml`` files (sorted); keep files as given."""
@@ -127,6 +95,8 @@ def load_and_check(paths: list[Path], root: Path, *, pool=None, warnings: list |
     all files at once, as one ``SpecError``."""
 
     loaded = load_many(paths, root)
+    from graduation.service.domaincheck import check_domains  # lazy: the verifier machinery, for deep checks only
+
     problems = check_domains(loaded, root, pool=pool, warnings=warnings)
     if problems:
         raise SpecError(problems)

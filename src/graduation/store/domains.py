@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from graduation.errors import NotFoundError
-from graduation.records import LoadedDomain
 from graduation.spec import DomainSpec
 from graduation.store.chain import append_chained, version_digest, version_key
 from graduation.store.tables import DomainRow, DomainVersionRow, utcnow
+
+if TYPE_CHECKING:
+    from graduation.records import LoadedDomain  # an annotation only: `registry list` loads no record models
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ from sqlmodel import Session, create_engine
 
 from graduation.errors import StoreError
 from graduation.store.auditlog import write_anchor
-from graduation.store.migrate import upgrade
 
 T = TypeVar("T")
 HEAD_REVISION = "0014_summaries"
@@ -111,6 +110,8 @@ class Database:
             return
 
         try:
+            from graduation.store.migrate import upgrade  # lazy: alembic loads only when a schema must be upgraded
+
             upgrade(self)
         except OperationalError as exc:
             raise StoreError(f"cannot migrate the registry database {self.safe_url()}: {exc.orig}") from None
