@@ -1,4 +1,9 @@
-"""The ``registry`` command line. Each module registers the commands of one area on ``app``."""
+"""The ``registry`` command line. Each module registers the commands of one area on ``app``.
+
+Command modules import the service inside each command, on purpose: every command module is loaded at
+start-up, so `registry --help`, shell completion and `registry list` load only what they use
+(``benchmarks/cli_startup.py``). Below the CLI, imports sit at module top (``ARCHITECTURE.md``).
+"""
 
 from graduation.cli.app import app
 from graduation.cli import domains  # noqa: F401  (registers commands)
