@@ -38,6 +38,7 @@ from graduation.identity import EXEC_PREFIX, PACKAGE_PREFIX
 from graduation.models import manifest
 from graduation.policy.model import _allowed_signers_name
 from graduation.store.engine import default_url
+from graduation.training.models import TINY_PREFIX, tiny_dir
 
 PROJECT_DIR = "project"
 MODEL_DIR = "model"
@@ -89,7 +90,6 @@ def local_model_dir(model: str, root: Path) -> Path | None:
 
     ``tiny:<name>`` is its built directory under ``registry/models`` when built; a path (relative to the
     project, or absolute) counts when it is a directory under the project root."""
-    from graduation.training.models import TINY_PREFIX, tiny_dir
 
     root = Path(root).resolve()
     if model.startswith(TINY_PREFIX):

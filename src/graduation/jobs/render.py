@@ -26,6 +26,7 @@ import yaml
 
 from graduation.jobs.bundle import BASE_MODEL_RUNTIME
 from graduation.jobs.model import JobFile
+from graduation.training.models import TINY_PREFIX
 
 ACCELERATE_CONFIGS = ("single_gpu", "multi_gpu", "zero3", "fsdp2")
 TARGET_ACCELERATE = {"local": "local", "accelerate": "zero3", "slurm": "zero3", "kubernetes": "zero3"}
@@ -96,7 +97,6 @@ def recipe_model(job: JobFile) -> str:
     """What ``from_pretrained`` loads, relative to the job directory: the bundled ``model/``; for a ``tiny:``
     model not built at generation, ``output/base-model`` (``registry jobs run`` builds it there); else the
     hub id or path as given."""
-    from graduation.training.models import TINY_PREFIX
 
     if job.model_dir:
         return job.model_dir
@@ -227,6 +227,7 @@ def render_job(job: JobFile) -> dict[str, str]:
         "kubectl apply -f trainjob.yaml")
     files["Dockerfile"] = env.get_template("Dockerfile.j2").render(
         job_id=job.job, job_dir=JOB_IN_IMAGE, peft=bool(job.peft))
+
     from graduation.jobs.ray_manifests import ray_files  # lazy: ray_manifests imports this module
 
     files.update(ray_files(job))  # verification of the job's outputs on a Ray cluster

@@ -38,6 +38,7 @@ from graduation.store.domains import get_version
 from graduation.store.evidence import list_evidence
 from graduation.store.jobs import get_job
 from graduation.store.models import find_model
+from graduation.training.rewards import python_identifier
 from graduation.verifiers import reference_text, verify_items
 
 
@@ -80,8 +81,6 @@ def split_hyperparameters(values: dict[str, Any]) -> tuple[dict[str, Any], dict[
 
 
 def reward_pins(ctx: Any) -> list[RewardPin]:
-    from graduation.training.rewards import python_identifier
-
     spec = ctx.spec
     pins = []
     for role in ("substance", "format"):
@@ -212,7 +211,7 @@ def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any
     checkpoint = Path(row.path) / "output" / "model"
     if not (checkpoint / "config.json").is_file():
         raise InputError(f"{checkpoint}: the trained checkpoint of {from_job!r} is missing")
-    from graduation.training.runner import crystallise
+    from graduation.training.runner import crystallise  # lazy: torch, transformers and trl
 
     task = ctx.spec.task
     prompts = [task_row(r, task) for _s, r in trusted_rows(ctx, ("train", "all"))]

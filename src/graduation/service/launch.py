@@ -39,6 +39,8 @@ from graduation.store.auditlog import anchor_path, record_decision
 from graduation.store.domains import get_version
 from graduation.store.jobs import claim, effective_state, get_job, heartbeat, lease_seconds, set_state
 from graduation.store.models import find_model, register_model
+from graduation.training.models import TINY_CORPORA, TINY_PREFIX, build_tiny, resolve_model, tiny_dir
+from graduation.training.rewards import domain_rewards, python_identifier
 from graduation.verifiers import VerifierPool
 
 
@@ -283,8 +285,7 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def _train(db: Any, root: Path | None, job: JobFile, job_dir: Path, outcome: RunOutcome, *, max_steps: int | None,
            progress: bool, resume: bool = False, say: Callable[[str], None] | None = None,
            steps: Callable[[str], Any] | None = None) -> None:
-    from graduation.training.rewards import domain_rewards
-    from graduation.training.runner import RunSpec, run
+    from graduation.training.runner import RunSpec, run  # lazy: torch, transformers and trl
 
     spec = DomainSpec.model_validate(job.domain.spec)
     task = spec.task
@@ -294,7 +295,6 @@ def _train(db: Any, root: Path | None, job: JobFile, job_dir: Path, outcome: Run
     with VerifierPool() as pool:
         funcs, weights = domain_rewards(spec, files_root, pool=pool) if job.mode == "grpo" else ([], None)
         expected = [r.function for r in job.rewards]
-        from graduation.training.rewards import python_identifier
 
         if job.mode == "grpo" and [python_identifier(f.__name__) for f in funcs] != expected:
             raise JobRefused(f"job {job.job}: its rewards {expected} no longer match the domain's verifiers; "
@@ -375,8 +375,6 @@ def base_model(job: JobFile, job_dir: Path, project: Path | None, say: Callable[
     built into ``output/base-model`` (from the project's build, once per project, when the job is in one); else
     the id or path as given (a relative path: relative to the job directory)."""
     import shutil
-
-    from graduation.training.models import TINY_CORPORA, TINY_PREFIX, build_tiny, resolve_model, tiny_dir
 
     if job.model_dir:
         return str(job_dir / job.model_dir)

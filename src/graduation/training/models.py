@@ -45,7 +45,7 @@ def build_tiny(name: str, out: Path) -> Path:
     import shutil
     import tempfile
 
-    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base  # lazy: torch
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

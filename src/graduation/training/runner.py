@@ -492,7 +492,7 @@ def crystallise(model_path: str | Path, rows: Sequence[Mapping[str, Any]], verif
     (and job), the verifiers with their versions, and whatever the caller adds (the decision id).
     Duplicate (prompt, completion) pairs are kept once.
     """
-    from graduation.training.rewards import VerifierReward
+    from graduation.training.rewards import VerifierReward  # lazy: only a type check at run time
 
     started = time.perf_counter()
     model, tokenizer = load_model(str(model_path))

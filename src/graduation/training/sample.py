@@ -36,7 +36,7 @@ def sample(model_dir: Path, rows: Sequence[Mapping[str, Any]], *, prompt_field: 
                             max_new_tokens=max_new_tokens, seed=seed)
     if engine != "transformers":
         raise InputError(f"--engine {engine!r}: transformers or vllm")
-    from graduation.training.runner import ConfigError, answer_rows, load_model
+    from graduation.training.runner import ConfigError, answer_rows, load_model  # lazy: torch, transformers
 
     try:
         model, tokenizer = load_model(str(model_dir))

@@ -66,7 +66,7 @@ def require(mode: str) -> str:
 
 
 def _graduation_path() -> str:
-    import graduation
+    import graduation  # lazy: only its path, for the worker
 
     return str(Path(graduation.__file__).resolve().parent.parent)
 

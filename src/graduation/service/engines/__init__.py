@@ -39,7 +39,7 @@ def engine_for(name: str, *, address: str | None = None, cpus: int | None = None
         if address is not None:
             raise InputError("--address needs --engine ray (the local engine runs in this process)")
         return None
-    from graduation.service.engines.ray_engine import RayEngine
+    from graduation.service.engines.ray_engine import RayEngine  # lazy: ray
 
     return RayEngine(address=address, cpus=cpus)
 
