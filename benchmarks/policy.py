@@ -118,7 +118,7 @@ permit(principal, action == Action::"train:grpo", resource) when { context.subst
 @id("no-validated-substance-verifier")
 forbid(principal, action in [Action::"train:grpo", Action::"train:sft"], resource) unless { context.substance_validated };
 @id("sft-only-after-graduation")
-permit(principal, action == Action::"train:sft", resource) when { context.phase == "graduated" };
+permit(principal, action == Action::"train:sft", resource) when { context.data_trust };
 @id("sft-data-fails-verifiers")
 forbid(principal, action == Action::"train:sft", resource) when { context.data_fail_bp > context.max_data_fail_bp };
 @id("sft-unsupported-symbols")
@@ -127,6 +127,19 @@ forbid(principal, action == Action::"train:sft", resource) when { context.symbol
 forbid(principal, action == Action::"train:sft", resource) when { context.ungraduated > 0 };
 @id("sft-lineage-too-deep")
 forbid(principal, action == Action::"train:sft", resource) when { context.lineage_depth > context.max_lineage_depth };
+@id("sft-unaudited-source")
+forbid(principal, action == Action::"train:sft", resource) when { context.unaudited > 0 };
+@id("deploy-needs-a-model")
+forbid(principal, action in [Action::"deploy:shadow", Action::"deploy:assisted", Action::"deploy:autonomous",
+                             Action::"online:grpo"], resource) when { context.model == "" };
+@id("deploy-needs-a-verified-artifact")
+forbid(principal, action in [Action::"deploy:sandbox", Action::"deploy:shadow", Action::"deploy:assisted",
+                             Action::"deploy:autonomous", Action::"online:grpo"], resource)
+  when { context.model != "" && !context.model_verified };
+@id("deploy-never-from-refused-data")
+forbid(principal, action in [Action::"deploy:sandbox", Action::"deploy:shadow", Action::"deploy:assisted",
+                             Action::"deploy:autonomous", Action::"online:grpo"], resource)
+  when { context.refused_data };
 @id("sandbox-always")
 permit(principal, action == Action::"deploy:sandbox", resource);
 @id("shadow-after-discovery")
@@ -134,13 +147,15 @@ permit(principal, action == Action::"deploy:shadow", resource)
   when { ["candidate", "graduated", "regressed"].contains(context.phase) };
 @id("assisted-when-graduated-and-signed")
 permit(principal, action == Action::"deploy:assisted", resource)
-  when { context.phase == "graduated" && context.signoffs >= context.required_signoffs };
+  when { context.phase == "graduated" && context.assisted >= context.required_signoffs
+         && context.approved.contains("deploy:assisted") };
 @id("autonomous-when-graduated-and-signed")
 permit(principal, action == Action::"deploy:autonomous", resource)
-  when { context.phase == "graduated" && context.signoffs >= context.required_signoffs && context.risk_rank <= 2 };
+  when { context.phase == "graduated" && context.autonomous >= context.required_signoffs
+         && context.approved.contains("deploy:autonomous") && context.risk_rank <= 2 };
 @id("regressed-withdrawn")
-forbid(principal, action in [Action::"train:sft", Action::"deploy:assisted", Action::"deploy:autonomous",
-                             Action::"online:grpo"], resource) when { context.phase == "regressed" };
+forbid(principal, action in [Action::"deploy:assisted", Action::"deploy:autonomous", Action::"online:grpo"],
+       resource) when { context.phase == "regressed" };
 @id("critical-never-autonomous")
 forbid(principal, action == Action::"deploy:autonomous", resource) when { context.risk == "critical" };
 @id("online-grpo-low-stakes")
@@ -153,13 +168,16 @@ forbid(principal, action == Action::"online:grpo", resource) when { ["high", "cr
 
 def cedar_context(facts: dict) -> dict:
     """Our facts as a Cedar context (Cedar has no floats: rates in basis points)."""
-    t = facts["thresholds"]
+    t, m, so = facts["thresholds"], facts["model"], facts["signoffs"]
     return {"substance_validated": facts["verifiers"]["substance_validated"], "phase": facts["phase"],
             "risk": facts["domain"]["risk"], "risk_rank": facts["domain"]["risk_rank"],
+            "data_trust": facts["data_trust"]["granted"],
             "data_fail_bp": round(facts["data"]["max_substance_fail_rate"] * 10000),
             "max_data_fail_bp": round(t["max_data_fail_rate"] * 10000), "symbols": len(facts["data"]["symbols"]),
             "ungraduated": len(facts["data"]["ungraduated_generators"]), "lineage_depth": facts["data"]["lineage_depth"],
-            "max_lineage_depth": t["max_lineage_depth"], "signoffs": facts["signoffs"]["count"],
+            "unaudited": len(facts["data"]["unaudited"]), "max_lineage_depth": t["max_lineage_depth"],
+            "model": m["ref"] or "", "model_verified": bool(m["verified"]), "refused_data": bool(m["refused_data"]),
+            "assisted": so["assisted"], "autonomous": so["autonomous"], "approved": list(so.get("approved", [])),
             "required_signoffs": t["required_signoffs"]}
 
 
@@ -262,7 +280,7 @@ def bench_engine(count: int) -> list[tuple[str, str]]:
 
     edges = edge_facts(decisions, policy)
     memo.clear()
-    ours_edge = [_lookup(policy, f)[1][a][0] for f in edges for a in ACTIONS]
+    ours_edge = [_lookup(policy, f)[1][a].allowed for f in edges for a in ACTIONS]
     edge_requests = [{"principal": f'Domain::"edge-{k}"', "action": f'Action::"{a}"', "resource": 'Registry::"main"',
                       "context": cedar_context(f)} for k, f in enumerate(edges) for a in ACTIONS]
     cedar_edge = [a.allowed for a in cedarpy.is_authorized_batch(edge_requests, policy_set, entities)]
