@@ -15,7 +15,16 @@ from graduation.store.chain import append_chained, version_digest, version_key
 from graduation.store.tables import DomainRow, DomainVersionRow, utcnow
 
 if TYPE_CHECKING:
-    from graduation.records import LoadedDomain  # an annotation only: `registry list` loads no record models
+    from graduation.records import LoadedDomain  # an annotation here: `registry list` loads no record models
+
+
+def __getattr__(name: str):
+    """``LoadedDomain`` lives in ``graduation.records``; still reachable from here, loaded on first use."""
+    if name == "LoadedDomain":
+        from graduation.records import LoadedDomain
+
+        return LoadedDomain
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
