@@ -424,3 +424,30 @@ def test_generating_and_listing_jobs_never_imports_torch(env):
             "heavy = sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules)\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_every_registered_target_renders_the_files_its_launch_commands_name(env):
+    import re
+
+    from graduation.jobs.files import environment
+    from graduation.jobs.model import read_job_file
+    from graduation.jobs.targets import TARGETS, launch_commands
+    from graduation.service.jobs import plan_job
+
+    root, db = env
+    owned: dict[str, str] = {}
+    for name, target in TARGETS.items():
+        result = plan_job(db, root, "toy-arithmetic", mode="grpo", target=name, name=f"t-{name}")
+        job = read_job_file(result.job.path / "job.yaml")
+        assert job.target == name
+        mine = target.files(job, environment(), {"job_id": job.job, "mode": job.mode, "domain": job.domain.name,
+                                                 "decision_id": job.decision.id, "model": job.model,
+                                                 "gpus_per_node": 8, "recipe_command": "trl grpo",
+                                                 "default_accelerate": target.accelerate, "default_how": "x"})
+        assert mine, name
+        for rel in mine:  # a target writes its own files only: no two targets write the same path
+            assert owned.setdefault(rel, name) == name, (rel, owned[rel], name)
+            assert (result.job.path / rel).is_file(), (name, rel)
+        for command in launch_commands(name, job.job, job.cluster, "DIR"):
+            for rel in re.findall(r"DIR/([\w./-]+)", command):
+                assert (result.job.path / rel).is_file(), (name, command)

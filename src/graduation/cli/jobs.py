@@ -11,6 +11,7 @@ import typer
 
 from graduation.cli.app import JSON_OPTION, POLICY_OPTION, app, command, print_json, state
 from graduation.cli.complete import domain_names, job_ids
+from graduation.jobs.targets import TARGETS
 
 jobs_app = typer.Typer(help="Training jobs: generate from an approved decision, run, list, show.",
                        no_args_is_help=True)
@@ -23,7 +24,7 @@ def generate_cmd(
     ctx: typer.Context,
     domain: str = typer.Argument(..., help="A registered domain.", autocompletion=domain_names),
     mode: str = typer.Option("auto", "--mode", "-m", help="auto (GRPO in discovery, SFT once graduated), grpo, sft."),
-    target: str = typer.Option("local", "--target", "-t", help="local, accelerate, slurm or kubernetes."),
+    target: str = typer.Option("local", "--target", "-t", help="Where it runs: " + ", ".join(TARGETS) + "."),
     from_job: str | None = typer.Option(None, "--from", metavar="JOB", autocompletion=job_ids,
                                         help="SFT only: crystallise the verified completions of this trained job."),
     name: str | None = typer.Option(None, "--name", help="Job id (default: <domain>-<mode>-<time>-<random>)."),

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graduation.errors import InputError
+from graduation.jobs.targets import TARGETS
 from graduation.training.keys import RUNNER_KEYS
 
 JOB_NAME = r"^[a-z0-9](?:[a-z0-9-]{0,94}[a-z0-9])?$"
@@ -69,7 +70,7 @@ class JobFile(Frozen):
     format: int = JOB_FORMAT
     job: str = Field(pattern=JOB_NAME)
     mode: Literal["grpo", "sft"]
-    target: Literal["local", "accelerate", "slurm", "kubernetes"]
+    target: Literal[tuple(TARGETS)]  # type: ignore[valid-type]  (the registered targets)
     created_at: str
     project_root: str | None = Field(None, description="Format 1 only: the absolute project path (not relocatable).")
     project: str = Field("project", description="The bundle's copy of the domain's files and policy (relative).")

@@ -23,7 +23,7 @@ import shlex
 from typing import Any
 
 from graduation.jobs.model import JobFile
-from graduation.jobs.render import dump_yaml, k8s_name
+from graduation.jobs.files import dump_yaml, k8s_name
 
 RAYJOB_API = "ray.io/v1"
 RAY_VERSION = "2.60.0"  # the version the Ray engine is tested with; match it to the image's
