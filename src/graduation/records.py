@@ -30,6 +30,10 @@ from graduation.spec import DomainSpec
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def summary_line(self) -> str:
+        """One line for listings (``registry evidence DOMAIN``): what this record says."""
+        return ""
+
 
 class VerifierStats(Record):
     name: str
@@ -116,6 +120,9 @@ class EvalRecord(Record):
                                            "untrustworthy or unvalidated when this round was scored: the policy "
                                            "never counts such a round.")
 
+    def summary_line(self) -> str:
+        return f"{self.passed}/{self.n} pass, wilson {self.wilson_lower:.3f}, shape gap {self.shape_gap:+.2f}"
+
 
 class DataAuditRecord(Record):
     """A candidate SFT dataset, scanned before anyone trains on it."""
@@ -141,6 +148,10 @@ class DataAuditRecord(Record):
     source: str | None = Field(None, description="The ground truth source scanned, when the file is one.")
     sha256: str | None = Field(None, description="Content hash of the rows scanned.")
 
+    def summary_line(self) -> str:
+        symbols = ", ".join(f"{s.symbol} {s.rate:.0%}" for s in self.symbols[:3])
+        return f"{self.substance_failed}/{self.rows} fail substance" + (f"; symbols: {symbols}" if symbols else "")
+
 
 class VerifierCheck(Record):
     name: str
@@ -164,6 +175,10 @@ class VerifierValidationRecord(Record):
     verifiers: list[VerifierCheck]
     sandbox: Literal["bwrap", "unsandboxed"] | None = Field(
         None, description="How the domain's own code (python/command verifiers) ran; None when it has none.")
+
+    def summary_line(self) -> str:
+        return ", ".join(f"{v.name} {'ok' if v.trustworthy else (v.status or 'untrustworthy').upper()}"
+                         for v in self.verifiers)
 
 
 class AuditItem(Record):
@@ -190,6 +205,9 @@ class HumanAuditRecord(Record):
     note: str | None = None
     signed: Signed | None = Field(None, description="The auditor's signature over the items and verdicts.")
 
+    def summary_line(self) -> str:
+        return f"{self.auditor}: {self.held}/{self.checked} held" + ("" if self.signed else " (unsigned)")
+
 
 class SignoffRecord(Record):
     """A person's approval. It counts only for what it binds: the domain version (``domain_digest``, the
@@ -206,6 +224,10 @@ class SignoffRecord(Record):
     signed: Signed | None = Field(None, description="The principal's signature over the sign-off payload "
                                                     "(graduation.signing.signoff_payload).")
 
+    def summary_line(self) -> str:
+        signed = f" signed {self.signed.fingerprint[:19]}" if self.signed else " (unsigned)"
+        return f"{self.by} ({self.role}){signed}"
+
 
 class RetractionRecord(Record):
     """Takes an earlier record out of every decision, without deleting it."""
@@ -215,6 +237,9 @@ class RetractionRecord(Record):
     reason: str = Field(min_length=1)
     by: str = Field(min_length=1)
     signed: Signed | None = None
+
+    def summary_line(self) -> str:
+        return f"retracts {self.evidence[:12]}: {self.reason} ({self.by})"
 
 
 RECORD_MODELS: dict[str, type[Record]] = {

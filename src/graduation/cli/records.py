@@ -206,28 +206,4 @@ def evidence_list_cmd(
                                                   ("version", NUM, 3), ("model", ID, 2), ("round", NUM, 4),
                                                   ("summary", TEXT, 5)],
                         [(e.uid[:12], e.kind, iso(e.created_at), e.domain_version, e.model, e.round,
-                          _summary(e.record)) for e in found], wide=wide), wide)
-
-
-def _summary(record: Any) -> str:
-    from graduation.records import (DataAuditRecord, EvalRecord, HumanAuditRecord, RetractionRecord,
-                                    SignoffRecord, VerifierValidationRecord)
-
-    if isinstance(record, EvalRecord):
-        return (f"{record.passed}/{record.n} pass, wilson {record.wilson_lower:.3f}, "
-                f"shape gap {record.shape_gap:+.2f}")
-    if isinstance(record, DataAuditRecord):
-        symbols = ", ".join(f"{s.symbol} {s.rate:.0%}" for s in record.symbols[:3])
-        return (f"{record.substance_failed}/{record.rows} fail substance" + (f"; symbols: {symbols}" if symbols
-                                                                                else ""))
-    if isinstance(record, VerifierValidationRecord):
-        return ", ".join(f"{v.name} {'ok' if v.trustworthy else (v.status or 'untrustworthy').upper()}"
-                         for v in record.verifiers)
-    if isinstance(record, HumanAuditRecord):
-        return f"{record.auditor}: {record.held}/{record.checked} held" + ("" if record.signed else " (unsigned)")
-    if isinstance(record, SignoffRecord):
-        return f"{record.by} ({record.role})" + (f" signed {record.signed.fingerprint[:19]}" if record.signed
-                                                  else " (unsigned)")
-    if isinstance(record, RetractionRecord):
-        return f"retracts {record.evidence[:12]}: {record.reason} ({record.by})"
-    return ""
+                          e.record.summary_line()) for e in found], wide=wide), wide)
