@@ -19,7 +19,9 @@ No file outside the database (there is no facts cache) takes part in a decision.
 
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,23 @@ def _records(value: Any) -> Any:
     if isinstance(value, list):
         return [_records(v) for v in value]
     return value
+
+
+@contextmanager
+def paused_gc():
+    """The cyclic garbage collector paused for one bulk run (restored after, as it was).
+
+    Deciding many domains allocates hundreds of thousands of small containers (rounds, records, facts)
+    that stay alive until the run ends and form no cycles; every full collection would walk all of them
+    again (about a quarter of a 1,000-domain status). Reference counting still frees everything else.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +222,12 @@ def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path 
     the summaries (the same answer; for checks and tests).
     """
 
+    with paused_gc():
+        return _decisions(db, policy, names, root, model, from_rows)
+
+
+def _decisions(db, policy: Policy, names: list[str] | None, root: Path | None, model: Any,
+               from_rows: bool) -> list[DomainDecision]:
     mfacts = model.facts() if model is not None else None
     with db.read() as session:
         versions = latest_versions(session, names)
@@ -361,4 +386,4 @@ def gate(db, policy: Policy, names: list[str] | None, *, required: list[str], ro
 
 
 __all__ = ["DomainDecision", "Gate", "SCREENED_KINDS", "StoredEvidence", "counted", "decide_safely", "decision_in",
-           "decisions", "gate", "gate_model", "load_evidence", "read_inputs"]
+           "decisions", "gate", "gate_model", "load_evidence", "paused_gc", "read_inputs"]
