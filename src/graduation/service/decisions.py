@@ -58,15 +58,6 @@ class _Rec(dict):
         return _Rec(copy.deepcopy(dict(self), memo))
 
 
-def _records(value: Any) -> Any:
-    """A decoded JSON value with every object as a ``_Rec`` (what ``object_hook=_Rec`` gives)."""
-    if isinstance(value, dict):
-        return _Rec({k: _records(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return [_records(v) for v in value]
-    return value
-
-
 @contextmanager
 def paused_gc():
     """The cyclic garbage collector paused for one bulk run (restored after, as it was).
@@ -163,12 +154,8 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
     if from_rows:
         return {d: _Inputs(rows=ev) for d, ev in load_evidence(session, basis_by_domain).items()}
     few = load_evidence(session, basis_by_domain, SCREENED_KINDS)  # re-hashed; an inserted row shows first
-    stored = read_summaries(session, basis_by_domain)
-    for s in stored.values():  # records as attribute maps, like rows' (the rounds stay plain lists: the bulk)
-        body = s.body
-        body["newest"] = {k: _records(v) for k, v in body["newest"].items()}
-        body["checks"] = {k: _records(v) for k, v in body["checks"].items()}
-        body["audits"] = {k: _records(v) for k, v in body["audits"].items()}
+    # records as attribute maps, like rows' (every JSON object of the body decoded as one; lists stay lists)
+    stored = read_summaries(session, basis_by_domain, object_hook=_Rec)
     out: dict[str, _Inputs] = {}
     whole = {}
     for domain, s in stored.items():
