@@ -27,7 +27,10 @@ unsigned risk levels), so they are read as rows and screened when deciding. They
 
 from __future__ import annotations
 
+import base64
 import json
+import sys
+from array import array
 from typing import Any
 
 #: Kinds folded into the body. Every other kind is read as a row when deciding.
@@ -46,10 +49,6 @@ def new_rounds() -> dict[str, Any]:
 
 
 def _unpack(code: str, text: str):
-    import base64
-    import sys
-    from array import array
-
     out = array(code, base64.b64decode(text))
     if sys.byteorder == "big":
         out.byteswap()
@@ -57,9 +56,6 @@ def _unpack(code: str, text: str):
 
 
 def _pack(values) -> str:
-    import base64
-    import sys
-
     if sys.byteorder == "big":
         values = values.__copy__()
         values.byteswap()

@@ -79,7 +79,7 @@ def status_cmd(
     2 on a usage or input error (unknown domain or model, broken policy file, deploy:* without a model).
     """
     from graduation.errors import InputError
-    from graduation.service.decisions import gate
+    from graduation.service.decisions import gate, paused_gc
 
     fmt = "json" if as_json else fmt
     if fmt not in ("table", "json", "junit", "sarif"):
@@ -103,7 +103,8 @@ def status_cmd(
     from graduation.cli import policy_render as render
 
     if fmt == "json":
-        data = render.status_json(results, policy, required, denied, full=bool(domains) and len(results) == 1)
+        with paused_gc():  # the document of every decision: many small containers, all alive until printed
+            data = render.status_json(results, policy, required, denied, full=bool(domains) and len(results) == 1)
         if per_model:
             data["models"] = per_model
         if len(results) > 1:

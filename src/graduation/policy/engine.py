@@ -249,16 +249,24 @@ def evaluate_rules(policy: Policy, facts: dict[str, Any]) -> list[tuple[bool, st
 def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str | None]], dict[str, Verdict]]:
     """Rule results and the per-action verdicts they imply, memoized on the facts the rules use.
 
-    The key is the ``repr`` of the projected facts: they hold only strings, numbers, booleans, lists
-    and maps, whose reprs are exact (floats round-trip) and ordered the same way every time.
+    The key is the ``repr`` of the projected facts' values, listed in the policy's own order of the facts it
+    uses (the same for every call): they hold only strings, numbers, booleans, lists and maps, whose reprs
+    are exact (floats round-trip) and ordered the same way every time.
     """
-    activation = _activation(facts, policy.uses)
-    key = repr(activation)
+    values: list[Any] = []
+    for root, keys in policy.uses.items():  # the same order for every call with this policy
+        value = facts[root]
+        if keys is None:
+            values.append(value)
+        else:
+            for k in keys:
+                values.append(value[k])
+    key = repr(values)
     memo = policy.memo
     hit = memo.get(key)
     if hit is not None:
         return hit
-    results = _evaluate(policy, activation)
+    results = _evaluate(policy, _activation(facts, policy.uses))
     entry = (results, _verdicts(policy, results))
     if len(memo) >= policy.memo_size:
         memo.clear()
@@ -349,8 +357,10 @@ def approved_actions(signoffs: dict[str, Any], policy: Policy, risk: str) -> lis
     grants = signoffs.get("grants") or {}
     approvers = getattr(policy, "approvers", None)
     needs = {}
-    if approvers is not None:
+    if approvers is not None and approvers.require:
         needs = {r.value if hasattr(r, "value") else r: v for r, v in approvers.require.items()}.get(risk, {})
+    if not needs:
+        return list(ACTIONS)  # nothing required at this risk: every action is approved
     out = []
     for action in ACTIONS:
         ok = True

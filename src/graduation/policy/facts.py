@@ -229,6 +229,9 @@ def _sorted(items) -> Any:
 _TRUSTED = frozenset(p.value for p in TRUSTED_PROVENANCE)
 
 
+_NO_APPROVALS: Any = MappingProxyType({"deploy:shadow": frozenset(), "deploy:assisted": frozenset(),
+                                        "deploy:autonomous": frozenset(), "online:grpo": frozenset()})
+
 NO_MODEL = {"ref": "", "name": "", "version": 0, "digest": "", "digest_kind": "", "verified": False,
             "refused_data": False}
 
@@ -379,17 +382,14 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
             checked += c_
             held += h_
     signers: dict[str, tuple[str, str]] = {}
-    per_action: dict[str, set[str]] = {"deploy:shadow": set(), "deploy:assisted": set(),
-                                       "deploy:autonomous": set(), "online:grpo": set()}
+    per_action: dict[str, set[str]] = _NO_APPROVALS  # replaced by fresh sets when a sign-off is bound
     unbound = 0
     domain_digest: str | None = None
     grants: dict[str, dict[str, list[str]]] = {}  # action -> role -> people (bound sign-offs only)
     unsigned_people: set[str] = set()
     hashes = folded.hashes
-    for rec in folded.signoffs:
-        if key is None:
-            unbound += 1  # a domain decision counts none: sign-offs approve a model's deployment
-            continue
+    # a domain decision counts none: sign-offs approve a model's deployment
+    for rec in (folded.signoffs if key is not None else ()):
         actions = _field(rec, "actions") or ()
         bound = _field(rec, "model") == key and bool(actions)
         if bound and _field(rec, "model_digest") != (mf["digest"] or None):
@@ -401,6 +401,9 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
         if not bound:
             unbound += 1
             continue
+        if per_action is _NO_APPROVALS:
+            per_action = {"deploy:shadow": set(), "deploy:assisted": set(), "deploy:autonomous": set(),
+                          "online:grpo": set()}
         who = rec.by.strip().casefold()
         signers.setdefault(who, (rec.by.strip(), rec.role))
         if _field(rec, "signed") is None:
@@ -411,6 +414,9 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
             people_in_role = grants.setdefault(action, {}).setdefault(rec.role, [])
             if rec.by.strip() not in people_in_role:
                 people_in_role.append(rec.by.strip())
+
+    if key is None:
+        unbound = len(folded.signoffs)
 
     validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
     unvalidated_checks = {n for n, c in checks.items() if not c.trustworthy and _opt(c, "status", "") == "unvalidated"}
@@ -443,21 +449,36 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
 
     if newest_eval is not None:
         c = newest_eval.consistency
+        ev = newest_eval if isinstance(newest_eval, dict) else None  # a stored summary, else a record model
+        if ev is not None:
+            prompts, coverage, eval_prompts, uncounted = (ev.get("prompts"), ev.get("coverage", 0.0),
+                                                          ev.get("eval_prompts", 0), ev.get("uncounted_verifiers", ()))
+        else:
+            prompts, coverage, eval_prompts, uncounted = (getattr(newest_eval, "prompts", None),
+                                                          getattr(newest_eval, "coverage", 0.0),
+                                                          getattr(newest_eval, "eval_prompts", 0),
+                                                          getattr(newest_eval, "uncounted_verifiers", ()))
+        if eval_prompts:
+            overlap_rate = _opt(newest_eval, "overlap_prompts", 0) / eval_prompts
+            ngram_overlap_rate = _opt(newest_eval, "ngram_overlap_prompts", 0) / eval_prompts
+        else:
+            overlap_rate = ngram_overlap_rate = 0.0
+        generated = 0
+        for r in rounds:
+            generated += r.generated
         eval_facts = {
-            "rounds": len(rounds), "generated_rounds": sum(r.generated for r in rounds),
+            "rounds": len(rounds), "generated_rounds": generated,
             "n": newest_eval.n, "passed": newest_eval.passed,
             "pass_rate": float(newest_eval.pass_rate), "wilson_lower": float(newest_eval.wilson_lower),
             "shape_gap": float(newest_eval.shape_gap), "has_consistency": c is not None,
             "pass_k": float(c.pass_all_k) if c is not None else 0.0,
             "flip_rate": float(c.flip_rate) if c is not None else 0.0,
             "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else (),
-            "prompts": int(_opt(newest_eval, "prompts", None) or 0),
-            "coverage": float(_opt(newest_eval, "coverage", 0.0)),
-            "overlap_rate": (_opt(newest_eval, "overlap_prompts", 0) / _opt(newest_eval, "eval_prompts", 0)
-                             if _opt(newest_eval, "eval_prompts", 0) else 0.0),
-            "ngram_overlap_rate": (_opt(newest_eval, "ngram_overlap_prompts", 0) / _opt(newest_eval, "eval_prompts", 0)
-                                   if _opt(newest_eval, "eval_prompts", 0) else 0.0),
-            "uncounted": _sorted(_opt(newest_eval, "uncounted_verifiers", ()) or ()),
+            "prompts": int(prompts or 0),
+            "coverage": float(coverage),
+            "overlap_rate": overlap_rate,
+            "ngram_overlap_rate": ngram_overlap_rate,
+            "uncounted": _sorted(uncounted or ()),
         }
     else:
         eval_facts = {"rounds": 0, "generated_rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0,

@@ -192,9 +192,13 @@ def _expand_actions(actions: list[str], located: Located, path: tuple) -> tuple[
     return out, problems
 
 
-def parse_policy(text: str, file: str, allowed_signers: str = "", allowed_signers_file: str = "") -> Policy:
-    """Parse, validate, compile and type-check a policy file's text. Raises ``SpecError`` (all problems)."""
-    located = load_yaml(text, file)
+def parse_policy(text: str, file: str, allowed_signers: str = "", allowed_signers_file: str = "", *,
+                 located: Located | None = None) -> Policy:
+    """Parse, validate, compile and type-check a policy file's text. Raises ``SpecError`` (all problems).
+
+    ``located``: ``load_yaml(text, file)`` when the caller has already parsed it (it is not changed here).
+    """
+    located = load_yaml(text, file) if located is None else located
     if not isinstance(located.data, dict):
         raise SpecError([located.problem((), "a policy file must be a YAML mapping",
                                          "start from policies/default.yaml")])
@@ -338,12 +342,16 @@ def load_policy(path: Path | str | None = None, project_root: Path | None = None
 
     shown = display_path(path, Path(project_root)) if project_root is not None else str(path)
     text = read_text(path)
-    name = _allowed_signers_name(text)
+    try:
+        located = load_yaml(text, shown)  # parsed once: for the allowed_signers name, then the policy itself
+    except SpecError:
+        located = None  # parse_policy reports it
+    name = _signers_name(located.data if located is not None else None)
     signers_path = path.parent / name
     if not signers_path.is_file() and project_root is not None:  # the packaged policy: the project's own list
         signers_path = Path(project_root) / "policies" / name
     signers = signers_path.read_text("utf-8") if signers_path.is_file() else ""
-    return parse_policy(text, shown, signers, str(signers_path))
+    return parse_policy(text, shown, signers, str(signers_path), located=located)
 
 
 def _allowed_signers_name(text: str) -> str:
@@ -352,6 +360,14 @@ def _allowed_signers_name(text: str) -> str:
 
     try:
         data = yaml.safe_load(text)
+    except Exception:  # noqa: BLE001 - parse_policy reports a broken file properly
+        return "allowed_signers"
+    return _signers_name(data)
+
+
+def _signers_name(data: Any) -> str:
+    """``_allowed_signers_name`` of a parsed policy document."""
+    try:
         name = data["approvers"]["allowed_signers"]
     except Exception:  # noqa: BLE001 - parse_policy reports a broken file properly
         return "allowed_signers"

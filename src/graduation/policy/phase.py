@@ -164,18 +164,30 @@ def meets_bar(r: Round, t, slices: list[str]) -> bool:
     return True
 
 
-def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
-                  human: dict[str, Any] | None = None, external_route: bool = True) -> PhaseResult:
-    """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure.
+@dataclass(slots=True)
+class _Core:
+    """What a phase is decided on (no messages): shared by ``compute_phase`` and ``phase_of``."""
 
-    ``rounds``/``human``: one model's rounds and human audit (default: the summary's); ``external_route``
-    False for a model's phase, which only its own verified rounds can earn.
-    """
-    facts = summary.facts
-    rounds = summary.rounds if rounds is None else rounds
+    phase: str
+    route: str
+    meets: list[bool]
+    stable: int
+    need: int
+    newest_ok: bool
+    verified: bool
+    human_checked: int
+    human_held_rate: float
+    human_ok: bool
+    was_graduated: bool
+    window_end: int
+    p_value: float
+    significantly_worse: bool
+
+
+def _core(facts: dict[str, Any], rounds: list[Round], t, checked: int, held_rate: float,
+          external_route: bool) -> _Core:
     slices = facts["domain"]["slices"]
-    verifiers = facts["verifiers"]
-    verified = verifiers["substance_validated"]
+    verified = facts["verifiers"]["substance_validated"]
     need = max(2, t.stable_rounds)  # candidate before graduated, whatever a policy file says
 
     meets = [meets_bar(r, t, slices) for r in rounds]
@@ -186,14 +198,7 @@ def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
         stable += 1
     newest_ok = bool(meets) and meets[-1]
 
-    human = facts["human"] if human is None else human
-    human_unmet: list[str] = []
-    if t.min_human_audit > 0:
-        if human["checked"] < t.min_human_audit:
-            human_unmet.append(f"human audit: {_num(human['checked'])} items checked < {_num(t.min_human_audit)}")
-        elif human["held_rate"] < t.min_human_held_rate:
-            human_unmet.append(f"human audit: {human['held_rate']:.2f} of checked items held < "
-                               f"{t.min_human_held_rate:.2f}")
+    human_ok = t.min_human_audit <= 0 or (checked >= t.min_human_audit and held_rate >= t.min_human_held_rate)
 
     # earliest window of `need` consecutive rounds meeting the bar: the rounds it graduated on
     window_end = -1
@@ -203,7 +208,7 @@ def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
         if run >= need:
             window_end = i
             break
-    was_graduated = verified and window_end >= 0 and not human_unmet
+    was_graduated = verified and window_end >= 0 and human_ok
     p_value = 1.0
     significantly_worse = False
     if was_graduated and window_end < len(rounds) - 1:
@@ -216,19 +221,8 @@ def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
             p_value = fisher_less(newest.passed, newest.n - newest.passed, wp, wn - wp)
             significantly_worse = p_value < t.regression_alpha
 
-    unmet: list[str] = []
-    if not verified:
-        if verifiers["substance"] == 0:
-            unmet.append("no substance verifier declared: nothing can tell right from wrong; write one")
-        elif verifiers["untrustworthy"]:
-            unmet.append("untrustworthy verifier(s) " + ", ".join(verifiers["untrustworthy"]) +
-                         ": they accept known-wrong controls or reject references")
-        else:
-            unmet.append("no validated substance verifier: validate " + ", ".join(verifiers["unvalidated"]) +
-                         " against references and controls")
-
     external = external_route and data_external(facts)
-    internal = verified and stable >= need and not human_unmet and rounds
+    internal = verified and stable >= need and human_ok and rounds
     route = ""
     if external:
         phase, route = "graduated", "external"
@@ -241,14 +235,54 @@ def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
     if was_graduated and (phase != "graduated" or significantly_worse) and window_end < len(rounds) - 1:
         phase = "regressed"
         route = ""
-        if significantly_worse:
-            newest = rounds[-1]
-            unmet.append(f"newest round ({newest.label}, {newest.passed}/{newest.n}) is significantly worse than the "
-                         f"rounds it graduated on (one-sided exact test p={p_value:.2g} < {t.regression_alpha:g})")
+    return _Core(phase, route, meets, stable, need, newest_ok, verified, checked, held_rate, human_ok,
+                 bool(was_graduated), window_end, p_value, significantly_worse)
+
+
+def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
+                  human: dict[str, Any] | None = None, external_route: bool = True) -> PhaseResult:
+    """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure.
+
+    ``rounds``/``human``: one model's rounds and human audit (default: the summary's); ``external_route``
+    False for a model's phase, which only its own verified rounds can earn.
+    """
+    facts = summary.facts
+    rounds = summary.rounds if rounds is None else rounds
+    human = facts["human"] if human is None else human
+    return _result(facts, rounds, t, _core(facts, rounds, t, human["checked"], human["held_rate"], external_route))
+
+
+def _result(facts: dict[str, Any], rounds: list[Round], t, core: _Core) -> PhaseResult:
+    """``core`` with its messages: the unmet criteria and the ``graduation`` facts."""
+    slices = facts["domain"]["slices"]
+    verifiers = facts["verifiers"]
+    phase, stable, need = core.phase, core.stable, core.need
+    human_unmet: list[str] = []
+    if t.min_human_audit > 0:
+        if core.human_checked < t.min_human_audit:
+            human_unmet.append(f"human audit: {_num(core.human_checked)} items checked < {_num(t.min_human_audit)}")
+        elif core.human_held_rate < t.min_human_held_rate:
+            human_unmet.append(f"human audit: {core.human_held_rate:.2f} of checked items held < "
+                               f"{t.min_human_held_rate:.2f}")
+
+    unmet: list[str] = []
+    if not core.verified:
+        if verifiers["substance"] == 0:
+            unmet.append("no substance verifier declared: nothing can tell right from wrong; write one")
+        elif verifiers["untrustworthy"]:
+            unmet.append("untrustworthy verifier(s) " + ", ".join(verifiers["untrustworthy"]) +
+                         ": they accept known-wrong controls or reject references")
+        else:
+            unmet.append("no validated substance verifier: validate " + ", ".join(verifiers["unvalidated"]) +
+                         " against references and controls")
+    if phase == "regressed" and core.significantly_worse:
+        newest = rounds[-1]
+        unmet.append(f"newest round ({newest.label}, {newest.passed}/{newest.n}) is significantly worse than the "
+                     f"rounds it graduated on (one-sided exact test p={core.p_value:.2g} < {t.regression_alpha:g})")
 
     newest_unmet: list[str] = []
     failing: list[str] = []
-    if rounds and not newest_ok:
+    if rounds and not core.newest_ok:
         newest_unmet, failing = round_unmet(rounds[-1], t, slices)
     if phase != "graduated":
         if not rounds:
@@ -258,12 +292,12 @@ def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
             unmet.append(f"stable rounds {stable} < {need}")
         unmet.extend(human_unmet)
     graduation = {
-        "route": route, "meets_bar": newest_ok, "stable_rounds": stable,
+        "route": core.route, "meets_bar": core.newest_ok, "stable_rounds": stable,
         "required_rounds": need, "failing_slices": (failing if rounds else list(slices)) or (),
-        "was_graduated": bool(was_graduated), "regression_p": float(p_value), "human_audit_ok": not human_unmet,
+        "was_graduated": core.was_graduated, "regression_p": float(core.p_value), "human_audit_ok": core.human_ok,
         "unmet": unmet if phase != "graduated" and unmet else (),
     }
-    return PhaseResult(phase, route, tuple(graduation["unmet"]), graduation)
+    return PhaseResult(phase, core.route, tuple(graduation["unmet"]), graduation)
 
 
 def data_external(facts: dict[str, Any]) -> bool:
@@ -276,14 +310,20 @@ def data_external(facts: dict[str, Any]) -> bool:
 _RANK = {"graduated": 3, "candidate": 2, "regressed": 1, "discovery": 0}
 
 
+def _model_cores(summary: Summary, t) -> dict[str, tuple[list[Round], _Core]]:
+    """Each evaluated model's rounds and the core of its own phase (internal route only)."""
+    out = {}
+    facts = summary.facts
+    human_by_model = summary.human_by_model
+    for key, rounds in summary.rounds_by_model.items():
+        checked, held = human_by_model.get(key, (0, 0))
+        out[key] = (rounds, _core(facts, rounds, t, checked, held / checked if checked else 0.0, False))
+    return out
+
+
 def model_phases(summary: Summary, t) -> dict[str, PhaseResult]:
     """Each evaluated model's own phase in the domain (internal route only: its rounds, its human audits)."""
-    out = {}
-    for key, rounds in summary.rounds_by_model.items():
-        checked, held = summary.human_by_model.get(key, (0, 0))
-        human = {"audits": 0, "checked": checked, "held": held, "held_rate": held / checked if checked else 0.0}
-        out[key] = compute_phase(summary, t, rounds=rounds, human=human, external_route=False)
-    return out
+    return {key: _result(summary.facts, rounds, t, core) for key, (rounds, core) in _model_cores(summary, t).items()}
 
 
 def decide_phase(summary: Summary, t) -> PhaseResult:
@@ -295,8 +335,9 @@ def decide_phase(summary: Summary, t) -> PhaseResult:
     of its models (regressed before candidate before discovery).
     """
     facts = summary.facts
-    phases = model_phases(summary, t)
-    graduated = sorted(k for k, p in phases.items() if p.phase == "graduated")
+    # every model's phase decides which are graduated and which leads; only the one returned needs its messages
+    phases = _model_cores(summary, t)
+    graduated = sorted(k for k, (_r, core) in phases.items() if core.phase == "graduated")
     route = "external" if data_external(facts) else "internal" if graduated else ""
     facts["data_trust"] = {"granted": bool(route), "route": route, "graduated_models": graduated}
     facts["models"] = {"evaluated": sorted(phases), "graduated": graduated}
@@ -317,23 +358,23 @@ def decide_phase(summary: Summary, t) -> PhaseResult:
     facts["data"]["ungraduated_generators"] = sorted(data) or ()
 
     if summary.model is not None:
-        own = phases.get(summary.model)
-        if own is None:
-            own = compute_phase(summary, t, rounds=[], external_route=False)
-            unmet = tuple(u.replace("evaluate the model", f"evaluate {summary.model}") for u in own.unmet)
-            own = PhaseResult(own.phase, own.route, unmet, {**own.graduation, "unmet": unmet})
-        return own
+        mine = phases.get(summary.model)
+        if mine is not None:
+            return _result(facts, mine[0], t, mine[1])
+        own = compute_phase(summary, t, rounds=[], external_route=False)
+        unmet = tuple(u.replace("evaluate the model", f"evaluate {summary.model}") for u in own.unmet)
+        return PhaseResult(own.phase, own.route, unmet, {**own.graduation, "unmet": unmet})
     if route == "external":
         base = compute_phase(summary, t, rounds=[], external_route=True)
         return base
     if route == "internal":
-        best = phases[graduated[-1]]
+        best = _result(facts, phases[graduated[-1]][0], t, phases[graduated[-1]][1])
         return PhaseResult("graduated", "internal", (), {**best.graduation, "route": "internal", "unmet": ()})
     if not phases:
         return compute_phase(summary, t, rounds=[], external_route=False)
     newest = {r.model: i for i, r in enumerate(summary.rounds)}
-    key = max(phases, key=lambda k: (_RANK[phases[k].phase], newest.get(k, -1)))
-    return phases[key]
+    key = max(phases, key=lambda k: (_RANK[phases[k][1].phase], newest.get(k, -1)))
+    return _result(facts, phases[key][0], t, phases[key][1])
 
 
 __all__ = ["PhaseResult", "data_external", "decide_phase", "model_phases", "Z95", "compute_phase", "fisher_less", "round_unmet", "samples_to_clear", "wilson_lower"]

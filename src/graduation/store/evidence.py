@@ -166,24 +166,29 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str], kin
                f"{model_name}@{model_version}" if model_name is not None else None, row_id)
 
 
-def evidence_stats(session: Session, basis_by_domain: dict[str, str]) -> dict[str, tuple[int, int, str]]:
+def evidence_stats(session: Session, basis_by_domain: dict[str, str], *,
+                   stamps: bool = True) -> dict[str, tuple[int, int, str]]:
     """domain -> (rows, newest row id, newest created_at) of its current-basis evidence, aggregated in SQL.
 
     The time stamp catches a row deleted and another inserted under the same id (SQLite may reuse the
     highest id): evidence is append-only, so none of the three can stay the same when the rows change.
+    ``stamps=False``: callers that compare only the count and the newest id get "" for the stamp, and the
+    database answers from the (domain, basis, kind) index alone, without reading the rows.
     """
     from sqlalchemy import func
     from sqlalchemy import select as core_select
 
     t = EvidenceRow.__table__
-    stmt = core_select(t.c.domain, t.c.basis_hash, func.count(), func.max(t.c.id), func.max(t.c.created_at)) \
-        .group_by(t.c.domain, t.c.basis_hash)
+    columns = [t.c.domain, t.c.basis_hash, func.count(), func.max(t.c.id)]
+    if stamps:
+        columns.append(func.max(t.c.created_at))
+    stmt = core_select(*columns).group_by(t.c.domain, t.c.basis_hash)
     if len(basis_by_domain) <= IN_LIST_LIMIT:
         stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
     out = {name: (0, 0, "") for name in basis_by_domain}
-    for domain, basis, count, newest, stamp in session.connection().execute(stmt):
+    for domain, basis, count, newest, *stamp in session.connection().execute(stmt):
         if basis_by_domain.get(domain) == basis:
-            out[domain] = (int(count), int(newest), str(stamp))
+            out[domain] = (int(count), int(newest), str(stamp[0]) if stamps else "")
     return out
 
 
