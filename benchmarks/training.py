@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from graduation.spec import load_domain
     from graduation.training.models import resolve_model
     from graduation.training.rewards import domain_rewards
-    from graduation.training.runner import crystallise
+    from graduation.training.crystallise import crystallise
     from graduation.verifiers import VerifierPool, build
 
     torch.set_num_threads(1)  # the tiny model is fastest on one thread; the pool worker gets the other core

@@ -155,7 +155,7 @@ def test_sft_steps_on_cpu(tiny: Path, tmp_path: Path):
 
 
 def test_crystallise_keeps_only_verified_answers_with_lineage(tiny: Path):
-    from graduation.training.runner import crystallise
+    from graduation.training.crystallise import crystallise
 
     prompts = [{"prompt": r["prompt"], "answer": r["answer"], "id": r["id"]} for r in rows("train")[:20]]
     result = crystallise(tiny, prompts, [build(SUM), build(SHAPE)], prompt_field="prompt", answer_field="answer",

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from graduation.cel_loader import load_cel
-from graduation.policy.facts import FACT_SCHEMA, SYMBOL, example_facts
+from graduation.policy.fact_schema import FACT_SCHEMA, SYMBOL, example_facts
 
 CEL_NAMES = {"true", "false", "null", "int", "uint", "double", "string", "bytes", "bool", "list", "map", "type",
              "dyn", "null_type", "in"}

@@ -211,7 +211,7 @@ def crystallise_from(db: Any, root: Path, ctx: Any, from_job: str, decision: Any
     checkpoint = Path(row.path) / "output" / "model"
     if not (checkpoint / "config.json").is_file():
         raise InputError(f"{checkpoint}: the trained checkpoint of {from_job!r} is missing")
-    from graduation.training.runner import crystallise  # lazy: torch, transformers and trl
+    from graduation.training.crystallise import crystallise  # lazy: torch, transformers and trl
 
     task = ctx.spec.task
     prompts = [task_row(r, task) for _s, r in trusted_rows(ctx, ("train", "all"))]

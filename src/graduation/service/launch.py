@@ -9,6 +9,9 @@ no longer allowed. The decision it relies on is appended to the audit log. Each 
 the held-out answers with the domain's verifiers and writes ``training_round`` evidence (its own transaction),
 so a domain can graduate from a job's own rounds; an interrupted or failed run leaves every round it
 finished recorded and the job in state ``interrupted`` or ``failed``.
+
+Over 400 lines because a launch is one sequence (seal, decision, lease, train, record each round, register
+the checkpoints it wrote) whose failure paths must leave the registry consistent at every step.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str):
     """``LoadedDomain`` lives in ``graduation.records``; still reachable from here, loaded on first use."""
     if name == "LoadedDomain":
-        from graduation.records import LoadedDomain
+        from graduation.records import LoadedDomain  # lazy: `registry list` loads no record models
 
         return LoadedDomain
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
