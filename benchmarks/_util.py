@@ -28,3 +28,47 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     print(title)
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
+
+
+# -- the tree before the restructuring ----------------------------------------------------------------
+# The same benchmark file also runs against the code from before the restructuring (for before/after
+# figures); these only pick the module path that exists there. Nothing measured differs.
+
+def evaluate_fn():
+    try:
+        from graduation.service.evaluation import evaluate
+    except ModuleNotFoundError:  # before the restructuring
+        from graduation.gather import evaluate
+    return evaluate
+
+
+def check_verifiers_fn():
+    try:
+        from graduation.service.validation import check_verifiers
+    except ModuleNotFoundError:  # before the restructuring
+        from graduation.gather import check_verifiers
+    return check_verifiers
+
+
+def load_many_fn():
+    try:
+        from graduation.service.project import load_many
+    except ModuleNotFoundError:  # before the restructuring
+        from graduation.project import load_many
+    return load_many
+
+
+def loaded_domain_cls():
+    try:
+        from graduation.records import LoadedDomain
+    except ImportError:  # before the restructuring it lived in store.domains
+        from graduation.store.domains import LoadedDomain
+    return LoadedDomain
+
+
+def ray_engine_cls():
+    try:
+        from graduation.service.engines.ray_engine import RayEngine
+    except ModuleNotFoundError:  # before the restructuring
+        from graduation.engines.ray_engine import RayEngine
+    return RayEngine

@@ -14,13 +14,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import python_pass_time, report, time_command  # noqa: E402
+from _util import loaded_domain_cls, python_pass_time, report, time_command  # noqa: E402
 
 from graduation.spec import DomainSpec  # noqa: E402
 from graduation.store import Database  # noqa: E402
-from graduation.records import LoadedDomain  # noqa: E402
 from graduation.store.domains import register  # noqa: E402
 
+LoadedDomain = loaded_domain_cls()
 N_DOMAINS = 1000
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import report, time_command  # noqa: E402
+from _util import loaded_domain_cls, report, time_command  # noqa: E402
 
 REGISTRY = str(Path(sys.executable).parent / "registry")
 SIZE_MB = int(os.environ.get("GRADUATION_BENCH_MODEL_MB", "2048"))
@@ -84,11 +84,11 @@ def bench_gate(root: Path, env: dict) -> None:
     from graduation.records import EvalRecord, VerifierCheck, VerifierValidationRecord
     from graduation.spec import DomainSpec
     from graduation.store import Database
-    from graduation.records import LoadedDomain
     from graduation.store.domains import register
     from graduation.store.evidence import add_evidence
     from graduation.store.models import register_model
 
+    LoadedDomain = loaded_domain_cls()
     db = Database(env["REGISTRY_DB_URL"])
     with db.write() as s:
         a, _ = register_model(s, "a", digest="sha256:" + "a" * 64, kind="external")
@@ -108,7 +108,8 @@ def bench_gate(root: Path, env: dict) -> None:
                     add_evidence(s, name, "eval", EvalRecord(model=m.ref, n=200, passed=passed,
                                                              pass_rate=passed / 200, wilson_lower=0.98 if passed == 200
                                                              else 0.06, substance_pass_rate=passed / 200,
-                                                             format_pass_rate=1.0, shape_gap=0.0),
+                                                             format_pass_rate=1.0, shape_gap=0.0, prompts=200,
+                                                             eval_prompts=200, coverage=1.0),
                                  round=r + 1, model_id=m.id)
     db.dispose()
     gate = [REGISTRY, "status", "domain-042", "--model", "a", "--require", "deploy:assisted"]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -30,8 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import report  # noqa: E402
-from verifiers import CHEAP_DOMAIN, MATH_DOMAIN, make_project, math_rows, register  # noqa: E402
+from _util import check_verifiers_fn, evaluate_fn, ray_engine_cls, report  # noqa: E402
+from verifiers import make_cheap_project, make_math_project, math_rows, register, write_cheap_outputs  # noqa: E402
 
 
 def _descendants(pid: int) -> list[int]:
@@ -64,9 +63,10 @@ def _tree_pss_mb(pid: int) -> float:
 
 def child(root: str, domain: str, outputs: str, engine: str, cpus: int) -> None:
     """One engine's scan, in a process of its own; prints a JSON line."""
-    from graduation.service.evaluation import evaluate
     from graduation.store import Database
     from graduation.verifiers import VerifierPool
+
+    evaluate = evaluate_fn()
 
     peak = [0.0]
     stop = threading.Event()
@@ -84,8 +84,7 @@ def child(root: str, domain: str, outputs: str, engine: str, cpus: int) -> None:
 
         import ray
 
-        from graduation.service.engines.ray_engine import RayEngine
-
+        RayEngine = ray_engine_cls()
         began = time.perf_counter()
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
         startup = time.perf_counter() - began
@@ -115,25 +114,18 @@ def run(root: Path, domain: str, outputs: Path, engine: str, cpus: int) -> dict:
 
 
 def prepare(workdir: Path, kind: str, rows: int) -> tuple[Path, str, Path]:
-    from graduation.service.validation import check_verifiers
     from graduation.store import Database
 
+    check_verifiers = check_verifiers_fn()
     root = workdir / kind
     outputs = workdir / f"{kind}_outputs.jsonl"
     if kind == "cheap":
-        make_project(root, CHEAP_DOMAIN, "cheap", [{"prompt": f"warm-up {i}", "answer": str(i)} for i in range(20)],
-                     "book.jsonl")
-        rng = random.Random(1)
-        with outputs.open("w") as fh:
-            for i in range(rows):
-                answer = rng.randint(-10_000, 10_000)
-                output = answer if rng.random() < 0.8 else answer + 1
-                fh.write(f'{{"prompt": "What is item {i % 50_000}?", "answer": "{answer}", "output": "{output}"}}\n')
+        # the eval prompts "What is item P?" (P < 50,000) with their answers; row i answers prompt i % 50,000
+        write_cheap_outputs(outputs, rows, make_cheap_project(root, rows))
         domain = "cheap"
     else:
         data = math_rows(rows)
-        make_project(root, MATH_DOMAIN, "algebra", [{"prompt": r["prompt"], "answer": r["answer"]} for r in data],
-                     "algebra.jsonl")
+        make_math_project(root, data)
         with outputs.open("w") as fh:
             for r in data:
                 fh.write(json.dumps({"prompt": r["prompt"], "output": r["output"]}) + "\n")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import report  # noqa: E402
+from _util import check_verifiers_fn, evaluate_fn, report  # noqa: E402
 from verifiers import _tree_memory_mb, make_project, register  # noqa: E402
 
 DOMAIN = """\
@@ -33,7 +33,7 @@ risk: low
 owners: [bench@example.org]
 task: {prompt_field: prompt, answer_field: answer, output_field: output}
 ground_truth:
-  - {name: book, path: data/book.jsonl, provenance: expert}
+  - {name: book, path: data/book.jsonl, provenance: expert, split: eval}
 verifiers:
   - {name: answer, kind: exact, role: substance}
 """
@@ -42,9 +42,9 @@ LIMIT_MB = 400
 
 
 def child(root: str, outputs: str) -> None:
-    from graduation.service.evaluation import evaluate
     from graduation.store import Database
 
+    evaluate = evaluate_fn()
     db = Database(f"sqlite:///{root}/registry/registry.db")
     peak = [0.0]
     stop = threading.Event()
@@ -80,10 +80,9 @@ def main() -> int:
         make_project(root, DOMAIN, "mechanics", book, "book.jsonl")
         db_url = f"sqlite:///{root}/registry/registry.db"
         register(root, db_url)
-        from graduation.service.validation import check_verifiers
         from graduation.store import Database
 
-        check_verifiers(Database(db_url), root, "mechanics")
+        check_verifiers_fn()(Database(db_url), root, "mechanics")
         outputs = work / "outputs.jsonl"
         rng = random.Random(3)
         expected = 0

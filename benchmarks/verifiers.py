@@ -4,7 +4,8 @@
     .venv/bin/python benchmarks/verifiers.py --rows 200000 --math-rows 2000   # a quick look
 
 1. exact + regex over a 1,000,000-row JSONL through ``service.evaluation.evaluate`` (read, look up, verify, tally,
-   slices, symbols, consistency), in a child process: rows/s, rows per CPU-second and the peak memory; beside
+   slices, symbols, consistency), in a child process; the rows answer the domain's 50,000 registered eval
+   prompts (split: eval) for the registered model ``bench``, 20 rows a prompt: rows/s, rows per CPU-second and the peak memory; beside
    it the baseline of a bare loop (``json.loads`` + ``==`` + ``re2``) over the same file, and a variant whose
    rows carry a nested field holding a null (pyarrow's bulk path does not take those). Flat uniform rows are
    the reader's best case. Targets: >= 200,000 rows/s, < 300 MB.
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import report  # noqa: E402
+from _util import check_verifiers_fn, evaluate_fn, load_many_fn, report  # noqa: E402
 
 CHEAP_DOMAIN = """\
 domain: cheap
@@ -37,7 +38,7 @@ risk: low
 owners: [bench@example.org]
 task: {prompt_field: prompt, answer_field: answer, output_field: output}
 ground_truth:
-  - {name: book, path: data/book.jsonl, provenance: expert}
+  - {name: book, path: data/book.jsonl, provenance: expert, split: eval}
 verifiers:
   - {name: answer, kind: exact, role: substance}
   - {name: shape, kind: regex, role: format, options: {pattern: '^-?[0-9]+$'}}
@@ -50,7 +51,7 @@ risk: low
 owners: [bench@example.org]
 task: {prompt_field: prompt, answer_field: answer, output_field: output}
 ground_truth:
-  - {name: book, path: data/algebra.jsonl, provenance: expert}
+  - {name: book, path: data/algebra.jsonl, provenance: expert, split: eval}
 verifiers:
   - {name: equal, kind: math, role: substance, mutations: false}
 """
@@ -65,15 +66,62 @@ def make_project(root: Path, domain_text: str, name: str, rows: list[dict], data
             fh.write(json.dumps(row) + "\n")
 
 
+def make_math_project(root: Path, rows: list[dict]) -> None:
+    """The algebra domain, its ground truth being the eval prompts of ``rows`` with their answers."""
+    make_project(root, MATH_DOMAIN, "algebra", [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
+                 "algebra.jsonl")
+
+
 def register(root: Path, db_url: str) -> None:
-    from graduation.service.project import load_many
+    """Register the project's domains, and the model ``bench`` whose outputs are evaluated (by digest)."""
+    import hashlib
+
     from graduation.store import Database
     from graduation.store.domains import register as reg
+    from graduation.store.models import register_model
 
     db = Database(db_url)
     with db.write() as session:
-        for loaded in load_many([root / "domains"], root):
+        for loaded in load_many_fn()([root / "domains"], root):
             reg(session, loaded)
+        for model in ("bench", "bench-again"):  # bench-again: the cache's second scan (one file is one round)
+            register_model(session, model, digest="sha256:" + hashlib.sha256(model.encode()).hexdigest(),
+                           kind="external")
+
+
+# The cheap domain's registered eval prompts: "What is item P?" for P < CHEAP_PROMPTS, each with its answer.
+# ``evaluate`` verifies an output only against the registered reference of its prompt, so every output row
+# names one of these prompts (row i: prompt i % CHEAP_PROMPTS) and carries that prompt's answer for the bare
+# loop; each output is the answer (80%) or the answer + 1.
+CHEAP_PROMPTS = 50_000
+
+
+def cheap_answers(n: int) -> list[str]:
+    rng = random.Random(7)
+    return [str(rng.randint(-10_000, 10_000)) for _ in range(n)]
+
+
+def make_cheap_project(root: Path, rows: int) -> list[str]:
+    """The cheap domain with ground truth for min(rows, CHEAP_PROMPTS) eval prompts; returns their answers."""
+    answers = cheap_answers(min(rows, CHEAP_PROMPTS))
+    make_project(root, CHEAP_DOMAIN, "cheap", [{"prompt": f"What is item {p}?", "answer": a}
+                                               for p, a in enumerate(answers)], "book.jsonl")
+    return answers
+
+
+def write_cheap_outputs(path: Path, rows: int, answers: list[str], nested: bool = False) -> int:
+    """Write the outputs file; returns how many outputs equal their answer."""
+    rng = random.Random(1)
+    expected = 0
+    with path.open("w") as fh:
+        for i in range(rows):
+            p = i % len(answers)
+            answer = int(answers[p])
+            output = answer if rng.random() < 0.8 else answer + 1
+            expected += output == answer
+            meta = f', "meta": {{"source": null, "k": {i}}}' if nested else ""
+            fh.write(f'{{"prompt": "What is item {p}?", "answer": "{answer}", "output": "{output}"{meta}}}\n')
+    return expected
 
 
 # -- 1. exact + regex ------------------------------------------------------------------------------
@@ -102,9 +150,9 @@ def cheap_child(root: str, outputs: str) -> None:
     import resource
     import threading
 
-    from graduation.service.evaluation import evaluate
     from graduation.store import Database
 
+    evaluate = evaluate_fn()
     db = Database(f"sqlite:///{root}/registry/registry.db")
     peak = [0.0]
     stop = threading.Event()
@@ -130,26 +178,16 @@ def cheap_child(root: str, outputs: str) -> None:
 
 def bench_cheap(workdir: Path, rows: int) -> dict:
     root = workdir / "cheap"
-    make_project(root, CHEAP_DOMAIN, "cheap", [{"prompt": f"warm-up {i}", "answer": str(i)} for i in range(20)],
-                 "book.jsonl")
+    answers = make_cheap_project(root, rows)
     db_url = f"sqlite:///{root}/registry/registry.db"
     register(root, db_url)
-    from graduation.service.validation import check_verifiers
     from graduation.store import Database
 
-    check_verifiers(Database(db_url), root, "cheap")
+    check_verifiers_fn()(Database(db_url), root, "cheap")
     results = {}
     for variant in ("flat", "nested"):
         outputs = workdir / f"cheap_outputs_{variant}.jsonl"
-        rng = random.Random(1)
-        expected = 0
-        with outputs.open("w") as fh:
-            for i in range(rows):
-                answer = rng.randint(-10_000, 10_000)
-                output = answer if rng.random() < 0.8 else answer + 1
-                expected += output == answer
-                meta = f', "meta": {{"source": null, "k": {i}}}' if variant == "nested" else ""
-                fh.write(f'{{"prompt": "What is item {i}?", "answer": "{answer}", "output": "{output}"{meta}}}\n')
+        expected = write_cheap_outputs(outputs, rows, answers, nested=variant == "nested")
         proc = subprocess.run([sys.executable, __file__, "--cheap-child", str(root), str(outputs)],
                               capture_output=True, text=True, check=True)
         result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -256,14 +294,13 @@ def compare_math(rows: list[dict], workers: int, rounds: int = 5) -> dict:
 # -- 3. the verdict cache --------------------------------------------------------------------------
 
 def bench_cache(workdir: Path, rows: list[dict], workers: int) -> tuple[float, float, int]:
-    from graduation.service.validation import check_verifiers
-    from graduation.service.evaluation import evaluate
     from graduation.store import Database
     from graduation.verifiers import VerifierPool
 
+    check_verifiers, evaluate = check_verifiers_fn(), evaluate_fn()
+
     root = workdir / "algebra"
-    make_project(root, MATH_DOMAIN, "algebra", [{"prompt": r["prompt"], "answer": r["answer"]} for r in rows],
-                 "algebra.jsonl")
+    make_math_project(root, rows)
     db_url = f"sqlite:///{root}/registry/registry.db"
     register(root, db_url)
     outputs = workdir / "math_outputs.jsonl"
@@ -275,9 +312,12 @@ def bench_cache(workdir: Path, rows: list[dict], workers: int) -> tuple[float, f
         first = evaluate(db, root, "algebra", outputs, model="bench", pool=pool)
         first_s = time.perf_counter() - start
         start = time.perf_counter()
-        second = evaluate(db, root, "algebra", outputs, model="bench", pool=pool)
+        # the same outputs again, recorded for a second registered model: the registry refuses to record one
+        # file twice for the same model, and the verdict cache is keyed by verifier, reference and output
+        second = evaluate(db, root, "algebra", outputs, model="bench-again", pool=pool)
         second_s = time.perf_counter() - start
-    assert second.cache_hits == len(rows) and first.record.passed == second.record.passed
+    assert second.cache_hits == len(rows) and first.record.passed == second.record.passed, \
+        (second.cache_hits, first.record.passed, second.record.passed)
     return first_s, second_s, second.cache_hits
 
 
