@@ -129,21 +129,29 @@ def row_key(kind: RecordKind, row) -> str:
 
 # -- checks -----------------------------------------------------------------------------------------
 
-def entry_problem(kind: str, key: str, digest: str, entry: tuple | None) -> str | None:
-    """Why a row does not match the entry it points at (None if it does).
+def entry_payload(entry: tuple | None, what: str) -> tuple[dict, str | None]:
+    """The payload of the chained entry that covers ``what``, and why it cannot be believed (None if it can).
 
     ``entry`` is (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) or None.
     """
-
     if entry is None:
-        return f"{kind} {key} is not in the audit chain (no entry has the hash it records)"
+        return {}, f"{what} is not in the audit chain (no entry has the hash it records)"
     seq, ekind, edomain, created, payload_json, prev, ehash = entry
     try:
         payload = json.loads(payload_json)
     except ValueError:
-        return f"audit entry {seq} (covering {kind} {key}) is not valid JSON"
+        return {}, f"audit entry {seq} (covering {what}) is not valid JSON"
     if compute_hash(seq, ekind, edomain, created, payload, prev) != ehash:
-        return f"audit entry {seq} (covering {kind} {key}) no longer matches its hash"
+        return {}, f"audit entry {seq} (covering {what}) no longer matches its hash"
+    return payload, None
+
+
+def entry_problem(kind: str, key: str, digest: str, entry: tuple | None) -> str | None:
+    """Why a row does not match the entry it points at (None if it does)."""
+    payload, problem = entry_payload(entry, f"{kind} {key}")
+    if problem:
+        return problem
+    seq, ekind = entry[0], entry[1]
     if ekind != kind or payload.get("record") != kind or payload.get("key") != key:
         return f"{kind} {key} points at audit entry {seq}, which covers {payload.get('record')} {payload.get('key')}"
     if payload.get("digest") != digest:

@@ -30,8 +30,8 @@ import json
 from typing import Any
 
 from graduation.errors import IntegrityError
-from graduation.store.auditlog import append, compute_hash
-from graduation.store.chain import entries_by_hash
+from graduation.store.auditlog import append
+from graduation.store.chain import entries_by_hash, entry_payload
 from graduation.store.evidence import IN_LIST_LIMIT, evidence_stats
 from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, SummaryRow
 from graduation.tally import add, dumps, new_body
@@ -46,17 +46,11 @@ def summary_digest(domain: str, basis: str, rows: int, last_id: int, body_json: 
 
 def _entry_problem(domain: str, basis: str, digest: str, entry: tuple | None) -> str | None:
     what = f"the evidence summary of {domain} (basis {basis[:12]})"
-    if entry is None:
-        return f"{what} is not in the audit chain (no entry has the hash it records)"
-    seq, _kind, edomain, created, payload_json, prev, ehash = entry
-    try:
-        payload = json.loads(payload_json)
-    except ValueError:
-        return f"audit entry {seq} (covering {what}) is not valid JSON"
-    if compute_hash(seq, _kind, edomain, created, payload, prev) != ehash:
-        return f"audit entry {seq} (covering {what}) no longer matches its hash"
-    if edomain != domain or (payload.get("extra") or {}).get("summary") != digest:
-        return f"{what} changed since it was recorded (audit entry {seq}): it no longer hashes the same"
+    payload, problem = entry_payload(entry, what)
+    if problem:
+        return problem
+    if entry[2] != domain or (payload.get("extra") or {}).get("summary") != digest:
+        return f"{what} changed since it was recorded (audit entry {entry[0]}): it no longer hashes the same"
     return None
 
 
