@@ -5,7 +5,9 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -28,6 +30,30 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     print(title)
     for key, value in rows:
         print(f"  {key:<{width}}  {value}")
+
+
+class PeakMemory:
+    """The largest value ``measure()`` (MB) returned, sampled every 50 ms on a thread between start and stop."""
+
+    def __init__(self, measure: Callable[[], float]) -> None:
+        self.measure = measure
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.measure())
+            self._stop.wait(0.05)
+
+    def start(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 # -- the tree before the restructuring ----------------------------------------------------------------

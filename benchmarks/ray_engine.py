@@ -24,12 +24,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import check_verifiers_fn, evaluate_fn, ray_engine_cls, report  # noqa: E402
+from _util import PeakMemory, check_verifiers_fn, evaluate_fn, ray_engine_cls, report  # noqa: E402
 from verifiers import make_cheap_project, make_math_project, math_rows, register, write_cheap_outputs  # noqa: E402
 
 
@@ -68,16 +67,7 @@ def child(root: str, domain: str, outputs: str, engine: str, cpus: int) -> None:
 
     evaluate = evaluate_fn()
 
-    peak = [0.0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _tree_pss_mb(os.getpid()))
-            stop.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    memory = PeakMemory(lambda: _tree_pss_mb(os.getpid())).start()
     chosen, startup = None, 0.0
     if engine == "ray":
         import logging
@@ -95,14 +85,13 @@ def child(root: str, domain: str, outputs: str, engine: str, cpus: int) -> None:
         result = evaluate(db, Path(root), domain, Path(outputs), model="bench", store=False, cache=False, pool=pool,
                           engine=chosen)
         elapsed = time.perf_counter() - began
-    stop.set()
-    sampler.join()
+    memory.stop()
     if engine == "ray":
         import ray
 
         ray.shutdown()
     print(json.dumps({"record": result.record.model_dump(mode="json"), "seconds": elapsed, "startup": startup,
-                      "pss_mb": peak[0]}))
+                      "pss_mb": memory.peak}))
 
 
 def run(root: Path, domain: str, outputs: Path, engine: str, cpus: int) -> dict:

@@ -18,12 +18,11 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import check_verifiers_fn, evaluate_fn, report  # noqa: E402
+from _util import PeakMemory, check_verifiers_fn, evaluate_fn, report  # noqa: E402
 from verifiers import _tree_memory_mb, make_project, register  # noqa: E402
 
 DOMAIN = """\
@@ -46,23 +45,13 @@ def child(root: str, outputs: str) -> None:
 
     evaluate = evaluate_fn()
     db = Database(f"sqlite:///{root}/registry/registry.db")
-    peak = [0.0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _tree_memory_mb())
-            stop.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    memory = PeakMemory(_tree_memory_mb).start()
     start = time.perf_counter()
     result = evaluate(db, Path(root), "mechanics", Path(outputs), model="bench", store=False, cache=False)
     elapsed = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    memory.stop()
     flags = [s.model_dump(mode="json") for s in result.record.symbols]
-    print(json.dumps({"rows": result.record.n, "seconds": elapsed, "peak_mb": peak[0], "flags": flags}))
+    print(json.dumps({"rows": result.record.n, "seconds": elapsed, "peak_mb": memory.peak, "flags": flags}))
 
 
 def main() -> int:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import check_verifiers_fn, evaluate_fn, load_many_fn, report  # noqa: E402
+from _util import PeakMemory, check_verifiers_fn, evaluate_fn, load_many_fn, report  # noqa: E402
 
 CHEAP_DOMAIN = """\
 domain: cheap
@@ -148,31 +148,20 @@ def _tree_memory_mb() -> float:
 def cheap_child(root: str, outputs: str) -> None:
     """Runs in a child process so that the memory measured is the scan's own (it and its forked helpers)."""
     import resource
-    import threading
 
     from graduation.store import Database
 
     evaluate = evaluate_fn()
     db = Database(f"sqlite:///{root}/registry/registry.db")
-    peak = [0.0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], _tree_memory_mb())
-            stop.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    memory = PeakMemory(_tree_memory_mb).start()
     start, cpu = time.perf_counter(), time.process_time()
     result = evaluate(db, Path(root), "cheap", Path(outputs), model="bench", store=False, cache=False)
     elapsed = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    memory.stop()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({"rows": result.record.n, "passed": result.record.passed, "seconds": elapsed,
                       "cpu_seconds": time.process_time() - cpu + children.ru_utime + children.ru_stime,
-                      "pss_mb": peak[0], "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "pss_mb": memory.peak, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "child_rss_mb": children.ru_maxrss / 1024}))
 
 

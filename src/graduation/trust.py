@@ -83,6 +83,11 @@ def check_signed(signed: Any, expected_type: str, principal: str, signers: dict)
     return fingerprint
 
 
+def unsigned_risks(approvers: Any) -> list[str]:
+    """Risk levels at which an unsigned sign-off, audit or retraction may count (the policy's ``approvers``)."""
+    return [r.value for r in approvers.unsigned] if approvers is not None else ["low", "medium"]
+
+
 def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
                     authors: set[str]) -> tuple[str | None, tuple[str, ...]]:
     """(why it does not count or None, identities it takes) for one sign-off record."""
@@ -93,8 +98,7 @@ def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
         return f"{by!r} does not hold the role {role!r} in the policy's approvers", ()
     signed = _get(rec, "signed")
     if signed is None:
-        allowed = [r.value for r in approvers.unsigned] if approvers is not None else ["low", "medium"]
-        if risk not in allowed:
+        if risk not in unsigned_risks(approvers):
             return f"unsigned sign-off at risk {risk}: sign it with `registry approve --key`", ()
         key = name_key(by)
         if key is None:
@@ -120,10 +124,10 @@ def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
 
 def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) -> str | None:
     signed = _get(rec, "signed")
-    approvers = getattr(policy, "approvers", None)
-    allowed = [r.value for r in approvers.unsigned] if approvers is not None else ["low", "medium"]
     if signed is None:
-        return None if risk in allowed else f"unsigned human audit at risk {risk}: the auditor must sign it (--key)"
+        if risk in unsigned_risks(getattr(policy, "approvers", None)):
+            return None
+        return f"unsigned human audit at risk {risk}: the auditor must sign it (--key)"
     auditor = str(_get(rec, "auditor", ""))
     try:
         check_signed(signed, AUDIT_TYPE, auditor, signers)
@@ -143,10 +147,10 @@ def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) ->
 
 def retraction_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) -> str | None:
     signed = _get(rec, "signed")
-    approvers = getattr(policy, "approvers", None)
-    allowed = [r.value for r in approvers.unsigned] if approvers is not None else ["low", "medium"]
     if signed is None:
-        return None if risk in allowed else f"unsigned retraction at risk {risk}: sign it (--key)"
+        if risk in unsigned_risks(getattr(policy, "approvers", None)):
+            return None
+        return f"unsigned retraction at risk {risk}: sign it (--key)"
     try:
         check_signed(signed, RETRACTION_TYPE, str(_get(rec, "by", "")), signers)
     except SignatureError as exc:
