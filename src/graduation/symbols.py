@@ -8,6 +8,7 @@ truth (a hallucinated ``golden_hour_sun`` parameter), counted in bounded memory.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -69,8 +70,6 @@ def text_of_value(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (Mapping, list, tuple)):
-        import json
-
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
 
