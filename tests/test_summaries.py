@@ -224,13 +224,21 @@ def sql(db: Database, statement: str, **params) -> None:
         conn.execute(text(statement), params)
 
 
-def repack(rounds: dict, change) -> dict:
-    from graduation.tally import append_round, new_rounds, unpack_rounds
+def repack(body: dict, change) -> None:
+    """Every model's rounds in ``body`` rewritten by ``change`` (``round_row`` lists -> others), in place."""
+    from graduation.tally import append_round, decode_rounds, new_model
 
-    out = new_rounds()
-    for row in change(unpack_rounds(rounds)):
-        append_round(out, row)
-    return out
+    for owner, packed in body["models"].items():
+        rounds = decode_rounds(owner, packed)
+        rows = []
+        for i in range(len(rounds)):
+            r = rounds.at(i)
+            rows.append([r.n, r.passed, r.wilson_lower, r.shape_gap, {k: list(v) for k, v in r.slices.items()} or None,
+                         r.pass_k, r.flip_rate, r.k, r.number, owner, r.generated, r.prompts, r.coverage,
+                         list(r.uncounted)])
+        out = body["models"][owner] = new_model()
+        for seq, row in zip(rounds.seq, change(rows)):
+            append_round(out, row, seq)
 
 
 def refused(cli, *args: str) -> str:
@@ -253,7 +261,7 @@ def test_edited_summary_with_its_digest_recomputed_is_refused(cli, toy):
     with toy.engine.begin() as conn:
         row = conn.execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
         body = json.loads(row["body_json"])
-        body["rounds"] = repack(body["rounds"], lambda rows: [r[:1] + r[:1] + r[2:] for r in rows])  # passed = n
+        repack(body, lambda rows: [r[:1] + r[:1] + r[2:] for r in rows])  # passed = n
         body_json = json.dumps(body, separators=(",", ":"))
         conn.execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d WHERE id = :i"),
                      {"b": body_json, "i": row["id"],
@@ -321,7 +329,7 @@ def test_forged_summary_with_a_forged_entry_is_found_by_verify(cli, toy, project
     with toy.write() as s:
         row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
         body = json.loads(row["body_json"])
-        body["rounds"] = repack(body["rounds"], lambda rows: rows[:1])
+        repack(body, lambda rows: rows[:1])
         body_json = json.dumps(body, separators=(",", ":"))
         digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json)
         entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,

@@ -5,12 +5,13 @@ training rounds, verifier validations, data audits. What a decision needs from t
 the policy, so it is folded into a small JSON *body* record by record, in the transaction that appends
 the record (``graduation.store.summaries``), and a decision reads one body instead of every row:
 
-* ``rounds``: every round that belongs to a registered model, oldest first (``round_row``): sample and
-  prompt counts, pass counts, Wilson bound, shape gap, slices, pass^k, coverage, the verifiers that left it
-  uncounted. Which rounds meet the bar depends on the policy's thresholds, so that is decided later
-  (``graduation.policy.phase``), over these rounds. They are kept column by column in packed arrays
-  (little-endian int64 and float64, base64): a status over many domains decodes them without parsing
-  hundreds of thousands of numbers from text, and every value comes back exactly;
+* ``models``: each registered model's rounds, oldest first (``round_row``): sample and prompt counts, pass
+  counts, Wilson bound, shape gap, slices, pass^k, coverage, the verifiers that left it uncounted, and its
+  place among every model's rounds. Which rounds meet the bar depends on the policy's thresholds, so that is
+  decided later (``graduation.policy.phase``), over these rounds. They are kept column by column in packed
+  arrays (little-endian int64 and float64, base64) and decoded straight into the columns of a
+  ``graduation.policy.rounds.Rounds``: a status over many domains builds no object per round, and every
+  value comes back exactly. ``rounds``: how many rounds all models have;
 * ``newest``: each model's newest round record (the ``eval`` facts are read from it);
 * ``checks``: the newest validation of each (verifier, version); ``audits``: the newest data audit per file;
 * ``ids``/``hashes``: the ids (packed like the rounds) and record hashes (64 hex digits each, one string) of
@@ -33,19 +34,19 @@ import sys
 from array import array
 from typing import Any
 
+from graduation.policy.rounds import NAN, Rounds
+
 #: Kinds folded into the body. Every other kind is read as a row when deciding.
 BULK_KINDS = frozenset({"eval", "training_round", "verifier_validation", "data_audit"})
 SUBMITTED_BULK = frozenset({"eval", "training_round", "data_audit"})
 #: Bump when what ``add`` keeps changes (bodies are then rebuilt from rows by the migration that bumps it).
-BODY_FORMAT = 1
+BODY_FORMAT = 2
 
-
-INTS = 7  # per round: n, passed, k, number, generated, prompts, which optional values are present
-FLOATS = 5  # per round: wilson_lower, shape_gap, pass_k, flip_rate, coverage
-
-
-def new_rounds() -> dict[str, Any]:
-    return {"count": 0, "ints": "", "floats": "", "owners": "", "names": [], "slices": {}, "uncounted": {}}
+#: per round, the int columns (n, passed, k, number, generated, prompts, present, seq) and the float columns
+#: (wilson_lower, shape_gap, pass_k, flip_rate, coverage) of ``Rounds``, in the packed order
+INTS = ("n", "passed", "k", "number", "generated", "prompts", "present", "seq")
+FLOATS = ("wilson_lower", "shape_gap", "pass_k", "flip_rate", "coverage")
+NO_SLICE = (NAN, NAN, NAN)  # a round without evidence for a slice
 
 
 def _unpack(code: str, text: str):
@@ -62,23 +63,53 @@ def _pack(values) -> str:
     return base64.b64encode(values.tobytes()).decode("ascii")
 
 
-def append_round(rounds: dict[str, Any], row: list) -> None:
-    """Append one ``round_row`` to the packed columns of ``rounds``, in place."""
-    n, passed, wl, gap, slices, pass_k, flip, k, number, owner, generated, prompts, coverage, uncounted = row
-    ints, floats, owners = _unpack("q", rounds["ints"]), _unpack("d", rounds["floats"]), _unpack("q", rounds["owners"])
+def new_model() -> dict[str, Any]:
+    return {"count": 0, "ints": "", "floats": "", "slices": {}, "uncounted": {}}
+
+
+def append_round(packed: dict[str, Any], row: list, seq: int) -> None:
+    """Append one ``round_row`` (``seq``: its place among every model's rounds) to one model's packed columns,
+    in place."""
+    n, passed, wl, gap, slices, pass_k, flip, k, number, _owner, generated, prompts, coverage, uncounted = row
+    count = packed["count"]
+    ints, floats = _unpack("q", packed["ints"]), _unpack("d", packed["floats"])
     present = (pass_k is not None) | (flip is not None) << 1 | (k is not None) << 2
-    ints.extend([n, passed, k if k is not None else 0, number, int(bool(generated)), prompts, present])
-    floats.extend([wl, gap, pass_k if pass_k is not None else 0.0, flip if flip is not None else 0.0, coverage])
-    if owner not in rounds["names"]:
-        rounds["names"].append(owner)
-    owners.append(rounds["names"].index(owner))
-    index = str(rounds["count"])
-    if slices:
-        rounds["slices"][index] = slices
+    ints.extend([n, passed, k if k is not None else 0, number, int(bool(generated)), prompts, present, seq])
+    floats.extend([wl, gap, NAN if pass_k is None else pass_k, NAN if flip is None else flip, coverage])
+    packed["ints"], packed["floats"] = _pack(ints), _pack(floats)
+    columns = packed["slices"]
+    slices = slices or {}
+    for name in [*columns, *(name for name in slices if name not in columns)]:  # a fixed order: the text is hashed
+        triples = _unpack("d", columns[name]) if name in columns else array("d", NO_SLICE * count)
+        triples.extend(slices.get(name, NO_SLICE))
+        columns[name] = _pack(triples)
     if uncounted:
-        rounds["uncounted"][index] = list(uncounted)
-    rounds["count"] += 1
-    rounds["ints"], rounds["floats"], rounds["owners"] = _pack(ints), _pack(floats), _pack(owners)
+        packed["uncounted"][str(count)] = list(uncounted)
+    packed["count"] = count + 1
+
+
+def decode_rounds(owner: str, packed: dict[str, Any]) -> Rounds:
+    """One model's packed columns as ``Rounds`` (array slices: no object per round)."""
+    out = Rounds(owner)
+    if not packed["count"]:
+        return out
+    ints, floats = _unpack("q", packed["ints"]), _unpack("d", packed["floats"])
+    width = len(INTS)
+    for i, name in enumerate(INTS):
+        setattr(out, name, ints[i::width])
+    width = len(FLOATS)
+    for i, name in enumerate(FLOATS):
+        setattr(out, name, floats[i::width])
+    for name, text in packed["slices"].items():
+        triples = _unpack("d", text)
+        out.slices[name] = (triples[0::3], triples[1::3], triples[2::3])
+    out.uncounted = {int(i): tuple(names) for i, names in packed["uncounted"].items()}
+    return out
+
+
+def decode_models(body: dict[str, Any]) -> dict[str, Rounds]:
+    """owner (NAME@V) -> its ``Rounds``, for every model with rounds in ``body``."""
+    return {owner: decode_rounds(owner, packed) for owner, packed in body["models"].items()}
 
 
 def record_hashes(body: dict[str, Any]) -> tuple[list[int], list[str]]:
@@ -87,32 +118,9 @@ def record_hashes(body: dict[str, Any]) -> tuple[list[int], list[str]]:
     return list(_unpack("q", body["ids"])), [text[i:i + 64] for i in range(0, len(text), 64)]
 
 
-def unpack_rounds(rounds: dict[str, Any], make=None, no_slices: Any = None) -> list:
-    """The rounds of packed ``rounds``, oldest first, each ``make(*fields)`` (default: a ``round_row`` list;
-    slices as {name: (n, passed, wilson_lower)}, or ``no_slices`` for none; uncounted verifiers as a tuple)."""
-    count = rounds["count"]
-    if not count:
-        return []
-    ints, floats, owners = _unpack("q", rounds["ints"]), _unpack("d", rounds["floats"]), _unpack("q", rounds["owners"])
-    names, slices, uncounted = rounds["names"], rounds["slices"], rounds["uncounted"]
-    present = ints[6::INTS]
-    pass_k = [v if p & 1 else None for v, p in zip(floats[2::FLOATS], present)]
-    flip = [v if p & 2 else None for v, p in zip(floats[3::FLOATS], present)]
-    ks = [v if p & 4 else None for v, p in zip(ints[2::INTS], present)]
-    sl = [no_slices] * count
-    for key, value in slices.items():
-        sl[int(key)] = {name: tuple(v) for name, v in value.items()}
-    unc = [()] * count
-    for key, value in uncounted.items():
-        unc[int(key)] = tuple(value)
-    return list(map(make or (lambda *fields: list(fields)), ints[0::INTS], ints[1::INTS], floats[0::FLOATS],
-                    floats[1::FLOATS], sl, pass_k, flip, ks, ints[3::INTS], [names[i] for i in owners],
-                    [bool(g) for g in ints[4::INTS]], ints[5::INTS], floats[4::FLOATS], unc))
-
-
 def new_body() -> dict[str, Any]:
-    return {"format": BODY_FORMAT, "ids": "", "hashes": "", "rounds": new_rounds(), "owners": {}, "newest": {},
-            "checks": {}, "audits": {}, "authors": [], "generators": [], "kinds": {}}
+    return {"format": BODY_FORMAT, "ids": "", "hashes": "", "rounds": 0, "models": {}, "newest": {}, "checks": {},
+            "audits": {}, "authors": [], "generators": [], "kinds": {}}
 
 
 def _get(rec: Any, name: str, default: Any = None) -> Any:
@@ -157,9 +165,11 @@ def add(body: dict[str, Any], *, row_id: int, kind: str, record: dict[str, Any],
     if kind in ("eval", "training_round"):
         if owner is None:
             return  # a round of no registered model moves no model's phase
-        count = body["owners"].get(owner, 0) + 1
-        body["owners"][owner] = count
-        append_round(body["rounds"], round_row(record, owner, count))
+        packed = body["models"].get(owner)
+        if packed is None:
+            packed = body["models"][owner] = new_model()
+        append_round(packed, round_row(record, owner, packed["count"] + 1), body["rounds"])
+        body["rounds"] += 1
         body["newest"][owner] = record
     elif kind == "verifier_validation":
         for check in record.get("verifiers") or ():
@@ -175,5 +185,5 @@ def dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))  # insertion order kept: audits are listed in it
 
 
-__all__ = ["BODY_FORMAT", "BULK_KINDS", "SUBMITTED_BULK", "add", "append_round", "check_key", "dumps", "new_body",
-           "record_hashes", "round_row", "unpack_rounds"]
+__all__ = ["BODY_FORMAT", "BULK_KINDS", "SUBMITTED_BULK", "add", "append_round", "check_key", "decode_models",
+           "decode_rounds", "dumps", "new_body", "new_model", "record_hashes", "round_row"]

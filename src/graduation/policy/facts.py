@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from graduation.policy.fact_schema import FACT_SCHEMA, SYMBOL, describe_facts, example_facts
+from graduation.policy.rounds import EMPTY, NO_SLICES, Round, Rounds
 from graduation.spec import DomainSpec, EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, lineage_depths, sha256_json
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -24,38 +25,13 @@ RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 FACTS_FORMAT = 4
 
 @dataclass(slots=True)
-class Round:
-    """One evaluation round, as phase computation needs it."""
-
-    n: int
-    passed: int
-    wilson_lower: float
-    shape_gap: float
-    slices: dict[str, tuple[int, int, float]]  # name -> (n, passed, wilson_lower)
-    pass_k: float | None
-    flip_rate: float | None
-    k: int | None
-    number: int
-    model: str | None = None
-    generated: bool = False
-    prompts: int = 0
-    coverage: float = 0.0
-    uncounted: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return f"round {self.number}" + (f" of {self.model}" if self.model else "")
-
-
-@dataclass(slots=True)
 class Summary:
     """A domain and its evidence, folded: ``facts`` (for CEL) plus the rounds (for phase computation)."""
 
     facts: dict[str, Any]
-    rounds: list[Round] = field(default_factory=list)
     evidence_hashes: list[str] = field(default_factory=list)
     #: rounds of each registered model version (NAME@V), oldest first; unattributed rounds are in none
-    rounds_by_model: dict[str, list[Round]] = field(default_factory=dict)
+    rounds_by_model: dict[str, Rounds] = field(default_factory=dict)
     #: human audits (checked, held) of each model's outputs
     human_by_model: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: generator as named (generated_by.model, audit --generated-by) -> the model version it resolves to (or None)
@@ -80,8 +56,6 @@ def _symbols(flags, file: str) -> list[dict[str, Any]]:
 
 
 _EXTERNAL = frozenset(p.value for p in EXTERNAL_PROVENANCE)
-_NO_SLICES: Any = MappingProxyType({})
-NO_SLICES = _NO_SLICES  # a round without slices (shared, read-only)
 
 
 def _sorted(items) -> Any:
@@ -127,7 +101,8 @@ class Folded:
     registry keeps per (domain, basis) in the database (``graduation.tally``); sign-offs and human audits,
     which the policy screens, are added when deciding."""
 
-    rounds: list[Round] = field(default_factory=list)  # rounds of registered models, oldest first
+    models: dict[str, Rounds] = field(default_factory=dict)  # each registered model's rounds, oldest first
+    rounds: int = 0  # how many rounds all models have
     newest: dict[str, Any] = field(default_factory=dict)  # model -> its newest round record
     checks: list[Any] = field(default_factory=list)  # newest validation of each (verifier, version)
     audits: dict[str, Any] = field(default_factory=dict)  # file -> newest data audit
@@ -139,8 +114,7 @@ class Folded:
 def fold(evidence: list) -> Folded:
     """Fold screened evidence (oldest first). Pure."""
     out = Folded(hashes=[ev.record_hash for ev in evidence])
-    rounds = out.rounds
-    counts: dict[str, int] = {}
+    models = out.models
     newest = out.newest
     checks: dict[tuple, Any] = {}
     for ev in evidence:
@@ -150,26 +124,20 @@ def fold(evidence: list) -> Folded:
             owner = _key(ev)
             if owner is None:
                 continue  # a round of no registered model moves no model's phase
-            count = counts[owner] = counts.get(owner, 0) + 1
+            rounds = models.get(owner)
+            if rounds is None:
+                rounds = models[owner] = Rounds(owner)
             c = rec.consistency
             sl = rec.slices
-            number = rec.round if rec.round is not None else count
-            generated = _field(rec, "origin", "submitted") == "generated"
             # a record from before prompts were counted counts 0 prompts (it cannot meet min_samples)
-            prompts = _opt(rec, "prompts", None) or 0
-            coverage = float(_opt(rec, "coverage", 0.0))
-            uncounted = tuple(_opt(rec, "uncounted_verifiers", ()) or ())
-            if c is None:
-                r = Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                          {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
-                          None, None, None, number, owner, generated, prompts, coverage,
-                          uncounted)
-            else:
-                r = Round(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
-                          {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else _NO_SLICES,
-                          c.pass_all_k, c.flip_rate, c.k, number, owner, generated, prompts, coverage,
-                          uncounted)
-            rounds.append(r)
+            rounds.append(rec.n, rec.passed, rec.wilson_lower, rec.shape_gap,
+                          {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else None,
+                          c.pass_all_k if c is not None else None, c.flip_rate if c is not None else None,
+                          c.k if c is not None else None, rec.round if rec.round is not None else len(rounds) + 1,
+                          _field(rec, "origin", "submitted") == "generated", _opt(rec, "prompts", None) or 0,
+                          float(_opt(rec, "coverage", 0.0)), tuple(_opt(rec, "uncounted_verifiers", ()) or ()),
+                          out.rounds)
+            out.rounds += 1
             newest[owner] = rec
         elif kind == "verifier_validation":
             for check in rec.verifiers:
@@ -214,18 +182,19 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
     key = mf["ref"] or None
     external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL] or ()
 
-    by_model: dict[str, list[Round]] = {}
-    for r in folded.rounds:
-        own = by_model.get(r.model)
-        if own is None:
-            by_model[r.model] = [r]
-        else:
-            own.append(r)
-    if key is None:
-        rounds = folded.rounds
-        newest_eval = folded.newest[rounds[-1].model] if rounds else None
+    models = folded.models
+    if key is None:  # the domain's facts: every model's rounds, the newest from the model evaluated last
+        count = folded.rounds
+        generated = 0
+        last = None
+        for rounds in models.values():
+            generated += sum(rounds.generated)
+            if last is None or rounds.seq[-1] > last.seq[-1]:
+                last = rounds
+        newest_eval = folded.newest[last.model] if last is not None else None
     else:
-        rounds = by_model.get(key, [])
+        rounds = models.get(key, EMPTY)
+        count, generated = len(rounds), sum(rounds.generated)
         newest_eval = folded.newest.get(key)
     checks: dict[str, Any] = {}
     for check in folded.checks:
@@ -324,11 +293,8 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
             ngram_overlap_rate = _opt(newest_eval, "ngram_overlap_prompts", 0) / eval_prompts
         else:
             overlap_rate = ngram_overlap_rate = 0.0
-        generated = 0
-        for r in rounds:
-            generated += r.generated
         eval_facts = {
-            "rounds": len(rounds), "generated_rounds": generated,
+            "rounds": count, "generated_rounds": generated,
             "n": newest_eval.n, "passed": newest_eval.passed,
             "pass_rate": float(newest_eval.pass_rate), "wilson_lower": float(newest_eval.wilson_lower),
             "shape_gap": float(newest_eval.shape_gap), "has_consistency": c is not None,
@@ -377,9 +343,9 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
                      "unbound": unbound, "unsigned": len(unsigned_people), "approved": (), "grants": grants},
     }
     resolved = {g: (g if generators is None else generators.get(g)) for g in sorted(data_generators)}
-    return Summary(facts, rounds, hashes, by_model, human_by_model, resolved, key, sorted(data_ungraduated),
+    return Summary(facts, hashes, models, human_by_model, resolved, key, sorted(data_ungraduated),
                    list(gt_generators))
 
 
-__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "RISK_RANK", "Round", "SYMBOL", "Summary", "describe_facts",
-           "example_facts", "finish", "fold", "model_facts", "NO_SLICES", "summarize"]
+__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "NO_SLICES", "RISK_RANK", "Round", "Rounds", "SYMBOL", "Summary",
+           "describe_facts", "example_facts", "finish", "fold", "model_facts", "summarize"]

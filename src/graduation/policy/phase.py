@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from graduation.evidence import Z95, wilson_lower
-from graduation.policy.facts import Round, Summary
+from graduation.policy.facts import Summary
+from graduation.policy.rounds import EMPTY, Round, Rounds
 
 def samples_to_clear(bar: float, observed: float) -> tuple[int, int, float] | None:
     """(passes, samples, assumed rate): about how much evidence would lift the Wilson bound to ``bar``.
@@ -105,12 +106,12 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
     if r.uncounted:
         unmet.append(f"not counted: scored by untrustworthy or unvalidated verifier(s) {', '.join(r.uncounted)} "
                      f"({r.label}); validate them (`registry verifiers check`) and evaluate again")
-    if r.prompts < t.min_samples:
+    if not r.prompts >= t.min_samples:  # written so that NaN, which compares false, is unmet (as in Rounds.meets)
         unmet.append(f"distinct prompts {_num(r.prompts)} < {_num(t.min_samples)} ({_num(r.n)} samples; samples of "
                      f"one prompt are one unit, {r.label})")
-    if r.coverage < t.min_coverage:
+    if not r.coverage >= t.min_coverage:
         unmet.append(f"coverage {r.coverage:.0%} of the registered eval prompts < {t.min_coverage:.0%} ({r.label})")
-    if r.wilson_lower < bar:
+    if not r.wilson_lower >= bar:
         rate = r.passed / r.n if r.n else 0.0
         msg = (f"Wilson lower bound {r.wilson_lower:.2f} < {bar:.2f} over {_num(r.prompts)} distinct prompts "
                f"({_num(r.passed)}/{_num(r.n)} samples passed, {r.label})")
@@ -124,7 +125,7 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
             if assumed != rate:
                 msg += f" (at a pass rate of {assumed:.3f})"
         unmet.append(msg)
-    if r.shape_gap > t.max_shape_gap:
+    if not r.shape_gap <= t.max_shape_gap:
         unmet.append(f"shape gap {r.shape_gap:.2f} > {t.max_shape_gap:.2f}: outputs look right more often than "
                      f"they are right ({r.label})")
     failing: list[str] = []
@@ -133,7 +134,7 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
         if s is None:
             failing.append(name)
             unmet.append(f"slice {name}: no evidence in {r.label}")
-        elif s[2] < bar:
+        elif not s[2] >= bar:
             failing.append(name)
             rate = s[1] / s[0] if s[0] else 0.0
             unmet.append(f"slice {name}: Wilson lower bound {s[2]:.2f} < {bar:.2f} (pass rate {rate:.2f} "
@@ -142,26 +143,10 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
         if r.pass_k is None:
             unmet.append(f"pass^k consistency not measured ({r.label}): sample k answers per prompt; "
                          f"{t.min_pass_k:.2f} required")
-        elif r.pass_k < t.min_pass_k:
+        elif not r.pass_k >= t.min_pass_k:
             unmet.append(f"pass^{r.k} {r.pass_k:.2f} < {t.min_pass_k:.2f}; answers flip on "
                          f"{r.flip_rate:.0%} of prompts ({r.label})")
     return unmet, failing
-
-
-def meets_bar(r: Round, t, slices: list[str]) -> bool:
-    """``round_unmet(r, t, slices)`` is empty (without building its messages)."""
-    bar = t.min_wilson_lower
-    if r.uncounted or r.prompts < t.min_samples or r.coverage < t.min_coverage:
-        return False
-    if r.wilson_lower < bar or r.shape_gap > t.max_shape_gap:
-        return False
-    for name in slices:
-        s = r.slices.get(name)
-        if s is None or s[2] < bar:
-            return False
-    if t.min_pass_k > 0 and (r.pass_k is None or r.pass_k < t.min_pass_k):
-        return False
-    return True
 
 
 @dataclass(slots=True)
@@ -184,13 +169,13 @@ class _Core:
     significantly_worse: bool
 
 
-def _core(facts: dict[str, Any], rounds: list[Round], t, checked: int, held_rate: float,
+def _core(facts: dict[str, Any], rounds: Rounds, t, checked: int, held_rate: float,
           external_route: bool) -> _Core:
     slices = facts["domain"]["slices"]
     verified = facts["verifiers"]["substance_validated"]
     need = max(2, t.stable_rounds)  # candidate before graduated, whatever a policy file says
 
-    meets = [meets_bar(r, t, slices) for r in rounds]
+    meets = rounds.meets(t, slices)
     stable = 0
     for ok in reversed(meets):
         if not ok:
@@ -211,18 +196,17 @@ def _core(facts: dict[str, Any], rounds: list[Round], t, checked: int, held_rate
     was_graduated = verified and window_end >= 0 and human_ok
     p_value = 1.0
     significantly_worse = False
-    if was_graduated and window_end < len(rounds) - 1:
-        window = rounds[window_end - need + 1: window_end + 1]
-        wp = sum(r.passed for r in window)
-        wn = sum(r.n for r in window)
-        newest = rounds[-1]
+    if was_graduated and window_end < len(meets) - 1:
+        wp = sum(rounds.passed[window_end - need + 1: window_end + 1])
+        wn = sum(rounds.n[window_end - need + 1: window_end + 1])
+        passed, n = rounds.passed[-1], rounds.n[-1]
         # only a newest round that passes less often than the window can be significantly worse
-        if newest.passed * wn < wp * newest.n:
-            p_value = fisher_less(newest.passed, newest.n - newest.passed, wp, wn - wp)
+        if passed * wn < wp * n:
+            p_value = fisher_less(passed, n - passed, wp, wn - wp)
             significantly_worse = p_value < t.regression_alpha
 
     external = external_route and data_external(facts)
-    internal = verified and stable >= need and human_ok and rounds
+    internal = verified and stable >= need and human_ok and meets
     route = ""
     if external:
         phase, route = "graduated", "external"
@@ -232,27 +216,26 @@ def _core(facts: dict[str, Any], rounds: list[Round], t, checked: int, held_rate
         phase = "candidate"
     else:
         phase = "discovery"
-    if was_graduated and (phase != "graduated" or significantly_worse) and window_end < len(rounds) - 1:
+    if was_graduated and (phase != "graduated" or significantly_worse) and window_end < len(meets) - 1:
         phase = "regressed"
         route = ""
     return _Core(phase, route, meets, stable, need, newest_ok, verified, checked, held_rate, human_ok,
                  bool(was_graduated), window_end, p_value, significantly_worse)
 
 
-def compute_phase(summary: Summary, t, *, rounds: list[Round] | None = None,
-                  human: dict[str, Any] | None = None, external_route: bool = True) -> PhaseResult:
+def compute_phase(summary: Summary, t, *, rounds: Rounds = EMPTY, human: dict[str, Any] | None = None,
+                  external_route: bool = True) -> PhaseResult:
     """The phase of a summarized domain under thresholds ``t`` (one risk level's). Pure.
 
-    ``rounds``/``human``: one model's rounds and human audit (default: the summary's); ``external_route``
-    False for a model's phase, which only its own verified rounds can earn.
+    ``rounds``/``human``: one model's rounds (default: none) and human audit (default: the summary's);
+    ``external_route`` False for a model's phase, which only its own verified rounds can earn.
     """
     facts = summary.facts
-    rounds = summary.rounds if rounds is None else rounds
     human = facts["human"] if human is None else human
     return _result(facts, rounds, t, _core(facts, rounds, t, human["checked"], human["held_rate"], external_route))
 
 
-def _result(facts: dict[str, Any], rounds: list[Round], t, core: _Core) -> PhaseResult:
+def _result(facts: dict[str, Any], rounds: Rounds, t, core: _Core) -> PhaseResult:
     """``core`` with its messages: the unmet criteria and the ``graduation`` facts."""
     slices = facts["domain"]["slices"]
     verifiers = facts["verifiers"]
@@ -276,24 +259,24 @@ def _result(facts: dict[str, Any], rounds: list[Round], t, core: _Core) -> Phase
             unmet.append("no validated substance verifier: validate " + ", ".join(verifiers["unvalidated"]) +
                          " against references and controls")
     if phase == "regressed" and core.significantly_worse:
-        newest = rounds[-1]
+        newest = rounds.at(-1)
         unmet.append(f"newest round ({newest.label}, {newest.passed}/{newest.n}) is significantly worse than the "
                      f"rounds it graduated on (one-sided exact test p={core.p_value:.2g} < {t.regression_alpha:g})")
 
     newest_unmet: list[str] = []
     failing: list[str] = []
-    if rounds and not core.newest_ok:
-        newest_unmet, failing = round_unmet(rounds[-1], t, slices)
+    if core.meets and not core.newest_ok:
+        newest_unmet, failing = round_unmet(rounds.at(-1), t, slices)
     if phase != "graduated":
-        if not rounds:
+        if not core.meets:
             unmet.append("no evaluation rounds yet: evaluate the model on held-out prompts (`registry evaluate`)")
         unmet.extend(newest_unmet)
-        if rounds and stable < need:
+        if core.meets and stable < need:
             unmet.append(f"stable rounds {stable} < {need}")
         unmet.extend(human_unmet)
     graduation = {
         "route": core.route, "meets_bar": core.newest_ok, "stable_rounds": stable,
-        "required_rounds": need, "failing_slices": (failing if rounds else list(slices)) or (),
+        "required_rounds": need, "failing_slices": (failing if core.meets else list(slices)) or (),
         "was_graduated": core.was_graduated, "regression_p": float(core.p_value), "human_audit_ok": core.human_ok,
         "unmet": unmet if phase != "graduated" and unmet else (),
     }
@@ -310,7 +293,7 @@ def data_external(facts: dict[str, Any]) -> bool:
 _RANK = {"graduated": 3, "candidate": 2, "regressed": 1, "discovery": 0}
 
 
-def _model_cores(summary: Summary, t) -> dict[str, tuple[list[Round], _Core]]:
+def _model_cores(summary: Summary, t) -> dict[str, tuple[Rounds, _Core]]:
     """Each evaluated model's rounds and the core of its own phase (internal route only)."""
     out = {}
     facts = summary.facts
@@ -361,20 +344,19 @@ def decide_phase(summary: Summary, t) -> PhaseResult:
         mine = phases.get(summary.model)
         if mine is not None:
             return _result(facts, mine[0], t, mine[1])
-        own = compute_phase(summary, t, rounds=[], external_route=False)
+        own = compute_phase(summary, t, external_route=False)
         unmet = tuple(u.replace("evaluate the model", f"evaluate {summary.model}") for u in own.unmet)
         return PhaseResult(own.phase, own.route, unmet, {**own.graduation, "unmet": unmet})
     if route == "external":
-        base = compute_phase(summary, t, rounds=[], external_route=True)
-        return base
+        return compute_phase(summary, t, external_route=True)
     if route == "internal":
         best = _result(facts, phases[graduated[-1]][0], t, phases[graduated[-1]][1])
         return PhaseResult("graduated", "internal", (), {**best.graduation, "route": "internal", "unmet": ()})
     if not phases:
-        return compute_phase(summary, t, rounds=[], external_route=False)
-    newest = {r.model: i for i, r in enumerate(summary.rounds)}
-    key = max(phases, key=lambda k: (_RANK[phases[k][1].phase], newest.get(k, -1)))
+        return compute_phase(summary, t, external_route=False)
+    key = max(phases, key=lambda k: (_RANK[phases[k][1].phase], phases[k][0].seq[-1]))
     return _result(facts, phases[key][0], t, phases[key][1])
 
 
-__all__ = ["PhaseResult", "data_external", "decide_phase", "model_phases", "Z95", "compute_phase", "fisher_less", "round_unmet", "samples_to_clear", "wilson_lower"]
+__all__ = ["PhaseResult", "Round", "Z95", "compute_phase", "data_external", "decide_phase", "fisher_less", "model_phases",
+           "round_unmet", "samples_to_clear", "wilson_lower"]

@@ -29,7 +29,7 @@ from typing import Any
 from graduation.errors import GraduationError, InputError, IntegrityError
 from graduation.identity import StatCache, check_files
 from graduation.policy.engine import Decision, conclude, decide, deny_all
-from graduation.policy.facts import Folded, NO_SLICES, Round, finish, fold, summarize
+from graduation.policy.facts import Folded, finish, fold, summarize
 from graduation.policy.model import Policy, load_policy
 from graduation.policy.phase import decide_phase
 from graduation.spec import DomainSpec
@@ -39,7 +39,7 @@ from graduation.store.domains import latest_versions
 from graduation.store.evidence import current_evidence_rows
 from graduation.store.models import find_model, resolve_model
 from graduation.store.summaries import read_summaries
-from graduation.tally import record_hashes, unpack_rounds
+from graduation.tally import decode_models, record_hashes
 from graduation.trust import screen
 
 
@@ -191,8 +191,8 @@ def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | Non
         human, signoffs = added.human, added.signoffs
     else:
         human, signoffs = [], []
-    return Folded(unpack_rounds(body["rounds"], Round, NO_SLICES), body["newest"], list(body["checks"].values()),
-                  body["audits"], human, signoffs, hashes)
+    return Folded(decode_models(body), body["rounds"], body["newest"], list(body["checks"].values()), body["audits"],
+                  human, signoffs, hashes)
 
 
 def decisions(db, policy: Policy, names: list[str] | None = None, *, root: Path | None = None,

@@ -30,11 +30,11 @@ import json
 from typing import Any
 
 from graduation.errors import IntegrityError
-from graduation.store.auditlog import append
+from graduation.store.auditlog import append, canonical, compute_hash
 from graduation.store.chain import entries_by_hash, entry_payload
 from graduation.store.evidence import IN_LIST_LIMIT, evidence_stats
 from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, SummaryRow
-from graduation.tally import add, dumps, new_body
+from graduation.tally import BODY_FORMAT, add, dumps, new_body
 
 ADVICE = "; run `registry audit verify` and restore the registry from a backup"
 
@@ -96,7 +96,7 @@ def fold_written(session, row) -> str:
                        f"row(s), but {before} exist: an older summary was put back, or rows were deleted")
         if problem:
             raise IntegrityError(problem + ADVICE)
-        body = json.loads(summary.body_json)
+        body = _body(row.domain, json.loads(summary.body_json))
     owner = row.model if row.model_id is not None else None
     add(body, row_id=row.id, kind=row.kind, record=json.loads(row.summary_json), owner=owner,
         record_hash=row.record_hash, author=row.author)
@@ -115,6 +115,14 @@ def bind(session, row, entry_hash: str) -> None:
     summary = session.info["summaries"][(row.domain, row.basis_hash)]
     summary.entry_hash = entry_hash
     session.add(summary)
+
+
+def _body(domain: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body``, if it is of the format this version reads (``IntegrityError`` otherwise)."""
+    if body.get("format") != BODY_FORMAT:
+        raise IntegrityError(f"the evidence summary of {domain} is of format {body.get('format')!r}, not "
+                             f"{BODY_FORMAT}: run `registry migrate` (it rebuilds summaries from their rows)")
+    return body
 
 
 class Stored:
@@ -163,7 +171,7 @@ def read_summaries(session, basis_by_domain: dict[str, str], *, object_hook=None
                            "evidence rows were deleted or inserted")
         if problem:
             raise IntegrityError(problem + ADVICE)
-        out[domain] = Stored(loads(body_json), rows, last_id)
+        out[domain] = Stored(_body(domain, loads(body_json)), rows, last_id)
     for domain in basis_by_domain:
         if domain not in out:
             count = stats[domain][0]
@@ -192,6 +200,35 @@ def rebuild(session, domain: str, basis: str) -> tuple[int, int, dict[str, Any]]
             owner=f"{name}@{version}" if model_id is not None and name is not None else None,
             record_hash=record_hash, author=author)
     return rows, last, body
+
+
+def rebuild_bound(conn, domain: str, basis: str, seq: int, prev: str, created: str, *, replace: bool) -> str:
+    """For migrations (plain SQL on ``conn``): the summary of (domain, basis) computed from its rows, bound to a new
+    ``summary`` audit entry (number ``seq`` after ``prev``), inserted (or, with ``replace``, written over the
+    one stored). The entry's hash."""
+    from sqlalchemy import text
+
+    class _Session:  # what ``rebuild`` needs of a session: its connection
+        def connection(self):
+            return conn
+
+    rows, last, body = rebuild(_Session(), domain, basis)
+    body_json = dumps(body)
+    digest = summary_digest(domain, basis, rows, last, body_json)
+    payload = json.loads(canonical({"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
+                                    "extra": {"summary": digest}}))
+    entry = compute_hash(seq, "summary", domain, created, payload, prev)
+    conn.execute(text("INSERT INTO audit_log (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) "
+                      "VALUES (:s, 'summary', :d, :c, :p, :prev, :h)"),
+                 {"s": seq, "d": domain, "c": created, "p": canonical(payload), "prev": prev, "h": entry})
+    values = {"d": domain, "b": basis, "r": rows, "l": last, "j": body_json, "g": digest, "h": entry}
+    if replace:
+        conn.execute(text("UPDATE evidence_summaries SET rows = :r, last_id = :l, body_json = :j, digest = :g, "
+                          "entry_hash = :h WHERE domain = :d AND basis_hash = :b"), values)
+    else:
+        conn.execute(text("INSERT INTO evidence_summaries (domain, basis_hash, rows, last_id, body_json, digest, "
+                          "entry_hash) VALUES (:d, :b, :r, :l, :j, :g, :h)"), values)
+    return entry
 
 
 def build_missing(session) -> int:
@@ -257,5 +294,5 @@ def verify_summaries(session) -> tuple[int, list[tuple[str, str]]]:
     return checked, problems
 
 
-__all__ = ["Stored", "bind", "bases", "build_missing", "fold_written", "read_summaries", "rebuild", "summary_digest",
-           "verify_summaries"]
+__all__ = ["Stored", "bind", "bases", "build_missing", "fold_written", "read_summaries", "rebuild", "rebuild_bound",
+           "summary_digest", "verify_summaries"]

@@ -7,7 +7,6 @@ Summaries of evidence written before this revision are computed now from the row
 and each is bound to a new ``summary`` audit entry holding its digest. From here on, every evidence write
 updates its basis' summary in the same transaction (``graduation.store.summaries``).
 """
-import json
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -37,40 +36,17 @@ def upgrade() -> None:
     _summarize_existing(op.get_bind())
 
 
-class _Session:
-    """What ``graduation.store.summaries.rebuild`` needs of a session: its connection."""
-
-    def __init__(self, conn) -> None:
-        self._conn = conn
-
-    def connection(self):
-        return self._conn
-
-
 def _summarize_existing(conn) -> None:
-    from graduation.store.auditlog import GENESIS, canonical, compute_hash
-    from graduation.store.summaries import rebuild, summary_digest
-    from graduation.tally import dumps
+    from graduation.store.auditlog import GENESIS
+    from graduation.store.summaries import rebuild_bound
 
     tail = conn.execute(sa.text("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()
     seq, prev = (tail[0], tail[1]) if tail else (0, GENESIS)
     pairs = conn.execute(sa.text("SELECT DISTINCT domain, basis_hash FROM evidence ORDER BY domain, basis_hash")).all()
     for domain, basis in pairs:
-        rows, last, body = rebuild(_Session(conn), domain, basis)
-        body_json = dumps(body)
-        digest = summary_digest(domain, basis, rows, last, body_json)
-        payload = json.loads(canonical({"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
-                                        "extra": {"summary": digest}}))
         seq += 1
         created = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        entry = compute_hash(seq, "summary", domain, created, payload, prev)
-        conn.execute(sa.text("INSERT INTO audit_log (seq, kind, domain, created_at, payload_json, prev_hash, "
-                             "entry_hash) VALUES (:s, 'summary', :d, :c, :p, :prev, :h)"),
-                     {"s": seq, "d": domain, "c": created, "p": canonical(payload), "prev": prev, "h": entry})
-        conn.execute(sa.text("INSERT INTO evidence_summaries (domain, basis_hash, rows, last_id, body_json, digest, "
-                             "entry_hash) VALUES (:d, :b, :r, :l, :j, :g, :h)"),
-                     {"d": domain, "b": basis, "r": rows, "l": last, "j": body_json, "g": digest, "h": entry})
-        prev = entry
+        prev = rebuild_bound(conn, domain, basis, seq, prev, created, replace=False)
 
 
 def downgrade() -> None:
