@@ -37,11 +37,12 @@ def test_fisher_tiny_p_values_keep_precision():
     assert got < 1e-50
 
 
-@pytest.mark.parametrize("bar, observed", [(0.97, 0.875), (0.95, 0.99), (0.8, 0.5), (0.5, 1.0)])
+@pytest.mark.parametrize("bar, observed", [(0.97, 0.875), (0.95, 0.99), (0.8, 0.5), (0.5, 1.0),
+                                           (0.9999999999999999, 0.0)])  # near 1, rate * n rounds past n
 def test_samples_to_clear_really_clears(bar, observed):
     passes, n, rate = samples_to_clear(bar, observed)
-    assert wilson_lower(passes, n) >= bar
-    assert wilson_lower(round(rate * (n - 1)), n - 1) < bar or n == 1  # and it is the least such n
+    assert 0 <= passes <= n and wilson_lower(passes, n) >= bar
+    assert wilson_lower(min(n - 1, round(rate * (n - 1))), n - 1) < bar or n == 1  # and it is the least such n
     assert rate > bar
 
 

@@ -10,7 +10,7 @@ import random
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from graduation.errors import IntegrityError
 from graduation.policy.model import load_policy, packaged_policy_path
@@ -224,10 +224,12 @@ def sql(db: Database, statement: str, **params) -> None:
         conn.execute(text(statement), params)
 
 
-def repack(body: dict, change) -> None:
-    """Every model's rounds in ``body`` rewritten by ``change`` (``round_row`` lists -> others), in place."""
-    from graduation.tally import append_round, decode_rounds, new_model
+def repack(row, change) -> tuple[str, bytes]:
+    """The stored summary ``row`` with every model's rounds rewritten by ``change`` (``round_row`` lists ->
+    others): its new (body_json, columns)."""
+    from graduation.tally import append_round, decode_rounds, dumps, loads, new_model
 
+    body = loads(row["body_json"], row["columns"])
     for owner, packed in body["models"].items():
         rounds = decode_rounds(owner, packed)
         rows = []
@@ -237,8 +239,9 @@ def repack(body: dict, change) -> None:
                          r.pass_k, r.flip_rate, r.k, r.number, owner, r.generated, r.prompts, r.coverage,
                          list(r.uncounted)])
         out = body["models"][owner] = new_model()
-        for seq, row in zip(rounds.seq, change(rows)):
-            append_round(out, row, seq)
+        for seq, values in zip(rounds.seq, change(rows)):
+            append_round(out, values, seq)
+    return dumps(body)
 
 
 def refused(cli, *args: str) -> str:
@@ -260,12 +263,10 @@ def test_edited_summary_with_its_digest_recomputed_is_refused(cli, toy):
 
     with toy.engine.begin() as conn:
         row = conn.execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
-        body = json.loads(row["body_json"])
-        repack(body, lambda rows: [r[:1] + r[:1] + r[2:] for r in rows])  # passed = n
-        body_json = json.dumps(body, separators=(",", ":"))
-        conn.execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d WHERE id = :i"),
-                     {"b": body_json, "i": row["id"],
-                      "d": summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json)})
+        body_json, columns = repack(row, lambda rows: [r[:1] + r[:1] + r[2:] for r in rows])  # passed = n
+        conn.execute(text("UPDATE evidence_summaries SET body_json = :b, columns = :c, digest = :d WHERE id = :i"),
+                     {"b": body_json, "c": columns, "i": row["id"],
+                      "d": summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, columns)})
     assert "changed since it was recorded" in refused(cli)
 
 
@@ -283,13 +284,13 @@ def test_deleted_summary_is_refused(cli, toy):
 
 def test_replayed_older_summary_is_refused(cli, toy):
     with toy.engine.begin() as conn:
-        old = dict(conn.execute(text("SELECT rows, last_id, body_json, digest, entry_hash FROM evidence_summaries "
+        old = dict(conn.execute(text("SELECT rows, last_id, body_json, columns, digest, entry_hash FROM evidence_summaries "
                                      "WHERE domain = 'toy'")).mappings().one())
     with toy.write() as s:
         add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
             {"auditor": "ana", "checked": 5, "held": 0}))
     sql(toy, "UPDATE evidence_summaries SET rows = :rows, last_id = :last_id, body_json = :body_json, "
-             "digest = :digest, entry_hash = :entry_hash WHERE domain = 'toy'", **old)
+             "columns = :columns, digest = :digest, entry_hash = :entry_hash WHERE domain = 'toy'", **old)
     assert "an older summary was put back" in refused(cli)
     assert cli("audit", "verify").exit_code == 1
     with pytest.raises(IntegrityError, match="older summary"):  # and a write does not extend it
@@ -301,14 +302,14 @@ def test_replayed_older_summary_is_refused(cli, toy):
 def test_swapped_summaries_of_two_domains_are_refused(cli, toy):
     with toy.engine.begin() as conn:
         rows = {r["domain"]: dict(r) for r in conn.execute(text(
-            "SELECT domain, basis_hash, rows, last_id, body_json, digest, entry_hash FROM evidence_summaries"))
+            "SELECT domain, basis_hash, rows, last_id, body_json, columns, digest, entry_hash FROM evidence_summaries"))
             .mappings().all()}
         for mine, theirs in (("toy", "other"), ("other", "toy")):
             r = rows[theirs]
-            conn.execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e, "
-                              "rows = :r, last_id = :l WHERE domain = :name"),
-                         {"b": r["body_json"], "d": r["digest"], "e": r["entry_hash"], "r": r["rows"],
-                          "l": r["last_id"], "name": mine})
+            conn.execute(text("UPDATE evidence_summaries SET body_json = :b, columns = :c, digest = :d, "
+                              "entry_hash = :e, rows = :r, last_id = :l WHERE domain = :name"),
+                         {"b": r["body_json"], "c": r["columns"], "d": r["digest"], "e": r["entry_hash"],
+                          "r": r["rows"], "l": r["last_id"], "name": mine})
     refused(cli)
 
 
@@ -328,15 +329,13 @@ def test_forged_summary_with_a_forged_entry_is_found_by_verify(cli, toy, project
 
     with toy.write() as s:
         row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
-        body = json.loads(row["body_json"])
-        repack(body, lambda rows: rows[:1])
-        body_json = json.dumps(body, separators=(",", ":"))
-        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json)
+        body_json, columns = repack(row, lambda rows: rows[:1])
+        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, columns)
         entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
                                       "extra": {"summary": digest}}, "toy")
-        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e "
-                                    "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
-                                                       "i": row["id"]})
+        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, columns = :c, digest = :d, "
+                                    "entry_hash = :e WHERE id = :i"),
+                               {"b": body_json, "c": columns, "d": digest, "e": entry.entry_hash, "i": row["id"]})
     result = cli("audit", "verify", "--json")
     assert result.exit_code == 1
     assert "recomputed from scratch" in json.loads(result.stdout)["problem"]
@@ -378,3 +377,99 @@ def test_migration_builds_summaries_from_a_0013_registry(db_url: str):
     assert [d.decision.to_dict() for d in decisions(db, policy)] == \
         [d.decision.to_dict() for d in decisions(db, policy, from_rows=True)]
     db.dispose()
+
+
+def _at_revision(db_url: str, revision: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from graduation.store.migrate import alembic_config
+
+    engine = create_engine(db_url)
+    config = alembic_config(db_url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+    engine.dispose()
+
+
+def test_migration_rebuilds_format_1_summaries_from_their_rows(db_url: str):
+    db, policy = scenario(db_url)
+    before = [d.decision.to_dict() for d in decisions(db, policy)]
+    db.dispose()
+    _at_revision(db_url, "0014_summaries")  # where summaries were format 1: text only, every round in one list
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for name in ("lo", "hi"):
+            conn.execute(text("INSERT INTO evidence_summaries (domain, basis_hash, rows, last_id, body_json, digest) "
+                              "SELECT domain, basis_hash, count(*), max(id), :body, 'x' "
+                              "FROM evidence WHERE domain = :d GROUP BY domain, basis_hash"),
+                         {"d": name, "body": '{"format":1,"rounds":{}}'})
+    engine.dispose()
+    db = Database(db_url)  # upgrades: 0015 computes them again from the rows, in format 2, and chains them
+    with db.read() as s:
+        bodies = [json.loads(b) for (b,) in s.connection().execute(text("SELECT body_json FROM evidence_summaries"))]
+        from graduation.store.auditlog import verify
+
+        assert verify(s).ok
+    assert sorted(b["format"] for b in bodies) == [2, 2]
+    assert [d.decision.to_dict() for d in decisions(db, policy)] == before
+    db.dispose()
+
+
+def test_migration_builds_no_summary_over_rows_edited_before_it(db_url: str, cli):
+    """Rows edited while no summary covered them are not folded into a fresh, validly chained summary: the
+    domain gets none, deciding fails closed, and `audit verify` names the row."""
+    db, policy = scenario(db_url)
+    db.dispose()
+    _at_revision(db_url, "0014_summaries")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE evidence SET summary_json = replace(summary_json, '\"passed\": 30', "
+                          "'\"passed\": 100') WHERE domain = 'hi' AND kind = 'eval'"))
+    engine.dispose()
+    db = Database(db_url)
+    with db.read() as s:
+        domains = [d for (d,) in s.connection().execute(text("SELECT domain FROM evidence_summaries"))]
+    assert domains == ["lo"]
+    with pytest.raises(IntegrityError, match="summary of hi is missing"):
+        decisions(db, policy)
+    with db.read() as s:
+        from graduation.store.chain import verify_records
+
+        _checked, problems = verify_records(s)
+    assert {(p.kind, "changed since it was recorded" in p.problem) for p in problems} >= {("evidence", True)}
+    assert any(p.kind == "summary" and p.key.startswith("hi@") and "missing" in p.problem for p in problems)
+    db.dispose()
+
+
+def test_edited_columns_are_refused(cli, toy):
+    """The rounds live in the binary column: one byte changed there is a changed summary."""
+    with toy.engine.begin() as conn:
+        row = conn.execute(text("SELECT id, columns FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
+        columns = bytearray(row["columns"])
+        columns[8] ^= 1  # the second int of the first round: its pass count
+        conn.execute(text("UPDATE evidence_summaries SET columns = :c WHERE id = :i"),
+                     {"c": bytes(columns), "i": row["id"]})
+    assert "changed since it was recorded" in refused(cli)
+    assert cli("audit", "verify").exit_code == 1
+
+
+def test_forged_summary_that_does_not_decode_is_exit_2(cli, toy):
+    """Even with its digest and a chained entry forged to match, a body whose column references do not fit
+    its columns is an integrity error naming the summary, never a traceback."""
+    from graduation.store.auditlog import append
+    from graduation.store.summaries import summary_digest
+
+    with toy.write() as s:
+        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
+        body = json.loads(row["body_json"])
+        body["ids"] = [0, 10 ** 6]
+        body_json = json.dumps(body, separators=(",", ":"))
+        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, row["columns"])
+        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
+                                      "extra": {"summary": digest}}, "toy")
+        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e "
+                                    "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
+                                                       "i": row["id"]})
+    assert "does not decode" in refused(cli)

@@ -246,8 +246,10 @@ def evaluate_rules(policy: Policy, facts: dict[str, Any]) -> list[tuple[bool, st
     return _lookup(policy, facts)[0]
 
 
-def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str | None]], dict[str, Verdict]]:
-    """Rule results and the per-action verdicts they imply, memoized on the facts the rules use.
+def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str | None]], dict[str, Verdict],
+                                                             tuple[str, ...]]:
+    """Rule results, the per-action verdicts they imply and the rules' errors, memoized on the facts the rules
+    use.
 
     The key is the ``repr`` of the projected facts' values, listed in the policy's own order of the facts it
     uses (the same for every call): they hold only strings, numbers, booleans, lists and maps, whose reprs
@@ -267,7 +269,7 @@ def _lookup(policy: Policy, facts: dict[str, Any]) -> tuple[list[tuple[bool, str
     if hit is not None:
         return hit
     results = _evaluate(policy, _activation(facts, policy.uses))
-    entry = (results, _verdicts(policy, results))
+    entry = (results, _verdicts(policy, results), tuple(err for _m, err in results if err))
     if len(memo) >= policy.memo_size:
         memo.clear()
     memo[key] = entry
@@ -344,9 +346,8 @@ def conclude(domain: DomainSpec, facts: dict[str, Any], ph: PhaseResult, evidenc
     facts["phase"] = ph.phase
     facts["thresholds"] = dict(policy.threshold_facts[risk])  # a copy: callers may keep and change facts
     facts["signoffs"] = {**facts["signoffs"], "approved": approved_actions(facts["signoffs"], policy, risk)}
-    results, verdicts = _lookup(policy, facts)
+    _results, verdicts, errors = _lookup(policy, facts)
     why = _Explainer(policy, facts, ph, t)
-    errors = tuple(err for _m, err in results if err) if any(err for _m, err in results) else ()
     return Decision(domain.domain, risk, ph.phase, ph.route, verdicts, recommend(ph, facts, verdicts, why.criteria),
                     ph.unmet, errors, policy.name, policy.digest, tuple(evidence_hashes), facts, domain, why)
 

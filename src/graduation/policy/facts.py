@@ -44,13 +44,6 @@ class Summary:
     gt_generators: list[str] = field(default_factory=list)
 
 
-def _opt(rec: Any, name: str, default: Any) -> Any:
-    """A field that older records may lack: from a stored summary (a dict) or a record model."""
-    if isinstance(rec, dict):
-        return rec.get(name, default)
-    return getattr(rec, name, default)
-
-
 def _symbols(flags, file: str) -> list[dict[str, Any]]:
     return [{"symbol": f.symbol, "rate": float(f.rate), "rows": int(f.rows), "file": file} for f in flags]
 
@@ -134,8 +127,8 @@ def fold(evidence: list) -> Folded:
                           {s.name: (s.n, s.passed, s.wilson_lower) for s in sl} if sl else None,
                           c.pass_all_k if c is not None else None, c.flip_rate if c is not None else None,
                           c.k if c is not None else None, rec.round if rec.round is not None else len(rounds) + 1,
-                          _field(rec, "origin", "submitted") == "generated", _opt(rec, "prompts", None) or 0,
-                          float(_opt(rec, "coverage", 0.0)), tuple(_opt(rec, "uncounted_verifiers", ()) or ()),
+                          _field(rec, "origin", "submitted") == "generated", _field(rec, "prompts", None) or 0,
+                          float(_field(rec, "coverage", 0.0)), tuple(_field(rec, "uncounted_verifiers", ()) or ()),
                           out.rounds)
             out.rounds += 1
             newest[owner] = rec
@@ -167,20 +160,38 @@ def summarize(spec: DomainSpec, evidence: list, *, model: dict[str, Any] | None 
 
 def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = None,
            generators: dict[str, str | None] | None = None) -> Summary:
-    """``summarize`` from evidence already folded (``fold``, or a stored tally plus screened rows). Pure."""
+    """``summarize`` from evidence already folded (``fold``, or a stored tally plus screened rows). Pure.
+
+    Written as plain loops over the spec and the folded records, each read once: a status decides every
+    domain, and this is most of a decision's time.
+    """
     # enum members are compared by their plain string values: Enum.__hash__ runs in Python
     risk = spec.risk._value_
-    all_versions = {v.name: v.version for v in spec.verifiers}
-    substance_names = {v.name: v.version for v in spec.verifiers if v.role._value_ == "substance"}
+    all_versions: dict[str, Any] = {}
+    substance_names: dict[str, Any] = {}
+    for v in spec.verifiers:
+        all_versions[v.name] = v.version
+        if v.role._value_ == "substance":
+            substance_names[v.name] = v.version
     sources = spec.ground_truth
-    if any(s.derived_from is not None or s.provenance._value_ not in _TRUSTED for s in sources):
-        max_depth = max(lineage_depths(sources).values(), default=0)
-    else:
-        max_depth = 0
-    gt_generators = _sorted({s.generated_by.model for s in sources if s.generated_by is not None})
+    lineage = False
+    gt: set[str] = set()
+    external: Any = []
+    generated_sources = []
+    for s in sources:
+        provenance = s.provenance._value_
+        if s.derived_from is not None or provenance not in _TRUSTED:
+            lineage = True
+        if s.generated_by is not None:
+            gt.add(s.generated_by.model)
+        if s.audited and provenance in _EXTERNAL:
+            external.append(s.name)
+        if provenance == "model_generated":
+            generated_sources.append(s)
+    max_depth = max(lineage_depths(sources).values(), default=0) if lineage else 0
+    gt_generators = _sorted(gt)
     mf = model_facts(model)
     key = mf["ref"] or None
-    external = [s.name for s in sources if s.audited and s.provenance._value_ in _EXTERNAL] or ()
 
     models = folded.models
     if key is None:  # the domain's facts: every model's rounds, the newest from the model evaluated last
@@ -196,11 +207,32 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
         rounds = models.get(key, EMPTY)
         count, generated = len(rounds), sum(rounds.generated)
         newest_eval = folded.newest.get(key)
+
     checks: dict[str, Any] = {}
     for check in folded.checks:
         if all_versions.get(check.name) == check.version:
             checks[check.name] = check
-    audits = folded.audits
+    validated: Any = []
+    untrustworthy: Any = []
+    unvalidated_checks = set()
+    refs_ok = True
+    for name, check in checks.items():
+        if check.trustworthy:
+            if name in substance_names:
+                validated.append(name)
+                refs_ok = refs_ok and check.references > 0 and check.references_accepted == check.references
+        elif _field(check, "status", "") == "unvalidated":
+            unvalidated_checks.add(name)
+        else:
+            untrustworthy.append(name)
+    validated = _sorted(validated)
+    untrustworthy = _sorted(untrustworthy)
+    unvalidated = _sorted([n for n in substance_names if n not in checks or n in unvalidated_checks])
+    substance_untrusted = False
+    for name in untrustworthy:
+        substance_untrusted = substance_untrusted or name in substance_names
+    refs_ok = refs_ok and bool(validated)
+
     human_audits = checked = held = 0
     human_by_model: dict[str, tuple[int, int]] = {}
     for owner, c_, h_ in folded.human:
@@ -211,6 +243,7 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
             human_audits += 1
             checked += c_
             held += h_
+
     signers: dict[str, tuple[str, str]] = {}
     per_action: dict[str, set[str]] = _NO_APPROVALS  # replaced by fresh sets when a sign-off is bound
     unbound = 0
@@ -244,53 +277,43 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
             people_in_role = grants.setdefault(action, {}).setdefault(rec.role, [])
             if rec.by.strip() not in people_in_role:
                 people_in_role.append(rec.by.strip())
-
     if key is None:
         unbound = len(folded.signoffs)
 
-    validated = _sorted([n for n, c in checks.items() if n in substance_names and c.trustworthy])
-    unvalidated_checks = {n for n, c in checks.items() if not c.trustworthy and _opt(c, "status", "") == "unvalidated"}
-    untrustworthy = _sorted([n for n, c in checks.items() if not c.trustworthy and n not in unvalidated_checks])
-    unvalidated = _sorted([n for n in substance_names if n not in checks or n in unvalidated_checks])
-    substance_untrusted = any(n in substance_names for n in untrustworthy)
-    refs_ok = bool(validated) and all(checks[n].references > 0 and checks[n].references_accepted == checks[n].references
-                                      for n in validated)
-
+    audits = folded.audits
     data_symbols: Any = []
-    data_generators = set(gt_generators)
+    data_generators = set(gt)
     data_ungraduated: set[str] = set()
     data_depth = max_depth
     max_fail = 0.0
     untrusted: list[str] = []
-    audited_sources = {_opt(rec, "source", None) for rec in audits.values()} | set(audits)
-    unaudited = _sorted([s.name for s in sources if s.provenance._value_ == "model_generated"
-                         and s.name not in audited_sources and s.path not in audited_sources])
     for file, rec in audits.items():
         if rec.symbols:
             data_symbols.extend(_symbols(rec.symbols, file))
         if rec.ungraduated_generators:
             data_ungraduated.update(rec.ungraduated_generators)
-        if _field(rec, "generators"):
-            data_generators.update(_field(rec, "generators"))
-        data_depth = max(data_depth, rec.lineage_depth)
-        max_fail = max(max_fail, float(rec.substance_fail_rate))
+        named = _field(rec, "generators")
+        if named:
+            data_generators.update(named)
+        if rec.lineage_depth > data_depth:
+            data_depth = rec.lineage_depth
+        fail = float(rec.substance_fail_rate)
+        if fail > max_fail:
+            max_fail = fail
         if rec.provenance not in _TRUSTED:
             untrusted.append(file)
+    unaudited: Any = ()
+    if generated_sources:
+        audited_sources = {_field(rec, "source", None) for rec in audits.values()} | set(audits)
+        unaudited = _sorted([s.name for s in generated_sources
+                             if s.name not in audited_sources and s.path not in audited_sources])
 
     if newest_eval is not None:
         c = newest_eval.consistency
-        ev = newest_eval if isinstance(newest_eval, dict) else None  # a stored summary, else a record model
-        if ev is not None:
-            prompts, coverage, eval_prompts, uncounted = (ev.get("prompts"), ev.get("coverage", 0.0),
-                                                          ev.get("eval_prompts", 0), ev.get("uncounted_verifiers", ()))
-        else:
-            prompts, coverage, eval_prompts, uncounted = (getattr(newest_eval, "prompts", None),
-                                                          getattr(newest_eval, "coverage", 0.0),
-                                                          getattr(newest_eval, "eval_prompts", 0),
-                                                          getattr(newest_eval, "uncounted_verifiers", ()))
+        eval_prompts = _field(newest_eval, "eval_prompts", 0)
         if eval_prompts:
-            overlap_rate = _opt(newest_eval, "overlap_prompts", 0) / eval_prompts
-            ngram_overlap_rate = _opt(newest_eval, "ngram_overlap_prompts", 0) / eval_prompts
+            overlap_rate = _field(newest_eval, "overlap_prompts", 0) / eval_prompts
+            ngram_overlap_rate = _field(newest_eval, "ngram_overlap_prompts", 0) / eval_prompts
         else:
             overlap_rate = ngram_overlap_rate = 0.0
         eval_facts = {
@@ -301,11 +324,11 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
             "pass_k": float(c.pass_all_k) if c is not None else 0.0,
             "flip_rate": float(c.flip_rate) if c is not None else 0.0,
             "symbols": _symbols(newest_eval.symbols, newest_eval.outputs_file or "") if newest_eval.symbols else (),
-            "prompts": int(prompts or 0),
-            "coverage": float(coverage),
+            "prompts": int(_field(newest_eval, "prompts", None) or 0),
+            "coverage": float(_field(newest_eval, "coverage", 0.0)),
             "overlap_rate": overlap_rate,
             "ngram_overlap_rate": ngram_overlap_rate,
-            "uncounted": _sorted(uncounted or ()),
+            "uncounted": _sorted(_field(newest_eval, "uncounted_verifiers", ()) or ()),
         }
     else:
         eval_facts = {"rounds": 0, "generated_rounds": 0, "n": 0, "passed": 0, "pass_rate": 0.0, "wilson_lower": 0.0,
@@ -317,7 +340,7 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
     facts = {
         "domain": {
             "name": spec.domain, "risk": risk, "risk_rank": RISK_RANK[risk], "target": spec.deployment.target._value_,
-            "slices": [s.name for s in spec.slices] or (), "external_sources": external,
+            "slices": [s.name for s in spec.slices] or (), "external_sources": external or (),
             "ungraduated_generators": (), "lineage_depth": max_depth,
         },
         "model": mf,

@@ -44,11 +44,15 @@ def samples_to_clear(bar: float, observed: float) -> tuple[int, int, float] | No
         return None
     # Wilson's bound equals the bar where (rate - bar)^2 = z^2 bar (1 - bar) / n; rounding needs a nudge
     n = max(1, math.ceil(Z95 * Z95 * bar * (1 - bar) / (rate - bar) ** 2))
-    while wilson_lower(round(rate * n), n) < bar:
+
+    def passes(n: int) -> int:  # never more than n: near a bar of 1, rate * n rounds past n
+        return min(n, round(rate * n))
+
+    while wilson_lower(passes(n), n) < bar:
         n += 1
-    while n > 1 and wilson_lower(round(rate * (n - 1)), n - 1) >= bar:
+    while n > 1 and wilson_lower(passes(n - 1), n - 1) >= bar:
         n -= 1
-    return round(rate * n), n, rate
+    return passes(n), n, rate
 
 
 def fisher_less(a: int, b: int, c: int, d: int) -> float:
@@ -293,20 +297,21 @@ def data_external(facts: dict[str, Any]) -> bool:
 _RANK = {"graduated": 3, "candidate": 2, "regressed": 1, "discovery": 0}
 
 
-def _model_cores(summary: Summary, t) -> dict[str, tuple[Rounds, _Core]]:
-    """Each evaluated model's rounds and the core of its own phase (internal route only)."""
-    out = {}
-    facts = summary.facts
-    human_by_model = summary.human_by_model
-    for key, rounds in summary.rounds_by_model.items():
-        checked, held = human_by_model.get(key, (0, 0))
-        out[key] = (rounds, _core(facts, rounds, t, checked, held / checked if checked else 0.0, False))
-    return out
+def _model_phase(facts: dict[str, Any], rounds: Rounds, t, human: tuple[int, int]) -> str:
+    """One model's phase (internal route only), without its messages: ``_core``'s answer, taken the short way
+    where the rounds settle it. Without a validated substance verifier no phase but discovery can be reached;
+    with fewer rounds than the stable window, neither graduated nor (so) regressed: the newest round alone
+    says candidate or discovery."""
+    if not facts["verifiers"]["substance_validated"]:
+        return "discovery"
+    if len(rounds) < max(2, t.stable_rounds):
+        return "candidate" if rounds.meets_at(-1, t, facts["domain"]["slices"]) else "discovery"
+    return _model_core(facts, rounds, t, human).phase
 
 
-def model_phases(summary: Summary, t) -> dict[str, PhaseResult]:
-    """Each evaluated model's own phase in the domain (internal route only: its rounds, its human audits)."""
-    return {key: _result(summary.facts, rounds, t, core) for key, (rounds, core) in _model_cores(summary, t).items()}
+def _model_core(facts: dict[str, Any], rounds: Rounds, t, human: tuple[int, int]) -> _Core:
+    checked, held = human
+    return _core(facts, rounds, t, checked, held / checked if checked else 0.0, False)
 
 
 def decide_phase(summary: Summary, t) -> PhaseResult:
@@ -319,11 +324,17 @@ def decide_phase(summary: Summary, t) -> PhaseResult:
     """
     facts = summary.facts
     # every model's phase decides which are graduated and which leads; only the one returned needs its messages
-    phases = _model_cores(summary, t)
-    graduated = sorted(k for k, (_r, core) in phases.items() if core.phase == "graduated")
+    by_model, human_by_model = summary.rounds_by_model, summary.human_by_model
+    phases = {key: _model_phase(facts, rounds, t, human_by_model.get(key, (0, 0)))
+              for key, rounds in by_model.items()}
+    graduated = sorted(k for k, phase in phases.items() if phase == "graduated")
     route = "external" if data_external(facts) else "internal" if graduated else ""
     facts["data_trust"] = {"granted": bool(route), "route": route, "graduated_models": graduated}
     facts["models"] = {"evaluated": sorted(phases), "graduated": graduated}
+
+    def result(key: str) -> PhaseResult:
+        rounds = by_model[key]
+        return _result(facts, rounds, t, _model_core(facts, rounds, t, human_by_model.get(key, (0, 0))))
 
     def ungraduated(names) -> list[str]:
         out = []
@@ -341,22 +352,20 @@ def decide_phase(summary: Summary, t) -> PhaseResult:
     facts["data"]["ungraduated_generators"] = sorted(data) or ()
 
     if summary.model is not None:
-        mine = phases.get(summary.model)
-        if mine is not None:
-            return _result(facts, mine[0], t, mine[1])
+        if summary.model in phases:
+            return result(summary.model)
         own = compute_phase(summary, t, external_route=False)
         unmet = tuple(u.replace("evaluate the model", f"evaluate {summary.model}") for u in own.unmet)
         return PhaseResult(own.phase, own.route, unmet, {**own.graduation, "unmet": unmet})
     if route == "external":
         return compute_phase(summary, t, external_route=True)
     if route == "internal":
-        best = _result(facts, phases[graduated[-1]][0], t, phases[graduated[-1]][1])
+        best = result(graduated[-1])
         return PhaseResult("graduated", "internal", (), {**best.graduation, "route": "internal", "unmet": ()})
     if not phases:
         return compute_phase(summary, t, external_route=False)
-    key = max(phases, key=lambda k: (_RANK[phases[k][1].phase], phases[k][0].seq[-1]))
-    return _result(facts, phases[key][0], t, phases[key][1])
+    return result(max(phases, key=lambda k: (_RANK[phases[k]], by_model[k].seq[-1])))
 
 
-__all__ = ["PhaseResult", "Round", "Z95", "compute_phase", "data_external", "decide_phase", "fisher_less", "model_phases",
+__all__ = ["PhaseResult", "Round", "Z95", "compute_phase", "data_external", "decide_phase", "fisher_less",
            "round_unmet", "samples_to_clear", "wilson_lower"]

@@ -131,20 +131,37 @@ class Rounds:
         """Whether each round meets the bar of thresholds ``t`` (``graduation.policy.phase.round_unmet`` says
         why one does not): distinct prompts, coverage, Wilson bound, shape gap, every declared slice in
         ``slices`` on its own, pass^k when required, and scored by trustworthy verifiers only."""
-        bar, least, cover, gap = t.min_wilson_lower, t.min_samples, t.min_coverage, t.max_shape_gap
-        ok = [p >= least and c >= cover and w >= bar and g <= gap
-              for p, c, w, g in zip(self.prompts, self.coverage, self.wilson_lower, self.shape_gap)]
+        bar, least, cover, gap, need = t.min_wilson_lower, t.min_samples, t.min_coverage, t.max_shape_gap, t.min_pass_k
+        if need > 0:  # one pass over the columns either way
+            ok = [p >= least and c >= cover and w >= bar and g <= gap and k >= need
+                  for p, c, w, g, k in zip(self.prompts, self.coverage, self.wilson_lower, self.shape_gap, self.pass_k)]
+        else:
+            ok = [p >= least and c >= cover and w >= bar and g <= gap
+                  for p, c, w, g in zip(self.prompts, self.coverage, self.wilson_lower, self.shape_gap)]
         for name in slices:
             cols = self.slices.get(name)
             if cols is None:
                 return [False] * len(ok)
             ok = [o and w >= bar for o, w in zip(ok, cols[2])]
-        if t.min_pass_k > 0:
-            need = t.min_pass_k
-            ok = [o and k >= need for o, k in zip(ok, self.pass_k)]
         for i in self.uncounted:
             ok[i] = False
         return ok
+
+    def meets_at(self, i: int, t, slices) -> bool:
+        """``meets(t, slices)[i]``, for one round (negative from the newest)."""
+        if i < 0:
+            i += len(self.n)
+        bar = t.min_wilson_lower
+        if not (self.prompts[i] >= t.min_samples and self.coverage[i] >= t.min_coverage
+                and self.wilson_lower[i] >= bar and self.shape_gap[i] <= t.max_shape_gap):
+            return False
+        for name in slices:
+            cols = self.slices.get(name)
+            if cols is None or not cols[2][i] >= bar:
+                return False
+        if t.min_pass_k > 0 and not self.pass_k[i] >= t.min_pass_k:
+            return False
+        return i not in self.uncounted
 
 
 #: a model without rounds (shared: never appended to)

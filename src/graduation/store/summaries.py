@@ -9,7 +9,8 @@
 What a summary holds is ``graduation.tally``'s body. Its integrity, against an attacker who can write to
 the database:
 
-* ``digest`` hashes the domain, the basis, the row count and newest row id it covers, and the body's text;
+* ``digest`` hashes the domain, the basis, the row count and newest row id it covers, and the body's text and
+  columns;
   the audit entry of the evidence write that last changed it holds that digest (``payload.extra.summary``),
   and the summary keeps the entry's hash. An edited body, count, domain or basis (a summary moved to another
   domain), or an entry edited to match, no longer hashes the same;
@@ -34,14 +35,32 @@ from graduation.store.auditlog import append, canonical, compute_hash
 from graduation.store.chain import entries_by_hash, entry_payload
 from graduation.store.evidence import IN_LIST_LIMIT, evidence_stats
 from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, SummaryRow
-from graduation.tally import BODY_FORMAT, add, dumps, new_body
+from graduation.tally import BODY_FORMAT, add, dumps, loads, new_body
 
 ADVICE = "; run `registry audit verify` and restore the registry from a backup"
 
 
-def summary_digest(domain: str, basis: str, rows: int, last_id: int, body_json: str) -> str:
-    head = f"graduation-summary-1\n{domain}\n{basis}\n{rows}\n{last_id}\n".encode()
-    return hashlib.sha256(head + body_json.encode()).hexdigest()
+def summary_digest(domain: str, basis: str, rows: int, last_id: int, body_json: str, columns: bytes) -> str:
+    text, columns = body_json.encode(), columns or b""
+    head = f"graduation-summary-2\n{domain}\n{basis}\n{rows}\n{last_id}\n{len(text)}\n".encode()
+    return hashlib.sha256(head + text + columns).hexdigest()
+
+
+def _decoded(domain: str, body_json: str, columns: bytes, object_hook=None) -> dict[str, Any]:
+    """The stored body, if it is readable and of the format this version reads (``IntegrityError`` otherwise)."""
+    try:
+        body = loads(body_json, columns or b"", object_hook)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        if '"format":1,' in body_json[:12]:
+            problem = "is of format 1"
+        else:
+            problem = f"does not decode ({type(exc).__name__}: {exc})"
+        raise IntegrityError(f"the evidence summary of {domain} {problem}: run `registry migrate` (it rebuilds "
+                             "summaries from their rows), then `registry audit verify`") from None
+    if body.get("format") != BODY_FORMAT:
+        raise IntegrityError(f"the evidence summary of {domain} is of format {body.get('format')!r}, not "
+                             f"{BODY_FORMAT}: run `registry migrate` (it rebuilds summaries from their rows)")
+    return body
 
 
 def _entry_problem(domain: str, basis: str, digest: str, entry: tuple | None) -> str | None:
@@ -81,11 +100,12 @@ def fold_written(session, row) -> str:
             raise IntegrityError(f"the evidence summary of {row.domain} (basis {row.basis_hash[:12]}) is missing "
                                  f"while {before} evidence row(s) exist" + ADVICE)
         body = new_body()
-        summary = SummaryRow(domain=row.domain, basis_hash=row.basis_hash, rows=0, last_id=0, body_json="", digest="")
+        summary = SummaryRow(domain=row.domain, basis_hash=row.basis_hash, rows=0, last_id=0, body_json="",
+                             columns=b"", digest="")
     else:
         problem = None
         if summary_digest(summary.domain, summary.basis_hash, summary.rows, summary.last_id,
-                          summary.body_json) != summary.digest:
+                          summary.body_json, summary.columns) != summary.digest:
             problem = (f"the evidence summary of {row.domain} (basis {row.basis_hash[:12]}) changed since it "
                        "was recorded")
         else:
@@ -96,15 +116,15 @@ def fold_written(session, row) -> str:
                        f"row(s), but {before} exist: an older summary was put back, or rows were deleted")
         if problem:
             raise IntegrityError(problem + ADVICE)
-        body = _body(row.domain, json.loads(summary.body_json))
+        body = _decoded(row.domain, summary.body_json, summary.columns)
     owner = row.model if row.model_id is not None else None
     add(body, row_id=row.id, kind=row.kind, record=json.loads(row.summary_json), owner=owner,
         record_hash=row.record_hash, author=row.author)
     summary.rows = count
     summary.last_id = max(newest, row.id)
-    summary.body_json = dumps(body)
+    summary.body_json, summary.columns = dumps(body)
     summary.digest = summary_digest(summary.domain, summary.basis_hash, summary.rows, summary.last_id,
-                                    summary.body_json)
+                                    summary.body_json, summary.columns)
     session.add(summary)
     session.info.setdefault("summaries", {})[(row.domain, row.basis_hash)] = summary
     return summary.digest
@@ -115,14 +135,6 @@ def bind(session, row, entry_hash: str) -> None:
     summary = session.info["summaries"][(row.domain, row.basis_hash)]
     summary.entry_hash = entry_hash
     session.add(summary)
-
-
-def _body(domain: str, body: dict[str, Any]) -> dict[str, Any]:
-    """``body``, if it is of the format this version reads (``IntegrityError`` otherwise)."""
-    if body.get("format") != BODY_FORMAT:
-        raise IntegrityError(f"the evidence summary of {domain} is of format {body.get('format')!r}, not "
-                             f"{BODY_FORMAT}: run `registry migrate` (it rebuilds summaries from their rows)")
-    return body
 
 
 class Stored:
@@ -146,19 +158,19 @@ def read_summaries(session, basis_by_domain: dict[str, str], *, object_hook=None
         return {}
     t = SummaryRow.__table__
     a = AuditEntryRow.__table__
-    stmt = core_select(t.c.domain, t.c.basis_hash, t.c.rows, t.c.last_id, t.c.body_json, t.c.digest, t.c.entry_hash,
+    stmt = core_select(t.c.domain, t.c.basis_hash, t.c.rows, t.c.last_id, t.c.body_json, t.c.columns, t.c.digest,
+                       t.c.entry_hash,
                        a.c.seq, a.c.kind, a.c.domain, a.c.created_at, a.c.payload_json, a.c.prev_hash) \
         .select_from(t.outerjoin(a, a.c.entry_hash == t.c.entry_hash))
     if len(basis_by_domain) <= IN_LIST_LIMIT:
         stmt = stmt.where(t.c.domain.in_(list(basis_by_domain)))
-    loads = json.JSONDecoder(object_hook=object_hook).decode if object_hook is not None else json.loads
     stats = evidence_stats(session, basis_by_domain, stamps=False)  # the count and newest id are compared
     out: dict[str, Stored] = {}
-    for (domain, basis, rows, last_id, body_json, digest, entry_hash, seq, ekind, edomain, created, payload_json,
-         prev) in session.connection().execute(stmt):
+    for (domain, basis, rows, last_id, body_json, columns, digest, entry_hash, seq, ekind, edomain, created,
+         payload_json, prev) in session.connection().execute(stmt):
         if basis_by_domain.get(domain) != basis:
             continue
-        if summary_digest(domain, basis, rows, last_id, body_json) != digest:
+        if summary_digest(domain, basis, rows, last_id, body_json, columns) != digest:
             problem = f"the evidence summary of {domain} (basis {basis[:12]}) changed since it was recorded"
         else:
             problem = _entry_problem(domain, basis, digest, None if seq is None else
@@ -171,14 +183,14 @@ def read_summaries(session, basis_by_domain: dict[str, str], *, object_hook=None
                            "evidence rows were deleted or inserted")
         if problem:
             raise IntegrityError(problem + ADVICE)
-        out[domain] = Stored(_body(domain, loads(body_json)), rows, last_id)
+        out[domain] = Stored(_decoded(domain, body_json, columns, object_hook), rows, last_id)
     for domain in basis_by_domain:
         if domain not in out:
             count = stats[domain][0]
             if count:
                 raise IntegrityError(f"the evidence summary of {domain} is missing while {count} evidence row(s) "
                                      "exist" + ADVICE)
-            out[domain] = Stored(loads(dumps(new_body())), 0, 0)
+            out[domain] = Stored(new_body(), 0, 0)
     return out
 
 
@@ -213,21 +225,21 @@ def rebuild_bound(conn, domain: str, basis: str, seq: int, prev: str, created: s
             return conn
 
     rows, last, body = rebuild(_Session(), domain, basis)
-    body_json = dumps(body)
-    digest = summary_digest(domain, basis, rows, last, body_json)
+    body_json, columns = dumps(body)
+    digest = summary_digest(domain, basis, rows, last, body_json, columns)
     payload = json.loads(canonical({"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
                                     "extra": {"summary": digest}}))
     entry = compute_hash(seq, "summary", domain, created, payload, prev)
     conn.execute(text("INSERT INTO audit_log (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) "
                       "VALUES (:s, 'summary', :d, :c, :p, :prev, :h)"),
                  {"s": seq, "d": domain, "c": created, "p": canonical(payload), "prev": prev, "h": entry})
-    values = {"d": domain, "b": basis, "r": rows, "l": last, "j": body_json, "g": digest, "h": entry}
+    values = {"d": domain, "b": basis, "r": rows, "l": last, "j": body_json, "c": columns, "g": digest, "h": entry}
     if replace:
-        conn.execute(text("UPDATE evidence_summaries SET rows = :r, last_id = :l, body_json = :j, digest = :g, "
-                          "entry_hash = :h WHERE domain = :d AND basis_hash = :b"), values)
+        conn.execute(text("UPDATE evidence_summaries SET rows = :r, last_id = :l, body_json = :j, columns = :c, "
+                          "digest = :g, entry_hash = :h WHERE domain = :d AND basis_hash = :b"), values)
     else:
-        conn.execute(text("INSERT INTO evidence_summaries (domain, basis_hash, rows, last_id, body_json, digest, "
-                          "entry_hash) VALUES (:d, :b, :r, :l, :j, :g, :h)"), values)
+        conn.execute(text("INSERT INTO evidence_summaries (domain, basis_hash, rows, last_id, body_json, columns, "
+                          "digest, entry_hash) VALUES (:d, :b, :r, :l, :j, :c, :g, :h)"), values)
     return entry
 
 
@@ -242,12 +254,12 @@ def build_missing(session) -> int:
         if (domain, basis) in have:
             continue
         rows, last, body = rebuild(session, domain, basis)
-        body_json = dumps(body)
-        digest = summary_digest(domain, basis, rows, last, body_json)
+        body_json, columns = dumps(body)
+        digest = summary_digest(domain, basis, rows, last, body_json, columns)
         entry = append(session, "summary", {"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
                                             "extra": {"summary": digest}}, domain)
         session.add(SummaryRow(domain=domain, basis_hash=basis, rows=rows, last_id=last, body_json=body_json,
-                               digest=digest, entry_hash=entry.entry_hash))
+                               columns=columns, digest=digest, entry_hash=entry.entry_hash))
         built += 1
     session.flush()
     return built
@@ -282,11 +294,11 @@ def verify_summaries(session) -> tuple[int, list[tuple[str, str]]]:
                                   f"({rows} evidence row(s))"))
             continue
         problem = None
-        if summary_digest(domain, basis, s.rows, s.last_id, s.body_json) != s.digest:
+        if summary_digest(domain, basis, s.rows, s.last_id, s.body_json, s.columns) != s.digest:
             problem = f"the evidence summary of {domain} (basis {basis[:12]}) changed since it was recorded"
         else:
             problem = _entry_problem(domain, basis, s.digest, entries.get(s.entry_hash or ""))
-        if problem is None and ((s.rows, s.last_id) != (rows, last) or json.loads(s.body_json) != body):
+        if problem is None and ((s.rows, s.last_id) != (rows, last) or (s.body_json, s.columns or b"") != dumps(body)):
             problem = (f"the evidence summary of {domain} (basis {basis[:12]}) does not match its {rows} evidence "
                        "row(s) recomputed from scratch")
         if problem:

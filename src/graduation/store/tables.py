@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -133,6 +133,7 @@ class SummaryRow(SQLModel, table=True):
     rows: int = Field(default=0)
     last_id: int = Field(default=0)
     body_json: str = Field(sa_column=Column(Text, nullable=False))
+    columns: bytes | None = Field(default=b"", sa_column=Column(LargeBinary, nullable=True))  # None reads as b""
     digest: str = Field(max_length=64)
     entry_hash: str | None = Field(default=None, max_length=64)
 

@@ -3,12 +3,10 @@
 Revision ID: 0014_summaries
 Revises: 0013_chain
 
-Summaries of evidence written before this revision are computed now from the rows (which 0013 chained),
-and each is bound to a new ``summary`` audit entry holding its digest. From here on, every evidence write
-updates its basis' summary in the same transaction (``graduation.store.summaries``).
+Summaries of evidence written before this revision are computed from the rows (which 0013 chained) by
+the next revision, 0015, each bound to a new ``summary`` audit entry holding its digest. From there on,
+every evidence write updates its basis' summary in the same transaction (``graduation.store.summaries``).
 """
-from datetime import datetime, timezone
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -33,20 +31,7 @@ def upgrade() -> None:
     )
     # the rows a summary covers are counted per (domain, basis) when deciding: an index answers it
     op.create_index("ix_evidence_domain_basis", "evidence", ["domain", "basis_hash", "kind"])
-    _summarize_existing(op.get_bind())
-
-
-def _summarize_existing(conn) -> None:
-    from graduation.store.auditlog import GENESIS
-    from graduation.store.summaries import rebuild_bound
-
-    tail = conn.execute(sa.text("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()
-    seq, prev = (tail[0], tail[1]) if tail else (0, GENESIS)
-    pairs = conn.execute(sa.text("SELECT DISTINCT domain, basis_hash FROM evidence ORDER BY domain, basis_hash")).all()
-    for domain, basis in pairs:
-        seq += 1
-        created = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        prev = rebuild_bound(conn, domain, basis, seq, prev, created, replace=False)
+    # summaries of the evidence already stored are built by 0015_summary_columns (in the format it introduced)
 
 
 def downgrade() -> None:

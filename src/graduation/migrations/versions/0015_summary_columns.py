@@ -1,14 +1,16 @@
-"""evidence summaries keep each model's rounds as columns (body format 2)
+"""evidence summaries keep each model's rounds as columns, in a binary column beside their text (format 2)
 
 Revision ID: 0015_summary_columns
 Revises: 0014_summaries
 
-A summary of format 1 kept every model's rounds in one packed list; format 2 keeps them per model, column
-by column (``graduation.tally``), which a decision reads without building an object per round. Each older
-summary is computed again from its rows and bound to a new ``summary`` audit entry. The rows are checked
-against their chained entries first: a summary whose rows no longer match is deleted rather than rebuilt
-from them, so deciding for that domain fails closed ("summary missing") and `registry audit verify` names
-the rows. A downgrade removes the summaries (see ``downgrade``).
+Format 1 kept every model's rounds in one list, base64-packed inside the JSON text; format 2 keeps them per
+model, column by column, in the new binary column ``columns`` (``graduation.tally``), which a decision reads
+without decoding text or building an object per round. Every (domain, basis) with evidence whose summary is
+missing (a registry coming from 0013) or of format 1 gets one computed from its rows, bound to a new
+``summary`` audit entry. The rows are checked against their chained entries first: where they no longer
+match, no summary is built (an old one is deleted), so deciding for that domain fails closed ("summary
+missing") and `registry audit verify` names the rows. A downgrade removes the summaries: revision 0014's
+code reads format 1 only, and refuses to decide without one rather than misread it.
 """
 import json
 from datetime import datetime, timezone
@@ -39,17 +41,18 @@ def upgrade() -> None:
     from graduation.store.summaries import rebuild_bound
     from graduation.tally import BODY_FORMAT
 
+    with op.batch_alter_table("evidence_summaries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("columns", sa.LargeBinary(), nullable=True))
     conn = op.get_bind()
     tail = conn.execute(sa.text("SELECT seq, entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1")).first()
     seq, prev = (tail[0], tail[1]) if tail else (0, GENESIS)
-    stored = conn.execute(sa.text("SELECT domain, basis_hash, body_json FROM evidence_summaries "
-                                  "ORDER BY domain, basis_hash")).all()
-    for domain, basis, body_json in stored:
-        try:
-            if json.loads(body_json).get("format") == BODY_FORMAT:
-                continue
-        except ValueError:
-            pass  # an unreadable body is rebuilt like an old one
+    stored = {(d, b): text for d, b, text in conn.execute(sa.text(
+        "SELECT domain, basis_hash, body_json FROM evidence_summaries"))}
+    pairs = conn.execute(sa.text("SELECT DISTINCT domain, basis_hash FROM evidence ORDER BY domain, basis_hash")).all()
+    for domain, basis in pairs:
+        text = stored.get((domain, basis))
+        if text is not None and _format(text) == BODY_FORMAT:
+            continue
         try:
             for _row in current_evidence_rows(_Session(conn), {domain: basis}):
                 pass  # every row re-hashed against its entry
@@ -59,10 +62,17 @@ def upgrade() -> None:
             continue
         seq += 1
         created = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-        prev = rebuild_bound(conn, domain, basis, seq, prev, created, replace=True)
+        prev = rebuild_bound(conn, domain, basis, seq, prev, created, replace=text is not None)
+
+
+def _format(text: str):
+    try:
+        return json.loads(text).get("format")
+    except (ValueError, AttributeError):
+        return None  # unreadable: rebuilt like an old one
 
 
 def downgrade() -> None:
-    # revision 0014's code reads format 1 only, and format 1 is not written any more: the summaries are removed,
-    # so that code refuses to decide ("summary missing", exit 2) rather than misread them
     op.get_bind().execute(sa.text("DELETE FROM evidence_summaries"))
+    with op.batch_alter_table("evidence_summaries", schema=None) as batch_op:
+        batch_op.drop_column("columns")
