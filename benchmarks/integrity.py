@@ -8,7 +8,8 @@ same run (cold processes, alternating):
 3. in process, on that registry: `decisions()` from the summaries against `decisions(from_rows=True)`,
    which reads and re-hashes every row (the answers are asserted equal);
 4. in-process decide over 10,000 domains: from folded evidence (what a summary holds: the registry's
-   path) and from the records (`decide`, folding them first): decisions/s (target >= 40,000/s);
+   path) and from the records (`decide`, folding them first): decisions/s (target >= 40,000/s), with the
+   garbage collector paused as `decisions()` pauses it;
 5. evidence appends through `add_evidence` (row, chained entry and the basis' summary, one transaction
    each): records/s on SQLite, and on PostgreSQL when REGISTRY_DB_URL points at one
    (`scripts/with-postgres.sh`).
@@ -182,6 +183,7 @@ def bench_decide(count: int) -> list[tuple[str, str]]:
     from graduation.policy.facts import finish, fold
     from graduation.policy.model import load_policy, packaged_policy_path
     from graduation.policy.phase import decide_phase
+    from graduation.service.decisions import paused_gc
     from policy import corpus
 
     policy = load_policy(packaged_policy_path())
@@ -207,7 +209,8 @@ def bench_decide(count: int) -> list[tuple[str, str]]:
         for _ in range(3):
             gc.collect()
             start = time.perf_counter()
-            answers[name] = fn()
+            with paused_gc():  # as `decisions()` decides a registry's domains
+                answers[name] = fn()
             elapsed = time.perf_counter() - start
             best = elapsed if best is None else min(best, elapsed)
         assert len(answers[name]) == count

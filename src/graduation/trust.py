@@ -197,9 +197,11 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
                 retracted.add((_get(ev.record, "evidence"), _get(ev.record, "record_hash")))
             else:
                 out.refused.append((ev.uid, broken or why))
-    authors = {a for ev in evidence if ev.kind in SUBMITTED_KINDS and ev.author
-               for a in (ev.author.strip(), name_key(ev.author) or "")} - {""}
-    authors |= {a for author in authors_extra for a in (author.strip(), name_key(author) or "")} - {""}
+    authors: set[str] = set()  # who may not approve: asked of sign-offs only
+    if any(ev.kind == "signoff" for ev in evidence):
+        authors = {a for ev in evidence if ev.kind in SUBMITTED_KINDS and ev.author
+                   for a in (ev.author.strip(), name_key(ev.author) or "")} - {""}
+        authors |= {a for author in authors_extra for a in (author.strip(), name_key(author) or "")} - {""}
     seen: dict[tuple, set[str]] = {}  # (domain digest, model, model digest, action) -> identities counted
     for ev in evidence:
         if ev.kind == "retraction":

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import gc
 import json
+import math
+from bisect import bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,10 +186,10 @@ def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | Non
     ids, hashes = record_hashes(body)
     if few:
         added = fold(few)
-        tail = [(ev.row_id if ev.row_id is not None else float("inf"), i) for i, ev in enumerate(few)]
-        merged = sorted([(rid, -1, h) for rid, h in zip(ids, hashes)] +
-                        [(rid, i, few[i].record_hash) for rid, i in tail])
-        hashes = [h for _rid, _i, h in merged]
+        for ev in few:  # oldest first, as the rows were read (``extra``, which has no row yet, last)
+            at = bisect_right(ids, ev.row_id if ev.row_id is not None else math.inf)
+            ids.insert(at, ev.row_id if ev.row_id is not None else math.inf)
+            hashes.insert(at, ev.record_hash)
         human, signoffs = added.human, added.signoffs
     else:
         human, signoffs = [], []
