@@ -297,16 +297,16 @@ def data_external(facts: dict[str, Any]) -> bool:
 _RANK = {"graduated": 3, "candidate": 2, "regressed": 1, "discovery": 0}
 
 
-def _model_phase(facts: dict[str, Any], rounds: Rounds, t, human: tuple[int, int]) -> str:
-    """One model's phase (internal route only), without its messages: ``_core``'s answer, taken the short way
-    where the rounds settle it. Without a validated substance verifier no phase but discovery can be reached;
-    with fewer rounds than the stable window, neither graduated nor (so) regressed: the newest round alone
-    says candidate or discovery."""
+def _model_phase(facts: dict[str, Any], rounds: Rounds, t, human: tuple[int, int]) -> str | _Core:
+    """One model's phase (internal route only), without its messages: ``_core``'s answer (the core itself when
+    it had to be worked out), taken the short way where the rounds settle it. Without a validated substance
+    verifier no phase but discovery can be reached; with fewer rounds than the stable window, neither
+    graduated nor (so) regressed: the newest round alone says candidate or discovery."""
     if not facts["verifiers"]["substance_validated"]:
         return "discovery"
     if len(rounds) < max(2, t.stable_rounds):
         return "candidate" if rounds.meets_at(-1, t, facts["domain"]["slices"]) else "discovery"
-    return _model_core(facts, rounds, t, human).phase
+    return _model_core(facts, rounds, t, human)
 
 
 def _model_core(facts: dict[str, Any], rounds: Rounds, t, human: tuple[int, int]) -> _Core:
@@ -325,16 +325,18 @@ def decide_phase(summary: Summary, t) -> PhaseResult:
     facts = summary.facts
     # every model's phase decides which are graduated and which leads; only the one returned needs its messages
     by_model, human_by_model = summary.rounds_by_model, summary.human_by_model
-    phases = {key: _model_phase(facts, rounds, t, human_by_model.get(key, (0, 0)))
-              for key, rounds in by_model.items()}
+    found = {key: _model_phase(facts, rounds, t, human_by_model.get(key, (0, 0))) for key, rounds in by_model.items()}
+    phases = {key: p if isinstance(p, str) else p.phase for key, p in found.items()}
     graduated = sorted(k for k, phase in phases.items() if phase == "graduated")
     route = "external" if data_external(facts) else "internal" if graduated else ""
     facts["data_trust"] = {"granted": bool(route), "route": route, "graduated_models": graduated}
     facts["models"] = {"evaluated": sorted(phases), "graduated": graduated}
 
     def result(key: str) -> PhaseResult:
-        rounds = by_model[key]
-        return _result(facts, rounds, t, _model_core(facts, rounds, t, human_by_model.get(key, (0, 0))))
+        rounds, core = by_model[key], found[key]
+        if isinstance(core, str):
+            core = _model_core(facts, rounds, t, human_by_model.get(key, (0, 0)))
+        return _result(facts, rounds, t, core)
 
     def ungraduated(names) -> list[str]:
         out = []
