@@ -33,7 +33,7 @@ from typing import Any
 from graduation.errors import IntegrityError
 from graduation.store.auditlog import append, canonical, compute_hash
 from graduation.store.chain import entries_by_hash, entry_payload
-from graduation.store.evidence import IN_LIST_LIMIT, evidence_stats
+from graduation.store.evidence import IN_LIST_LIMIT, current_evidence_rows, evidence_stats
 from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, SummaryRow
 from graduation.tally import BODY_FORMAT, add, dumps, loads, new_body
 
@@ -220,11 +220,7 @@ def rebuild_bound(conn, domain: str, basis: str, seq: int, prev: str, created: s
     one stored). The entry's hash."""
     from sqlalchemy import text
 
-    class _Session:  # what ``rebuild`` needs of a session: its connection
-        def connection(self):
-            return conn
-
-    rows, last, body = rebuild(_Session(), domain, basis)
+    rows, last, body = rebuild(_OnConnection(conn), domain, basis)
     body_json, columns = dumps(body)
     digest = summary_digest(domain, basis, rows, last, body_json, columns)
     payload = json.loads(canonical({"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
@@ -241,6 +237,26 @@ def rebuild_bound(conn, domain: str, basis: str, seq: int, prev: str, created: s
         conn.execute(text("INSERT INTO evidence_summaries (domain, basis_hash, rows, last_id, body_json, columns, "
                           "digest, entry_hash) VALUES (:d, :b, :r, :l, :j, :c, :g, :h)"), values)
     return entry
+
+
+def rows_intact(conn, domain: str, basis: str) -> bool:
+    """For migrations: whether every evidence row of (domain, basis) still matches its chained entry."""
+    try:
+        for _row in current_evidence_rows(_OnConnection(conn), {domain: basis}):
+            pass  # each row is re-hashed and compared with its entry as it is read
+    except IntegrityError:
+        return False
+    return True
+
+
+class _OnConnection:
+    """What the readers here need of a session (its connection), for a migration's bare connection."""
+
+    def __init__(self, conn) -> None:
+        self._conn = conn
+
+    def connection(self):
+        return self._conn
 
 
 def build_missing(session) -> int:
@@ -307,4 +323,4 @@ def verify_summaries(session) -> tuple[int, list[tuple[str, str]]]:
 
 
 __all__ = ["Stored", "bind", "bases", "build_missing", "fold_written", "read_summaries", "rebuild", "rebuild_bound",
-           "summary_digest", "verify_summaries"]
+           "rows_intact", "summary_digest", "verify_summaries"]

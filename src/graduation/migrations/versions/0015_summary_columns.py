@@ -24,21 +24,9 @@ branch_labels = None
 depends_on = None
 
 
-class _Session:
-    """What ``graduation.store.evidence.current_evidence_rows`` needs of a session: its connection."""
-
-    def __init__(self, conn) -> None:
-        self._conn = conn
-
-    def connection(self):
-        return self._conn
-
-
 def upgrade() -> None:
-    from graduation.errors import IntegrityError
     from graduation.store.auditlog import GENESIS
-    from graduation.store.evidence import current_evidence_rows
-    from graduation.store.summaries import rebuild_bound
+    from graduation.store.summaries import rebuild_bound, rows_intact
     from graduation.tally import BODY_FORMAT
 
     with op.batch_alter_table("evidence_summaries", schema=None) as batch_op:
@@ -53,10 +41,7 @@ def upgrade() -> None:
         text = stored.get((domain, basis))
         if text is not None and _format(text) == BODY_FORMAT:
             continue
-        try:
-            for _row in current_evidence_rows(_Session(conn), {domain: basis}):
-                pass  # every row re-hashed against its entry
-        except IntegrityError:
+        if not rows_intact(conn, domain, basis):
             conn.execute(sa.text("DELETE FROM evidence_summaries WHERE domain = :d AND basis_hash = :b"),
                          {"d": domain, "b": basis})
             continue
