@@ -473,3 +473,25 @@ def test_forged_summary_that_does_not_decode_is_exit_2(cli, toy):
                                     "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
                                                        "i": row["id"]})
     assert "does not decode" in refused(cli)
+
+
+def test_forged_summary_whose_records_do_not_fold_is_exit_2(cli, toy):
+    """A newest round forged with a value of the wrong type (digest and chained entry forged to match) is an
+    integrity error, never a traceback and never an answer."""
+    from graduation.store.auditlog import append
+    from graduation.store.summaries import summary_digest
+
+    with toy.write() as s:
+        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
+        body = json.loads(row["body_json"])
+        for record in body["newest"].values():
+            record["pass_rate"] = "high"
+        body_json = json.dumps(body, separators=(",", ":"))
+        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, row["columns"])
+        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
+                                      "extra": {"summary": digest}}, "toy")
+        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e "
+                                    "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
+                                                       "i": row["id"]})
+    assert "does not decode into facts" in refused(cli)
+    assert cli("audit", "verify").exit_code == 1

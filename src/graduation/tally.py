@@ -76,7 +76,7 @@ def append_round(packed: dict[str, Any], row: list, seq: int) -> None:
     for name, triples in columns.items():
         triples.extend(slices.get(name, NO_SLICE))
     if uncounted:
-        packed["uncounted"][str(count)] = list(uncounted)
+        packed["uncounted"][count] = list(uncounted)
     packed["count"] = count + 1
 
 
@@ -92,7 +92,7 @@ def decode_rounds(owner: str, packed: dict[str, Any]) -> Rounds:
         setattr(out, name, floats[i::width])
     for name, triples in packed["slices"].items():
         out.slices[name] = (triples[0::3], triples[1::3], triples[2::3])
-    out.uncounted = {int(i): tuple(names) for i, names in packed["uncounted"].items()}
+    out.uncounted = {i: tuple(names) for i, names in packed["uncounted"].items()}
     return out
 
 
@@ -172,6 +172,9 @@ def loads(text: str, columns: bytes, object_hook=None) -> dict[str, Any]:
         packed["ints"] = column("q", packed["ints"], count * len(INTS))
         packed["floats"] = column("d", packed["floats"], count * len(FLOATS))
         packed["slices"] = {name: column("d", at, count * 3) for name, at in packed["slices"].items()}
+        packed["uncounted"] = {int(i): [str(name) for name in names] for i, names in packed["uncounted"].items()}
+        if any(not 0 <= i < count for i in packed["uncounted"]):
+            raise ValueError("an uncounted round outside the rounds counted")
     return body
 
 

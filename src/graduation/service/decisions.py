@@ -253,7 +253,14 @@ def _summary(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generato
     if inputs.rows is not None:
         return summarize(spec, counted(spec, inputs.rows, policy) + list(extra or ()), model=mfacts,
                          generators=generators)
-    return finish(spec, _folded(spec, inputs, policy, extra), model=mfacts, generators=generators)
+    try:
+        return finish(spec, _folded(spec, inputs, policy, extra), model=mfacts, generators=generators)
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError) as exc:
+        # a summary this registry wrote always folds; one that passed its hash checks and does not was forged
+        # together with its audit entry (which `audit verify` finds): never a traceback, never an answer
+        raise IntegrityError(f"the evidence summary of {spec.domain} does not decode into facts "
+                             f"({type(exc).__name__}: {exc}); run `registry audit verify` and restore the registry "
+                             "from a backup") from None
 
 
 def _changed_on_disk(root: Path, v, cache) -> Decision | None:
