@@ -86,3 +86,20 @@ def test_an_absent_or_nan_value_never_meets_the_bar():
         assert rounds.meets(t, ["day"]) == [False], change
         assert rounds.meets_at(0, t, ["day"]) is False, change
         assert round_unmet(rounds.at(0), t, ["day"])[0], change
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(a_round, min_size=1, max_size=5), thresholds, st.sampled_from([(), ("day",)]), st.booleans(),
+       st.integers(2, 4), st.tuples(st.integers(0, 300), st.integers(0, 300)))
+def test_the_short_way_to_a_models_phase_gives_the_full_answer(rows, t, slices, validated, stable, human):
+    """``decide_phase`` settles most models without their full core (no validated verifier: discovery; fewer
+    rounds than the window: the newest round alone); the answer must be the core's."""
+    from graduation.policy.phase import _model_core, _model_phase
+
+    t = t.model_copy(update={"stable_rounds": stable, "min_human_audit": 100})
+    facts = {"domain": {"slices": list(slices), "external_sources": ()},
+             "verifiers": {"substance_validated": validated, "references_verified": False}}
+    human = (max(human), min(human))  # checked, held
+    for rounds in (build(rows), stored(rows)):
+        short = _model_phase(facts, rounds, t, human)
+        assert (short if isinstance(short, str) else short.phase) == _model_core(facts, rounds, t, human).phase

@@ -185,7 +185,7 @@ def _get(rec: Any, name: str, default: Any = None) -> Any:
 
 
 def round_row(rec: Any, owner: str, number: int) -> list:
-    """One round as ``graduation.policy.facts.Round`` takes it (positional), in JSON types.
+    """One round as ``append_round`` takes it (the fields of ``graduation.policy.rounds.Round``, positional).
 
     ``number``: the round's number when the record has none (its position among the owner's rounds).
     """

@@ -155,7 +155,7 @@ def round_unmet(r: Round, t, slices: list[str]) -> tuple[list[str], list[str]]:
 
 @dataclass(slots=True)
 class _Core:
-    """What a phase is decided on (no messages): shared by ``compute_phase`` and ``phase_of``."""
+    """What a phase is decided on (no messages): shared by ``compute_phase`` and ``decide_phase``."""
 
     phase: str
     route: str
