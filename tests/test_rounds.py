@@ -103,3 +103,17 @@ def test_the_short_way_to_a_models_phase_gives_the_full_answer(rows, t, slices, 
     for rounds in (build(rows), stored(rows)):
         short = _model_phase(facts, rounds, t, human)
         assert (short if isinstance(short, str) else short.phase) == _model_core(facts, rounds, t, human).phase
+
+
+def test_a_model_with_just_enough_rounds_is_graduated_the_short_way_too():
+    from graduation.policy.phase import _model_core, _model_phase
+
+    t = Thresholds(min_wilson_lower=0.5, min_samples=1, stable_rounds=2, max_shape_gap=1.0, min_human_audit=10)
+    good = dict(n=100, passed=99, wilson_lower=0.9, shape_gap=0.0, slices=None, pass_k=None, flip_rate=None, k=None,
+                number=1, generated=False, prompts=100, coverage=1.0, uncounted=())
+    facts = {"domain": {"slices": [], "external_sources": ()},
+             "verifiers": {"substance_validated": True, "references_verified": False}}
+    for rows, phase in (([good], "candidate"), ([good, good], "graduated"), ([good, good, good], "graduated")):
+        rounds = build(rows)
+        short = _model_phase(facts, rounds, t, (20, 20))
+        assert (short if isinstance(short, str) else short.phase) == phase == _model_core(facts, rounds, t, (20, 20)).phase
