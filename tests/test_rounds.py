@@ -88,8 +88,12 @@ def test_an_absent_or_nan_value_never_meets_the_bar():
         assert round_unmet(rounds.at(0), t, ["day"])[0], change
 
 
+lenient = st.builds(Thresholds, min_wilson_lower=st.just(0.0), min_samples=st.just(1), stable_rounds=st.just(2),
+                    max_shape_gap=st.just(1.0), min_pass_k=st.just(0.0), min_coverage=st.just(0.0))
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.lists(a_round, min_size=1, max_size=5), thresholds, st.sampled_from([(), ("day",)]), st.booleans(),
+@given(st.lists(a_round, min_size=1, max_size=5), thresholds | lenient, st.sampled_from([(), ("day",)]), st.booleans(),
        st.integers(2, 4), st.tuples(st.integers(0, 300), st.integers(0, 300)))
 def test_the_short_way_to_a_models_phase_gives_the_full_answer(rows, t, slices, validated, stable, human):
     """``decide_phase`` settles most models without their full core (no validated verifier: discovery; fewer
@@ -99,7 +103,7 @@ def test_the_short_way_to_a_models_phase_gives_the_full_answer(rows, t, slices, 
     t = t.model_copy(update={"stable_rounds": stable, "min_human_audit": 100})
     facts = {"domain": {"slices": list(slices), "external_sources": ()},
              "verifiers": {"substance_validated": validated, "references_verified": False}}
-    human = (max(human), min(human))  # checked, held
+    human = (max(human), max(human) if human[0] % 2 else min(human))  # checked, held (all held, half the time)
     for rounds in (build(rows), stored(rows)):
         short = _model_phase(facts, rounds, t, human)
         assert (short if isinstance(short, str) else short.phase) == _model_core(facts, rounds, t, human).phase
