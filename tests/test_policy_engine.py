@@ -302,3 +302,16 @@ def test_broken_policy_file_denies_everything_with_the_reason(tmp_path):
     missing = decide_safely(spec, evidence, policy_path=tmp_path / "absent.yaml")
     assert missing.allowed_actions == [] and "file not found" in missing.errors[0]
     assert decide_safely(spec, evidence, policy=POLICY).allowed("train:sft")
+
+
+@pytest.mark.parametrize("evidence", [[], ["a" * 64, "b" * 64], [""], ['c"d'], ["x\\y"], ["\x01"], ["é", "\u2028"],
+                                      ['","'], ["a", '"', "b"]])
+def test_decision_id_writes_the_evidence_list_as_canonical_json_would(evidence):
+    """The id lists its evidence hashes without the JSON encoder when they need no escaping; any that do go
+    through it, so the id is always the hash of the canonical document."""
+    from graduation.policy.engine import decision_id
+    from graduation.spec import sha256_json
+
+    fields = {"format": 2, "domain": "d", "domain_digest": "x", "model": None, "model_digest": None, "policy": "p",
+              "phase": "discovery", "allowed": ["train:grpo"]}
+    assert decision_id(fields, tuple(evidence)) == sha256_json({**fields, "evidence": list(evidence)})
