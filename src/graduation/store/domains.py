@@ -118,8 +118,8 @@ def latest_versions(session: Session, names: list[str] | None = None) -> list:
     from sqlalchemy import select as core_select
 
     v, d = DomainVersionRow.__table__, DomainRow.__table__
-    stmt = core_select(v).join(d, (d.c.name == v.c.domain) & (d.c.latest_version == v.c.version)).order_by(v.c.domain)
-    return list(session.connection().execute(stmt))
+    stmt = core_select(v).join(d, (d.c.name == v.c.domain) & (d.c.latest_version == v.c.version))
+    return list(session.connection().execute(stmt.order_by(v.c.domain)))
 
 
 def list_domains(session: Session) -> list[DomainRow]:
