@@ -74,6 +74,29 @@ def test_editing_any_field_of_any_entry_is_named(db, field, seq):
     assert f"entry {seq}" in result.problem
 
 
+@pytest.mark.parametrize("seq,kind,domain,created,payload", [
+    (1, "decision", None, "2026-01-01T00:00:00.000000Z", {"b": [1, 2.5, None, True], "a": 'ü "q" \\ \n'}),
+    (12345, "evidence", 'd"\\x\u0001', "2026-11-30T21:00:00.123456Z",
+     {"key": "u", "extra": {"z": {}, "y": [{}]}}),
+])
+def test_an_entry_hashes_as_the_canonical_json_of_its_fields(seq, kind, domain, created, payload):
+    """The definition (sha256 of the entry's canonical JSON) holds for ``compute_hash`` and for
+    ``stored_entry_hash``, which hashes the stored payload text as it is; a payload text that only decodes the
+    same is not the text that was hashed."""
+    import hashlib
+
+    prev = "ab" * 32
+    entry = {"seq": seq, "kind": kind, "domain": domain, "created_at": created, "payload": payload,
+             "prev_hash": prev}
+    expected = hashlib.sha256(json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                              .encode()).hexdigest()
+    assert audit.compute_hash(seq, kind, domain, created, payload, prev) == expected
+    assert audit.stored_entry_hash(seq, kind, domain, created, audit.canonical(payload), prev) == expected
+    respaced = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    assert json.loads(respaced) == payload
+    assert audit.stored_entry_hash(seq, kind, domain, created, respaced, prev) != expected
+
+
 def test_deleting_a_middle_entry_is_named(db):
     fill(db)
     execute(db, "DELETE FROM audit_log WHERE seq = 3")

@@ -143,6 +143,21 @@ def test_domain_version_edited_in_place_is_refused(cli, toy):
     assert result.exit_code == 2 and "domain_version toy@1" in result.output
 
 
+def test_entry_payload_respaced_is_refused(cli, toy):
+    """An entry's payload rewritten as other JSON text that decodes the same is not the text that was
+    hashed: refused when deciding (the version's entry, and every evidence entry read from rows), as
+    `audit verify` says."""
+    with toy.engine.begin() as conn:
+        for seq, payload in conn.execute(text("SELECT seq, payload_json FROM audit_log")).all():
+            conn.execute(text("UPDATE audit_log SET payload_json = :p WHERE seq = :s"),
+                         {"p": json.dumps(json.loads(payload), sort_keys=True), "s": seq})
+    result = cli("status", "toy")
+    assert result.exit_code == 2 and "no longer matches its hash" in result.output
+    with pytest.raises(IntegrityError, match="no longer matches its hash"):
+        decide_from_rows(toy)
+    assert cli("audit", "verify").exit_code == 1
+
+
 def test_deleted_evidence_row_is_detected(cli, toy):
     assert sql(toy, "DELETE FROM evidence WHERE kind = 'verifier_validation'") == 1
     verify = cli("audit", "verify", "--json")

@@ -134,6 +134,20 @@ def test_status_json_for_one_and_all(cli, registry):
         [("assistant@1", "graduated", ["deploy:sandbox", "deploy:shadow"])]
 
 
+def test_status_gives_the_collector_back_as_it_found_it(cli, registry):
+    """`status` runs with the garbage collector paused (for speed) and restores it, also on an error."""
+    import gc
+
+    assert gc.isenabled()
+    assert cli("status", "--json").exit_code == 0 and gc.isenabled()
+    assert cli("status", "nope", "--json").exit_code == 2 and gc.isenabled()
+    gc.disable()
+    try:
+        assert cli("status", "--json").exit_code == 0 and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_approve_two_distinct_people_then_assisted_is_allowed(cli, registry, project):
     from tests.test_signoffs import keygen
 

@@ -85,3 +85,12 @@ def test_named_domains_only(db):
     with pytest.raises(Exception, match="no registered domain"):
         decisions(db, POLICY, ["nope"])
 
+
+
+def test_every_domain_is_decided_on_its_newest_version_only(db):
+    newer = spec("d1", "medium").model_copy(update={"title": "d1, second version"})
+    with db.write() as s:
+        register(s, LoadedDomain(newer, "domains/d1.yaml", {}))
+    results = decisions(db, POLICY)
+    assert [(r.decision.domain, r.version) for r in results] == [("d0", 1), ("d1", 2), ("d2", 1), ("d3", 1)]
+    assert results[1].decision.spec.title == "d1, second version"

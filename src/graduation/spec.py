@@ -355,9 +355,15 @@ def lineage_depths(sources: list[GroundTruthSource]) -> dict[str, int]:
     return depths
 
 
+#: The canonical JSON text of a value, what every hash of data covers: keys sorted, no spaces, characters
+#: as they are, anything else as its ``str``. Exactly ``json.dumps`` with those options, whose encoder is
+#: built once here rather than on every call (a status hashes thousands of small values).
+canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                  default=str).encode
+
+
 def sha256_json(payload: Any) -> str:
-    data = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(data.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -521,5 +527,6 @@ def json_schema() -> dict[str, Any]:
 __all__ = [
     "DEPLOY_ORDER", "DeployMode", "DomainSpec", "EXTERNAL_PROVENANCE", "GeneratedBy", "GroundTruthSource",
     "Provenance", "Risk", "Role", "SliceSpec", "TRUSTED_PROVENANCE", "TaskSpec", "TrainingDefaults",
-    "VerifierSpec", "format_path", "json_schema", "lineage_depths", "load_domain", "parse_domain", "sha256_json",
+    "VerifierSpec", "canonical_json", "format_path", "json_schema", "lineage_depths", "load_domain",
+    "parse_domain", "sha256_json",
 ]

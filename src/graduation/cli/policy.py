@@ -79,7 +79,7 @@ def status_cmd(
     2 on a usage or input error (unknown domain or model, broken policy file, deploy:* without a model).
     """
     from graduation.errors import InputError
-    from graduation.service.decisions import gate, paused_gc
+    from graduation.service.decisions import paused_gc
 
     fmt = "json" if as_json else fmt
     if fmt not in ("table", "json", "junit", "sarif"):
@@ -91,6 +91,23 @@ def status_cmd(
                          "--model NAME[@V]|sha256:HEX or --model-path DIR (train:* actions stay per domain)")
     st = state(ctx)
     policy = _policy(st, policy_file)
+    with paused_gc():
+        code = _status(st, policy, domains, required, model, model_path, fmt, wide)
+    raise typer.Exit(code)
+
+
+def _status(st, policy, domains: list[str] | None, required: list[str], model: str | None,
+            model_path: Path | None, fmt: str, wide: bool) -> int:
+    """Decide, show the answer in ``fmt``, and return the exit code.
+
+    Run with the garbage collector paused: deciding and showing many domains builds hundreds of thousands
+    of small containers that form no cycles, all alive until printed and all freed when this returns, so
+    the collector never walks them. Resumed while they were alive (after deciding, then after rendering),
+    its next collection walked every one: 35 ms of a 1,000-domain `status --json`.
+    """
+    from graduation.cli import policy_render as render
+    from graduation.service.decisions import gate
+
     with open_registry(st) as db:
         info, unknown = _gate_model(st, db, model, model_path, fmt != "table")
         if unknown is not None:
@@ -100,18 +117,17 @@ def status_cmd(
         per_model = _model_rows(db, policy, results) if (info is None and domains and len(results) == 1) else []
     code = EXIT_DENIED if denied else EXIT_OK
     st.exit_code = code  # what a reader that stops early (`| head -1`) still gets
-    from graduation.cli import policy_render as render
-
     if fmt == "json":
-        with paused_gc():  # the document of every decision: many small containers, all alive until printed
-            data = render.status_json(results, policy, required, denied, full=bool(domains) and len(results) == 1)
+        data = render.status_json(results, policy, required, denied, full=bool(domains) and len(results) == 1)
         if per_model:
             data["models"] = per_model
         if len(results) > 1:
             import json
             import sys
 
-            sys.stdout.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+            # a tree just built, with no cycles to look for: 37 ms instead of 42 for 1,000 domains (5.3 MB)
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, check_circular=False)
+            sys.stdout.write(text + "\n")
         else:
             print_json(data)
     elif fmt == "junit":
@@ -123,7 +139,7 @@ def status_cmd(
                             wide=wide)
         if per_model:
             render.model_table(per_model)
-    raise typer.Exit(code)
+    return code
 
 
 def _model_rows(db, policy, results) -> list[dict]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from graduation.errors import IntegrityError
 from graduation.spec import sha256_json
-from graduation.store.auditlog import append, compute_hash
+from graduation.store.auditlog import append, stored_entry_hash
 from graduation.store.tables import AuditEntryRow, DomainVersionRow, EvidenceRow, JobRow, ModelRow
 
 
@@ -141,7 +141,7 @@ def entry_payload(entry: tuple | None, what: str) -> tuple[dict, str | None]:
         payload = json.loads(payload_json)
     except ValueError:
         return {}, f"audit entry {seq} (covering {what}) is not valid JSON"
-    if compute_hash(seq, ekind, edomain, created, payload, prev) != ehash:
+    if stored_entry_hash(seq, ekind, edomain, created, payload_json, prev) != ehash:
         return {}, f"audit entry {seq} (covering {what}) no longer matches its hash"
     return payload, None
 

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from graduation.errors import InputError, IntegrityError, NotFoundError
 from graduation.records import RECORD_MODELS, Evidence, Record
-from graduation.store.auditlog import compute_hash
+from graduation.store.auditlog import stored_entry_hash
 from graduation.store.chain import append_chained, evidence_digest, evidence_record_hash
 from graduation.store.domains import get_version
 from graduation.store.models import models_by_id
@@ -158,7 +158,7 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str], kin
             payload = loads(payload_json)
             if ekind != "evidence" or payload.get("key") != uid or payload.get("digest") != record_hash:
                 problem = f"evidence {uid} of {domain} does not match audit entry {seq}"
-            elif compute_hash(seq, ekind, edomain, created, payload, prev) != entry_hash:
+            elif stored_entry_hash(seq, ekind, edomain, created, payload_json, prev) != entry_hash:
                 problem = f"audit entry {seq} (evidence {uid} of {domain}) no longer matches its hash"
         if problem:
             raise IntegrityError(problem + "; run `registry audit verify` and restore the registry from a backup")
