@@ -18,7 +18,6 @@ The verdict types, the rule evaluation and the recommendation are one algorithm 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +26,7 @@ from graduation.policy.explain import UNMET, render_reason
 from graduation.policy.facts import summarize
 from graduation.policy.model import ACTIONS, Policy
 from graduation.policy.phase import PhaseResult, decide_phase
-from graduation.spec import DomainSpec, sha256_json
-
-canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode
+from graduation.spec import DomainSpec, canonical_json, sha256_json
 
 DECISION_FORMAT = 2
 
