@@ -15,7 +15,6 @@ its verifier answers ``error`` for that output alone.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -89,8 +89,8 @@ def register_model(session: Session, name: str, *, digest: str, kind: str, path:
 
 
 def register_hint(ref: str) -> str:
-    return (f"register it first: `registry models register NAME --path DIR` (the directory of the artifact), or "
-            f"`registry models register NAME --digest sha256:HEX` for one kept elsewhere")
+    return ("register it first: `registry models register NAME --path DIR` (the directory of the artifact), or "
+            "`registry models register NAME --digest sha256:HEX` for one kept elsewhere")
 
 
 def resolve_model(session: Session, text: str) -> ModelInfo:
