@@ -495,3 +495,20 @@ def test_forged_summary_whose_records_do_not_fold_is_exit_2(cli, toy):
                                                        "i": row["id"]})
     assert "does not decode into facts" in refused(cli)
     assert cli("audit", "verify").exit_code == 1
+
+
+def test_screened_row_that_is_not_json_any_more_is_exit_2(cli, toy):
+    with toy.write() as s:
+        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "ana", "checked": 5, "held": 5}))
+    sql(toy, "UPDATE evidence SET summary_json = '{not json' WHERE kind = 'human_audit'")
+    assert "was changed after it was recorded" in refused(cli)
+
+
+def test_screened_rows_entry_that_is_not_json_any_more_is_exit_2(cli, toy):
+    with toy.write() as s:
+        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "ana", "checked": 5, "held": 5}))
+    sql(toy, "UPDATE audit_log SET payload_json = '[1' WHERE entry_hash = "
+             "(SELECT entry_hash FROM evidence WHERE kind = 'human_audit')")
+    assert "does not match audit entry" in refused(cli)

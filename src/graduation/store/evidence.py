@@ -114,9 +114,11 @@ def _to_evidence(row: EvidenceRow, model_key: str | None = None) -> Evidence:
 IN_LIST_LIMIT = 500  # above this many domains, scan and filter instead of a long IN (...)
 
 
-def current_evidence_rows(session: Session, basis_by_domain: dict[str, str], kinds: Iterable[str] | None = None):
-    """(domain, uid, kind, summary_json, record_hash, author, round, model key, row id) of current-basis evidence
-    (of ``kinds`` only, when given).
+def current_evidence_rows(session: Session, basis_by_domain: dict[str, str], kinds: Iterable[str] | None = None, *,
+                          object_hook=None):
+    """(domain, uid, kind, record, record_hash, author, round, model key, row id) of current-basis evidence
+    (of ``kinds`` only, when given). ``record``: the stored summary, decoded (each JSON object by
+    ``object_hook`` when given) once, for the re-hash and for the caller.
 
     Oldest first; the model key is ``NAME@V`` of the registered model a record belongs to, or None.
 
@@ -142,27 +144,36 @@ def current_evidence_rows(session: Session, basis_by_domain: dict[str, str], kin
     if kinds is not None:
         stmt = stmt.where(t.c.kind.in_(list(kinds)))
     loads = json.loads
+    decode = json.JSONDecoder(object_hook=object_hook).decode if object_hook is not None else loads
     for (domain, basis, uid, kind, summary, record_hash, author, rnd, version, model, data_hash, entry_hash,
          seq, ekind, edomain, created, payload_json, prev, model_id, model_name,
          model_version, row_id) in session.connection().execute(stmt.order_by(t.c.id)):
         if basis_by_domain.get(domain) != basis:
             continue
         problem = None
-        if seq is None:
+        try:
+            record = decode(summary)
+        except ValueError:
+            record, problem = None, f"evidence {uid} of {domain} ({kind}) was changed after it was recorded: not JSON"
+        if problem is None and seq is None:
             problem = f"evidence {uid} of {domain} is not in the audit chain (inserted without an entry)"
-        elif evidence_record_hash(uid=uid, domain=domain, version=version, basis=basis, kind=kind,
-                                  summary=loads(summary), model=model, round=rnd, data_hash=data_hash,
-                                  author=author, model_id=model_id) != record_hash:
+        elif problem is None and evidence_record_hash(
+                uid=uid, domain=domain, version=version, basis=basis, kind=kind, summary=record, model=model,
+                round=rnd, data_hash=data_hash, author=author, model_id=model_id) != record_hash:
             problem = f"evidence {uid} of {domain} ({kind}) was changed after it was recorded"
-        else:
-            payload = loads(payload_json)
-            if ekind != "evidence" or payload.get("key") != uid or payload.get("digest") != record_hash:
+        elif problem is None:
+            try:
+                payload = loads(payload_json)
+            except ValueError:
+                payload = {}
+            if not isinstance(payload, dict) or ekind != "evidence" or payload.get("key") != uid \
+                    or payload.get("digest") != record_hash:
                 problem = f"evidence {uid} of {domain} does not match audit entry {seq}"
             elif stored_entry_hash(seq, ekind, edomain, created, payload_json, prev) != entry_hash:
                 problem = f"audit entry {seq} (evidence {uid} of {domain}) no longer matches its hash"
         if problem:
             raise IntegrityError(problem + "; run `registry audit verify` and restore the registry from a backup")
-        yield (domain, uid, kind, summary, record_hash, author, rnd,
+        yield (domain, uid, kind, record, record_hash, author, rnd,
                f"{model_name}@{model_version}" if model_name is not None else None, row_id)
 
 
