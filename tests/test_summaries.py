@@ -284,7 +284,8 @@ def test_deleted_summary_is_refused(cli, toy):
 
 def test_replayed_older_summary_is_refused(cli, toy):
     with toy.engine.begin() as conn:
-        old = dict(conn.execute(text("SELECT rows, last_id, body_json, columns, digest, entry_hash FROM evidence_summaries "
+        old = dict(conn.execute(text("SELECT rows, last_id, body_json, columns, digest, entry_hash "
+                                     "FROM evidence_summaries "
                                      "WHERE domain = 'toy'")).mappings().one())
     with toy.write() as s:
         add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
