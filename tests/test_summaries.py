@@ -251,6 +251,36 @@ def refused(cli, *args: str) -> str:
     return result.output
 
 
+def human_audit(db: Database, *, checked: int, held: int) -> None:
+    with db.write() as s:
+        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "ana", "checked": checked, "held": held}))
+
+
+def forge(db: Database, change) -> None:
+    """Rewrite toy's summary as ``change(row)`` -> (body_json, columns) says, with its digest recomputed and a
+    chained entry appended to match: what an attacker who can write to the database and hash can do."""
+    from graduation.store.auditlog import append
+    from graduation.store.summaries import summary_digest
+
+    with db.write() as s:
+        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
+        body_json, columns = change(row)
+        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, columns)
+        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
+                                      "extra": {"summary": digest}}, "toy")
+        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, columns = :c, digest = :d, "
+                                    "entry_hash = :e WHERE id = :i"),
+                               {"b": body_json, "c": columns, "d": digest, "e": entry.entry_hash, "i": row["id"]})
+
+
+def with_json(row, edit) -> tuple[str, bytes]:
+    """(body_json, columns) of ``row`` with its JSON text changed in place by ``edit(body)``."""
+    body = json.loads(row["body_json"])
+    edit(body)
+    return json.dumps(body, separators=(",", ":")), row["columns"]
+
+
 def test_edited_summary_is_refused(cli, toy):
     sql(toy, "UPDATE evidence_summaries SET body_json = replace(body_json, :a, :b) WHERE domain = 'toy'",
         a='"passed":5', b='"passed":50')
@@ -315,9 +345,7 @@ def test_swapped_summaries_of_two_domains_are_refused(cli, toy):
 
 
 def test_screened_record_hidden_by_its_kind_is_refused(cli, toy):
-    with toy.write() as s:
-        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
-            {"auditor": "ana", "checked": 50, "held": 0}))
+    human_audit(toy, checked=50, held=0)
     sql(toy, "UPDATE evidence SET kind = 'eval' WHERE kind = 'human_audit'")
     assert "kind was changed" in refused(cli)
 
@@ -325,18 +353,7 @@ def test_screened_record_hidden_by_its_kind_is_refused(cli, toy):
 def test_forged_summary_with_a_forged_entry_is_found_by_verify(cli, toy, project: Path):
     """An attacker who also appends a chained entry for a forged summary passes the hashes; `audit verify`
     recomputes every summary from the rows and reports it."""
-    from graduation.store.auditlog import append
-    from graduation.store.summaries import summary_digest
-
-    with toy.write() as s:
-        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
-        body_json, columns = repack(row, lambda rows: rows[:1])
-        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, columns)
-        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
-                                      "extra": {"summary": digest}}, "toy")
-        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, columns = :c, digest = :d, "
-                                    "entry_hash = :e WHERE id = :i"),
-                               {"b": body_json, "c": columns, "d": digest, "e": entry.entry_hash, "i": row["id"]})
+    forge(toy, lambda row: repack(row, lambda rows: rows[:1]))
     result = cli("audit", "verify", "--json")
     assert result.exit_code == 1
     assert "recomputed from scratch" in json.loads(result.stdout)["problem"]
@@ -459,57 +476,30 @@ def test_edited_columns_are_refused(cli, toy):
 def test_forged_summary_that_does_not_decode_is_exit_2(cli, toy):
     """Even with its digest and a chained entry forged to match, a body whose column references do not fit
     its columns is an integrity error naming the summary, never a traceback."""
-    from graduation.store.auditlog import append
-    from graduation.store.summaries import summary_digest
-
-    with toy.write() as s:
-        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
-        body = json.loads(row["body_json"])
-        body["ids"] = [0, 10 ** 6]
-        body_json = json.dumps(body, separators=(",", ":"))
-        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, row["columns"])
-        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
-                                      "extra": {"summary": digest}}, "toy")
-        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e "
-                                    "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
-                                                       "i": row["id"]})
+    forge(toy, lambda row: with_json(row, lambda body: body.update(ids=[0, 10 ** 6])))
     assert "does not decode" in refused(cli)
 
 
 def test_forged_summary_whose_records_do_not_fold_is_exit_2(cli, toy):
     """A newest round forged with a value of the wrong type (digest and chained entry forged to match) is an
     integrity error, never a traceback and never an answer."""
-    from graduation.store.auditlog import append
-    from graduation.store.summaries import summary_digest
-
-    with toy.write() as s:
-        row = s.connection().execute(text("SELECT * FROM evidence_summaries WHERE domain = 'toy'")).mappings().one()
-        body = json.loads(row["body_json"])
+    def edit(body: dict) -> None:
         for record in body["newest"].values():
             record["pass_rate"] = "high"
-        body_json = json.dumps(body, separators=(",", ":"))
-        digest = summary_digest("toy", row["basis_hash"], row["rows"], row["last_id"], body_json, row["columns"])
-        entry = append(s, "summary", {"record": "summary", "key": "toy", "digest": digest,
-                                      "extra": {"summary": digest}}, "toy")
-        s.connection().execute(text("UPDATE evidence_summaries SET body_json = :b, digest = :d, entry_hash = :e "
-                                    "WHERE id = :i"), {"b": body_json, "d": digest, "e": entry.entry_hash,
-                                                       "i": row["id"]})
+
+    forge(toy, lambda row: with_json(row, edit))
     assert "does not decode into facts" in refused(cli)
     assert cli("audit", "verify").exit_code == 1
 
 
 def test_screened_row_that_is_not_json_any_more_is_exit_2(cli, toy):
-    with toy.write() as s:
-        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
-            {"auditor": "ana", "checked": 5, "held": 5}))
+    human_audit(toy, checked=5, held=5)
     sql(toy, "UPDATE evidence SET summary_json = '{not json' WHERE kind = 'human_audit'")
     assert "was changed after it was recorded" in refused(cli)
 
 
 def test_screened_rows_entry_that_is_not_json_any_more_is_exit_2(cli, toy):
-    with toy.write() as s:
-        add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
-            {"auditor": "ana", "checked": 5, "held": 5}))
+    human_audit(toy, checked=5, held=5)
     sql(toy, "UPDATE audit_log SET payload_json = '[1' WHERE entry_hash = "
              "(SELECT entry_hash FROM evidence WHERE kind = 'human_audit')")
     assert "does not match audit entry" in refused(cli)
