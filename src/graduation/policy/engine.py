@@ -18,7 +18,6 @@ The verdict types, the rule evaluation and the recommendation are one algorithm 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,17 +228,18 @@ class Decision:
         return "\n".join(head + [self.actions[a].explain() for a in ACTIONS])
 
 
-_ESCAPED = re.compile(r'[\x00-\x1f"\\]')  # what canonical JSON escapes in a string (characters as they are)
+_HEX = b"0123456789abcdef"
 
 
 def decision_id(fields: dict[str, Any], evidence) -> str:
     """``sha256_json({**fields, "evidence": list(evidence)})``, with the evidence list written directly.
 
     A status over 1,000 domains lists 100,000 record hashes in its ids; encoding them as a JSON list was
-    most of the ids' time. Hashes that need no escaping (all of them: 64 hex digits) are joined as they are;
-    anything else goes through the encoder. The keys are sorted, so the list sits between ``domain_digest``
-    and ``format``."""
-    if evidence and not _ESCAPED.search("".join(evidence)):
+    most of the ids' time. Hashes of hex digits only (all of them: 64 each), which JSON writes as they are,
+    are joined directly (checked by deleting every hex digit: 3 us for 100 hashes, where a regular expression
+    took 17); anything else goes through the encoder. The keys are sorted, so the list sits between
+    ``domain_digest`` and ``format``."""
+    if evidence and not "".join(evidence).encode().translate(None, _HEX):
         listed = '["' + '","'.join(evidence) + '"]'
     else:
         listed = canonical_json(list(evidence))
