@@ -480,6 +480,15 @@ def test_forged_summary_that_does_not_decode_is_exit_2(cli, toy):
     assert "does not decode" in refused(cli)
 
 
+def test_forged_summary_with_a_model_of_no_rounds_is_exit_2(cli, toy):
+    def edit(body: dict) -> None:
+        for packed in body["models"].values():
+            packed.update(count=0, ints=[0, 0], floats=[0, 0], slices={}, uncounted={})
+
+    forge(toy, lambda row: with_json(row, edit))
+    assert "does not decode" in refused(cli)
+
+
 def test_forged_summary_whose_records_do_not_fold_is_exit_2(cli, toy):
     """A newest round forged with a value of the wrong type (digest and chained entry forged to match) is an
     integrity error, never a traceback and never an answer."""

@@ -169,6 +169,8 @@ def loads(text: str, columns: bytes, object_hook=None) -> dict[str, Any]:
     body["ids"] = column("q", body["ids"], len(body["hashes"]) // 32)
     for packed in body["models"].values():
         count = packed["count"]
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"a model with {count!r} rounds (a stored model has at least one)")
         packed["ints"] = column("q", packed["ints"], count * len(INTS))
         packed["floats"] = column("d", packed["floats"], count * len(FLOATS))
         packed["slices"] = {name: column("d", at, count * 3) for name, at in packed["slices"].items()}
