@@ -480,6 +480,13 @@ def test_forged_summary_that_does_not_decode_is_exit_2(cli, toy):
     assert "does not decode" in refused(cli)
 
 
+@pytest.mark.parametrize("field, value", [("kinds", [1]), ("generators", 7), ("authors", [None]), ("newest", []),
+                                          ("models", {"m@1": 3})])
+def test_forged_summary_of_the_wrong_shape_is_exit_2(cli, toy, field, value):
+    forge(toy, lambda row: with_json(row, lambda body: body.update({field: value})))
+    assert "does not decode" in refused(cli)
+
+
 def test_forged_summary_with_a_model_of_no_rounds_is_exit_2(cli, toy):
     def edit(body: dict) -> None:
         for packed in body["models"].values():

@@ -144,10 +144,27 @@ def dumps(body: dict[str, Any]) -> tuple[str, bytes]:
     return text, b"".join(parts)
 
 
+def _check_shape(body: Any) -> None:
+    """``ValueError`` unless ``body`` has the containers ``new_body`` makes (what deciding reads before facts)."""
+    if not isinstance(body, dict):
+        raise ValueError("a body is a JSON object")
+    for key, kind in (("models", dict), ("newest", dict), ("checks", dict), ("audits", dict), ("kinds", dict),
+                      ("authors", list), ("generators", list), ("rounds", int), ("ids", list), ("hashes", list)):
+        if not isinstance(body.get(key), kind):
+            raise ValueError(f"{key!r} is not a JSON {'object' if kind is dict else kind.__name__}")
+    if not all(isinstance(v, int) for v in body["kinds"].values()):
+        raise ValueError("'kinds' counts are not integers")
+    if not all(isinstance(v, str) for v in body["authors"] + body["generators"]):
+        raise ValueError("'authors' and 'generators' are not lists of names")
+    if not all(isinstance(v, dict) for v in body["models"].values()):
+        raise ValueError("a model's rounds are not a JSON object")
+
+
 def loads(text: str, columns: bytes, object_hook=None) -> dict[str, Any]:
     """The body stored as ``dumps`` wrote it. ``ValueError`` when its references or lengths do not fit the
     columns (a body edited by hand; its digest is checked before this)."""
     body = json.loads(text, object_hook=object_hook)
+    _check_shape(body)
     view = memoryview(columns)
 
     def column(code: str, at, per: int):
