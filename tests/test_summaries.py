@@ -184,14 +184,21 @@ def scenario(db_url: str):
 
     with db.read() as s:
         mid = find_model(s, "m0").id
+    add_rounds(db, ("lo", "hi"), mid, rounds=3, n=100, passed=lambda r: 10 * r)
     with db.write() as s:
         for name in ("lo", "hi"):
-            for r in range(1, 4):
-                add_evidence(s, name, "eval", RECORD_MODELS["eval"].model_validate(
-                    complete_eval({"n": 100, "passed": 10 * r, "round": r})), model_id=mid, round=r)
             add_evidence(s, name, "human_audit", RECORD_MODELS["human_audit"].model_validate(
                 {"auditor": "ana", "checked": 5, "held": 5}))
     return db, policy
+
+
+def add_rounds(db: Database, names, model_id: int, *, rounds: int, n: int, passed) -> None:
+    """Rounds 1..``rounds`` of one model in each domain, ``passed(round)`` of ``n`` each."""
+    with db.write() as s:
+        for name in names:
+            for r in range(1, rounds + 1):
+                add_evidence(s, name, "eval", RECORD_MODELS["eval"].model_validate(
+                    complete_eval({"n": n, "passed": passed(r), "round": r})), model_id=model_id, round=r)
 
 
 # -- attacks on the summaries themselves ------------------------------------------------------------
@@ -208,11 +215,7 @@ def toy(project: Path, db_url: str, cli):
 
     with db.read() as s:
         mid = find_model(s, "m").id
-    with db.write() as s:
-        for name in ("toy", "other"):
-            for r in range(1, 3):
-                add_evidence(s, name, "eval", RECORD_MODELS["eval"].model_validate(
-                    complete_eval({"n": 50, "passed": 5, "round": r})), model_id=mid, round=r)
+    add_rounds(db, ("toy", "other"), mid, rounds=2, n=50, passed=lambda r: 5)
     assert cli("status", "--require", "train:grpo").exit_code == 1
     assert cli("audit", "verify").exit_code == 0
     yield db
@@ -362,24 +365,13 @@ def test_forged_summary_with_a_forged_entry_is_found_by_verify(cli, toy, project
 # -- the migration builds summaries for an existing registry -----------------------------------------
 
 def test_migration_builds_summaries_from_a_0013_registry(db_url: str):
-    from alembic import command
-
-    from graduation.store.migrate import alembic_config
-
     db, policy = scenario(db_url)
     with db.write() as s:
         add_evidence(s, "lo", "retraction", RECORD_MODELS["retraction"].model_validate(
             {"evidence": "x" * 32, "record_hash": "0" * 64, "reason": "r", "by": "ana"}))
     before = [d.decision.to_dict() for d in decisions(db, policy)]
     db.dispose()
-    from sqlalchemy import create_engine
-
-    engine = create_engine(db_url)
-    config = alembic_config(db_url)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0013_chain")
-    engine.dispose()
+    _at_revision(db_url, "0013_chain")
     db = Database(db_url)  # upgrades to head: summaries computed from the rows and chained
     with db.read() as s:
         n = s.connection().execute(text("SELECT count(*) FROM evidence_summaries")).scalar()
