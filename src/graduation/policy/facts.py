@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from graduation.policy.fact_schema import FACT_SCHEMA, SYMBOL, describe_facts, example_facts
-from graduation.policy.rounds import EMPTY, NO_SLICES, Round, Rounds
+from graduation.policy.rounds import EMPTY, Rounds
 from graduation.spec import DomainSpec, EXTERNAL_PROVENANCE, TRUSTED_PROVENANCE, lineage_depths, sha256_json
 
 RISK_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -370,5 +370,5 @@ def finish(spec: DomainSpec, folded: Folded, *, model: dict[str, Any] | None = N
                    list(gt_generators))
 
 
-__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "NO_SLICES", "RISK_RANK", "Round", "Rounds", "SYMBOL", "Summary",
+__all__ = ["FACTS_FORMAT", "FACT_SCHEMA", "Folded", "RISK_RANK", "SYMBOL", "Summary",
            "describe_facts", "example_facts", "finish", "fold", "model_facts", "summarize"]

@@ -31,7 +31,7 @@ import json
 from typing import Any
 
 from graduation.errors import IntegrityError
-from graduation.store.auditlog import append, canonical, compute_hash
+from graduation.store.auditlog import append, canonical, stored_entry_hash
 from graduation.store.chain import entries_by_hash, entry_payload
 from graduation.store.evidence import IN_LIST_LIMIT, current_evidence_rows, evidence_stats
 from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, SummaryRow
@@ -223,12 +223,12 @@ def rebuild_bound(conn, domain: str, basis: str, seq: int, prev: str, created: s
     rows, last, body = rebuild(_OnConnection(conn), domain, basis)
     body_json, columns = dumps(body)
     digest = summary_digest(domain, basis, rows, last, body_json, columns)
-    payload = json.loads(canonical({"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
-                                    "extra": {"summary": digest}}))
-    entry = compute_hash(seq, "summary", domain, created, payload, prev)
+    payload = canonical({"record": "summary", "key": f"{domain}@{basis}", "digest": digest,
+                         "extra": {"summary": digest}})
+    entry = stored_entry_hash(seq, "summary", domain, created, payload, prev)
     conn.execute(text("INSERT INTO audit_log (seq, kind, domain, created_at, payload_json, prev_hash, entry_hash) "
                       "VALUES (:s, 'summary', :d, :c, :p, :prev, :h)"),
-                 {"s": seq, "d": domain, "c": created, "p": canonical(payload), "prev": prev, "h": entry})
+                 {"s": seq, "d": domain, "c": created, "p": payload, "prev": prev, "h": entry})
     values = {"d": domain, "b": basis, "r": rows, "l": last, "j": body_json, "c": columns, "g": digest, "h": entry}
     if replace:
         conn.execute(text("UPDATE evidence_summaries SET rows = :r, last_id = :l, body_json = :j, columns = :c, "
