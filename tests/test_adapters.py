@@ -123,3 +123,8 @@ def test_a_lora_run_registers_its_adapter_and_the_merged_model_with_their_base(e
         owners = {e.model_key for e in list_evidence(session, "toy-arithmetic") if e.kind == "training_round"
                   and e.record.job == "lora-run"}
     assert owners and base.ref not in owners and all(o.startswith("lora-run@") for o in owners)
+    # the registry samples the adapter itself, applied to the base its lineage pins
+    sampled = cli(db, root, "evaluate", "toy-arithmetic", "--model", adapter.ref, "--generate", "--limit", "3",
+                  "--max-new-tokens", "4", "--json")
+    assert sampled.exit_code == 0, sampled.output
+    assert json.loads(sampled.stdout)["record"]["model"] == adapter.ref

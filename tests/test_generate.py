@@ -97,3 +97,73 @@ def test_the_policies_readme_rule_requiring_generated_rounds_works():
         assert d.phase == "graduated" and d.allowed("deploy:assisted") is allowed
         if not allowed:
             assert d.actions["deploy:assisted"].rules == ("deploy-needs-generated-rounds",)
+
+
+def lora_adapter(base_dir: Path, out: Path, seed: int = 3) -> Path:
+    """A LoRA adapter of the tiny model whose update is far from zero (its answers are not the base's)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from graduation.training.runner import load_model, save_checkpoint
+
+    model, tokenizer = load_model(str(base_dir))
+    torch.manual_seed(seed)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=512, target_modules=["q_proj", "v_proj", "down_proj"],
+                                            init_lora_weights=False))
+    return save_checkpoint(lora, tokenizer, out, "tiny:arithmetic")
+
+
+def test_generate_applies_a_lora_adapter_to_its_registered_base(project, cli, db_url, tiny, tmp_path):
+    """An adapter is sampled on the base its lineage pins by digest; its round is the adapter's own."""
+    pytest.importorskip("peft")
+    from graduation.models import manifest
+    from graduation.store import Database
+    from graduation.store.models import register_model
+    from graduation.training.sample import sample
+
+    shutil.copy(REPO / "domains" / "toy-arithmetic.yaml", project / "domains")
+    shutil.copytree(REPO / "domains" / "data" / "toy-arithmetic", project / "domains" / "data" / "toy-arithmetic")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    base_dir = shutil.copytree(tiny, tmp_path / "base")
+    adapter_dir = lora_adapter(base_dir, tmp_path / "adapter")
+    rows = [{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a, b in ((1, 2), (3, 4), (5, 1), (2, 2))]
+    fields = {"prompt_field": "prompt", "answer_field": "answer", "id_field": None, "max_new_tokens": 6}
+    own = [r["output"] for r in sample(adapter_dir, rows, base_dir=base_dir, **fields)]
+    assert own != [r["output"] for r in sample(base_dir, rows, **fields)]  # the adapter is applied, not skipped
+
+    assert cli("models", "register", "tiny-base", "--path", str(base_dir)).exit_code == 0
+    # an adapter is registered with its base: alone it is not a model
+    loose = cli("models", "register", "loose", "--path", str(adapter_dir))
+    assert loose.exit_code == 2 and "--adapter-of" in loose.stderr, loose.output
+    assert cli("models", "register", "x", "--path", str(adapter_dir), "--adapter-of", "nope").exit_code == 2
+    not_adapter = cli("models", "register", "x", "--path", str(base_dir), "--adapter-of", "tiny-base")
+    assert not_adapter.exit_code == 2 and "adapter_config.json" in not_adapter.stderr
+    shown = cli("models", "register", "tiny-lora", "--path", str(adapter_dir), "--adapter-of", "tiny-base", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["base"]["model"] == "tiny-base@1"
+    result = cli("evaluate", "toy-arithmetic", "--model", "tiny-lora", "--generate", "--limit", "4",
+                 "--max-new-tokens", "6", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["record"]
+    assert (record["origin"], record["n"], record["model"]) == ("generated", 4, "tiny-lora@1")
+    # the same files cannot be registered again on another base: the first record stands
+    other = shutil.copytree(tiny, tmp_path / "other-base")
+    (other / "note.txt").write_text("another artifact")
+    assert cli("models", "register", "other-base", "--path", str(other)).exit_code == 0
+    again = cli("models", "register", "tiny-lora", "--path", str(adapter_dir), "--adapter-of", "other-base")
+    assert again.exit_code == 2 and "tiny-base@1" in again.stderr
+    # an adapter registered without its base (as before --adapter-of) is never sampled alone
+    (adapter_dir / "NOTES.txt").write_text("the same adapter, another artifact")
+    db = Database(db_url)
+    db.transact(lambda s: register_model(s, "loose", digest=manifest(adapter_dir).digest, kind="manifest",
+                                         path=str(adapter_dir)))
+    refused = cli("evaluate", "toy-arithmetic", "--model", "loose", "--generate", "--limit", "2")
+    assert refused.exit_code == 2 and "without its base" in refused.stderr, refused.output
+    # the base changed after registration: the adapter's answers would be another artifact's
+    (adapter_dir / "NOTES.txt").unlink()
+    weights = base_dir / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    changed = cli("evaluate", "toy-arithmetic", "--model", "tiny-lora", "--generate", "--limit", "2")
+    assert changed.exit_code == 2 and "not the registered" in changed.stderr and "base" in changed.stderr

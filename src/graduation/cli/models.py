@@ -10,6 +10,7 @@ from typing import Iterator
 import typer
 
 from graduation.cli.app import JSON_OPTION, app, command, print_json, state
+from graduation.cli.complete import model_names
 from graduation.errors import InputError
 
 models_app = typer.Typer(help="Model artifacts: registered by digest; rounds and deployments belong to them.",
@@ -50,16 +51,35 @@ def models_register_cmd(
                                       "store, OCI image, hub revision)."),
     base_model: str | None = typer.Option(None, "--base-model", help="Lineage: the model it was trained from."),
     job: str | None = typer.Option(None, "--job", help="Lineage: the job that trained it."),
+    adapter_of: str | None = typer.Option(None, "--adapter-of", metavar="NAME[@V]|sha256:HEX",
+                                          autocompletion=model_names,
+                                          help="DIR holds a LoRA adapter (peft) of this registered model: "
+                                               "`evaluate --generate` applies it to that base, whose files must "
+                                               "still hash to its digest."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a model artifact by the digest of its files (or a digest given). Same content: a no-op."""
     from graduation.models import check_digest, check_name
-    from graduation.store.models import register_model
+    from graduation.store.models import register_model, resolve_model
 
     check_name(name)
     if (path is None) == (digest is None):
         raise InputError("give exactly one of --path DIR (hash the files here) or --digest sha256:HEX")
-    lineage = {k: v for k, v in {"base_model": base_model, "job": job}.items() if v}
+    lineage: dict = {k: v for k, v in {"base_model": base_model, "job": job}.items() if v}
+    is_adapter = path is not None and (path / "adapter_config.json").is_file()
+    if adapter_of is not None:
+        if not is_adapter:
+            raise InputError(f"--adapter-of: {path or '--digest'} holds no adapter_config.json; it names the base "
+                             "of a LoRA adapter directory given with --path")
+        with state(ctx).database().read() as session:
+            base = resolve_model(session, adapter_of)
+        lineage.update(kind="adapter", base={"model": base.ref, "digest": base.digest, "name": base.name})
+        lineage.setdefault("base_model", base.ref)
+    elif is_adapter:
+        # an adapter is half an artifact: what it answers depends on the base, so the base is part of its record
+        raise InputError(f"{path} holds a LoRA adapter (adapter_config.json): name the registered model it was "
+                         "trained on with --adapter-of NAME[@V]|sha256:HEX (register that base first), or register "
+                         "the merged model instead")
     if path is not None:
         found = digest_of_dir(path, as_json)
         value, kind, where = found.digest, "manifest", str(path.resolve())
@@ -70,6 +90,11 @@ def models_register_cmd(
     st = state(ctx)
     info, created = st.database().transact(
         lambda s: register_model(s, name, digest=value, kind=kind, path=where, lineage=lineage))
+    if not created and "base" in lineage and info.lineage.get("base") != lineage["base"]:
+        # one artifact, one registration: the record written first stands (nothing was written now)
+        raise InputError(f"these files are registered already as {info.ref}, with base "
+                         f"{(info.lineage.get('base') or {}).get('model') or 'none'}, not {lineage['base']['model']}: "
+                         "an adapter keeps the base it was first registered with")
     if as_json:
         print_json({"created": created, **info.to_dict()})
         return

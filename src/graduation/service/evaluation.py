@@ -124,10 +124,8 @@ def evaluate_generated(db: Any, root: Path, domain: str, *, model: Any, samples:
     The artifact's directory is hashed again first: it must still match the registered digest.
     """
     info = model_info(db, model)
-    if not info.path or info.digest_kind != "manifest":
-        raise InputError(f"{info.ref} was registered by digest only ({info.digest_kind}); --generate samples the "
-                         "files themselves: register the model directory with `registry models register "
-                         f"{info.name} --path DIR`")
+    _has_files(info)
+    base = adapter_base(db, info)
     ctx = load_context(db, root, domain)
     task = ctx.spec.task
     held_out = [row for _s, _f, _l, row in ground_truth_rows(ctx, splits=("eval",))] or \
@@ -140,12 +138,48 @@ def evaluate_generated(db: Any, root: Path, domain: str, *, model: Any, samples:
     from graduation.training.sample import check_artifact, sample  # torch/transformers only from here on
 
     check_artifact(Path(info.path), str(info.digest))
+    if base is not None:
+        check_artifact(Path(base.path), str(base.digest))  # the adapter's answers are its base's too
     rows = sample(Path(info.path), held_out, prompt_field=task.prompt_field, answer_field=task.answer_field,
                   id_field=task.id_field, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
-                  engine=engine)
+                  engine=engine, base_dir=Path(base.path) if base is not None else None)
     rows = [{**({task.output_field: r.pop("output")}), **r} for r in rows]
     return evaluate(db, root, domain, rows, model=info, pool=pool, progress=progress, origin="generated",
                     name=f"{info.ref} sampled by the registry ({engine})")
+
+
+def _has_files(info: ModelInfo, role: str = "") -> None:
+    if not info.path or info.digest_kind != "manifest":
+        raise InputError(f"{role}{info.ref} was registered by digest only ({info.digest_kind}); --generate samples "
+                         "the files themselves: register the model directory with `registry models register "
+                         f"{info.name} --path DIR`")
+
+
+def adapter_base(db: Any, info: ModelInfo) -> ModelInfo | None:
+    """The registered base a LoRA adapter is applied to when it is sampled; None for a whole model.
+
+    The base is the one the adapter's (chained) lineage pins by digest: a job's adapter, or one registered
+    with ``models register --adapter-of``. A directory holding an adapter registered without its base is
+    refused: sampled alone it is not a model, and on a base chosen now its answers would be another artifact's.
+    """
+    if info.lineage.get("kind") != "adapter":
+        if info.path and (Path(info.path) / "adapter_config.json").is_file():
+            raise InputError(f"{info.ref} is a LoRA adapter ({info.path} holds adapter_config.json) registered "
+                             "without its base (`models register` now asks for --adapter-of BASE): alone it is not "
+                             "a model to sample; evaluate its outputs with --outputs, or register and evaluate its "
+                             "merged model")
+        return None
+    pin = info.lineage.get("base")
+    digest = pin.get("digest") if isinstance(pin, dict) else None
+    if not isinstance(digest, str) or not digest:
+        named = pin.get("name") if isinstance(pin, dict) else None
+        raise InputError(f"{info.ref} is a LoRA adapter of {named or 'a base'} that is no registered model, so "
+                         "there are no base files to apply it to: sample it where its base is, or register and "
+                         "evaluate its merged model (`jobs generate ... --merge`)")
+    with db.read() as session:
+        base = resolve_model(session, digest)
+    _has_files(base, "the base of the adapter, ")
+    return base
 
 
 def model_info(db: Any, model: Any):

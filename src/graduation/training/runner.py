@@ -175,8 +175,11 @@ def build_config(mode: str, output_dir: Path, trainer_kwargs: Mapping[str, Any])
         raise ConfigError(f"training.{mode}: {exc}") from None
 
 
-def load_model(model: str):
-    """A local model directory or a cached hub id (offline). Raises ``ConfigError`` naming it when missing."""
+def load_model(model: str, tokenizer_from: str | None = None):
+    """A local model directory or a cached hub id (offline). Raises ``ConfigError`` naming it when missing.
+
+    ``tokenizer_from``: where the tokenizer is (default: ``model``), e.g. a LoRA adapter's directory, which
+    keeps the tokenizer it was trained with."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -184,7 +187,7 @@ def load_model(model: str):
 
     hf_logging.disable_progress_bar()  # our own progress bar is the one that matters
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_from or model)
         loaded = AutoModelForCausalLM.from_pretrained(model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"model {model!r} cannot be loaded offline: not a local model directory nor a cached hub "
