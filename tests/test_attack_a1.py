@@ -1,0 +1,76 @@
+"""Attacks by a1 on the evidence summaries and how a decision reads them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from graduation.records import RECORD_MODELS, VerifierCheck, VerifierValidationRecord
+from graduation.store import Database
+from graduation.store.auditlog import anchor_path
+from graduation.store.evidence import add_evidence
+from tests.conftest import write_domain
+from tests.test_summaries import add_rounds, sql
+
+pytestmark = pytest.mark.db
+
+
+@pytest.fixture
+def good(project: Path, db_url: str, cli):
+    """toy (low risk): model m graduated on two clean rounds."""
+    write_domain(project, "toy")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "1" * 64).exit_code == 0
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    from graduation.store.models import find_model
+
+    with db.read() as s:
+        mid = find_model(s, "m").id
+    with db.write() as s:
+        add_evidence(s, "toy", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
+            name="answer", role="substance", kind="exact", references=10, references_accepted=10, controls=30,
+            controls_rejected=30, trustworthy=True)]))
+    add_rounds(db, ("toy",), mid, rounds=2, n=50, passed=lambda r: 50)
+    yield db, mid
+    db.dispose()
+
+
+def raw(db: Database, statement: str) -> None:
+    """``statement`` as an attacker's own client runs it: SQLite's sqlite3 shell enforces no foreign keys."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("foreign keys are enforced by PostgreSQL itself")
+    import sqlite3
+
+    conn = sqlite3.connect(db.engine.url.database)
+    with conn:
+        conn.execute(statement)
+    conn.close()
+
+
+def test_domain_set_back_to_an_older_version_is_not_decided_by_it(cli, good, project):
+    """``domains.latest_version`` is chained by nothing: set back to the version before the risk was raised, it
+    made `status --require` (every domain) decide by the old, low-risk version and allow deploy:autonomous."""
+    db, _mid = good
+    write_domain(project, "toy", risk="critical")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("status", "--model", "m", "--require", "deploy:autonomous").exit_code == 1
+    sql(db, "UPDATE domains SET latest_version = 1 WHERE name = 'toy'")
+    assert cli("status", "--model", "m", "--require", "deploy:autonomous").exit_code == 1
+    assert cli("status", "--model", "m", "--require", "deploy:sandbox").exit_code == 0
+    write_domain(project, "toy", risk="high")  # and a version registered after it is a new one, not a crash
+    result = cli("register", str(project / "domains"))
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    assert json.loads(cli("status", "--json").stdout)["decisions"][0]["risk"] == "high"
+
+
+def test_domain_row_deleted_does_not_hide_the_domain_from_the_gate(cli, good, project):
+    """Deleting the ``domains`` row of a domain that denies took it out of a gate over every domain."""
+    db, _mid = good
+    write_domain(project, "strict", risk="critical")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("status", "--model", "m", "--require", "deploy:autonomous").exit_code == 1
+    raw(db, "DELETE FROM domains WHERE name = 'strict'")
+    assert cli("status", "--model", "m", "--require", "deploy:autonomous").exit_code in (1, 2)
