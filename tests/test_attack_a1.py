@@ -74,3 +74,21 @@ def test_domain_row_deleted_does_not_hide_the_domain_from_the_gate(cli, good, pr
     assert cli("status", "--model", "m", "--require", "deploy:autonomous").exit_code == 1
     raw(db, "DELETE FROM domains WHERE name = 'strict'")
     assert cli("status", "--model", "m", "--require", "deploy:autonomous").exit_code in (1, 2)
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE evidence_summaries SET columns = 'abc'",  # SQLite keeps text in a blob column
+    "UPDATE evidence_summaries SET body_json = CAST(body_json AS BLOB)",
+    "UPDATE evidence_summaries SET basis_hash = CAST(basis_hash AS BLOB)",
+    "UPDATE evidence_summaries SET domain = CAST(domain AS BLOB)",
+])
+def test_summary_of_another_storage_type_is_exit_2_not_a_traceback(cli, good, edit):
+    db, _mid = good
+    raw(db, edit)
+    for args in (("status", "--model", "m", "--require", "deploy:sandbox"),
+                 ("status", "toy", "--model", "m", "--require", "deploy:sandbox"),
+                 ("explain", "toy", "deploy:sandbox", "--model", "m")):
+        result = cli(*args)
+        assert result.exit_code == 2 and "registry integrity" in result.output, (args, result.output)
+    result = cli("audit", "verify")
+    assert result.exit_code == 1 and "summary" in result.output
