@@ -92,3 +92,18 @@ def test_summary_of_another_storage_type_is_exit_2_not_a_traceback(cli, good, ed
         assert result.exit_code == 2 and "registry integrity" in result.output, (args, result.output)
     result = cli("audit", "verify")
     assert result.exit_code == 1 and "summary" in result.output
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE models SET created_at = 'garbage'",  # read by the gate: a traceback, exit 1, before
+    "UPDATE evidence SET created_at = 'garbage'",
+    "UPDATE domain_versions SET created_at = 'garbage'",
+    "UPDATE models SET lineage_json = 'nope'",
+])
+def test_row_with_a_value_of_another_type_is_exit_2_not_a_traceback(cli, good, edit):
+    db, _mid = good
+    raw(db, edit)
+    for args in (("status", "--model", "m", "--require", "deploy:sandbox"), ("audit", "verify"),
+                 ("evidence", "toy"), ("models", "list"), ("report",)):
+        result = cli(*args)  # the runner re-raises anything but an exit
+        assert result.exit_code in (0, 1, 2) and "Traceback" not in result.output, (args, result.output)
