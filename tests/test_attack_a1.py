@@ -107,3 +107,32 @@ def test_row_with_a_value_of_another_type_is_exit_2_not_a_traceback(cli, good, e
                  ("evidence", "toy"), ("models", "list"), ("report",)):
         result = cli(*args)  # the runner re-raises anything but an exit
         assert result.exit_code in (0, 1, 2) and "Traceback" not in result.output, (args, result.output)
+
+
+def renumber(db: Database, moves: list[tuple[int, int]]) -> None:
+    for old, new in moves:
+        raw(db, f"UPDATE evidence SET id = {new} WHERE id = {old}")
+
+
+def test_rounds_renumbered_in_a_basis_decided_from_its_rows_are_refused(cli, good):
+    """A basis with a retraction is decided from its rows, in id order, and a row's id is no part of its hash:
+    moving a failing newest round before the two it regressed from (same ids, same count, same newest id, so
+    the summary still matched) made a regressed model graduated and `--require deploy:autonomous` exit 0."""
+    from graduation.policy.testing import complete_eval
+
+    db, mid = good
+    with db.write() as s:
+        add_evidence(s, "toy", "eval", RECORD_MODELS["eval"].model_validate(
+            complete_eval({"n": 50, "passed": 5, "round": 3})), model_id=mid, round=3)
+        audit = add_evidence(s, "toy", "human_audit", RECORD_MODELS["human_audit"].model_validate(
+            {"auditor": "ana", "checked": 5, "held": 5}))
+        add_evidence(s, "toy", "retraction", RECORD_MODELS["retraction"].model_validate(
+            {"evidence": audit.uid, "record_hash": audit.record_hash, "reason": "misread", "by": "bo"}))
+    with db.engine.begin() as conn:
+        ids = [i for (i,) in conn.execute(text("SELECT id FROM evidence WHERE kind = 'eval' ORDER BY id"))]
+    assert json.loads(cli("status", "toy", "--model", "m", "--json").stdout)["decisions"][0]["phase"] == "regressed"
+    assert cli("status", "toy", "--model", "m", "--require", "deploy:autonomous").exit_code == 1
+    renumber(db, [(ids[2], 10_000), (ids[1], ids[2]), (ids[0], ids[1]), (10_000, ids[0])])  # round 3 first
+    result = cli("status", "toy", "--model", "m", "--require", "deploy:autonomous")
+    assert result.exit_code == 2 and "renumbered" in result.output, result.output
+    assert cli("audit", "verify").exit_code == 1

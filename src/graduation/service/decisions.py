@@ -41,7 +41,7 @@ from graduation.store.domains import latest_versions
 from graduation.store.evidence import current_evidence_rows
 from graduation.store.models import find_model, resolve_model
 from graduation.store.summaries import read_summaries
-from graduation.tally import decode_models, record_hashes
+from graduation.tally import BULK_KINDS, decode_models, record_hashes
 from graduation.trust import screen
 
 
@@ -173,7 +173,15 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
         else:
             out[domain] = _Inputs(stored=s, screened=few[domain])
     if whole:
-        out.update({d: _Inputs(rows=ev) for d, ev in load_evidence(session, whole).items()})
+        for d, ev in load_evidence(session, whole).items():
+            # row ids are no part of a record's hash, and the rows are decided in id order: they must be the
+            # bulk rows the summary folded, in the order it folded them (a renumbered round would reorder them)
+            ids, hashes = record_hashes(stored[d].body)
+            if [(e.row_id, e.record_hash) for e in ev if e.kind in BULK_KINDS] != list(zip(ids, hashes)):
+                raise IntegrityError(f"the evidence rows of {d} are not those its summary folded, in the order it "
+                                     "folded them: a row was renumbered or moved; run `registry audit verify` and "
+                                     "restore the registry from a backup")
+            out[d] = _Inputs(rows=ev)
     return out
 
 
