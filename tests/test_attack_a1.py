@@ -136,3 +136,55 @@ def test_rounds_renumbered_in_a_basis_decided_from_its_rows_are_refused(cli, goo
     result = cli("status", "toy", "--model", "m", "--require", "deploy:autonomous")
     assert result.exit_code == 2 and "renumbered" in result.output, result.output
     assert cli("audit", "verify").exit_code == 1
+
+
+MATH = """\
+domain: sums
+title: Sums
+risk: low
+owners: [team@example.org]
+task: {prompt_field: prompt, answer_field: answer, id_field: id}
+ground_truth:
+  - {name: ref, path: data/sums.jsonl, provenance: expert}
+verifiers:
+  - {name: value, kind: math, role: substance}
+"""
+
+
+@pytest.fixture
+def sums(project: Path, cli, tmp_path: Path) -> Path:
+    """A low-risk math domain, and an outputs file whose every answer is wrong, scored 0/40 for model m1."""
+    rows = [{"id": f"p{i}", "prompt": f"{i}+{i}", "answer": str(2 * i)} for i in range(40)]
+    data = project / "domains" / "data" / "sums.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (project / "domains" / "sums.yaml").write_text(MATH)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    outputs = tmp_path / "wrong.jsonl"
+    outputs.write_text("".join(json.dumps({"id": r["id"], "output": str(int(r["answer"]) + 1)}) + "\n" for r in rows))
+    for name, digit in (("m1", "1"), ("m2", "2")):
+        assert cli("models", "register", name, "--digest", "sha256:" + digit * 64).exit_code == 0
+    first = json.loads(cli("evaluate", "sums", "--outputs", str(outputs), "--model", "m1", "--json").stdout)
+    assert (first["record"]["n"], first["record"]["passed"]) == (40, 0)
+    return outputs
+
+
+@pytest.mark.xfail(strict=True, reason="the verdict cache (a table of the database, chained by nothing) is trusted "
+                   "by evaluate: any key an attacker can compute (sha256 of the verifier identity, reference and "
+                   "output) can be set to pass. Sound fixes change the design (no cached verdict in a recorded "
+                   "round, or a sample of cached verdicts verified again): left to the lead")
+def test_poisoned_verdict_cache_does_not_pass_wrong_outputs(cli, sums, db_url):
+    sql(Database(db_url), "UPDATE verdict_cache SET verdict = 'pass', score = 1.0")
+    second = json.loads(cli("evaluate", "sums", "--outputs", str(sums), "--model", "m2", "--json").stdout)
+    assert cli("audit", "verify").exit_code == 0  # nothing chained was touched
+    assert second["record"]["passed"] == 0  # today: 40 of 40, and m2@1 becomes a candidate
+
+
+@pytest.mark.parametrize("edit", ["UPDATE verdict_cache SET detail = 'nope'", "UPDATE verdict_cache SET verdict = 'yes'",
+                                  "UPDATE verdict_cache SET score = 'x'", "UPDATE verdict_cache SET detail = '[1]'"])
+def test_malformed_verdict_cache_row_is_no_traceback(cli, sums, db_url, edit):
+    sql(Database(db_url), edit)
+    result = cli("evaluate", "sums", "--outputs", str(sums), "--model", "m2", "--json")
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output
+    if result.exit_code == 0:
+        assert json.loads(result.stdout)["record"]["passed"] == 0
