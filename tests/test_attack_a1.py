@@ -188,3 +188,18 @@ def test_malformed_verdict_cache_row_is_no_traceback(cli, sums, db_url, edit):
     assert result.exit_code in (0, 2) and "Traceback" not in result.output
     if result.exit_code == 0:
         assert json.loads(result.stdout)["record"]["passed"] == 0
+
+
+@pytest.mark.parametrize("ref", ["m@99999999999999999999", "m@²"])
+def test_model_version_no_database_integer_holds_is_exit_2(cli, good, ref):
+    """'²'.isdigit() holds and int('²') fails; a version past 2**63 overflowed SQLite: tracebacks (exit 1), from
+    the gate too, and from a generator name in a data audit or a domain file."""
+    for args in (("status", "--model", ref, "--require", "deploy:sandbox"), ("models", "show", ref)):
+        result = cli(*args)
+        assert result.exit_code == 2 and "version after '@'" in result.output, (args, result.output)
+
+
+@pytest.mark.parametrize("ref", ["#99999999999999999999", "#²"])
+def test_audit_entry_number_no_database_integer_holds_is_exit_2(cli, good, ref):
+    result = cli("audit", "export", ref, "--unsigned")
+    assert result.exit_code == 2, result.output
