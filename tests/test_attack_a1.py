@@ -203,3 +203,28 @@ def test_model_version_no_database_integer_holds_is_exit_2(cli, good, ref):
 def test_audit_entry_number_no_database_integer_holds_is_exit_2(cli, good, ref):
     result = cli("audit", "export", ref, "--unsigned")
     assert result.exit_code == 2, result.output
+
+
+def test_forged_summary_whose_rounds_fail_in_the_phase_is_exit_2(cli, good):
+    """A summary forged with its entry whose newest round misses the bar with a slice of infinitely many samples:
+    it folded into facts and then raised OverflowError in the phase (naming the round), a traceback."""
+    import math
+
+    from graduation.policy.testing import complete_eval
+    from tests.test_summaries import forge, repack
+
+    db, mid = good
+    with db.write() as s:
+        add_evidence(s, "toy", "eval", RECORD_MODELS["eval"].model_validate(
+            complete_eval({"n": 50, "passed": 50, "round": 3})), model_id=mid, round=3)
+
+    def change(rows):
+        rows[-1][1], rows[-1][2], rows[-1][4] = 5, 0.1, {"x": [math.inf, math.inf, 0.1]}
+        return rows
+
+    forge(db, lambda row: repack(row, change))
+    for args in (("status", "toy", "--model", "m", "--require", "deploy:sandbox"), ("status", "--json"),
+                 ("explain", "toy", "deploy:sandbox", "--model", "m")):
+        result = cli(*args)
+        assert result.exit_code == 2 and "does not decode into facts" in result.output, (args, result.output)
+    assert cli("audit", "verify").exit_code == 1
