@@ -228,3 +228,33 @@ def test_forged_summary_whose_rounds_fail_in_the_phase_is_exit_2(cli, good):
         result = cli(*args)
         assert result.exit_code == 2 and "does not decode into facts" in result.output, (args, result.output)
     assert cli("audit", "verify").exit_code == 1
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE evidence SET summary_json = '{not json' WHERE kind = 'eval'",
+    "UPDATE evidence SET summary_json = '5' WHERE kind = 'eval'",
+    "UPDATE evidence SET summary_json = '{}' WHERE kind = 'eval'",
+    "UPDATE evidence SET summary_json = '{\"verifiers\": [5]}' WHERE kind = 'verifier_validation'",
+    "UPDATE evidence SET kind = 'data_audit' WHERE kind = 'eval'",
+    "UPDATE evidence SET kind = 'nonsense' WHERE kind = 'eval'",
+    "UPDATE evidence SET record_hash = 'zz' WHERE kind = 'eval'",
+])
+def test_bulk_row_edited_into_no_record_is_reported_by_verify_not_a_traceback(cli, good, edit):
+    """`audit verify` is what one runs after a tampering: it recomputed each summary from rows that no longer
+    fold (not JSON, not an object, another kind's fields, a hash that is not hex) and raised; `evidence` and
+    `report` validated them and raised too."""
+    db, _mid = good
+    raw(db, edit)
+    verify = cli("audit", "verify")
+    assert verify.exit_code == 1 and "Traceback" not in verify.output, verify.output
+    for args in (("evidence", "toy"), ("report",)):
+        result = cli(*args)
+        assert result.exit_code in (0, 2) and "Traceback" not in result.output, (args, result.output)
+    assert cli("status", "toy", "--model", "m", "--require", "deploy:autonomous").exit_code == 0  # folded before
+
+
+def test_unknown_schema_revision_is_exit_2(cli, good):
+    db, _mid = good
+    raw(db, "UPDATE alembic_version SET version_num = 'zzz'")
+    result = cli("status", "--model", "m", "--require", "deploy:sandbox")
+    assert result.exit_code == 2 and "zzz" in result.output, result.output
