@@ -258,3 +258,31 @@ def test_unknown_schema_revision_is_exit_2(cli, good):
     raw(db, "UPDATE alembic_version SET version_num = 'zzz'")
     result = cli("status", "--model", "m", "--require", "deploy:sandbox")
     assert result.exit_code == 2 and "zzz" in result.output, result.output
+
+
+def test_summary_of_an_older_basis_of_the_same_domain_swapped_in_is_refused(cli, good, project):
+    """toy v1 (low risk) graduated m; v2 (critical: a new basis) has one failing round. Putting v1's summary
+    row in v2's place (its basis column rewritten, or v2's row given v1's body, digest and entry) is refused."""
+    from graduation.policy.testing import complete_eval
+
+    db, mid = good
+    write_domain(project, "toy", risk="critical")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    with db.write() as s:
+        add_evidence(s, "toy", "eval", RECORD_MODELS["eval"].model_validate(
+            complete_eval({"n": 50, "passed": 5, "round": 1})), model_id=mid, round=1)
+    with db.engine.begin() as conn:
+        old, new = conn.execute(text("SELECT id, basis_hash, rows, last_id, body_json, columns, digest, entry_hash "
+                                     "FROM evidence_summaries WHERE domain = 'toy' ORDER BY id")).mappings().all()
+    raw(db, f"UPDATE evidence_summaries SET basis_hash = 'x' WHERE id = {new['id']}")
+    raw(db, f"UPDATE evidence_summaries SET basis_hash = '{new['basis_hash']}' WHERE id = {old['id']}")
+    result = cli("status", "toy", "--model", "m", "--require", "deploy:sandbox")
+    assert result.exit_code == 2 and "registry integrity" in result.output
+    assert cli("audit", "verify").exit_code == 1
+    raw(db, f"UPDATE evidence_summaries SET basis_hash = '{old['basis_hash']}' WHERE id = {old['id']}")
+    raw(db, f"UPDATE evidence_summaries SET basis_hash = '{new['basis_hash']}' WHERE id = {new['id']}")
+    sql(db, "UPDATE evidence_summaries SET rows = :rows, last_id = :last_id, body_json = :body_json, columns = :columns, "
+            "digest = :digest, entry_hash = :entry_hash WHERE id = :id",
+        **{k: old[k] for k in ("rows", "last_id", "body_json", "columns", "digest", "entry_hash")}, id=new["id"])
+    result = cli("status", "toy", "--model", "m", "--require", "deploy:sandbox")
+    assert result.exit_code == 2 and "registry integrity" in result.output
