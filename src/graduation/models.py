@@ -65,7 +65,8 @@ def parse_ref(text: str) -> ModelRef:
         return ModelRef(digest=check_digest(text))
     name, at, version = text.partition("@")
     if at:
-        if not version.isdigit() or int(version) < 1:
+        # ASCII digits only ('²'.isdigit() holds, int('²') fails), and a version a database integer holds
+        if not (version.isascii() and version.isdigit()) or not 1 <= int(version) < 2 ** 63:
             raise InputError(f"model {text!r}: the version after '@' must be a whole number >= 1, e.g. {name}@2")
         return ModelRef(check_name(name), int(version))
     return ModelRef(check_name(name))

@@ -41,7 +41,7 @@ from graduation.store.domains import latest_versions
 from graduation.store.evidence import current_evidence_rows
 from graduation.store.models import find_model, resolve_model
 from graduation.store.summaries import read_summaries
-from graduation.tally import decode_models, record_hashes
+from graduation.tally import BULK_KINDS, decode_models, record_hashes
 from graduation.trust import screen
 
 
@@ -173,7 +173,15 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
         else:
             out[domain] = _Inputs(stored=s, screened=few[domain])
     if whole:
-        out.update({d: _Inputs(rows=ev) for d, ev in load_evidence(session, whole).items()})
+        for d, ev in load_evidence(session, whole).items():
+            # row ids are no part of a record's hash, and the rows are decided in id order: they must be the
+            # bulk rows the summary folded, in the order it folded them (a renumbered round would reorder them)
+            ids, hashes = record_hashes(stored[d].body)
+            if [(e.row_id, e.record_hash) for e in ev if e.kind in BULK_KINDS] != list(zip(ids, hashes)):
+                raise IntegrityError(f"the evidence rows of {d} are not those its summary folded, in the order it "
+                                     "folded them: a row was renumbered or moved; run `registry audit verify` and "
+                                     "restore the registry from a backup")
+            out[d] = _Inputs(rows=ev)
     return out
 
 
@@ -235,10 +243,8 @@ def _decisions(db, policy: Policy, names: list[str] | None, root: Path | None, m
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
-        summary = _summary(spec, inputs[v.domain], policy, mfacts, generators[v.domain])
-        ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
-        out.append(DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
-                                  v.content_hash, v.source_file))
+        decision = _decide(spec, inputs[v.domain], policy, mfacts, generators[v.domain])
+        out.append(DomainDecision(decision, v.version, v.content_hash, v.source_file))
     return out
 
 
@@ -248,18 +254,26 @@ def _generators(session, spec: DomainSpec, inputs: _Inputs, cache: dict) -> dict
     return resolve_generators(session, spec, (), names=inputs.stored.body["generators"], cache=cache)
 
 
-def _summary(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generators, extra: list | None = None):
+def _decide(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generators, extra: list | None = None
+            ) -> Decision:
+    """The decision over one domain's inputs: facts, phase, rules."""
     if inputs.rows is not None:
-        return summarize(spec, counted(spec, inputs.rows, policy) + list(extra or ()), model=mfacts,
-                         generators=generators)
+        summary = summarize(spec, counted(spec, inputs.rows, policy) + list(extra or ()), model=mfacts,
+                            generators=generators)
+        return conclude(spec, summary.facts, decide_phase(summary, policy.thresholds[spec.risk._value_]),
+                        summary.evidence_hashes, policy)
     try:
-        return finish(spec, _folded(spec, inputs, policy, extra), model=mfacts, generators=generators)
-    except (TypeError, KeyError, AttributeError, ValueError, IndexError) as exc:
+        summary = finish(spec, _folded(spec, inputs, policy, extra), model=mfacts, generators=generators)
+        # the phase reads the rounds' columns: a value no record holds (a slice of infinitely many samples)
+        # fails there, not in the facts
+        ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError, ArithmeticError) as exc:
         # a summary this registry wrote always folds; one that passed its hash checks and does not was forged
         # together with its audit entry (which `audit verify` finds): never a traceback, never an answer
         raise IntegrityError(f"the evidence summary of {spec.domain} does not decode into facts "
                              f"({type(exc).__name__}: {exc}); run `registry audit verify` and restore the registry "
                              "from a backup") from None
+    return conclude(spec, summary.facts, ph, summary.evidence_hashes, policy)
 
 
 def _changed_on_disk(root: Path, v, cache) -> Decision | None:
@@ -289,11 +303,9 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     spec = DomainSpec.model_validate_json(v.spec_json)
     folds = not extra or all(ev.kind in ("signoff", "human_audit") for ev in extra)
     inputs = read_inputs(session, {v.domain: v.basis_hash}, from_rows=from_rows or not folds)[v.domain]
-    summary = _summary(spec, inputs, policy, model.facts() if model is not None else None,
+    decision = _decide(spec, inputs, policy, model.facts() if model is not None else None,
                        _generators(session, spec, inputs, {}), extra)
-    ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
-    return DomainDecision(conclude(spec, summary.facts, ph, summary.evidence_hashes, policy), v.version,
-                          v.content_hash, v.source_file)
+    return DomainDecision(decision, v.version, v.content_hash, v.source_file)
 
 
 def counted(spec: DomainSpec, evidence: list, policy: Policy, authors=()) -> list:

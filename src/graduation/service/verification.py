@@ -59,10 +59,9 @@ class Verification:
                 found = get_many(session, wanted)
             found.update({k: self.new_entries[k] for k in keys if k in self.new_entries})
             for i, key in enumerate(keys):
-                hit = found.get(key)
+                hit = _settled(found.get(key))
                 if hit is not None:
-                    verdict, score, detail = hit
-                    extra = json.loads(detail) if detail else {}
+                    verdict, score, extra = hit
                     results[i] = Verdict(verdict, score, extra.get("answer"), extra.get("explanation"))
                     self.cache_hits += 1
         missing = [i for i, r in enumerate(results) if r is None]
@@ -81,6 +80,21 @@ class Verification:
     def save(self, session: Any) -> None:
         if self.new_entries:
             put_many(session, self.new_entries)
+
+
+def _settled(hit: Any) -> tuple[str, float, dict] | None:
+    """A cached (verdict, score, detail) as it was written (a settled verdict, a number, a JSON object), or None:
+    a row edited into anything else is verified again, never a traceback."""
+    if hit is None:
+        return None
+    verdict, score, detail = hit
+    try:
+        extra = json.loads(detail) if detail else {}
+    except (TypeError, ValueError):
+        return None
+    if verdict not in ("pass", "fail") or not isinstance(extra, dict) or not isinstance(score, (int, float)):
+        return None
+    return verdict, float(score), extra
 
 
 class _Unverifiable:

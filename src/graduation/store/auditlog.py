@@ -334,8 +334,9 @@ def _against_checkpoint(session, data: dict[str, Any], entries: int) -> tuple[in
 def find_decision(session, ref: str) -> AuditEntry:
     """An entry by decision id (or a prefix of 8+ hex digits), entry hash prefix, or ``#seq``."""
     ref = ref.strip()
-    if ref.lstrip("#").isdigit() and (ref.startswith("#") or len(ref) < 8):
-        row = q.get(session, int(ref.lstrip("#")))
+    seq = ref.lstrip("#")
+    if seq.isascii() and seq.isdigit() and (ref.startswith("#") or len(ref) < 8):
+        row = q.get(session, int(seq)) if int(seq) < 2 ** 63 else None  # a database integer holds no more
         if row is None:
             raise NotFoundError(f"no audit entry #{ref.lstrip('#')}; `registry audit verify` shows how many exist")
         return AuditEntry.from_row(row)

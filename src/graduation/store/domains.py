@@ -56,7 +56,8 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
                            created_at=now, updated_at=now)
         session.add(domain)
         session.flush()
-    version = domain.latest_version + 1
+    newest = latest_version(session, spec.domain)  # the chained rows, not ``domains.latest_version``
+    version = (newest.version if newest is not None else 0) + 1
     session.add(row := DomainVersionRow(
         domain=spec.domain, version=version, content_hash=content_hash, basis_hash=loaded.basis_hash,
         risk=spec.risk.value, source_file=loaded.source_file,
@@ -117,8 +118,11 @@ def latest_versions(session: Session, names: list[str] | None = None) -> list:
         return [get_version(session, n) for n in dict.fromkeys(names)]
     from sqlalchemy import select as core_select
 
-    v, d = DomainVersionRow.__table__, DomainRow.__table__
-    stmt = core_select(v).join(d, (d.c.name == v.c.domain) & (d.c.latest_version == v.c.version))
+    # the newest version is the highest chained one, not ``domains.latest_version``: that column is chained by
+    # nothing, and set back (or its row deleted) it would decide a domain by an older version, or hide it
+    v = DomainVersionRow.__table__
+    newest = core_select(v.c.domain, func.max(v.c.version).label("version")).group_by(v.c.domain).subquery()
+    stmt = core_select(v).join(newest, (newest.c.domain == v.c.domain) & (newest.c.version == v.c.version))
     return list(session.connection().execute(stmt.order_by(v.c.domain)))
 
 

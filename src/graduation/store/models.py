@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from graduation.errors import InputError, NotFoundError
+from graduation.errors import InputError, IntegrityError, NotFoundError
 from graduation.models import check_digest, check_name, parse_ref
 from graduation.records import iso
 from graduation.store.chain import append_chained, check_rows, model_digest, model_key
@@ -62,8 +62,14 @@ class ModelInfo:
 
 
 def _info(row: ModelRow) -> ModelInfo:
-    return ModelInfo(row.id, row.name, row.version, row.digest, row.digest_kind, row.path,
-                     json.loads(row.lineage_json or "{}"), row.created_at)
+    try:
+        lineage = json.loads(row.lineage_json or "{}")
+    except (ValueError, TypeError):
+        lineage = None
+    if not isinstance(lineage, dict):  # written as a JSON object always: the row was edited
+        raise IntegrityError(f"model {row.name}@{row.version}'s lineage is not a JSON object any more: the database "
+                             "was edited; run `registry audit verify` and restore the registry from a backup")
+    return ModelInfo(row.id, row.name, row.version, row.digest, row.digest_kind, row.path, lineage, row.created_at)
 
 
 def register_model(session: Session, name: str, *, digest: str, kind: str, path: str | None = None,

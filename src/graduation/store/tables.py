@@ -9,12 +9,38 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from graduation.errors import IntegrityError
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class Stamp(TypeDecorator):
+    """A time stamp column (``DateTime``) whose stored value that is no time (SQLite keeps any text in any
+    column) is ``IntegrityError`` (exit 2) when read, not a ``ValueError`` traceback."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def result_processor(self, dialect, coltype):
+        inner = super().result_processor(dialect, coltype)
+        if inner is None:
+            return None
+
+        def process(value):
+            try:
+                return inner(value)
+            except (ValueError, TypeError, OverflowError):
+                raise IntegrityError(f"a stored time stamp ({str(value)[:40]!r}) is not a time: the database was "
+                                     "edited; run `registry audit verify` and restore the registry from a "
+                                     "backup") from None
+
+        return process
 
 
 class DomainRow(SQLModel, table=True):
@@ -24,8 +50,8 @@ class DomainRow(SQLModel, table=True):
     latest_version: int = Field(default=0)
     risk: str = Field(max_length=16)
     title: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
 
 
 class DomainVersionRow(SQLModel, table=True):
@@ -41,7 +67,7 @@ class DomainVersionRow(SQLModel, table=True):
     source_file: str = Field(sa_column=Column(Text, nullable=False))
     spec_json: str = Field(sa_column=Column(Text, nullable=False))
     data_hashes_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
     entry_hash: str | None = Field(default=None, max_length=64)
     #: (size, mtime, ctime, inode, device) of each file when it was hashed at registration: the gate's fast path
     file_stats_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -64,7 +90,7 @@ class EvidenceRow(SQLModel, table=True):
     round: int | None = Field(default=None)
     data_hash: str | None = Field(default=None, max_length=64)
     author: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
     summary_json: str = Field(sa_column=Column(Text, nullable=False))
     record_hash: str = Field(max_length=64)
     entry_hash: str | None = Field(default=None, max_length=64)
@@ -89,7 +115,7 @@ class ModelRow(SQLModel, table=True):
     digest_kind: str = Field(max_length=16)
     path: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     lineage_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
     entry_hash: str | None = Field(default=None, max_length=64)
 
 
@@ -152,8 +178,8 @@ class JobRow(SQLModel, table=True):
     path: str = Field(sa_column=Column(Text, nullable=False))
     decision_id: str | None = Field(default=None, max_length=64)
     from_job: str | None = Field(default=None, max_length=128)
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=Stamp)
     detail_json: str = Field(sa_column=Column(Text, nullable=False, default="{}"))
     manifest_hash: str | None = Field(default=None, max_length=64)
     lease_owner: str | None = Field(default=None, max_length=128)
