@@ -50,11 +50,13 @@ def signoff_payload(*, domain: str, domain_digest: str, actions: list[str], deci
 
 
 def audit_payload(*, domain: str, domain_digest: str, auditor: str, scope: str, checked: int, held: int,
-                  items: list[dict[str, Any]], signed_at: str) -> dict[str, Any]:
-    """What a human audit signs: the items and the person's verdict on each."""
+                  items: list[dict[str, Any]], signed_at: str, model: str | None = None,
+                  model_digest: str | None = None) -> dict[str, Any]:
+    """What a human audit signs: the items and the person's verdict on each, and the model version whose
+    outputs they are (``model`` NAME@V and its digest; None for an audit of no model's outputs)."""
     return {"type": AUDIT_TYPE, "domain": domain, "domain_digest": domain_digest, "auditor": auditor, "scope": scope,
             "checked": checked, "held": held, "items": [{"id": i["id"], "verdict": i["verdict"]} for i in items],
-            "signed_at": signed_at}
+            "model": model, "model_digest": model_digest, "signed_at": signed_at}
 
 
 def retraction_payload(*, domain: str, evidence: str, record_hash: str, reason: str, by: str,

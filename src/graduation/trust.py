@@ -122,7 +122,9 @@ def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
     return None, ("principal:" + by, "key:" + fingerprint, "name:" + (name_key(by) or by))
 
 
-def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) -> str | None:
+def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict, model: str | None = None) -> str | None:
+    """Why a human audit does not count (None if it does). ``model``: NAME@V of the model version the stored
+    record belongs to; a signed audit counts only for the model its auditor signed for."""
     signed = _get(rec, "signed")
     if signed is None:
         if risk in unsigned_risks(getattr(policy, "approvers", None)):
@@ -136,9 +138,12 @@ def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) ->
     payload = _plain(_get(signed, "payload"))
     items = [{"id": _get(i, "id"), "verdict": _get(i, "verdict")} for i in (_get(rec, "items") or [])]
     expected = {"domain": domain, "auditor": auditor, "scope": _get(rec, "scope"), "checked": _get(rec, "checked"),
-                "held": _get(rec, "held"), "items": items}
+                "held": _get(rec, "held"), "items": items, "model": model}
     for key, value in expected.items():
         if payload.get(key) != value:
+            if key == "model":
+                return (f"the signed audit is of {payload.get('model')!r}'s outputs, not {value!r}'s: audit this "
+                        "model's outputs and sign again")
             return f"the signed audit's {key} does not match the record"
     if not items:
         return "a signed audit must list its items (--items): a signature over bare counts proves nothing checked"
@@ -203,6 +208,7 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
                    for a in (ev.author.strip(), name_key(ev.author) or "")} - {""}
         authors |= {a for author in authors_extra for a in (author.strip(), name_key(author) or "")} - {""}
     seen: dict[tuple, set[str]] = {}  # (domain digest, model, model digest, action) -> identities counted
+    audits_seen: set[tuple[str, str]] = set()  # (fingerprint, signature) of signed human audits counted
     for ev in evidence:
         if ev.kind == "retraction":
             continue
@@ -227,7 +233,15 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
             if fresh != ["*"] and len(fresh) < len(_get(ev.record, "actions") or ()):  # counted only for what is new
                 ev = _with_actions(ev, fresh)
         elif ev.kind == "human_audit":
-            why = audit_problem(ev.record, domain=domain, risk=risk, policy=policy, signers=signers)
+            why = audit_problem(ev.record, domain=domain, risk=risk, policy=policy, signers=signers,
+                                model=getattr(ev, "model_key", None))
+            signed = _get(ev.record, "signed")
+            if why is None and signed is not None:
+                # one signature, one audit: a signed record copied into another row counts once
+                mark = (_get(signed, "fingerprint"), str(_get(signed, "signature", "")))
+                if mark in audits_seen:
+                    why = "the same signed audit was recorded again: counted once"
+                audits_seen.add(mark)
             if why is not None:
                 out.refused.append((ev.uid, why))
                 continue

@@ -61,12 +61,18 @@ def audit_export_cmd(
     Summary predicate) for a recorded decision. `registry audit verify-attestation` checks it."""
     import json
 
-    from graduation.service.attest import key_path, sign_statement
-    from graduation.store.auditlog import find_decision, statement
+    from graduation.service.attest import AttestationError, key_path, sign_statement
+    from graduation.store.auditlog import find_decision, statement, verify
 
     st = state(ctx)
     with open_registry(st) as db, db.read() as session:
         entry = find_decision(session, decision)
+        # the registry's key attests only what its log still holds: an entry edited in the database (or any
+        # break in the chain or its records) is never signed, as `audit checkpoint` never signs a broken log
+        result = verify(session)
+        if not result.ok:
+            raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
+                                   "nothing is exported from it (`registry audit verify`)")
     document = statement(entry) if unsigned else sign_statement(statement(entry), key_path(st.root, key))
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if out is None:

@@ -30,7 +30,7 @@ from graduation.store.audit import tail
 from graduation.store.auditlog import GENESIS, AuditEntry, append, decision_payload
 from graduation.store.domains import get_version, version_spec
 from graduation.store.evidence import add_evidence, find_evidence
-from graduation.store.models import resolve_model
+from graduation.store.models import models_by_id, resolve_model
 from graduation.trust import screen, signers_of
 
 @dataclass
@@ -164,9 +164,12 @@ def human_audit(db, root: Path, policy, domain: str, record: HumanAuditRecord, *
                                  "verdict, not bare counts")
 
             version = get_version(session, domain)
+            owner = models_by_id(session, [model_id]).get(model_id) if model_id is not None else None
             payload = audit_payload(domain=domain, domain_digest=sha256_json(version_spec(version).canonical()), auditor=rec.auditor,
                                     scope=rec.scope, checked=rec.checked, held=rec.held,
-                                    items=[i.model_dump() for i in rec.items], signed_at=now())
+                                    items=[i.model_dump() for i in rec.items], signed_at=now(),
+                                    model=owner.ref if owner is not None else None,
+                                    model_digest=owner.digest if owner is not None else None)
             rec = rec.model_copy(update={"signed": _signed(payload, rec.auditor, key, policy)})
         ev = add_evidence(session, domain, "human_audit", rec, author=rec.auditor, model_id=model_id)
         why = _refused(session, domain, ev.uid, policy)

@@ -46,8 +46,8 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
     spec = loaded.spec
     content_hash = loaded.content_hash
     domain = session.get(DomainRow, spec.domain, with_for_update=True)
+    latest = latest_version(session, spec.domain)  # from the chained rows, not ``domains.latest_version``
     if domain is not None:
-        latest = latest_version(session, spec.domain)
         if latest is not None and latest.content_hash == content_hash:
             return Registration(spec.domain, latest.version, "unchanged", content_hash, loaded.source_file)
     now = utcnow()
@@ -56,7 +56,7 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
                            created_at=now, updated_at=now)
         session.add(domain)
         session.flush()
-    version = domain.latest_version + 1
+    version = (latest.version if latest is not None else 0) + 1
     session.add(row := DomainVersionRow(
         domain=spec.domain, version=version, content_hash=content_hash, basis_hash=loaded.basis_hash,
         risk=spec.risk.value, source_file=loaded.source_file,
@@ -117,8 +117,12 @@ def latest_versions(session: Session, names: list[str] | None = None) -> list:
         return [get_version(session, n) for n in dict.fromkeys(names)]
     from sqlalchemy import select as core_select
 
-    v, d = DomainVersionRow.__table__, DomainRow.__table__
-    stmt = core_select(v).join(d, (d.c.name == v.c.domain) & (d.c.latest_version == v.c.version))
+    # the newest version is read from the chained version rows themselves, never from
+    # ``domains.latest_version``: that column is no entry's, so an edit of it (or of the ``domains`` row)
+    # could otherwise leave a domain out of `status --require` or decide an older version
+    v = DomainVersionRow.__table__
+    newest = core_select(v.c.domain, func.max(v.c.version).label("version")).group_by(v.c.domain).subquery()
+    stmt = core_select(v).join(newest, (newest.c.domain == v.c.domain) & (newest.c.version == v.c.version))
     return list(session.connection().execute(stmt.order_by(v.c.domain)))
 
 

@@ -1,0 +1,213 @@
+"""Attacks on the chain, the anchors and checkpoints, sign-offs and model trust (attacker a2).
+
+The attacker has write access to the project files and the database. Appending a properly chained row at
+the tail of the log is within their reach (the log is an unkeyed hash chain; ``add_evidence`` with a copied
+record is exactly that append), so what must hold is: signatures bind what they approve and count once,
+rows that are not chained do not decide, and ``audit verify`` notices a recorded record changed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_domain
+from tests.test_signoffs import approve, domains, facts, keys  # noqa: F401 - fixtures
+
+SQLITE_ONLY = "edits the SQLite file directly"
+
+
+def _con(project: Path, db_url: str) -> sqlite3.Connection:
+    if not db_url.startswith("sqlite"):
+        pytest.skip(SQLITE_ONLY)
+    return sqlite3.connect(project / "registry" / "registry.db")
+
+
+# -- the unchained `domains` table chose which version of a domain decides --------------------------------
+
+def test_a_domain_hidden_through_its_latest_version_column_still_decides(cli, keys, domains, project, db_url):
+    """`status --require` over every domain joined each domain's versions on ``domains.latest_version``, a
+    column no entry covers: pointing it at no version (or an older one) left the domain out of the gate."""
+    acls = cli("status", "--model", "m", "--require", "deploy:assisted")
+    assert acls.exit_code == 1 and "acls" in acls.output  # acls (critical) still needs two sign-offs
+    con = _con(project, db_url)
+    con.execute("UPDATE domains SET latest_version = 0 WHERE name = 'acls'")
+    con.commit()
+    result = cli("status", "--model", "m", "--require", "deploy:assisted")
+    assert result.exit_code == 1 and "acls" in result.output, result.output
+    con.execute("DELETE FROM domains WHERE name = 'acls'")
+    con.commit()
+    con.close()
+    result = cli("status", "--model", "m", "--require", "deploy:assisted")
+    assert result.exit_code == 1 and "acls" in result.output, result.output
+
+
+def test_a_domain_rolled_back_to_an_older_version_through_the_column_is_not_decided_old(cli, project, db_url):
+    """v1 low risk, v2 critical: the column set back to 1 must not make every-domain status decide v1."""
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    write_domain(project, "toy", risk="critical")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    con = _con(project, db_url)
+    con.execute("UPDATE domains SET latest_version = 1 WHERE name = 'toy'")
+    con.commit()
+    con.close()
+    shown = json.loads(cli("status", "--json").stdout)["decisions"]
+    assert [(d["domain"], d["risk"]) for d in shown] == [("toy", "critical")]
+
+
+# -- `audit export` signed whatever an entry said ------------------------------------------------------------
+
+def test_export_refuses_to_sign_a_tampered_decision_entry(cli, project, db_url, tmp_path):
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("keys", "init").exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "ab" * 32).exit_code == 0
+    status = cli("status", "toy", "--model", "m", "--require", "deploy:autonomous", "--json")
+    assert status.exit_code == 1
+    decision = json.loads(status.stdout)["decisions"][0]["decision_id"]
+    con = _con(project, db_url)
+    seq, payload = con.execute("SELECT seq, payload_json FROM audit_log WHERE kind = 'decision' "
+                               "ORDER BY seq DESC LIMIT 1").fetchone()
+    forged = json.loads(payload)
+    assert forged["decision_id"] == decision and forged["allowed"] is False
+    forged.update(allowed=True, model={**forged["model"], "digest": "sha256:" + "ee" * 32})
+    from graduation.store.auditlog import canonical
+
+    con.execute("UPDATE audit_log SET payload_json = ? WHERE seq = ?", (canonical(forged), seq))
+    con.commit()
+    con.close()
+    assert cli("audit", "verify").exit_code == 1
+    out = tmp_path / "att.json"
+    result = cli("audit", "export", decision, "-o", str(out))
+    assert result.exit_code == 1 and not out.exists(), result.output
+    public = project / "registry" / "keys" / "registry-ed25519.pem.pub"
+    if out.exists():  # what the deploy job would have accepted
+        assert cli("audit", "verify-attestation", str(out), "--key", str(public), "--subject-digest",
+                   "ee" * 32).exit_code != 0
+
+
+# -- a recorded record re-recorded under a later entry ---------------------------------------------------------
+
+def _rechain_model(project: Path, db_url: str, digest: str) -> None:
+    """Re-point model m@1 at another artifact digest and chain the new row at the tail of the log."""
+    from graduation.store import Database
+    from graduation.store.chain import append_chained, model_digest, model_key
+    from graduation.store.tables import ModelRow
+    from sqlmodel import select
+
+    db = Database(db_url)
+    with db.write() as s:
+        row = s.exec(select(ModelRow).where(ModelRow.name == "m", ModelRow.version == 1)).one()
+        row.digest = digest
+        row.entry_hash = append_chained(s, "model", key=model_key(row), digest=model_digest(row))
+        s.add(row)
+    db.dispose()
+
+
+def test_a_model_re_pointed_at_another_digest_and_re_chained_is_reported(cli, keys, domains, project, db_url):
+    """The rounds of m@1 are bound to its row id: a row re-pointed at the attacker's artifact, with a fresh
+    entry at the tail, lets that artifact inherit them; the older entry still says what m@1 was."""
+    assert cli("audit", "verify").exit_code == 0
+    evil = "sha256:" + "e" * 64
+    _rechain_model(project, db_url, evil)
+    ok = cli("status", "toy", "--model", evil, "--require", "deploy:shadow")
+    verify = cli("audit", "verify", "--json")
+    assert verify.exit_code == 1, (ok.exit_code, verify.output)
+    assert "m@1" in json.loads(verify.stdout)["problem"]
+
+
+def test_an_evidence_row_re_recorded_under_its_uid_is_reported(cli, keys, domains, project, db_url):
+    """An evidence row replaced under its own uid, chained again at the tail (and its summary with it)."""
+    from graduation.store import Database
+    from graduation.store.chain import append_chained, evidence_digest, evidence_record_hash
+    from graduation.store.summaries import build_missing
+    from graduation.store.tables import EvidenceRow, SummaryRow
+    from sqlmodel import select
+
+    db = Database(db_url)
+    with db.write() as s:
+        row = s.exec(select(EvidenceRow).where(EvidenceRow.domain == "toy", EvidenceRow.kind == "eval")).first()
+        record = json.loads(row.summary_json)
+        record["note"] = "re-recorded"
+        row.summary_json = json.dumps(record, sort_keys=True)
+        row.record_hash = evidence_record_hash(uid=row.uid, domain=row.domain, version=row.domain_version,
+                                               basis=row.basis_hash, kind=row.kind, summary=record, model=row.model,
+                                               round=row.round, data_hash=row.data_hash, author=row.author,
+                                               model_id=row.model_id)
+        row.entry_hash = append_chained(s, "evidence", key=row.uid, digest=evidence_digest(row), domain=row.domain)
+        s.add(row)
+        s.flush()
+        # the basis' summary rebuilt from the rows and chained too (as `build_missing` does)
+        s.delete(s.exec(select(SummaryRow).where(SummaryRow.domain == "toy")).one())
+        s.flush()
+        assert build_missing(s) == 1
+    db.dispose()
+    verify = cli("audit", "verify", "--json")
+    assert verify.exit_code == 1
+    assert "recorded again" in json.loads(verify.stdout)["problem"], verify.stdout
+
+
+# -- signed human audits: replayed, or carried to another model ------------------------------------------------
+
+def _signed_audit(cli, keys, tmp_path) -> str:
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"id": f"i{i}", "verdict": "pass"}) + "\n" for i in range(4)))
+    signed = cli("evidence", "add", "acls", "--kind", "human_audit", "--model", "m", "--by", "carol@example.org",
+                 "--items", str(items), "--key", str(keys["carol@example.org"]), "--json")
+    assert signed.exit_code == 0, signed.output
+    return json.loads(signed.stdout)["uid"]
+
+
+def _replay(db_url: str, uid: str, *, model_id: int | None = None) -> None:
+    """Append a copy of evidence ``uid`` as a new, properly chained record (what an attacker with the
+    database can always do: the chain is unkeyed)."""
+    from graduation.records import RECORD_MODELS
+    from graduation.store import Database
+    from graduation.store.evidence import add_evidence
+    from graduation.store.tables import EvidenceRow
+    from sqlmodel import select
+
+    db = Database(db_url)
+    with db.write() as s:
+        row = s.exec(select(EvidenceRow).where(EvidenceRow.uid == uid)).one()
+        record = RECORD_MODELS[row.kind].model_validate_json(row.summary_json)
+        add_evidence(s, row.domain, row.kind, record, author=row.author,
+                     model_id=model_id if model_id is not None else row.model_id)
+    db.dispose()
+
+
+def test_a_signed_human_audit_replayed_counts_once(cli, keys, domains, tmp_path, db_url):
+    uid = _signed_audit(cli, keys, tmp_path)
+    assert facts(cli, "acls")["human"]["checked"] == 4
+    for _ in range(3):
+        _replay(db_url, uid)
+    assert facts(cli, "acls")["human"]["checked"] == 4  # one signature, one audit
+
+
+def test_a_signed_human_audit_counts_only_for_the_model_it_was_signed_for(cli, keys, domains, tmp_path, db_url):
+    from graduation.store import Database
+    from graduation.store.models import register_model
+
+    uid = _signed_audit(cli, keys, tmp_path)
+    db = Database(db_url)
+    with db.write() as s:
+        other, _ = register_model(s, "m", digest="sha256:" + "2" * 64, kind="external")  # m@2
+    db.dispose()
+    _replay(db_url, uid, model_id=other.id)
+
+    from graduation.policy.model import load_policy
+    from graduation.service.decisions import decisions
+    from graduation.store.models import resolve_model
+
+    db = Database(db_url)
+    try:
+        with db.read() as session:
+            m2 = resolve_model(session, "m@2")
+        seen = decisions(db, load_policy(None, cli.project), ["acls"], model=m2)[0].decision.facts["human"]
+    finally:
+        db.dispose()
+    assert seen["checked"] == 0, "carol's audit of m@1's outputs counted for m@2"
