@@ -211,3 +211,58 @@ def test_a_signed_human_audit_counts_only_for_the_model_it_was_signed_for(cli, k
     finally:
         db.dispose()
     assert seen["checked"] == 0, "carol's audit of m@1's outputs counted for m@2"
+
+
+# -- a record entry whose payload is no object -------------------------------------------------------------------
+
+def test_a_row_pointed_at_a_forged_entry_of_another_shape_is_integrity_not_a_traceback(cli, keys, domains, project,
+                                                                                       db_url):
+    """A model row pointed at an entry appended at the tail whose payload is a JSON list (its hash computed):
+    `status` exits 2 and `audit verify` 1, never a traceback."""
+    from graduation.store import Database
+    from graduation.store.auditlog import append
+    from graduation.store.tables import ModelRow
+    from sqlmodel import select
+
+    db = Database(db_url)
+    with db.write() as s:
+        entry = append(s, "model", [1, 2], None)
+        row = s.exec(select(ModelRow).where(ModelRow.name == "m")).one()
+        row.entry_hash = entry.entry_hash
+        s.add(row)
+    db.dispose()
+    result = cli("status", "acls", "--model", "m", "--require", "deploy:assisted")
+    assert result.exit_code == 2 and "integrity" in result.output, result.output
+    assert cli("audit", "verify").exit_code == 1
+
+
+# -- a sign-off signed for one version of a domain, replayed into the next -----------------------------------
+
+def test_signoffs_replayed_into_a_version_with_other_data_do_not_count(cli, keys, domains, project, db_url):
+    """Two people approved deploy:assisted of m@1 in acls v1. The ground truth changes (v2, same spec text):
+    the attacker copies v1's rounds and, what they cannot forge, the two signed sign-offs into v2's basis.
+    The signatures bound only the spec's digest, which v2 shares: the approval of v1 counted for v2."""
+    from graduation.store import Database
+    from graduation.store.tables import EvidenceRow
+    from sqlmodel import select
+
+    assert approve(cli, keys, "alice@example.org", key="alice@example.org").exit_code == 0
+    assert approve(cli, keys, "bob@example.org", key="bob@example.org").exit_code == 0
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 0
+    (project / "domains" / "data" / "acls.jsonl").write_text('{"prompt": "2+2=", "answer": "4"}\n')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 1
+    db = Database(db_url)
+    with db.read() as s:
+        uids = [(r.uid, r.kind) for r in s.exec(select(EvidenceRow).where(EvidenceRow.domain == "acls")
+                                                .order_by(EvidenceRow.id)).all()]
+    db.dispose()
+    for uid, kind in uids:
+        if kind != "signoff":
+            _replay(db_url, uid)  # unsigned records: the attacker forges them at will
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 1  # no sign-offs
+    for uid, kind in uids:
+        if kind == "signoff":
+            _replay(db_url, uid)
+    result = cli("status", "acls", "--model", "m", "--require", "deploy:assisted")
+    assert result.exit_code == 1, "v1's sign-offs approved v2"

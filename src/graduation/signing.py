@@ -41,9 +41,10 @@ def message(payload: dict[str, Any]) -> bytes:
 
 def signoff_payload(*, domain: str, domain_digest: str, actions: list[str], decision_id: str, evidence_head: str,
                     principal: str, role: str, signed_at: str, model: str | None = None,
-                    model_digest: str | None = None, note: str | None = None) -> dict[str, Any]:
-    """What a sign-off signs: the domain version, the model, the actions, the decision and evidence it saw."""
-    return {"type": SIGNOFF_TYPE, "domain": domain, "domain_digest": domain_digest, "model": model,
+                    model_digest: str | None = None, note: str | None = None, basis: str | None = None) -> dict[str, Any]:
+    """What a sign-off signs: the domain version (its spec's digest, and ``basis``: the evidence basis, which
+    also covers its files), the model, the actions, the decision and evidence it saw."""
+    return {"type": SIGNOFF_TYPE, "domain": domain, "domain_digest": domain_digest, "basis": basis, "model": model,
             "model_digest": model_digest, "actions": sorted(set(actions)), "decision_id": decision_id,
             "evidence_head": evidence_head, "principal": principal, "role": role, "signed_at": signed_at,
             "note": note}
@@ -51,10 +52,11 @@ def signoff_payload(*, domain: str, domain_digest: str, actions: list[str], deci
 
 def audit_payload(*, domain: str, domain_digest: str, auditor: str, scope: str, checked: int, held: int,
                   items: list[dict[str, Any]], signed_at: str, model: str | None = None,
-                  model_digest: str | None = None) -> dict[str, Any]:
+                  model_digest: str | None = None, basis: str | None = None) -> dict[str, Any]:
     """What a human audit signs: the items and the person's verdict on each, and the model version whose
     outputs they are (``model`` NAME@V and its digest; None for an audit of no model's outputs)."""
-    return {"type": AUDIT_TYPE, "domain": domain, "domain_digest": domain_digest, "auditor": auditor, "scope": scope,
+    return {"type": AUDIT_TYPE, "domain": domain, "domain_digest": domain_digest, "basis": basis, "auditor": auditor,
+            "scope": scope,
             "checked": checked, "held": held, "items": [{"id": i["id"], "verdict": i["verdict"]} for i in items],
             "model": model, "model_digest": model_digest, "signed_at": signed_at}
 

@@ -89,8 +89,11 @@ def unsigned_risks(approvers: Any) -> list[str]:
 
 
 def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
-                    authors: set[str]) -> tuple[str | None, tuple[str, ...]]:
-    """(why it does not count or None, identities it takes) for one sign-off record."""
+                    authors: set[str], basis: str | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """(why it does not count or None, identities it takes) for one sign-off record.
+
+    ``basis``: the evidence basis being decided (a signed sign-off counts only for the basis it was signed in:
+    the spec's digest alone is shared by versions whose data or verifier files differ)."""
     by, role = str(_get(rec, "by", "")).strip(), str(_get(rec, "role", "")).strip()
     approvers = getattr(policy, "approvers", None)
     roles = dict(approvers.roles) if approvers is not None else {}
@@ -117,12 +120,22 @@ def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
     for key, value in expected.items():
         if payload.get(key) != value:
             return f"the signed payload's {key} ({payload.get(key)!r}) is not {value!r}", ()
+    if basis is not None and payload.get("basis") != basis:
+        return _other_basis(payload.get("basis")), ()
     if by in authors or name_key(by) in authors:
         return f"{by!r} submitted evidence under approval and cannot also approve it", ()
     return None, ("principal:" + by, "key:" + fingerprint, "name:" + (name_key(by) or by))
 
 
-def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict, model: str | None = None) -> str | None:
+def _other_basis(signed_basis: Any) -> str:
+    if signed_basis is None:
+        return "signed before signatures named the evidence basis: sign it again (`registry approve --key`)"
+    return (f"signed for evidence basis {str(signed_basis)[:12]}, not the domain's current one: its data, "
+            "verifiers or files changed since; sign it again")
+
+
+def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict, model: str | None = None,
+                  basis: str | None = None) -> str | None:
     """Why a human audit does not count (None if it does). ``model``: NAME@V of the model version the stored
     record belongs to; a signed audit counts only for the model its auditor signed for."""
     signed = _get(rec, "signed")
@@ -145,6 +158,8 @@ def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict, mo
                 return (f"the signed audit is of {payload.get('model')!r}'s outputs, not {value!r}'s: audit this "
                         "model's outputs and sign again")
             return f"the signed audit's {key} does not match the record"
+    if basis is not None and payload.get("basis") != basis:
+        return _other_basis(payload.get("basis"))
     if not items:
         return "a signed audit must list its items (--items): a signature over bare counts proves nothing checked"
     return None
@@ -178,8 +193,11 @@ def _with_actions(ev: Any, actions: list[str]) -> Any:
     return dataclasses.replace(ev, record=rec)
 
 
-def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Screened:
+def screen(evidence: list, *, domain: str, risk: str, policy, authors=(), basis: str | None = None) -> Screened:
     """The evidence that counts, oldest first, and what was refused with why.
+
+    ``basis``: the evidence basis decided; signed sign-offs and audits count only when signed for it (the
+    decision path and `approve` always pass it).
 
     ``authors``: principals who submitted evidence not passed here (a summary's bulk records); like the
     authors of submitted records in ``evidence``, they cannot approve."""
@@ -217,7 +235,7 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
             continue
         if ev.kind == "signoff":
             why, identities = signoff_problem(ev.record, domain=domain, risk=risk,
-                                              policy=policy, signers=signers, authors=authors)
+                                              policy=policy, signers=signers, authors=authors, basis=basis)
             binding = (_get(ev.record, "domain_digest"), _get(ev.record, "model"), _get(ev.record, "model_digest"))
             fresh = []
             if why is None:
@@ -234,7 +252,7 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
                 ev = _with_actions(ev, fresh)
         elif ev.kind == "human_audit":
             why = audit_problem(ev.record, domain=domain, risk=risk, policy=policy, signers=signers,
-                                model=getattr(ev, "model_key", None))
+                                model=getattr(ev, "model_key", None), basis=basis)
             signed = _get(ev.record, "signed")
             if why is None and signed is not None:
                 # one signature, one audit: a signed record copied into another row counts once
