@@ -266,3 +266,21 @@ def test_signoffs_replayed_into_a_version_with_other_data_do_not_count(cli, keys
             _replay(db_url, uid)
     result = cli("status", "acls", "--model", "m", "--require", "deploy:assisted")
     assert result.exit_code == 1, "v1's sign-offs approved v2"
+
+
+# -- a tampered anchor file --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("anchor", ['{"seq": 1e400, "entry_hash": "x"}', '{"seq": true, "entry_hash": "x"}',
+                                    '{"seq": -3, "entry_hash": "x"}', '{"seq": 2.0, "entry_hash": ["x"]}',
+                                    b'\xff\xfe{"seq": 1}'])
+def test_a_tampered_anchor_is_bad_input_not_a_traceback(cli, project, db_url, anchor):
+    from graduation.store.auditlog import anchor_path
+
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    path = anchor_path(project, db_url)
+    path.write_bytes(anchor if isinstance(anchor, bytes) else anchor.encode())
+    result = cli("audit", "verify")
+    assert result.exit_code == 2 and "anchor" in result.output, result.output
+    result = cli("status", "toy", "--require", "train:grpo")
+    assert result.exit_code == 2 and "anchor" in result.output, result.output

@@ -174,10 +174,13 @@ def write_anchor(path: Path, entry: AuditEntry) -> None:
 def read_anchor(path: Path) -> tuple[int, str] | None:
     try:
         data = json.loads(Path(path).read_text())
-        return int(data["seq"]), str(data["entry_hash"])
+        seq, digest = data["seq"], data["entry_hash"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(digest, str):
+            raise ValueError(f"seq {str(seq)[:40]!r} is not an entry number, or entry_hash is not text")
+        return seq, digest
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: the audit anchor is unreadable ({exc}); it should hold "
                          '{"seq": N, "entry_hash": "..."}') from None
 
