@@ -284,3 +284,26 @@ def test_a_tampered_anchor_is_bad_input_not_a_traceback(cli, project, db_url, an
     assert result.exit_code == 2 and "anchor" in result.output, result.output
     result = cli("status", "toy", "--require", "train:grpo")
     assert result.exit_code == 2 and "anchor" in result.output, result.output
+
+
+# -- a checkpoint taken of a log that `audit verify` refuses -------------------------------------------------
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_no_checkpoint_of_a_log_truncated_with_its_anchor_removed(cli, project, db_url, signed):
+    """`audit verify` fails closed when the anchor is gone while the log has entries; `audit checkpoint`
+    checked the chain without the anchor, so it certified the truncated log (and later verifies against it)."""
+    from graduation.store.auditlog import anchor_path
+
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    if signed:
+        assert cli("keys", "init").exit_code == 0
+    cli("status", "toy", "--require", "train:grpo")
+    cli("status", "toy", "--require", "deploy:sandbox")
+    con = _con(project, db_url)
+    con.execute("DELETE FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)")  # a decision relied on
+    con.commit()
+    con.close()
+    anchor_path(project, db_url).unlink()
+    assert cli("audit", "verify").exit_code == 1
+    assert cli("audit", "checkpoint").exit_code == 1

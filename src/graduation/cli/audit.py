@@ -62,14 +62,15 @@ def audit_export_cmd(
     import json
 
     from graduation.service.attest import AttestationError, key_path, sign_statement
-    from graduation.store.auditlog import find_decision, statement, verify
+    from graduation.store.auditlog import anchor_path, find_decision, statement, verify
 
     st = state(ctx)
     with open_registry(st) as db, db.read() as session:
         entry = find_decision(session, decision)
         # the registry's key attests only what its log still holds: an entry edited in the database (or any
-        # break in the chain or its records) is never signed, as `audit checkpoint` never signs a broken log
-        result = verify(session)
+        # break in the chain, its records or its anchor) is never signed, as `audit checkpoint` never signs a
+        # broken log
+        result = verify(session, anchor_path(st.root, db.url))
         if not result.ok:
             raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
                                    "nothing is exported from it (`registry audit verify`)")
@@ -105,16 +106,17 @@ def audit_checkpoint_cmd(
 
     from graduation.service.attest import checkpoint as signed_checkpoint
     from graduation.service.attest import key_path
-    from graduation.store.auditlog import checkpoint, verify
+    from graduation.store.auditlog import anchor_path, checkpoint, verify
 
     st = state(ctx)
     private = key_path(st.root, key)
     sign = not unsigned and (key is not None or private.is_file())
     with open_registry(st) as db, db.read() as session:
+        anchor = anchor_path(st.root, db.url)  # checked as `audit verify` checks it: a missing one fails closed
         if sign:
-            data = signed_checkpoint(session, private)
+            data = signed_checkpoint(session, private, anchor)
         else:
-            result = verify(session)
+            result = verify(session, anchor)
             if not result.ok:
                 from graduation.service.attest import AttestationError
 

@@ -133,11 +133,12 @@ def verify_envelope(data: Any, public: Path) -> dict[str, Any]:
         raise AttestationError("the signed payload is not JSON") from None
 
 
-def checkpoint(session, private: Path) -> dict[str, Any]:
-    """A signed checkpoint of the audit chain: its length and head hash, verified first."""
+def checkpoint(session, private: Path, anchor: Path | None = None) -> dict[str, Any]:
+    """A signed checkpoint of the audit chain: its length and head hash, verified first (against ``anchor``,
+    the registry's anchor file, when given: a log truncated with its anchor removed is not checkpointed)."""
     from datetime import datetime, timezone
 
-    result = verify(session)
+    result = verify(session, anchor)
     if not result.ok:
         raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
                                "nothing to checkpoint")
