@@ -307,3 +307,23 @@ def test_no_checkpoint_of_a_log_truncated_with_its_anchor_removed(cli, project, 
     anchor_path(project, db_url).unlink()
     assert cli("audit", "verify").exit_code == 1
     assert cli("audit", "checkpoint").exit_code == 1
+
+
+@pytest.mark.parametrize("payload", [{"decision_id": "ab" * 8, "evidence": 5},
+                                     {"decision_id": "ab" * 8, "model": "m@1"},
+                                     {"decision_id": "ab" * 8, "policy": ["x"], "action": "deploy:sandbox"}])
+def test_export_of_a_forged_decision_of_another_shape_is_integrity_not_a_traceback(cli, project, db_url, payload):
+    """A decision entry appended with its hash (the chain verifies) whose payload is not of the shape the
+    registry writes: `audit export` exits 2 naming the entry, never a traceback."""
+    from graduation.store import Database
+    from graduation.store.auditlog import anchor_path, append
+
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    with db.write() as s:
+        append(s, "decision", payload, "toy")
+    db.dispose()
+    assert cli("audit", "verify").exit_code == 0  # consistent: the chain cannot tell a forged tail entry
+    result = cli("audit", "export", "ab" * 8, "--unsigned")
+    assert result.exit_code == 2 and "integrity" in result.output, result.output

@@ -353,9 +353,25 @@ def find_decision(session, ref: str) -> AuditEntry:
 
 def statement(entry: AuditEntry) -> dict[str, Any]:
     """An in-toto Statement whose predicate follows the SLSA Verification Summary (VSA v1) shape."""
-    p = entry.payload
     if entry.kind != "decision":
         raise InputError(f"audit entry #{entry.seq} is a {entry.kind!r} entry, not a decision")
+    try:
+        return _statement(entry)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        # this registry writes every decision entry in one shape; another one was forged with its hash
+        from graduation.errors import IntegrityError
+
+        raise IntegrityError(f"audit entry #{entry.seq} is not a decision of the shape this registry writes "
+                             f"({type(exc).__name__}: {exc}); run `registry audit verify`") from None
+
+
+def _statement(entry: AuditEntry) -> dict[str, Any]:
+    p = entry.payload
+    if not isinstance(p, dict) or not isinstance(p.get("model") or {}, dict) \
+            or not isinstance(p.get("policy") or {}, dict) \
+            or not all(isinstance(p.get(k, []), list) for k in ("evidence", "allowed_actions", "rules", "reasons",
+                                                                 "unmet")):
+        raise ValueError("its payload's model, policy or lists are of another type")
     passed = bool(p.get("allowed")) if p.get("action") else bool(p.get("allowed_actions"))
     levels = [f"GRADUATION_PHASE_{str(p.get('phase')).upper()}"]
     if p.get("action"):
