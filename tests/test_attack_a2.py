@@ -327,3 +327,23 @@ def test_export_of_a_forged_decision_of_another_shape_is_integrity_not_a_traceba
     assert cli("audit", "verify").exit_code == 0  # consistent: the chain cannot tell a forged tail entry
     result = cli("audit", "export", "ab" * 8, "--unsigned")
     assert result.exit_code == 2 and "integrity" in result.output, result.output
+
+
+@pytest.mark.parametrize("kind", ["ec", "rsa", "x25519"])
+def test_verify_attestation_with_a_public_key_of_another_type_is_bad_input(cli, project, tmp_path, kind):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa, x25519
+
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("keys", "init").exit_code == 0
+    out = tmp_path / "checkpoint.json"
+    assert cli("audit", "checkpoint", "--out", str(out)).exit_code == 0
+    private = {"ec": lambda: ec.generate_private_key(ec.SECP256R1()),
+               "rsa": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+               "x25519": x25519.X25519PrivateKey.generate}[kind]()
+    public = tmp_path / f"{kind}.pub"
+    public.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+    result = cli("audit", "verify-attestation", str(out), "--key", str(public))
+    assert result.exit_code == 2 and "Ed25519" in result.output, result.output

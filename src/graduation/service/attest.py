@@ -113,6 +113,11 @@ def load_public(path: Path):
         raise InputError(f"--key {path}: no such public key file") from None
     except (ValueError, TypeError) as exc:
         raise InputError(f"--key {path}: not a PEM public key ({exc})") from None
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not isinstance(key, Ed25519PublicKey):
+        raise InputError(f"--key {path}: a {type(key).__name__.removeprefix('_')}, not the registry's Ed25519 public "
+                         "key (registry-ed25519.pem.pub)")
     return _sslib_key(key)
 
 
