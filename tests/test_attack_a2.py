@@ -347,3 +347,22 @@ def test_verify_attestation_with_a_public_key_of_another_type_is_bad_input(cli, 
                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
     result = cli("audit", "verify-attestation", str(out), "--key", str(public))
     assert result.exit_code == 2 and "Ed25519" in result.output, result.output
+
+
+# -- allowed_signers lines the parser let through --------------------------------------------------------------
+
+KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIPr0qOYYkrcCg4zgqfHDoQ6jRHUEhVZMDw3UNMZxw4Aa"
+
+
+@pytest.mark.parametrize("line", [f"alice@example.org cert-authority ssh-ed25519 {KEY}",
+                                  f'alice@example.org namespaces="graduation",cert-authority ssh-ed25519 {KEY}',
+                                  f'alice@example.org valid-before="" ssh-ed25519 {KEY}',
+                                  f"alice@example.org,,bob@example.org ssh-ed25519 {KEY}"])
+def test_a_certificate_authority_or_an_empty_principal_is_refused(line):
+    """`cert-authority` is a bare flag (its value is ""), so the refusal of CA keys never fired: a CA key was
+    taken as the person's own key. An empty principal between commas named nobody."""
+    from graduation.errors import InputError
+    from graduation.signing import parse_allowed_signers
+
+    with pytest.raises(InputError, match="allowed_signers:1"):
+        parse_allowed_signers(line)

@@ -98,11 +98,13 @@ def parse_allowed_signers(text: str, file: str = "allowed_signers") -> dict[str,
         namespaces = options.get("namespaces")
         if namespaces is not None and NAMESPACE not in [n.strip() for n in str(namespaces).split(",")]:
             continue
-        if options.get("cert-authority") or options.get("valid-after") or options.get("valid-before"):
+        if any(name in options for name in ("cert-authority", "valid-after", "valid-before")):  # a bare flag too
             raise InputError(f"{file}:{number}: certificate authorities and validity windows are not supported; "
                              "list each person's own key")
         for principal in entry.principals.split(","):
             principal = principal.strip()
+            if not principal:
+                raise InputError(f"{file}:{number}: an empty principal (`alice,,bob`): name each person")
             if principal == "*" or "*" in principal or "?" in principal:
                 raise InputError(f"{file}:{number}: wildcard principal {principal!r}: name each person")
             out.setdefault(principal, []).append(SignerKey(principal, key.openssh_str(), key.sha256_str(), number))
