@@ -366,3 +366,33 @@ def test_a_certificate_authority_or_an_empty_principal_is_refused(line):
 
     with pytest.raises(InputError, match="allowed_signers:1"):
         parse_allowed_signers(line)
+
+
+# -- an evidence row whose stored record is no record ------------------------------------------------------
+
+@pytest.mark.parametrize("summary", ["not json", "[]", '{"passed": "many"}'])
+def test_an_evidence_row_that_does_not_decode_is_reported_not_a_traceback(cli, project, db_url, summary):
+    """`audit verify` re-hashed the row (json.loads) and rebuilt its summary from the rows: a row that is
+    not JSON, or JSON of another shape, was a traceback there and in `registry evidence DOMAIN`."""
+    from tests.test_chain_attacks import LOW
+
+    write_domain(project, "toy", text=LOW)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    from graduation.store import Database
+    from graduation.store.auditlog import anchor_path
+    from graduation.store.evidence import add_evidence
+    from tests.test_chain_attacks import weak_round
+
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    with db.write() as s:
+        for r in (1, 2):
+            add_evidence(s, "toy", "eval", weak_round(r), model="m", round=r)
+    db.dispose()
+    con = _con(project, db_url)
+    con.execute("UPDATE evidence SET summary_json = ? WHERE round = 1", (summary,))
+    con.commit()
+    con.close()
+    verify = cli("audit", "verify", "--json")
+    assert verify.exit_code == 1 and "evidence" in json.loads(verify.stdout)["problem"], verify.output
+    listed = cli("evidence", "toy")
+    assert listed.exit_code == 2 and "integrity" in listed.output, listed.output

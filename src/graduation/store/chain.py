@@ -64,8 +64,12 @@ def evidence_digest(row) -> str:
 
     A stored ``record_hash`` that differs from the recomputed one gives a digest no entry holds.
     """
+    try:
+        summary = json.loads(row.summary_json)
+    except (ValueError, TypeError):
+        return "stored summary is not JSON"  # a digest no entry holds: reported as a changed row
     digest = evidence_record_hash(uid=row.uid, domain=row.domain, version=row.domain_version, basis=row.basis_hash,
-                                  kind=row.kind, summary=json.loads(row.summary_json), model=row.model,
+                                  kind=row.kind, summary=summary, model=row.model,
                                   round=row.round, data_hash=row.data_hash, author=row.author,
                                   model_id=getattr(row, "model_id", None))
     return digest if digest == row.record_hash else f"stored record_hash {row.record_hash!r} differs"
