@@ -396,3 +396,19 @@ def test_an_evidence_row_that_does_not_decode_is_reported_not_a_traceback(cli, p
     assert verify.exit_code == 1 and "evidence" in json.loads(verify.stdout)["problem"], verify.output
     listed = cli("evidence", "toy")
     assert listed.exit_code == 2 and "integrity" in listed.output, listed.output
+
+
+@pytest.mark.parametrize("which", ["anchor", "lock"])
+def test_an_anchor_or_its_lock_replaced_by_a_directory_is_bad_input(cli, project, db_url, which):
+    from graduation.store.auditlog import anchor_path
+
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    path = anchor_path(project, db_url)
+    target = path if which == "anchor" else path.with_suffix(".lock")
+    target.unlink()
+    target.mkdir()
+    result = cli("status", "toy", "--require", "train:grpo")
+    assert result.exit_code == 2 and "anchor" in result.output, result.output
+    if which == "anchor":
+        assert cli("audit", "verify").exit_code == 2

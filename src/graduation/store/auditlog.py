@@ -163,12 +163,16 @@ def write_anchor(path: Path, entry: AuditEntry) -> None:
     import fcntl
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = read_anchor(path)
-        if current is None or current[0] < entry.seq:
-            atomic_write_text(path, json.dumps({"seq": entry.seq, "entry_hash": entry.entry_hash}) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = read_anchor(path)
+            if current is None or current[0] < entry.seq:
+                atomic_write_text(path, json.dumps({"seq": entry.seq, "entry_hash": entry.entry_hash}) + "\n")
+    except OSError as exc:  # the anchor or its lock replaced by a directory, a read-only file, ...
+        raise InputError(f"{path}: the audit anchor could not be moved to entry {entry.seq} ({exc.strerror or exc}); "
+                         "the entry is written: fix the file, then `registry audit verify`") from None
 
 
 def read_anchor(path: Path) -> tuple[int, str] | None:
@@ -180,7 +184,7 @@ def read_anchor(path: Path) -> tuple[int, str] | None:
         return seq, digest
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise InputError(f"{path}: the audit anchor is unreadable ({exc}); it should hold "
                          '{"seq": N, "entry_hash": "..."}') from None
 
