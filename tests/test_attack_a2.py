@@ -412,3 +412,18 @@ def test_an_anchor_or_its_lock_replaced_by_a_directory_is_bad_input(cli, project
     assert result.exit_code == 2 and "anchor" in result.output, result.output
     if which == "anchor":
         assert cli("audit", "verify").exit_code == 2
+
+
+@pytest.mark.parametrize("which", ["file", "key"])
+def test_verify_attestation_of_a_directory_is_bad_input(cli, project, tmp_path, which):
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("keys", "init").exit_code == 0
+    out = tmp_path / "checkpoint.json"
+    assert cli("audit", "checkpoint", "--out", str(out)).exit_code == 0
+    public = project / "registry" / "keys" / "registry-ed25519.pem.pub"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    args = [str(folder), "--key", str(public)] if which == "file" else [str(out), "--key", str(folder)]
+    result = cli("audit", "verify-attestation", *args)
+    assert result.exit_code == 2 and "folder" in result.output, result.output

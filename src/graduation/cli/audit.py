@@ -160,6 +160,8 @@ def audit_verify_attestation_cmd(
         data = json.loads(file.read_text("utf-8"))
     except FileNotFoundError:
         raise InputError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{file}: not readable ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise AttestationError(f"{file}: not a JSON envelope ({exc})") from None
     result = verify_envelope(data, key)

@@ -111,6 +111,8 @@ def load_public(path: Path):
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except FileNotFoundError:
         raise InputError(f"--key {path}: no such public key file") from None
+    except OSError as exc:
+        raise InputError(f"--key {path}: not readable ({exc.strerror or exc})") from None
     except (ValueError, TypeError) as exc:
         raise InputError(f"--key {path}: not a PEM public key ({exc})") from None
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
