@@ -3,14 +3,16 @@
 Before a decision counts anything, ``screen`` drops what a person cannot be proven to have said:
 
 * **sign-offs**: a signed one counts when its SSH signature verifies for its principal against the
-  policy's ``allowed_signers``, its payload (``graduation.signing.signoff_payload``) names this domain and
-  the binding stored with it (domain version digest, model version and digest, actions, role), the
+  policy's ``allowed_signers``, its payload (``graduation.signing.signoff_payload``) names this domain, the
+  evidence basis decided, and the binding stored with it (domain version digest, model version and digest,
+  actions, role), the
   principal holds the role (``approvers.roles``), and neither the principal nor the key has counted
   already for the same binding and action (the same key under two names is one person). Whether the
   binding is the domain version and model being decided is ``graduation.policy.facts``'s count. An unsigned one counts only at the risk
   levels the policy allows (``approvers.unsigned``, default low and medium), under an ASCII name that is
   compared without case, spaces or punctuation (``Dr. Chen`` and ``dr chen`` are one person);
-* **human audits**: at high and critical risk only those whose auditor signed the items and verdicts;
+* **human audits**: at high and critical risk only those whose auditor signed the items and verdicts, for the
+  evidence basis decided and the model version the record belongs to; one signature counts once;
 * **retractions**: a valid retraction takes its target out of every decision (the row stays).
 
 The principal who submitted evidence under approval (its ``author``) cannot also approve it.
