@@ -427,3 +427,11 @@ def test_verify_attestation_of_a_directory_is_bad_input(cli, project, tmp_path, 
     args = [str(folder), "--key", str(public)] if which == "file" else [str(out), "--key", str(folder)]
     result = cli("audit", "verify-attestation", *args)
     assert result.exit_code == 2 and "folder" in result.output, result.output
+
+
+@pytest.mark.parametrize("ref", ["#99999999999999999999999999", "#9223372036854775808", "#\u0661\u0662"])
+def test_export_of_an_entry_number_out_of_range_or_not_ascii_is_an_error_not_a_traceback(cli, project, ref):
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    result = cli("audit", "export", ref, "--unsigned")
+    assert result.exit_code == 2, result.output

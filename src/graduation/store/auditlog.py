@@ -341,10 +341,12 @@ def _against_checkpoint(session, data: dict[str, Any], entries: int) -> tuple[in
 def find_decision(session, ref: str) -> AuditEntry:
     """An entry by decision id (or a prefix of 8+ hex digits), entry hash prefix, or ``#seq``."""
     ref = ref.strip()
-    if ref.lstrip("#").isdigit() and (ref.startswith("#") or len(ref) < 8):
-        row = q.get(session, int(ref.lstrip("#")))
+    number = ref.lstrip("#")
+    if number.isascii() and number.isdigit() and (ref.startswith("#") or len(ref) < 8):
+        # an entry number past what the database can hold names no entry (not an overflow in the driver)
+        row = q.get(session, int(number)) if len(number) < 19 else None
         if row is None:
-            raise NotFoundError(f"no audit entry #{ref.lstrip('#')}; `registry audit verify` shows how many exist")
+            raise NotFoundError(f"no audit entry #{number}; `registry audit verify` shows how many exist")
         return AuditEntry.from_row(row)
     if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref.lower()):
         raise InputError(f"decision reference {ref!r}: give a decision id (8+ hex digits) or #SEQ")
