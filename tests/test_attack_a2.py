@@ -435,3 +435,15 @@ def test_export_of_an_entry_number_out_of_range_or_not_ascii_is_an_error_not_a_t
     assert cli("register", str(project / "domains")).exit_code == 0
     result = cli("audit", "export", ref, "--unsigned")
     assert result.exit_code == 2, result.output
+
+
+@pytest.mark.parametrize("args", [("models", "show", "m@99999999999999999999"),
+                                  ("status", "--model", "m@99999999999999999999", "--require", "deploy:sandbox"),
+                                  ("models", "show", "m@\u0663"),
+                                  ("show", "toy", "--version", "99999999999999999999")])
+def test_a_version_past_what_the_database_holds_is_bad_input(cli, project, args):
+    write_domain(project, "toy", risk="low")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "ab" * 32).exit_code == 0
+    result = cli(*args)
+    assert result.exit_code == 2, result.output

@@ -41,7 +41,8 @@ def message(payload: dict[str, Any]) -> bytes:
 
 def signoff_payload(*, domain: str, domain_digest: str, actions: list[str], decision_id: str, evidence_head: str,
                     principal: str, role: str, signed_at: str, model: str | None = None,
-                    model_digest: str | None = None, note: str | None = None, basis: str | None = None) -> dict[str, Any]:
+                    model_digest: str | None = None, note: str | None = None,
+                    basis: str | None = None) -> dict[str, Any]:
     """What a sign-off signs: the domain version (its spec's digest, and ``basis``: the evidence basis, which
     also covers its files), the model, the actions, the decision and evidence it saw."""
     return {"type": SIGNOFF_TYPE, "domain": domain, "domain_digest": domain_digest, "basis": basis, "model": model,

@@ -195,7 +195,8 @@ def _with_actions(ev: Any, actions: list[str]) -> Any:
     return dataclasses.replace(ev, record=rec)
 
 
-def screen(evidence: list, *, domain: str, risk: str, policy, authors=(), basis: str | None = None) -> Screened:
+def screen(evidence: list, *, domain: str, risk: str, policy, authors=(),
+           basis: str | None = None) -> Screened:
     """The evidence that counts, oldest first, and what was refused with why.
 
     ``basis``: the evidence basis decided; signed sign-offs and audits count only when signed for it (the
