@@ -447,3 +447,36 @@ def test_a_version_past_what_the_database_holds_is_bad_input(cli, project, args)
     assert cli("models", "register", "m", "--digest", "sha256:" + "ab" * 32).exit_code == 0
     result = cli(*args)
     assert result.exit_code == 2, result.output
+
+
+# -- the structural limit: appends at the tail ------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="the chain is unkeyed: a record appended at the tail with its entry and "
+                   "summary is indistinguishable from one the registry wrote, and it extends every earlier "
+                   "checkpoint; detecting it needs entries signed (or MACed) with a key held outside the database "
+                   "and the project files")
+def test_rounds_appended_at_the_tail_by_the_database_writer_are_detected(cli, project, db_url, tmp_path):
+    from graduation.store import Database
+    from graduation.store.evidence import add_evidence
+    from tests.test_chain_attacks import LOW
+    from tests.test_cli_policy import Consistency, EvalRecord, validation
+
+    write_domain(project, "toy", text=LOW.replace("name: answer", "name: step"))
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "m", "--digest", "sha256:" + "ab" * 32).exit_code == 0
+    checkpoint = tmp_path / "checkpoint.json"
+    assert cli("audit", "checkpoint", "--out", str(checkpoint)).exit_code == 0
+    assert cli("status", "toy", "--model", "m", "--require", "deploy:autonomous").exit_code == 1
+    db = Database(db_url)  # the attacker's own writes: no anchor moves (they could move it too)
+    with db.write() as s:
+        add_evidence(s, "toy", "verifier_validation", validation("step"))
+        for r in (1, 2, 3):
+            add_evidence(s, "toy", "eval", EvalRecord(
+                model="m@1", round=r, n=400, passed=400, pass_rate=1.0, wilson_lower=0.99, substance_pass_rate=1.0,
+                format_pass_rate=1.0, shape_gap=0.0,
+                consistency=Consistency(k=1, prompts=400, pass_at_1=1.0, pass_all_k=1.0, flip_rate=0.0),
+                prompts=400, eval_prompts=400, coverage=1.0), round=r, model_id=1)
+    db.dispose()
+    allowed = cli("status", "toy", "--model", "m", "--require", "deploy:autonomous").exit_code == 0
+    verified = cli("audit", "verify", "--checkpoint", str(checkpoint)).exit_code == 0
+    assert not (allowed and verified)
