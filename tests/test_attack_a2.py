@@ -480,3 +480,32 @@ def test_rounds_appended_at_the_tail_by_the_database_writer_are_detected(cli, pr
     allowed = cli("status", "toy", "--model", "m", "--require", "deploy:autonomous").exit_code == 0
     verified = cli("audit", "verify", "--checkpoint", str(checkpoint)).exit_code == 0
     assert not (allowed and verified)
+
+
+# -- who may retract ---------------------------------------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="policy question for the lead: a signed retraction counts from any principal "
+                   "of allowed_signers, whatever their role, so one person outside the approving role can take a "
+                   "failing round out and reopen a gate two approvers had signed before the regression")
+def test_a_principal_outside_the_approving_role_cannot_retract_a_regression_alone(cli, keys, domains, db_url):
+    from graduation.store import Database
+    from graduation.store.evidence import add_evidence
+    from tests.test_cli_policy import Consistency, EvalRecord
+
+    assert approve(cli, keys, "alice@example.org", key="alice@example.org").exit_code == 0
+    assert approve(cli, keys, "bob@example.org", key="bob@example.org").exit_code == 0
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 0
+    db = Database(db_url)
+    with db.write() as s:  # the honest pipeline records a failing fourth round: the model regressed
+        bad = add_evidence(s, "acls", "eval", EvalRecord(
+            model="m@1", round=4, n=4800, passed=2400, pass_rate=0.5, wilson_lower=0.48, substance_pass_rate=0.5,
+            format_pass_rate=1.0, shape_gap=0.5,
+            consistency=Consistency(k=4, prompts=1200, pass_at_1=0.5, pass_all_k=0.4, flip_rate=0.1),
+            prompts=1200, eval_prompts=1200, coverage=1.0), round=4, model_id=1)
+    db.dispose()
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 1
+    # eve holds only the auditor role (not clinical-safety-officer), and retracts the failing round alone
+    done = cli("evidence", "retract", bad.uid, "--reason", "flaky", "--by", "eve@example.org",
+               "--key", str(keys["eve@example.org"]))
+    assert done.exit_code == 0, done.output
+    assert cli("status", "acls", "--model", "m", "--require", "deploy:assisted").exit_code == 1
