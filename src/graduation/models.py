@@ -58,6 +58,9 @@ def check_digest(digest: str) -> str:
     return text
 
 
+MAX_VERSION = 2**31 - 1  # what every database's integer column holds; past it a driver overflows
+
+
 def parse_ref(text: str) -> ModelRef:
     """``NAME``, ``NAME@V`` or ``sha256:HEX``."""
     text = (text or "").strip()
@@ -65,9 +68,9 @@ def parse_ref(text: str) -> ModelRef:
         return ModelRef(digest=check_digest(text))
     name, at, version = text.partition("@")
     if at:
-        # ASCII digits only ('²'.isdigit() holds, int('²') fails), and a version a database integer holds
-        if not (version.isascii() and version.isdigit()) or not 1 <= int(version) < 2 ** 63:
-            raise InputError(f"model {text!r}: the version after '@' must be a whole number >= 1, e.g. {name}@2")
+        if not (version.isascii() and version.isdigit()) or not 1 <= int(version) <= MAX_VERSION:
+            raise InputError(f"model {text!r}: the version after '@' must be a whole number from 1 to {MAX_VERSION}, "
+                             f"e.g. {name}@2")
         return ModelRef(check_name(name), int(version))
     return ModelRef(check_name(name))
 

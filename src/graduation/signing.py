@@ -41,20 +41,25 @@ def message(payload: dict[str, Any]) -> bytes:
 
 def signoff_payload(*, domain: str, domain_digest: str, actions: list[str], decision_id: str, evidence_head: str,
                     principal: str, role: str, signed_at: str, model: str | None = None,
-                    model_digest: str | None = None, note: str | None = None) -> dict[str, Any]:
-    """What a sign-off signs: the domain version, the model, the actions, the decision and evidence it saw."""
-    return {"type": SIGNOFF_TYPE, "domain": domain, "domain_digest": domain_digest, "model": model,
+                    model_digest: str | None = None, note: str | None = None,
+                    basis: str | None = None) -> dict[str, Any]:
+    """What a sign-off signs: the domain version (its spec's digest, and ``basis``: the evidence basis, which
+    also covers its files), the model, the actions, the decision and evidence it saw."""
+    return {"type": SIGNOFF_TYPE, "domain": domain, "domain_digest": domain_digest, "basis": basis, "model": model,
             "model_digest": model_digest, "actions": sorted(set(actions)), "decision_id": decision_id,
             "evidence_head": evidence_head, "principal": principal, "role": role, "signed_at": signed_at,
             "note": note}
 
 
 def audit_payload(*, domain: str, domain_digest: str, auditor: str, scope: str, checked: int, held: int,
-                  items: list[dict[str, Any]], signed_at: str) -> dict[str, Any]:
-    """What a human audit signs: the items and the person's verdict on each."""
-    return {"type": AUDIT_TYPE, "domain": domain, "domain_digest": domain_digest, "auditor": auditor, "scope": scope,
+                  items: list[dict[str, Any]], signed_at: str, model: str | None = None,
+                  model_digest: str | None = None, basis: str | None = None) -> dict[str, Any]:
+    """What a human audit signs: the items and the person's verdict on each, and the model version whose
+    outputs they are (``model`` NAME@V and its digest; None for an audit of no model's outputs)."""
+    return {"type": AUDIT_TYPE, "domain": domain, "domain_digest": domain_digest, "basis": basis, "auditor": auditor,
+            "scope": scope,
             "checked": checked, "held": held, "items": [{"id": i["id"], "verdict": i["verdict"]} for i in items],
-            "signed_at": signed_at}
+            "model": model, "model_digest": model_digest, "signed_at": signed_at}
 
 
 def retraction_payload(*, domain: str, evidence: str, record_hash: str, reason: str, by: str,
@@ -94,11 +99,13 @@ def parse_allowed_signers(text: str, file: str = "allowed_signers") -> dict[str,
         namespaces = options.get("namespaces")
         if namespaces is not None and NAMESPACE not in [n.strip() for n in str(namespaces).split(",")]:
             continue
-        if options.get("cert-authority") or options.get("valid-after") or options.get("valid-before"):
+        if any(name in options for name in ("cert-authority", "valid-after", "valid-before")):  # a bare flag too
             raise InputError(f"{file}:{number}: certificate authorities and validity windows are not supported; "
                              "list each person's own key")
         for principal in entry.principals.split(","):
             principal = principal.strip()
+            if not principal:
+                raise InputError(f"{file}:{number}: an empty principal (`alice,,bob`): name each person")
             if principal == "*" or "*" in principal or "?" in principal:
                 raise InputError(f"{file}:{number}: wildcard principal {principal!r}: name each person")
             out.setdefault(principal, []).append(SignerKey(principal, key.openssh_str(), key.sha256_str(), number))

@@ -3,14 +3,16 @@
 Before a decision counts anything, ``screen`` drops what a person cannot be proven to have said:
 
 * **sign-offs**: a signed one counts when its SSH signature verifies for its principal against the
-  policy's ``allowed_signers``, its payload (``graduation.signing.signoff_payload``) names this domain and
-  the binding stored with it (domain version digest, model version and digest, actions, role), the
+  policy's ``allowed_signers``, its payload (``graduation.signing.signoff_payload``) names this domain, the
+  evidence basis decided, and the binding stored with it (domain version digest, model version and digest,
+  actions, role), the
   principal holds the role (``approvers.roles``), and neither the principal nor the key has counted
   already for the same binding and action (the same key under two names is one person). Whether the
   binding is the domain version and model being decided is ``graduation.policy.facts``'s count. An unsigned one counts only at the risk
   levels the policy allows (``approvers.unsigned``, default low and medium), under an ASCII name that is
   compared without case, spaces or punctuation (``Dr. Chen`` and ``dr chen`` are one person);
-* **human audits**: at high and critical risk only those whose auditor signed the items and verdicts;
+* **human audits**: at high and critical risk only those whose auditor signed the items and verdicts, for the
+  evidence basis decided and the model version the record belongs to; one signature counts once;
 * **retractions**: a valid retraction takes its target out of every decision (the row stays).
 
 The principal who submitted evidence under approval (its ``author``) cannot also approve it.
@@ -89,8 +91,11 @@ def unsigned_risks(approvers: Any) -> list[str]:
 
 
 def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
-                    authors: set[str]) -> tuple[str | None, tuple[str, ...]]:
-    """(why it does not count or None, identities it takes) for one sign-off record."""
+                    authors: set[str], basis: str | None = None) -> tuple[str | None, tuple[str, ...]]:
+    """(why it does not count or None, identities it takes) for one sign-off record.
+
+    ``basis``: the evidence basis being decided (a signed sign-off counts only for the basis it was signed in:
+    the spec's digest alone is shared by versions whose data or verifier files differ)."""
     by, role = str(_get(rec, "by", "")).strip(), str(_get(rec, "role", "")).strip()
     approvers = getattr(policy, "approvers", None)
     roles = dict(approvers.roles) if approvers is not None else {}
@@ -117,12 +122,24 @@ def signoff_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict,
     for key, value in expected.items():
         if payload.get(key) != value:
             return f"the signed payload's {key} ({payload.get(key)!r}) is not {value!r}", ()
+    if basis is not None and payload.get("basis") != basis:
+        return _other_basis(payload.get("basis")), ()
     if by in authors or name_key(by) in authors:
         return f"{by!r} submitted evidence under approval and cannot also approve it", ()
     return None, ("principal:" + by, "key:" + fingerprint, "name:" + (name_key(by) or by))
 
 
-def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) -> str | None:
+def _other_basis(signed_basis: Any) -> str:
+    if signed_basis is None:
+        return "signed before signatures named the evidence basis: sign it again (`registry approve --key`)"
+    return (f"signed for evidence basis {str(signed_basis)[:12]}, not the domain's current one: its data, "
+            "verifiers or files changed since; sign it again")
+
+
+def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict, model: str | None = None,
+                  basis: str | None = None) -> str | None:
+    """Why a human audit does not count (None if it does). ``model``: NAME@V of the model version the stored
+    record belongs to; a signed audit counts only for the model its auditor signed for."""
     signed = _get(rec, "signed")
     if signed is None:
         if risk in unsigned_risks(getattr(policy, "approvers", None)):
@@ -136,10 +153,15 @@ def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) ->
     payload = _plain(_get(signed, "payload"))
     items = [{"id": _get(i, "id"), "verdict": _get(i, "verdict")} for i in (_get(rec, "items") or [])]
     expected = {"domain": domain, "auditor": auditor, "scope": _get(rec, "scope"), "checked": _get(rec, "checked"),
-                "held": _get(rec, "held"), "items": items}
+                "held": _get(rec, "held"), "items": items, "model": model}
     for key, value in expected.items():
         if payload.get(key) != value:
+            if key == "model":
+                return (f"the signed audit is of {payload.get('model')!r}'s outputs, not {value!r}'s: audit this "
+                        "model's outputs and sign again")
             return f"the signed audit's {key} does not match the record"
+    if basis is not None and payload.get("basis") != basis:
+        return _other_basis(payload.get("basis"))
     if not items:
         return "a signed audit must list its items (--items): a signature over bare counts proves nothing checked"
     return None
@@ -173,8 +195,12 @@ def _with_actions(ev: Any, actions: list[str]) -> Any:
     return dataclasses.replace(ev, record=rec)
 
 
-def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Screened:
+def screen(evidence: list, *, domain: str, risk: str, policy, authors=(),
+           basis: str | None = None) -> Screened:
     """The evidence that counts, oldest first, and what was refused with why.
+
+    ``basis``: the evidence basis decided; signed sign-offs and audits count only when signed for it (the
+    decision path and `approve` always pass it).
 
     ``authors``: principals who submitted evidence not passed here (a summary's bulk records); like the
     authors of submitted records in ``evidence``, they cannot approve."""
@@ -203,6 +229,7 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
                    for a in (ev.author.strip(), name_key(ev.author) or "")} - {""}
         authors |= {a for author in authors_extra for a in (author.strip(), name_key(author) or "")} - {""}
     seen: dict[tuple, set[str]] = {}  # (domain digest, model, model digest, action) -> identities counted
+    audits_seen: set[tuple[str, str]] = set()  # (fingerprint, signature) of signed human audits counted
     for ev in evidence:
         if ev.kind == "retraction":
             continue
@@ -211,7 +238,7 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
             continue
         if ev.kind == "signoff":
             why, identities = signoff_problem(ev.record, domain=domain, risk=risk,
-                                              policy=policy, signers=signers, authors=authors)
+                                              policy=policy, signers=signers, authors=authors, basis=basis)
             binding = (_get(ev.record, "domain_digest"), _get(ev.record, "model"), _get(ev.record, "model_digest"))
             fresh = []
             if why is None:
@@ -227,7 +254,15 @@ def screen(evidence: list, *, domain: str, risk: str, policy, authors=()) -> Scr
             if fresh != ["*"] and len(fresh) < len(_get(ev.record, "actions") or ()):  # counted only for what is new
                 ev = _with_actions(ev, fresh)
         elif ev.kind == "human_audit":
-            why = audit_problem(ev.record, domain=domain, risk=risk, policy=policy, signers=signers)
+            why = audit_problem(ev.record, domain=domain, risk=risk, policy=policy, signers=signers,
+                                model=getattr(ev, "model_key", None), basis=basis)
+            signed = _get(ev.record, "signed")
+            if why is None and signed is not None:
+                # one signature, one audit: a signed record copied into another row counts once
+                mark = (_get(signed, "fingerprint"), str(_get(signed, "signature", "")))
+                if mark in audits_seen:
+                    why = "the same signed audit was recorded again: counted once"
+                audits_seen.add(mark)
             if why is not None:
                 out.refused.append((ev.uid, why))
                 continue

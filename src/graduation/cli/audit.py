@@ -61,12 +61,19 @@ def audit_export_cmd(
     Summary predicate) for a recorded decision. `registry audit verify-attestation` checks it."""
     import json
 
-    from graduation.service.attest import key_path, sign_statement
-    from graduation.store.auditlog import find_decision, statement
+    from graduation.service.attest import AttestationError, key_path, sign_statement
+    from graduation.store.auditlog import anchor_path, find_decision, statement, verify
 
     st = state(ctx)
     with open_registry(st) as db, db.read() as session:
         entry = find_decision(session, decision)
+        # the registry's key attests only what its log still holds: an entry edited in the database (or any
+        # break in the chain, its records or its anchor) is never signed, as `audit checkpoint` never signs a
+        # broken log
+        result = verify(session, anchor_path(st.root, db.url))
+        if not result.ok:
+            raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
+                                   "nothing is exported from it (`registry audit verify`)")
     document = statement(entry) if unsigned else sign_statement(statement(entry), key_path(st.root, key))
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if out is None:
@@ -99,16 +106,17 @@ def audit_checkpoint_cmd(
 
     from graduation.service.attest import checkpoint as signed_checkpoint
     from graduation.service.attest import key_path
-    from graduation.store.auditlog import checkpoint, verify
+    from graduation.store.auditlog import anchor_path, checkpoint, verify
 
     st = state(ctx)
     private = key_path(st.root, key)
     sign = not unsigned and (key is not None or private.is_file())
     with open_registry(st) as db, db.read() as session:
+        anchor = anchor_path(st.root, db.url)  # checked as `audit verify` checks it: a missing one fails closed
         if sign:
-            data = signed_checkpoint(session, private)
+            data = signed_checkpoint(session, private, anchor)
         else:
-            result = verify(session)
+            result = verify(session, anchor)
             if not result.ok:
                 from graduation.service.attest import AttestationError
 
@@ -152,6 +160,8 @@ def audit_verify_attestation_cmd(
         data = json.loads(file.read_text("utf-8"))
     except FileNotFoundError:
         raise InputError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{file}: not readable ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise AttestationError(f"{file}: not a JSON envelope ({exc})") from None
     result = verify_envelope(data, key)

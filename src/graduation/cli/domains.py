@@ -155,7 +155,8 @@ def list_cmd(ctx: typer.Context, as_json: bool = JSON_OPTION,
 def show_cmd(
     ctx: typer.Context,
     domain: str = typer.Argument(..., metavar="DOMAIN", help="Domain name.", autocompletion=domain_names),
-    version: int | None = typer.Option(None, "--version", "-v", min=1, help="A stored version (default newest)."),
+    version: int | None = typer.Option(None, "--version", "-v", min=1, max=2**31 - 1,
+                                       help="A stored version (default newest)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show a registered domain version: its spec, hashes and source file."""

@@ -30,7 +30,7 @@ from graduation.store.audit import tail
 from graduation.store.auditlog import GENESIS, AuditEntry, append, decision_payload
 from graduation.store.domains import get_version, version_spec
 from graduation.store.evidence import add_evidence, find_evidence
-from graduation.store.models import resolve_model
+from graduation.store.models import models_by_id, resolve_model
 from graduation.trust import screen, signers_of
 
 @dataclass
@@ -63,7 +63,7 @@ def _refused(session, domain: str, uid: str, policy) -> str | None:
 
     version = get_version(session, domain)
     evidence = load_evidence(session, {domain: version.basis_hash})[domain]
-    screened = screen(evidence, domain=domain, risk=version.risk, policy=policy)
+    screened = screen(evidence, domain=domain, risk=version.risk, policy=policy, basis=version.basis_hash)
     return dict(screened.refused).get(uid)
 
 
@@ -104,7 +104,7 @@ def signoff(db, root: Path | None, policy, domain: str, *, by: str, role: str, k
             head = evidence[-1].record_hash if evidence else GENESIS
             payload = signoff_payload(domain=domain, domain_digest=digest, actions=wanted, decision_id=before.id,
                                       evidence_head=head, principal=by, role=role, signed_at=now(), model=info.ref,
-                                      model_digest=info.digest, note=note)
+                                      model_digest=info.digest, note=note, basis=version.basis_hash)
             signed = _signed(payload, by, key, policy)
         record = bound_signoff(by=by, role=role, domain=domain, domain_digest=digest, model=info, actions=wanted,
                                note=note, signed=signed)
@@ -140,7 +140,7 @@ def unbound_signoff(db, policy, domain: str, *, by: str, role: str, note: str | 
             payload = signoff_payload(domain=domain, domain_digest=digest, actions=[],
                                       decision_id=decision_in(session, domain, policy).decision.id,
                                       evidence_head=evidence[-1].record_hash if evidence else GENESIS,
-                                      principal=by, role=role, signed_at=now(), note=note)
+                                      principal=by, role=role, signed_at=now(), note=note, basis=version.basis_hash)
             signed = _signed(payload, by, key, policy)
         record = SignoffRecord(by=by, role=role, note=note, domain_digest=digest, signed=signed)
         ev = add_evidence(session, domain, "signoff", record, author=by)
@@ -164,9 +164,13 @@ def human_audit(db, root: Path, policy, domain: str, record: HumanAuditRecord, *
                                  "verdict, not bare counts")
 
             version = get_version(session, domain)
+            owner = models_by_id(session, [model_id]).get(model_id) if model_id is not None else None
             payload = audit_payload(domain=domain, domain_digest=sha256_json(version_spec(version).canonical()), auditor=rec.auditor,
                                     scope=rec.scope, checked=rec.checked, held=rec.held,
-                                    items=[i.model_dump() for i in rec.items], signed_at=now())
+                                    items=[i.model_dump() for i in rec.items], signed_at=now(),
+                                    model=owner.ref if owner is not None else None,
+                                    model_digest=owner.digest if owner is not None else None,
+                                    basis=version.basis_hash)
             rec = rec.model_copy(update={"signed": _signed(payload, rec.auditor, key, policy)})
         ev = add_evidence(session, domain, "human_audit", rec, author=rec.auditor, model_id=model_id)
         why = _refused(session, domain, ev.uid, policy)

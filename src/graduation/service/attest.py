@@ -111,8 +111,15 @@ def load_public(path: Path):
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except FileNotFoundError:
         raise InputError(f"--key {path}: no such public key file") from None
+    except OSError as exc:
+        raise InputError(f"--key {path}: not readable ({exc.strerror or exc})") from None
     except (ValueError, TypeError) as exc:
         raise InputError(f"--key {path}: not a PEM public key ({exc})") from None
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if not isinstance(key, Ed25519PublicKey):
+        raise InputError(f"--key {path}: a {type(key).__name__.removeprefix('_')}, not the registry's Ed25519 public "
+                         "key (registry-ed25519.pem.pub)")
     return _sslib_key(key)
 
 
@@ -133,11 +140,12 @@ def verify_envelope(data: Any, public: Path) -> dict[str, Any]:
         raise AttestationError("the signed payload is not JSON") from None
 
 
-def checkpoint(session, private: Path) -> dict[str, Any]:
-    """A signed checkpoint of the audit chain: its length and head hash, verified first."""
+def checkpoint(session, private: Path, anchor: Path | None = None) -> dict[str, Any]:
+    """A signed checkpoint of the audit chain: its length and head hash, verified first (against ``anchor``,
+    the registry's anchor file, when given: a log truncated with its anchor removed is not checkpointed)."""
     from datetime import datetime, timezone
 
-    result = verify(session)
+    result = verify(session, anchor)
     if not result.ok:
         raise AttestationError(f"the audit log is broken at entry {result.bad_seq}: {result.problem}; "
                                "nothing to checkpoint")

@@ -185,11 +185,11 @@ def read_inputs(session, basis_by_domain: dict[str, str], *, from_rows: bool = F
     return out
 
 
-def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | None = None):
+def _folded(spec: DomainSpec, inputs: _Inputs, policy: Policy, extra: list | None, basis: str):
     """The ``Folded`` evidence of one domain: its summary's body plus its screened rows (and ``extra``)."""
 
     body = inputs.stored.body
-    few = counted(spec, inputs.screened, policy, authors=body["authors"]) + list(extra or ())
+    few = counted(spec, inputs.screened, policy, authors=body["authors"], basis=basis) + list(extra or ())
     ids, hashes = record_hashes(body)
     if few:
         added = fold(few)
@@ -243,7 +243,7 @@ def _decisions(db, policy: Policy, names: list[str] | None, root: Path | None, m
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
-        decision = _decide(spec, inputs[v.domain], policy, mfacts, generators[v.domain])
+        decision = _decide(spec, inputs[v.domain], policy, mfacts, generators[v.domain], basis=v.basis_hash)
         out.append(DomainDecision(decision, v.version, v.content_hash, v.source_file))
     return out
 
@@ -254,16 +254,16 @@ def _generators(session, spec: DomainSpec, inputs: _Inputs, cache: dict) -> dict
     return resolve_generators(session, spec, (), names=inputs.stored.body["generators"], cache=cache)
 
 
-def _decide(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generators, extra: list | None = None
-            ) -> Decision:
-    """The decision over one domain's inputs: facts, phase, rules."""
+def _decide(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generators, extra: list | None = None, *,
+            basis: str) -> Decision:
+    """The decision over one domain's inputs: facts, phase, rules (``basis``: the evidence basis decided)."""
     if inputs.rows is not None:
-        summary = summarize(spec, counted(spec, inputs.rows, policy) + list(extra or ()), model=mfacts,
+        summary = summarize(spec, counted(spec, inputs.rows, policy, basis=basis) + list(extra or ()), model=mfacts,
                             generators=generators)
         return conclude(spec, summary.facts, decide_phase(summary, policy.thresholds[spec.risk._value_]),
                         summary.evidence_hashes, policy)
     try:
-        summary = finish(spec, _folded(spec, inputs, policy, extra), model=mfacts, generators=generators)
+        summary = finish(spec, _folded(spec, inputs, policy, extra, basis), model=mfacts, generators=generators)
         # the phase reads the rounds' columns: a value no record holds (a slice of infinitely many samples)
         # fails there, not in the facts
         ph = decide_phase(summary, policy.thresholds[spec.risk._value_])
@@ -304,16 +304,18 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     folds = not extra or all(ev.kind in ("signoff", "human_audit") for ev in extra)
     inputs = read_inputs(session, {v.domain: v.basis_hash}, from_rows=from_rows or not folds)[v.domain]
     decision = _decide(spec, inputs, policy, model.facts() if model is not None else None,
-                       _generators(session, spec, inputs, {}), extra)
+                       _generators(session, spec, inputs, {}), extra, basis=v.basis_hash)
     return DomainDecision(decision, v.version, v.content_hash, v.source_file)
 
 
-def counted(spec: DomainSpec, evidence: list, policy: Policy, authors=()) -> list:
+def counted(spec: DomainSpec, evidence: list, policy: Policy, *, basis: str, authors=()) -> list:
     """The evidence that counts: signatures checked, retractions applied (``graduation.trust.screen``).
 
-    ``authors``: who submitted evidence not in ``evidence`` (a summary's): they may not approve either."""
+    ``authors``: who submitted evidence not in ``evidence`` (a summary's): they may not approve either.
+    ``basis``: the evidence basis decided (signed records count only for the basis they were signed in)."""
 
-    return screen(evidence, domain=spec.domain, risk=spec.risk._value_, policy=policy, authors=authors).evidence
+    return screen(evidence, domain=spec.domain, risk=spec.risk._value_, policy=policy, authors=authors,
+                  basis=basis).evidence
 
 
 def decide_safely(domain: DomainSpec, evidence: list, *, policy: Policy | None = None,

@@ -163,21 +163,28 @@ def write_anchor(path: Path, entry: AuditEntry) -> None:
     import fcntl
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        current = read_anchor(path)
-        if current is None or current[0] < entry.seq:
-            atomic_write_text(path, json.dumps({"seq": entry.seq, "entry_hash": entry.entry_hash}) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = read_anchor(path)
+            if current is None or current[0] < entry.seq:
+                atomic_write_text(path, json.dumps({"seq": entry.seq, "entry_hash": entry.entry_hash}) + "\n")
+    except OSError as exc:  # the anchor or its lock replaced by a directory, a read-only file, ...
+        raise InputError(f"{path}: the audit anchor could not be moved to entry {entry.seq} ({exc.strerror or exc}); "
+                         "the entry is written: fix the file, then `registry audit verify`") from None
 
 
 def read_anchor(path: Path) -> tuple[int, str] | None:
     try:
         data = json.loads(Path(path).read_text())
-        return int(data["seq"]), str(data["entry_hash"])
+        seq, digest = data["seq"], data["entry_hash"]
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(digest, str):
+            raise ValueError(f"seq {str(seq)[:40]!r} is not an entry number, or entry_hash is not text")
+        return seq, digest
     except FileNotFoundError:
         return None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise InputError(f"{path}: the audit anchor is unreadable ({exc}); it should hold "
                          '{"seq": N, "entry_hash": "..."}') from None
 
@@ -334,11 +341,12 @@ def _against_checkpoint(session, data: dict[str, Any], entries: int) -> tuple[in
 def find_decision(session, ref: str) -> AuditEntry:
     """An entry by decision id (or a prefix of 8+ hex digits), entry hash prefix, or ``#seq``."""
     ref = ref.strip()
-    seq = ref.lstrip("#")
-    if seq.isascii() and seq.isdigit() and (ref.startswith("#") or len(ref) < 8):
-        row = q.get(session, int(seq)) if int(seq) < 2 ** 63 else None  # a database integer holds no more
+    number = ref.lstrip("#")
+    if number.isascii() and number.isdigit() and (ref.startswith("#") or len(ref) < 8):
+        # an entry number past what the database can hold names no entry (not an overflow in the driver)
+        row = q.get(session, int(number)) if len(number) < 19 else None
         if row is None:
-            raise NotFoundError(f"no audit entry #{ref.lstrip('#')}; `registry audit verify` shows how many exist")
+            raise NotFoundError(f"no audit entry #{number}; `registry audit verify` shows how many exist")
         return AuditEntry.from_row(row)
     if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref.lower()):
         raise InputError(f"decision reference {ref!r}: give a decision id (8+ hex digits) or #SEQ")
@@ -351,9 +359,25 @@ def find_decision(session, ref: str) -> AuditEntry:
 
 def statement(entry: AuditEntry) -> dict[str, Any]:
     """An in-toto Statement whose predicate follows the SLSA Verification Summary (VSA v1) shape."""
-    p = entry.payload
     if entry.kind != "decision":
         raise InputError(f"audit entry #{entry.seq} is a {entry.kind!r} entry, not a decision")
+    try:
+        return _statement(entry)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        # this registry writes every decision entry in one shape; another one was forged with its hash
+        from graduation.errors import IntegrityError
+
+        raise IntegrityError(f"audit entry #{entry.seq} is not a decision of the shape this registry writes "
+                             f"({type(exc).__name__}: {exc}); run `registry audit verify`") from None
+
+
+def _statement(entry: AuditEntry) -> dict[str, Any]:
+    p = entry.payload
+    if not isinstance(p, dict) or not isinstance(p.get("model") or {}, dict) \
+            or not isinstance(p.get("policy") or {}, dict) \
+            or not all(isinstance(p.get(k, []), list) for k in ("evidence", "allowed_actions", "rules", "reasons",
+                                                                 "unmet")):
+        raise ValueError("its payload's model, policy or lists are of another type")
     passed = bool(p.get("allowed")) if p.get("action") else bool(p.get("allowed_actions"))
     levels = [f"GRADUATION_PHASE_{str(p.get('phase')).upper()}"]
     if p.get("action"):

@@ -147,6 +147,8 @@ def entry_payload(entry: tuple | None, what: str) -> tuple[dict, str | None]:
         return {}, f"audit entry {seq} (covering {what}) is not valid JSON"
     if stored_entry_hash(seq, ekind, edomain, created, payload_json, prev) != ehash:
         return {}, f"audit entry {seq} (covering {what}) no longer matches its hash"
+    if not isinstance(payload, dict) or not isinstance(payload.get("extra", {}), dict):
+        return {}, f"audit entry {seq} (covering {what}) is not a record entry: its payload is not of that shape"
     return payload, None
 
 
@@ -201,15 +203,30 @@ def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
 
     t = AuditEntryRow.__table__
     covered: dict[str, dict[str, str]] = {k: {} for k in KINDS}  # kind -> key -> newest entry hash
-    stmt = core_select(t.c.kind, t.c.payload_json, t.c.entry_hash).where(t.c.kind.in_(list(KINDS))) \
+    first: dict[str, dict[str, tuple[int, Any]]] = {k: {} for k in KINDS}  # kind -> key -> (seq, digest) first
+    problems: list[RecordProblem] = []
+    stmt = core_select(t.c.seq, t.c.kind, t.c.payload_json, t.c.entry_hash).where(t.c.kind.in_(list(KINDS))) \
         .order_by(t.c.seq)
-    for ekind, payload_json, ehash in session.connection().execute(stmt):
+    for seq, ekind, payload_json, ehash in session.connection().execute(stmt):
         try:
-            key = json.loads(payload_json).get("key")
+            payload = json.loads(payload_json)
         except ValueError:
             continue  # the chain check reports it
-        covered[ekind][str(key)] = ehash
-    problems: list[RecordProblem] = []
+        if not isinstance(payload, dict):
+            problems.append(RecordProblem(ekind, f"#{seq}", f"audit entry {seq} ({ekind}) is not a record entry: "
+                                                            "its payload is not a JSON object"))
+            continue
+        key = str(payload.get("key"))
+        covered[ekind][key] = ehash
+        if KINDS[ekind].mutable:
+            continue
+        # an immutable record is chained once: a later entry for the same key with other content means the row
+        # was replaced and chained again at the tail (the row then matches the newest entry, not what was recorded)
+        seen_first = first[ekind].setdefault(key, (seq, payload.get("digest")))
+        if seen_first[1] != payload.get("digest"):
+            problems.append(RecordProblem(ekind, key, f"{ekind} {key} was recorded again with other content (audit "
+                                                      f"entries {seen_first[0]} and {seq}): a recorded record was "
+                                                      "replaced"))
     checked = 0
     for spec in KINDS.values():
         table = _table(spec.table)

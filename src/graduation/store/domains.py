@@ -46,8 +46,8 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
     spec = loaded.spec
     content_hash = loaded.content_hash
     domain = session.get(DomainRow, spec.domain, with_for_update=True)
+    latest = latest_version(session, spec.domain)  # from the chained rows, not ``domains.latest_version``
     if domain is not None:
-        latest = latest_version(session, spec.domain)
         if latest is not None and latest.content_hash == content_hash:
             return Registration(spec.domain, latest.version, "unchanged", content_hash, loaded.source_file)
     now = utcnow()
@@ -56,8 +56,7 @@ def register(session: Session, loaded: LoadedDomain) -> Registration:
                            created_at=now, updated_at=now)
         session.add(domain)
         session.flush()
-    newest = latest_version(session, spec.domain)  # the chained rows, not ``domains.latest_version``
-    version = (newest.version if newest is not None else 0) + 1
+    version = (latest.version if latest is not None else 0) + 1
     session.add(row := DomainVersionRow(
         domain=spec.domain, version=version, content_hash=content_hash, basis_hash=loaded.basis_hash,
         risk=spec.risk.value, source_file=loaded.source_file,

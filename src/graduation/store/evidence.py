@@ -104,18 +104,19 @@ def evidence_for_domains(session: Session, basis_by_domain: dict[str, str]) -> d
 
 
 def _to_evidence(row: EvidenceRow, model_key: str | None = None) -> Evidence:
-    from pydantic import ValidationError
-
+    model = RECORD_MODELS.get(row.kind)
     try:
-        record = RECORD_MODELS[row.kind].model_validate(json.loads(row.summary_json))
-        return Evidence(uid=row.uid, domain=row.domain, domain_version=row.domain_version, basis_hash=row.basis_hash,
-                        kind=row.kind, record=record, created_at=row.created_at, model=row.model, round=row.round,
-                        data_hash=row.data_hash, author=row.author, record_hash=row.record_hash,
-                        model_id=row.model_id, model_key=model_key)
-    except (KeyError, TypeError, ValueError, ValidationError) as exc:  # every stored record validated when written
-        raise IntegrityError(f"evidence {row.uid} of {row.domain} ({row.kind}) is no {row.kind} record any more "
-                             f"({type(exc).__name__}): it was changed after it was recorded; run `registry audit "
-                             "verify` and restore the registry from a backup") from None
+        if model is None:
+            raise ValueError(f"unknown kind {row.kind!r}")
+        record = model.model_validate(json.loads(row.summary_json))
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise IntegrityError(f"evidence {row.uid} of {row.domain} ({row.kind}) does not decode as a record of its "
+                             f"kind any more ({type(exc).__name__}): it was changed after it was recorded; run "
+                             "`registry audit verify` and restore the registry from a backup") from None
+    return Evidence(uid=row.uid, domain=row.domain, domain_version=row.domain_version, basis_hash=row.basis_hash,
+                    kind=row.kind, record=record,
+                    created_at=row.created_at, model=row.model, round=row.round, data_hash=row.data_hash,
+                    author=row.author, record_hash=row.record_hash, model_id=row.model_id, model_key=model_key)
 
 
 IN_LIST_LIMIT = 500  # above this many domains, scan and filter instead of a long IN (...)
