@@ -169,15 +169,40 @@ def sums(project: Path, cli, tmp_path: Path) -> Path:
     return outputs
 
 
-@pytest.mark.xfail(strict=True, reason="the verdict cache (a table of the database, chained by nothing) is trusted "
-                   "by evaluate: any key an attacker can compute (sha256 of the verifier identity, reference and "
-                   "output) can be set to pass. Sound fixes change the design (no cached verdict in a recorded "
-                   "round, or a sample of cached verdicts verified again): left to the lead")
-def test_poisoned_verdict_cache_does_not_pass_wrong_outputs(cli, sums, db_url):
-    sql(Database(db_url), "UPDATE verdict_cache SET verdict = 'pass', score = 1.0")
+@pytest.mark.parametrize("edit", [
+    "UPDATE verdict_cache SET verdict = 'pass', score = 1.0",  # every verdict of the group
+    "UPDATE verdict_cache SET verdict = 'pass', score = 1.0 WHERE key = (SELECT MIN(key) FROM verdict_cache)",
+    "UPDATE verdict_cache SET entry_hash = NULL",  # out of their group
+    "DELETE FROM verdict_cache WHERE key = (SELECT MIN(key) FROM verdict_cache)",  # the group no longer whole
+])
+def test_poisoned_verdict_cache_does_not_pass_wrong_outputs(cli, sums, db_url, edit):
+    """Anyone who writes to the database can compute a cache key. A cached verdict is read back only from a group
+    that still hashes to the ``verdicts`` entry it was stored with: edited, moved or thinned, the group is verified
+    again (and `audit verify` names it)."""
+    db = Database(db_url)
+    poisoned = edit.startswith("UPDATE verdict_cache SET verdict")
+    if poisoned:  # the same edit with the group's entry forged to match is the unkeyed chain's limit (test_attack_a2)
+        sql(db, edit)
+    else:
+        sql(db, "UPDATE verdict_cache SET verdict = 'pass', score = 1.0 WHERE key = (SELECT MAX(key) FROM verdict_cache)")
+        sql(db, edit)
+    verify = cli("audit", "verify")
+    assert verify.exit_code == 1 and "cached verdicts" in verify.output, verify.output
     second = json.loads(cli("evaluate", "sums", "--outputs", str(sums), "--model", "m2", "--json").stdout)
-    assert cli("audit", "verify").exit_code == 0  # nothing chained was touched
-    assert second["record"]["passed"] == 0  # today: 40 of 40, and m2@1 becomes a candidate
+    assert (second["record"]["n"], second["record"]["passed"]) == (40, 0)  # before: 40 of 40, a candidate
+
+
+def test_cached_verdicts_of_an_intact_group_are_read_back(cli, sums, db_url):
+    """The cache still does its work: a rescan of the same outputs verifies nothing again (and `--no-cache` does)."""
+    from graduation.store.verdicts import verify_groups
+
+    db = Database(db_url)
+    with db.read() as session:
+        rows, problems = verify_groups(session)
+    assert rows > 0 and problems == []
+    assert cli("audit", "verify").exit_code == 0
+    second = json.loads(cli("evaluate", "sums", "--outputs", str(sums), "--model", "m2", "--json").stdout)
+    assert second["record"]["passed"] == 0 and second["cache_hits"] >= 40, second
 
 
 @pytest.mark.parametrize("edit", ["UPDATE verdict_cache SET detail = 'nope'", "UPDATE verdict_cache SET verdict = 'yes'",

@@ -168,6 +168,17 @@ def audit_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict, mo
 
 
 def retraction_problem(rec: Any, *, domain: str, risk: str, policy, signers: dict) -> str | None:
+    """Why a retraction does not count (None if it does). Taking a record out can reopen a gate as surely as
+    approving: where the policy requires roles to approve at ``risk``, only a principal holding one of them
+    may retract (one person outside them could otherwise withdraw the round that regressed a model)."""
+    approvers = getattr(policy, "approvers", None)
+    if approvers is not None:
+        needed = sorted({role for level, actions in approvers.require.items() if level.value == risk
+                         for needs in actions.values() for role, count in needs.items() if count > 0})
+        by = str(_get(rec, "by", "")).strip()
+        if needed and not any(by in approvers.roles.get(role, ()) for role in needed):
+            return (f"{by!r} holds none of the roles that approve at risk {risk} ({', '.join(needed)}): at this "
+                    "risk only they may retract evidence")
     signed = _get(rec, "signed")
     if signed is None:
         if risk in unsigned_risks(getattr(policy, "approvers", None)):

@@ -254,6 +254,12 @@ def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
         counted, found = verify_summaries(session)  # recomputed from the rows, and against their entries
         checked += counted
         problems += [RecordProblem("summary", key, problem) for key, problem in found]
+    if len(problems) < limit:
+        from graduation.store.verdicts import verify_groups
+
+        counted, found = verify_groups(session)  # each group of cached verdicts against its entry
+        checked += counted
+        problems += [RecordProblem("verdicts", key, problem) for key, problem in found]
     return checked, problems[:limit]
 
 

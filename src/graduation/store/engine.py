@@ -26,7 +26,7 @@ from graduation.errors import StoreError
 from graduation.store.auditlog import write_anchor
 
 T = TypeVar("T")
-HEAD_REVISION = "0015_summary_columns"
+HEAD_REVISION = "0016_verdict_groups"
 ENV_URL = "REGISTRY_DB_URL"
 BUSY_TIMEOUT_MS = 60_000
 

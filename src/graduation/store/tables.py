@@ -128,6 +128,9 @@ class VerdictCacheRow(SQLModel, table=True):
     verdict: str = Field(max_length=8)
     score: float = 0.0
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: the ``verdicts`` audit entry of the write that stored it, whose digest covers every row of that write
+    #: (``graduation.store.verdicts``): a row of no intact group is never read back
+    entry_hash: str | None = Field(default=None, max_length=64, index=True)
 
 
 class AuditEntryRow(SQLModel, table=True):
