@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from graduation.store.verdicts import cache_key, get_many, put_many
+from graduation.store.verdicts import Groups, cache_key, get_many, put_many
 from graduation.verifiers.base import Verdict, Verifier, safe_call
 from graduation.verifiers.pool import VerifierPool
 
@@ -29,6 +29,7 @@ class Verification:
         self.pool = pool
         self.db = db if cache else None
         self.new_entries: dict[str, tuple[str, float, str | None]] = {}
+        self.groups = Groups()  # the cached groups read so far (each checked whole once)
         self.cache_hits = 0
         self.verified = 0
 
@@ -56,7 +57,7 @@ class Verification:
             keys = [cache_key(identity, ref, out, row) for out, ref, row in items]
             wanted = [k for k in keys if k not in self.new_entries]
             with self.db.read() as session:
-                found = get_many(session, wanted)
+                found = get_many(session, wanted, self.groups)
             found.update({k: self.new_entries[k] for k in keys if k in self.new_entries})
             for i, key in enumerate(keys):
                 hit = _settled(found.get(key))

@@ -60,42 +60,59 @@ def _rows(session: Session, where, *columns) -> list:
 
 
 def _group_problem(session: Session, entry_hash: str | None, entry: tuple | None,
-                   rows: list | None = None) -> str | None:
-    """Why the group of verdicts stored with ``entry_hash`` cannot be believed (None if it can). ``rows``: the
-    group's rows when they are at hand (read again when their number is not the one the entry records)."""
+                   rows: list | None = None) -> tuple[str | None, list]:
+    """(why the group of verdicts stored with ``entry_hash`` cannot be believed or None, its rows). ``rows``: the
+    group's rows at hand (read whole when their number is not the one the entry records)."""
     from graduation.store.chain import entry_payload
 
     if not entry_hash:
-        return "cached verdicts that name no audit entry"
+        return "cached verdicts that name no audit entry", []
     payload, problem = entry_payload(entry, f"the cached verdicts of audit entry {entry_hash[:12]}")
     if problem:
-        return problem
+        return problem, []
     if entry[1] != ENTRY_KIND or payload.get("record") != ENTRY_KIND:
-        return f"cached verdicts point at audit entry {entry[0]}, which covers no verdicts"
+        return f"cached verdicts point at audit entry {entry[0]}, which covers no verdicts", []
     if rows is None or len(rows) != payload.get("rows"):
         rows = _rows(session, VerdictCacheRow.entry_hash == entry_hash)
     if len(rows) != payload.get("rows") or group_digest(rows) != payload.get("digest"):
         return (f"the cached verdicts of audit entry {entry[0]} changed since they were stored (a verdict edited, "
-                "added or deleted): they are verified again")
-    return None
+                "added or deleted): they are verified again"), []
+    return None, rows
 
 
-def get_many(session: Session, keys: Iterable[str]) -> dict[str, tuple[str, float, str | None]]:
-    """Cached (verdict, score, detail) by key, for the keys cached in an intact group."""
+class Groups:
+    """What one run has read of the cache: the verdicts of the intact groups met so far, by key, and every group
+    looked at (a group is checked whole once per run, however many chunks of a scan it answers)."""
+
+    __slots__ = ("trusted", "seen")
+
+    def __init__(self) -> None:
+        self.trusted: dict[str, tuple[str, float, str | None]] = {}
+        self.seen: set[str | None] = set()
+
+
+def get_many(session: Session, keys: Iterable[str], groups: Groups | None = None
+             ) -> dict[str, tuple[str, float, str | None]]:
+    """Cached (verdict, score, detail) by key, for the keys cached in an intact group (``groups``: what this run
+    read before, kept across calls)."""
     from graduation.store.chain import entries_by_hash
 
+    groups = groups if groups is not None else Groups()
     keys = list(dict.fromkeys(keys))
-    groups: dict[str | None, list[tuple]] = {}
-    for start in range(0, len(keys), CHUNK):
+    wanted = [k for k in keys if k not in groups.trusted]
+    found: dict[str | None, list[tuple]] = {}
+    for start in range(0, len(wanted), CHUNK):
         for key, verdict, score, detail, entry_hash in _rows(
-                session, col(VerdictCacheRow.key).in_(keys[start:start + CHUNK]), VerdictCacheRow.entry_hash):
-            groups.setdefault(entry_hash, []).append((key, verdict, score, detail))
-    entries = entries_by_hash(session, groups)
-    found: dict[str, tuple[str, float, str | None]] = {}
-    for entry_hash, rows in groups.items():
-        if _group_problem(session, entry_hash, entries.get(entry_hash or ""), rows) is None:
-            found.update((key, (verdict, score, detail)) for key, verdict, score, detail in rows)
-    return found
+                session, col(VerdictCacheRow.key).in_(wanted[start:start + CHUNK]), VerdictCacheRow.entry_hash):
+            if entry_hash not in groups.seen:
+                found.setdefault(entry_hash, []).append((key, verdict, score, detail))
+    entries = entries_by_hash(session, found)
+    for entry_hash, rows in found.items():
+        groups.seen.add(entry_hash)
+        problem, whole = _group_problem(session, entry_hash, entries.get(entry_hash or ""), rows)
+        if problem is None:
+            groups.trusted.update((key, (verdict, score, detail)) for key, verdict, score, detail in whole)
+    return {k: groups.trusted[k] for k in keys if k in groups.trusted}
 
 
 def put_many(session: Session, entries: Mapping[str, tuple[str, float, str | None]]) -> int:
@@ -141,7 +158,7 @@ def verify_groups(session: Session) -> tuple[int, list[tuple[str, str]]]:
     entries = entries_by_hash(session, counts)
     problems = []
     for entry_hash in counts:
-        problem = _group_problem(session, entry_hash, entries.get(entry_hash or ""))
+        problem, _ = _group_problem(session, entry_hash, entries.get(entry_hash or ""))
         if problem:
             problems.append((f"verdicts@{(entry_hash or 'none')[:12]}", problem))
     return sum(counts.values()), problems
