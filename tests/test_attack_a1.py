@@ -208,7 +208,10 @@ def test_cached_verdicts_of_an_intact_group_are_read_back(cli, sums, db_url):
 @pytest.mark.parametrize("edit", ["UPDATE verdict_cache SET detail = 'nope'", "UPDATE verdict_cache SET verdict = 'yes'",
                                   "UPDATE verdict_cache SET score = 'x'", "UPDATE verdict_cache SET detail = '[1]'"])
 def test_malformed_verdict_cache_row_is_no_traceback(cli, sums, db_url, edit):
-    sql(Database(db_url), edit)
+    db = Database(db_url)
+    if "'x'" in edit and db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL keeps a number in a number column: only SQLite stores text there")
+    sql(db, edit)
     result = cli("evaluate", "sums", "--outputs", str(sums), "--model", "m2", "--json")
     assert result.exit_code in (0, 2) and "Traceback" not in result.output
     if result.exit_code == 0:

@@ -24,7 +24,7 @@ class Stamp(TypeDecorator):
     """A time stamp column (``DateTime``) whose stored value that is no time (SQLite keeps any text in any
     column) is ``IntegrityError`` (exit 2) when read, not a ``ValueError`` traceback."""
 
-    impl = DateTime
+    impl = DateTime(timezone=True)  # as every migration declares it
     cache_ok = True
 
     def result_processor(self, dialect, coltype):
