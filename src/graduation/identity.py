@@ -51,10 +51,28 @@ def _rel(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
 
 
+def _import_suffixes() -> list[str]:
+    import importlib.machinery as m
+
+    # the order of Python's own FileFinder: extension modules, then source, then bytecode
+    return [*m.EXTENSION_SUFFIXES, *m.SOURCE_SUFFIXES, *m.BYTECODE_SUFFIXES]
+
+
 def module_file(name: str, root: Path) -> Path | None:
-    """The file of module ``a.b.c`` under ``root`` (``a/b/c.py`` or ``a/b/c/__init__.py``), if any."""
-    base = root.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+    """The file Python imports for module ``a.b.c`` under ``root``, if any, found as Python's finder finds it:
+    a package (``a/b/c/__init__`` + any suffix) before a module, an extension module (``c.*.so``) before
+    ``c.py``. A file planted where Python would look first is then what the identity covers."""
+    parts = name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    base = root.joinpath(*parts)
+    suffixes = _import_suffixes()
+    for suffix in suffixes:
+        candidate = base / f"__init__{suffix}"
+        if candidate.is_file():
+            return candidate
+    for suffix in suffixes:
+        candidate = base.with_name(base.name + suffix)
         if candidate.is_file():
             return candidate
     return None
@@ -64,8 +82,8 @@ def _package_inits(name: str, root: Path) -> list[Path]:
     parts = name.split(".")
     out = []
     for i in range(1, len(parts)):
-        init = root.joinpath(*parts[:i], "__init__.py")
-        if init.is_file():
+        init = module_file(".".join(parts[:i]), root)
+        if init is not None and init.name.startswith("__init__"):
             out.append(init)
     return out
 
@@ -86,7 +104,7 @@ def local_imports(module: str, root: Path) -> list[Path]:
             tree = ast.parse(path.read_bytes(), str(path))
         except (SyntaxError, ValueError, OSError):
             continue  # building the verifier reports it
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        package = name if path.name.startswith("__init__.") else name.rpartition(".")[0]
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 todo.extend(alias.name for alias in node.names)
@@ -103,15 +121,23 @@ def local_imports(module: str, root: Path) -> list[Path]:
     return sorted(seen)
 
 
-def verifier_files(spec, root: Path) -> tuple[list[str], list[str]]:
-    """(paths under the project, executables outside it) that the domain's verifiers read or run."""
-    inside: list[str] = []
-    outside: list[str] = []
+def python_files(spec, root: Path) -> list[str]:
+    """The project's files that the domain's python verifiers import (as Python would resolve them now)."""
+    out: list[str] = []
     for v in spec.verifiers:
         opts = v.options or {}
         if v.kind == "python" and isinstance(opts.get("function"), str) and ":" in opts["function"]:
             for path in local_imports(opts["function"].split(":")[0], root):
-                inside.append(_rel(path, root))
+                out.append(_rel(path, root))
+    return sorted(set(out))
+
+
+def verifier_files(spec, root: Path) -> tuple[list[str], list[str]]:
+    """(paths under the project, executables outside it) that the domain's verifiers read or run."""
+    inside: list[str] = list(python_files(spec, root))
+    outside: list[str] = []
+    for v in spec.verifiers:
+        opts = v.options or {}
         if v.kind == "command":
             import shlex
 
@@ -215,11 +241,18 @@ class StatCache:
         return digest
 
 
-def check_files(root: Path, hashes: dict[str, str], cache: StatCache) -> list[str]:
-    """What no longer matches ``hashes`` on disk: ["data/x.jsonl changed", ...] (empty when all match)."""
+def check_files(root: Path, hashes: dict[str, str], cache: StatCache, spec: Any = None) -> list[str]:
+    """What no longer matches ``hashes`` on disk: ["data/x.jsonl changed", ...] (empty when all match).
+
+    With ``spec`` (the version's domain), also every file its python verifiers would import now that the
+    version does not cover: a package, extension module or module planted where Python looks first (the
+    project root comes first on a python verifier's path) runs in place of the hashed file."""
     from importlib.metadata import PackageNotFoundError, version
 
     changed = []
+    if spec is not None:
+        changed += [f"{rel} is new: a python verifier would import it" for rel in python_files(spec, root)
+                    if rel not in hashes]
     for name, expected in hashes.items():
         if name.startswith(PACKAGE_PREFIX):
             try:
@@ -255,5 +288,5 @@ def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, s
     return hashes, missing
 
 
-__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "local_imports", "package_versions",
+__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "local_imports", "package_versions", "python_files",
            "verifier_files", "file_stats"]

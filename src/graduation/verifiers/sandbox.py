@@ -124,14 +124,18 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
     parent_sock, child_sock = socket.socketpair()
     fd = child_sock.fileno()
     path = [_graduation_path()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # PYTHONSAFEPATH: `-m` does not put the working directory (the project) first on the worker's path, so a
+    # `graduation/` or stdlib-named module planted in the project never replaces the worker's own code;
+    # PYTHONPYCACHEPREFIX: bytecode is read only from a private, empty tree, never from a `__pycache__` of
+    # the project (a planted .pyc whose header matches the hashed source would run instead of it)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(path),
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONSAFEPATH": "1"}
     argv = [sys.executable, "-m", "graduation.verifiers.worker", str(fd), repr(soft_timeout), str(memory_mb)]
     home = None
     root = Path(root).resolve()
     if mode == "bwrap":
         exe = shutil.which("bwrap") or "bwrap"
-        env.update(HOME="/tmp/home", TMPDIR="/tmp")
+        env.update(HOME="/tmp/home", TMPDIR="/tmp", PYTHONPYCACHEPREFIX="/tmp/pycache")
         cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         needed = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
                   Path(sys.executable).resolve().parent, Path(_graduation_path()), root]
@@ -158,7 +162,7 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
                                  preexec_fn=_limits(memory_mb))
     else:
         home = tempfile.mkdtemp(prefix="graduation-worker-")
-        env.update(HOME=home, TMPDIR=home)
+        env.update(HOME=home, TMPDIR=home, PYTHONPYCACHEPREFIX=os.path.join(home, "pycache"))
         popen = subprocess.Popen(argv, pass_fds=(fd,), env=env, cwd=root, stdin=subprocess.DEVNULL,
                                  preexec_fn=_limits(memory_mb))
     child_sock.close()

@@ -1,0 +1,143 @@
+"""Attacks on a domain's identity through Python's import system (attacker a3).
+
+The identity of a version hashes the python verifier's module and its local imports, and the gate checks
+those files on disk. Python does not import "the file the identity hashed", though: it imports whatever its
+finders resolve first. A file planted next to the hashed ones (a package directory of the same name, an
+extension module, a module shadowing one the verifier imports from elsewhere) or a bytecode file in
+``__pycache__`` whose header matches the source's size and mtime, changes what the verifier runs while every
+hashed file is unchanged. Each must be a change of the domain (denied until registered again) or never run.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import marshal
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from graduation.records import VerifierCheck, VerifierValidationRecord
+from graduation.store import Database
+from graduation.store.auditlog import anchor_path
+from graduation.store.evidence import add_evidence
+from tests.conftest import write_domain
+
+DOMAIN = """\
+domain: toy
+title: Toy
+risk: low
+owners: [a@example.org]
+ground_truth:
+  - {name: ref, path: data/toy.jsonl, provenance: expert, audited: true}
+verifiers:
+  - name: answer
+    kind: python
+    role: substance
+    options: {function: "checks.toy:same"}
+"""
+
+HONEST = ("import fractions\n\nfrom checks.helper import norm\n\n\n"
+          "def same(o, r, row=None):\n    return norm(o) == norm(r)\n")
+ALWAYS = "def same(o, r, row=None):\n    return True\n"
+
+
+@pytest.fixture
+def proj(project: Path, cli, db_url: str) -> Path:
+    (project / "checks").mkdir()
+    (project / "checks" / "__init__.py").write_text("")
+    (project / "checks" / "toy.py").write_text(HONEST)
+    (project / "checks" / "helper.py").write_text("def norm(x):\n    return str(x).strip()\n")
+    write_domain(project, "toy", text=DOMAIN, rows='{"prompt": "1+1=", "answer": "2"}\n')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    with db.write() as s:
+        add_evidence(s, "toy", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
+            name="answer", role="substance", kind="python", references=10, references_accepted=10, controls=30,
+            controls_rejected=30, trustworthy=True)]))
+    db.dispose()
+    assert cli("status", "toy", "--require", "train:grpo").exit_code == 0
+    return project
+
+
+@pytest.mark.parametrize("planted", [
+    "checks/toy/__init__.py",                                              # a package beats the module file
+    "checks/toy" + importlib.machinery.EXTENSION_SUFFIXES[0],              # an extension module beats it too
+    "checks/helper/__init__.py",                                           # the same for a local import
+    "fractions.py",                                                        # the project root comes first on sys.path
+])
+def test_a_planted_module_that_python_would_import_instead_is_a_change(cli, proj, planted):
+    target = proj / planted
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(ALWAYS)
+    result = cli("status", "toy", "--require", "train:grpo")
+    assert result.exit_code == 1, result.output
+    assert "changed since version 1: register it again" in result.output
+    assert planted in result.output
+
+
+def test_python_resolves_a_package_before_the_module_file_the_identity_hashed(cli, proj):
+    """What the test above relies on: Python itself would run the planted package."""
+    (proj / "checks" / "toy").mkdir()
+    (proj / "checks" / "toy" / "__init__.py").write_text(ALWAYS)
+    spec = importlib.machinery.PathFinder.find_spec("toy", [str(proj / "checks")])
+    assert spec is not None and spec.origin == str(proj / "checks" / "toy" / "__init__.py")
+
+
+def _plant_bytecode(source: Path, code_text: str) -> Path:
+    """A ``__pycache__`` file that Python accepts for ``source`` (its header has the source's mtime and size)."""
+    st = source.stat()
+    code = compile(code_text, str(source), "exec")
+    pyc = Path(importlib.util.cache_from_source(str(source)))
+    pyc.parent.mkdir(exist_ok=True)
+    pyc.write_bytes(importlib.util.MAGIC_NUMBER + struct.pack("<III", 0, int(st.st_mtime) & 0xFFFFFFFF,
+                                                              st.st_size & 0xFFFFFFFF) + marshal.dumps(code))
+    return pyc
+
+
+@pytest.mark.parametrize("sandboxed", [True, False])
+def test_planted_bytecode_never_runs_in_place_of_the_hashed_source(cli, proj, tmp_path, sandboxed):
+    from graduation.verifiers.sandbox import probe
+
+    if sandboxed and probe() is not None:
+        pytest.skip(f"no sandbox here: {probe()}")
+    assert cli("models", "register", "m", "--digest", "sha256:" + "5" * 64).exit_code == 0
+    _plant_bytecode(proj / "checks" / "toy.py", ALWAYS)
+    assert cli("status", "toy", "--require", "train:grpo").exit_code == 0  # the hashed files did not change
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    args = ["evaluate", "toy", "--outputs", str(outputs), "--model", "m", "--json"]
+    result = cli(*args, *([] if sandboxed else ["--unsandboxed"]))
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["record"]
+    assert (record["n"], record["passed"]) == (1, 0), record  # the source's verdict, not the planted bytecode's
+
+
+def test_a_graduation_package_planted_in_the_project_does_not_replace_the_worker(cli, proj, tmp_path):
+    """The worker ran `python -m graduation.verifiers.worker` in the project directory, which put the project
+    first on its path: a copy of the package there, with a verifier that passes everything, ran instead."""
+    import shutil
+
+    import graduation
+
+    from graduation.verifiers.sandbox import probe
+
+    if probe() is not None:
+        pytest.skip(f"no sandbox here: {probe()}")
+    assert cli("models", "register", "m", "--digest", "sha256:" + "5" * 64).exit_code == 0
+    fake = proj / "graduation"
+    shutil.copytree(Path(graduation.__file__).parent, fake, ignore=shutil.ignore_patterns("__pycache__"))
+    kind = fake / "verifiers" / "python_kind.py"
+    text = kind.read_text()
+    line = "        result = fn(output, reference, dict(row) if row is not None else None)\n"
+    assert line in text
+    kind.write_text(text.replace(line, "        result = True\n"))
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    result = cli("evaluate", "toy", "--outputs", str(outputs), "--model", "m", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["record"]
+    assert (record["n"], record["passed"]) == (1, 0), record
