@@ -141,3 +141,68 @@ def test_a_graduation_package_planted_in_the_project_does_not_replace_the_worker
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["record"]
     assert (record["n"], record["passed"]) == (1, 0), record
+
+
+COMMAND_DOMAIN = """\
+domain: cmd
+title: Cmd
+risk: low
+owners: [a@example.org]
+ground_truth:
+  - {name: ref, path: data/cmd.jsonl, provenance: expert, audited: true}
+verifiers:
+  - name: answer
+    kind: command
+    role: substance
+    options: {argv: [python3, scripts/judge.py]}
+"""
+
+
+@pytest.mark.parametrize("edit", ["changed", "planted"])
+def test_a_command_scripts_local_imports_are_part_of_the_identity(cli, project, db_url, edit):
+    """`python3 scripts/judge.py` imports scripts/rules.py (its directory is first on its path): replacing that
+    module, or planting a package that Python finds first, changes every verdict the command gives."""
+    (project / "scripts").mkdir()
+    (project / "scripts" / "judge.py").write_text(
+        "import json, sys\nfrom rules import same\n\nd = json.load(sys.stdin)\n"
+        "print(json.dumps({'pass': same(d['output'], d['reference'])}))\n")
+    (project / "scripts" / "rules.py").write_text("def same(o, r):\n    return str(o).strip() == str(r).strip()\n")
+    write_domain(project, "cmd", text=COMMAND_DOMAIN, rows='{"prompt": "1+1=", "answer": "2"}\n')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    with db.write() as s:
+        add_evidence(s, "cmd", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
+            name="answer", role="substance", kind="command", references=10, references_accepted=10, controls=30,
+            controls_rejected=30, trustworthy=True)]))
+    db.dispose()
+    assert cli("status", "cmd", "--require", "train:grpo").exit_code == 0
+    if edit == "changed":
+        (project / "scripts" / "rules.py").write_text("def same(o, r):\n    return True\n")
+        shown = "scripts/rules.py changed"
+    else:
+        (project / "scripts" / "rules").mkdir()
+        (project / "scripts" / "rules" / "__init__.py").write_text("def same(o, r):\n    return True\n")
+        shown = "scripts/rules/__init__.py is new"
+    result = cli("status", "cmd", "--require", "train:grpo")
+    assert result.exit_code == 1, result.output
+    assert shown in result.output and "changed since version 1: register it again" in result.output
+
+
+def test_a_local_import_linked_outside_the_project_is_a_change_not_a_traceback(cli, proj, tmp_path_factory):
+    """`checks/helper.py` replaced by a link to a file outside the project: the identity code resolved every
+    module path against the project root and raised ValueError (a traceback, exit 1) in `register`."""
+    outside = tmp_path_factory.mktemp("elsewhere") / "helper.py"
+    outside.write_text("def norm(x):\n    return ''\n")
+    helper = proj / "checks" / "helper.py"
+    helper.unlink()
+    helper.symlink_to(outside)
+    result = cli("status", "toy", "--require", "train:grpo")
+    assert result.exit_code == 1, result.output
+    assert "checks/helper.py changed" in result.output
+    again = cli("register", str(proj / "domains"))  # a traceback would raise here (catch_exceptions=False)
+    assert again.exit_code in (0, 2), again.output
+    if again.exit_code == 0:  # hashed through the link: editing its target is a change again
+        assert cli("status", "toy").exit_code == 0
+        outside.write_text("def norm(x):\n    return 'x'\n")
+        result = cli("status", "toy", "--require", "train:grpo")
+        assert result.exit_code == 1 and "checks/helper.py changed" in result.output, result.output

@@ -51,6 +51,17 @@ def _rel(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
 
 
+def _lexical_rel(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as written, symlinks not followed (hashing ``root / rel`` reads the file a
+    link points to, wherever that is, and the gate reads it the same way); absolute when not under ``root``."""
+    for base in (root, root.resolve()):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(path)
+
+
 def _import_suffixes() -> list[str]:
     import importlib.machinery as m
 
@@ -88,10 +99,37 @@ def _package_inits(name: str, root: Path) -> list[Path]:
     return out
 
 
-def local_imports(module: str, root: Path) -> list[Path]:
-    """The module's file and, transitively, every module under ``root`` it imports (sorted, no repeats)."""
+def _imports_of(tree: ast.AST, package: str) -> list[str]:
+    """The module names an AST imports (``a.b`` of ``from a import b`` too: it may be a module)."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base:
+                names.append(base)
+                names.extend(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def local_imports(module: str | None, root: Path, script: Path | None = None) -> list[Path]:
+    """The module's file and, transitively, every module under ``root`` it imports (sorted, no repeats).
+
+    ``script``: start from a script run as ``python SCRIPT`` instead (its directory, ``root``, comes first on
+    its path): the modules it imports, not the script itself."""
     seen: dict[Path, None] = {}
-    todo = [module]
+    todo = [module] if module else []
+    if script is not None:
+        try:
+            todo.extend(_imports_of(ast.parse(script.read_bytes(), str(script)), ""))
+        except (SyntaxError, ValueError, OSError):
+            pass  # not Python source: nothing it imports
     while todo:
         name = todo.pop()
         path = module_file(name, root)
@@ -105,30 +143,35 @@ def local_imports(module: str, root: Path) -> list[Path]:
         except (SyntaxError, ValueError, OSError):
             continue  # building the verifier reports it
         package = name if path.name.startswith("__init__.") else name.rpartition(".")[0]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                todo.extend(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    parts = package.split(".") if package else []
-                    parts = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
-                    base = ".".join(parts + ([node.module] if node.module else []))
-                else:
-                    base = node.module or ""
-                if base:
-                    todo.append(base)
-                    todo.extend(f"{base}.{alias.name}" for alias in node.names)
+        todo.extend(_imports_of(tree, package))
     return sorted(seen)
 
 
+def _command_args(opts: dict) -> list[str]:
+    import shlex
+
+    argv = opts.get("argv")
+    try:
+        args = shlex.split(argv) if isinstance(argv, str) else list(argv or [])
+    except ValueError:
+        args = []
+    return [a for a in args if isinstance(a, str)]
+
+
 def python_files(spec, root: Path) -> list[str]:
-    """The project's files that the domain's python verifiers import (as Python would resolve them now)."""
+    """The project's files that the domain's python code imports, as Python would resolve them now: a python
+    verifier's module and its local imports, and the local imports of a command's ``.py`` scripts."""
     out: list[str] = []
     for v in spec.verifiers:
         opts = v.options or {}
         if v.kind == "python" and isinstance(opts.get("function"), str) and ":" in opts["function"]:
             for path in local_imports(opts["function"].split(":")[0], root):
-                out.append(_rel(path, root))
+                out.append(_lexical_rel(path, root))
+        if v.kind == "command":
+            for arg in _command_args(opts):
+                script = root / arg
+                if arg.endswith(".py") and script.is_file() and _under(script, root):
+                    out.extend(_lexical_rel(p, root) for p in local_imports(None, script.resolve().parent, script))
     return sorted(set(out))
 
 
@@ -139,14 +182,7 @@ def verifier_files(spec, root: Path) -> tuple[list[str], list[str]]:
     for v in spec.verifiers:
         opts = v.options or {}
         if v.kind == "command":
-            import shlex
-
-            argv = opts.get("argv")
-            try:
-                args = shlex.split(argv) if isinstance(argv, str) else list(argv or [])
-            except ValueError:
-                args = []
-            for i, arg in enumerate(a for a in args if isinstance(a, str)):
+            for i, arg in enumerate(_command_args(opts)):
                 candidate = root / arg
                 if arg and candidate.is_file() and _under(candidate, root):
                     inside.append(_rel(candidate, root))
@@ -251,7 +287,7 @@ def check_files(root: Path, hashes: dict[str, str], cache: StatCache, spec: Any 
 
     changed = []
     if spec is not None:
-        changed += [f"{rel} is new: a python verifier would import it" for rel in python_files(spec, root)
+        changed += [f"{rel} is new: a verifier's python code would import it" for rel in python_files(spec, root)
                     if rel not in hashes]
     for name, expected in hashes.items():
         if name.startswith(PACKAGE_PREFIX):

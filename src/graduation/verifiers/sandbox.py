@@ -124,13 +124,14 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
     parent_sock, child_sock = socket.socketpair()
     fd = child_sock.fileno()
     path = [_graduation_path()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    # PYTHONSAFEPATH: `-m` does not put the working directory (the project) first on the worker's path, so a
-    # `graduation/` or stdlib-named module planted in the project never replaces the worker's own code;
-    # PYTHONPYCACHEPREFIX: bytecode is read only from a private, empty tree, never from a `__pycache__` of
-    # the project (a planted .pyc whose header matches the hashed source would run instead of it)
+    # PYTHONPYCACHEPREFIX (set below): bytecode is read only from a private, empty tree, never from a
+    # `__pycache__` of the project (a planted .pyc whose header matches the hashed source would run instead)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(path),
-           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1", "PYTHONSAFEPATH": "1"}
-    argv = [sys.executable, "-m", "graduation.verifiers.worker", str(fd), repr(soft_timeout), str(memory_mb)]
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
+    # -P: `-m` does not put the working directory (the project) first on the worker's own path, so a
+    # `graduation/` or stdlib-named module planted in the project never replaces the worker's code (a python
+    # verifier puts the project on the path itself; a command's scripts keep their own directory first)
+    argv = [sys.executable, "-P", "-m", "graduation.verifiers.worker", str(fd), repr(soft_timeout), str(memory_mb)]
     home = None
     root = Path(root).resolve()
     if mode == "bwrap":
