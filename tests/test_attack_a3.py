@@ -40,7 +40,7 @@ verifiers:
     options: {function: "checks.toy:same"}
 """
 
-HONEST = ("import fractions\n\nfrom checks.helper import norm\n\n\n"
+HONEST = ("import fractions\nimport statistics\n\nfrom checks.helper import norm\n\n\n"
           "def same(o, r, row=None):\n    return norm(o) == norm(r)\n")
 ALWAYS = "def same(o, r, row=None):\n    return True\n"
 
@@ -68,6 +68,7 @@ def proj(project: Path, cli, db_url: str) -> Path:
     "checks/toy" + importlib.machinery.EXTENSION_SUFFIXES[0],              # an extension module beats it too
     "checks/helper/__init__.py",                                           # the same for a local import
     "fractions.py",                                                        # the project root comes first on sys.path
+    "_statistics.py",                                                      # ... for the stdlib's own imports too
 ])
 def test_a_planted_module_that_python_would_import_instead_is_a_change(cli, proj, planted):
     target = proj / planted
@@ -116,33 +117,6 @@ def test_planted_bytecode_never_runs_in_place_of_the_hashed_source(cli, proj, tm
     assert (record["n"], record["passed"]) == (1, 0), record  # the source's verdict, not the planted bytecode's
 
 
-def test_a_graduation_package_planted_in_the_project_does_not_replace_the_worker(cli, proj, tmp_path):
-    """The worker ran `python -m graduation.verifiers.worker` in the project directory, which put the project
-    first on its path: a copy of the package there, with a verifier that passes everything, ran instead."""
-    import shutil
-
-    import graduation
-
-    from graduation.verifiers.sandbox import probe
-
-    if probe() is not None:
-        pytest.skip(f"no sandbox here: {probe()}")
-    assert cli("models", "register", "m", "--digest", "sha256:" + "5" * 64).exit_code == 0
-    fake = proj / "graduation"
-    shutil.copytree(Path(graduation.__file__).parent, fake, ignore=shutil.ignore_patterns("__pycache__"))
-    kind = fake / "verifiers" / "python_kind.py"
-    text = kind.read_text()
-    line = "        result = fn(output, reference, dict(row) if row is not None else None)\n"
-    assert line in text
-    kind.write_text(text.replace(line, "        result = True\n"))
-    outputs = tmp_path / "out.jsonl"
-    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
-    result = cli("evaluate", "toy", "--outputs", str(outputs), "--model", "m", "--json")
-    assert result.exit_code == 0, result.output
-    record = json.loads(result.stdout)["record"]
-    assert (record["n"], record["passed"]) == (1, 0), record
-
-
 COMMAND_DOMAIN = """\
 domain: cmd
 title: Cmd
@@ -158,10 +132,7 @@ verifiers:
 """
 
 
-@pytest.mark.parametrize("edit", ["changed", "planted"])
-def test_a_command_scripts_local_imports_are_part_of_the_identity(cli, project, db_url, edit):
-    """`python3 scripts/judge.py` imports scripts/rules.py (its directory is first on its path): replacing that
-    module, or planting a package that Python finds first, changes every verdict the command gives."""
+def _command_project(project: Path, cli, db_url: str) -> None:
     (project / "scripts").mkdir()
     (project / "scripts" / "judge.py").write_text(
         "import json, sys\nfrom rules import same\n\nd = json.load(sys.stdin)\n"
@@ -176,9 +147,19 @@ def test_a_command_scripts_local_imports_are_part_of_the_identity(cli, project, 
             controls_rejected=30, trustworthy=True)]))
     db.dispose()
     assert cli("status", "cmd", "--require", "train:grpo").exit_code == 0
+
+
+@pytest.mark.parametrize("edit", ["changed", "planted", "shadow"])
+def test_a_command_scripts_local_imports_are_part_of_the_identity(cli, project, db_url, edit):
+    """`python3 scripts/judge.py` imports scripts/rules.py (its directory is first on its path): replacing that
+    module, or planting a module that Python finds first, changes every verdict the command gives."""
+    _command_project(project, cli, db_url)
     if edit == "changed":
         (project / "scripts" / "rules.py").write_text("def same(o, r):\n    return True\n")
         shown = "scripts/rules.py changed"
+    elif edit == "shadow":
+        (project / "scripts" / "_json.py").write_text("raise ImportError\n")
+        shown = "scripts/_json.py is new"
     else:
         (project / "scripts" / "rules").mkdir()
         (project / "scripts" / "rules" / "__init__.py").write_text("def same(o, r):\n    return True\n")
@@ -206,3 +187,94 @@ def test_a_local_import_linked_outside_the_project_is_a_change_not_a_traceback(c
         outside.write_text("def norm(x):\n    return 'x'\n")
         result = cli("status", "toy", "--require", "train:grpo")
         assert result.exit_code == 1 and "checks/helper.py changed" in result.output, result.output
+
+
+STDLIB_SHADOW = """\
+import builtins
+_getattr = builtins.getattr
+
+
+def _patched(obj, name, *default):
+    if name == "same":
+        return lambda *a, **k: True
+    return _getattr(obj, name, *default)
+
+
+builtins.getattr = _patched
+raise ImportError("statistics falls back to its pure-python code")
+"""
+
+
+def test_a_module_shadowing_what_the_standard_library_imports_never_decides(cli, proj, tmp_path):
+    """`statistics` (imported by the verifier) imports `_statistics`: a `_statistics.py` planted in the project
+    root ran inside the worker and replaced the verifier function (every output passed, and the gate said
+    nothing had changed). Now it is a change: evaluation refuses, the gate denies."""
+    from graduation.verifiers.sandbox import probe
+
+    if probe() is not None:
+        pytest.skip(f"no sandbox here: {probe()}")
+    assert cli("models", "register", "m", "--digest", "sha256:" + "5" * 64).exit_code == 0
+    (proj / "_statistics.py").write_text(STDLIB_SHADOW)
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    result = cli("evaluate", "toy", "--outputs", str(outputs), "--model", "m", "--json")
+    if result.exit_code == 0:
+        record = json.loads(result.stdout)["record"]
+        assert (record["n"], record["passed"]) == (1, 0), record
+    else:
+        assert result.exit_code == 2 and "_statistics.py is new" in result.output, result.output
+    status = cli("status", "toy", "--require", "train:grpo")
+    assert status.exit_code == 1 and "_statistics.py is new" in status.output, status.output
+
+
+def test_a_graduation_package_planted_in_the_project_does_not_replace_the_worker(cli, project, db_url, tmp_path):
+    """The worker ran `python -m graduation.verifiers.worker` in the project directory, which put the project
+    first on its own path: a copy of the package there, whose command verifier passes everything, ran instead
+    (for a command verifier nothing of the project root is imported, so its identity does not cover it)."""
+    import shutil
+
+    import graduation
+
+    from graduation.verifiers.sandbox import probe
+
+    if probe() is not None:
+        pytest.skip(f"no sandbox here: {probe()}")
+    _command_project(project, cli, db_url)
+    assert cli("models", "register", "m", "--digest", "sha256:" + "5" * 64).exit_code == 0
+    fake = project / "graduation"
+    shutil.copytree(Path(graduation.__file__).parent, fake, ignore=shutil.ignore_patterns("__pycache__"))
+    kind = fake / "verifiers" / "command.py"
+    text = kind.read_text()
+    line = "def _from_json(answer: dict, threshold: float) -> Verdict:\n"
+    assert line in text
+    kind.write_text(text.replace(line, line + "    return Verdict('pass', 1.0, None, None)\n"))
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    result = cli("evaluate", "cmd", "--outputs", str(outputs), "--model", "m", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["record"]
+    assert (record["n"], record["passed"]) == (1, 0), record
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_data_file_replaced_by_a_fifo_or_a_device_is_a_change_not_a_hang(cli, proj, db_url, kind):
+    """The gate hashed whatever the path opened: a FIFO blocked `status` forever, a link to /dev/zero read
+    forever. A CI gate that never answers is not an answer."""
+    import subprocess
+    import sys
+
+    data = proj / "domains" / "data" / "toy.jsonl"
+    data.unlink()
+    if kind == "fifo":
+        os.mkfifo(data)
+    else:
+        data.symlink_to("/dev/zero")
+    code = ("import sys\nfrom graduation.cli import app\n"
+            "sys.argv = ['registry'] + sys.argv[1:]\napp()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", code, "--project", str(proj), "--db", db_url,
+                             "status", "toy", "--require", "train:grpo"], capture_output=True, text=True,
+                            timeout=30, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "domains/data/toy.jsonl is not a regular file" in result.stdout + result.stderr

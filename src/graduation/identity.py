@@ -26,6 +26,7 @@ import ast
 import hashlib
 import shutil
 from collections.abc import Iterable
+from stat import S_ISREG
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,43 @@ def local_imports(module: str | None, root: Path, script: Path | None = None) ->
     return sorted(seen)
 
 
+def shadowing_modules(base: Path) -> list[Path]:
+    """Modules in ``base``, the directory first on the path of a verifier's code (the project root for a
+    python verifier, a command script's own directory), named like a standard-library or installed module.
+
+    Any import of that name, by the verifier or by the libraries it uses (``statistics`` imports
+    ``_statistics``), loads the file in ``base`` instead: it is verifier code, whether or not the verifier
+    names it, so the identity covers it, and one planted later is a change."""
+    import importlib.machinery
+    import sys
+
+    try:
+        entries = sorted(base.iterdir())
+    except OSError:
+        return []
+    resolved = base.resolve()
+    elsewhere = None
+    out: list[Path] = []
+    for entry in entries:
+        name = entry.name.split(".", 1)[0]
+        if not name.isidentifier():
+            continue
+        found = module_file(name, base)
+        if found is None or found in out:
+            continue
+        shadows = name in sys.stdlib_module_names or name in sys.builtin_module_names
+        if not shadows:
+            if elsewhere is None:
+                elsewhere = [p for p in sys.path if p and Path(p).resolve() != resolved]
+            try:
+                shadows = importlib.machinery.PathFinder.find_spec(name, elsewhere) is not None
+            except (ImportError, ValueError, OSError):
+                shadows = False
+        if shadows:
+            out.append(found)
+    return out
+
+
 def _command_args(opts: dict) -> list[str]:
     import shlex
 
@@ -162,16 +200,21 @@ def python_files(spec, root: Path) -> list[str]:
     """The project's files that the domain's python code imports, as Python would resolve them now: a python
     verifier's module and its local imports, and the local imports of a command's ``.py`` scripts."""
     out: list[str] = []
+    bases: dict[Path, None] = {}
     for v in spec.verifiers:
         opts = v.options or {}
         if v.kind == "python" and isinstance(opts.get("function"), str) and ":" in opts["function"]:
             for path in local_imports(opts["function"].split(":")[0], root):
                 out.append(_lexical_rel(path, root))
+            bases[root] = None
         if v.kind == "command":
             for arg in _command_args(opts):
                 script = root / arg
                 if arg.endswith(".py") and script.is_file() and _under(script, root):
                     out.extend(_lexical_rel(p, root) for p in local_imports(None, script.resolve().parent, script))
+                    bases[script.resolve().parent] = None
+    for base in bases:
+        out.extend(_lexical_rel(p, root) for p in shadowing_modules(base))
     return sorted(set(out))
 
 
@@ -299,6 +342,13 @@ def check_files(root: Path, hashes: dict[str, str], cache: StatCache, spec: Any 
                 changed.append(f"package {name[len(PACKAGE_PREFIX):]} is {have}, was {expected}")
             continue
         path = Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name
+        try:
+            regular = S_ISREG(path.stat().st_mode)
+        except OSError:
+            regular = True  # missing: said below
+        if not regular:  # a FIFO or a link to /dev/zero would be read forever: a change, never a hang
+            changed.append(f"{path if name.startswith(EXEC_PREFIX) else name} is not a regular file")
+            continue
         digest = cache.digest(path)
         if digest is None:
             changed.append(f"{path if name.startswith(EXEC_PREFIX) else name} is missing")
