@@ -374,5 +374,5 @@ def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, s
     return hashes, missing
 
 
-__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "local_imports", "package_versions", "python_files",
-           "verifier_files", "file_stats"]
+__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "file_stats", "local_imports", "package_versions",
+           "python_files", "shadowing_modules", "verifier_files"]
