@@ -278,3 +278,14 @@ def test_a_data_file_replaced_by_a_fifo_or_a_device_is_a_change_not_a_hang(cli, 
                             timeout=30, env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "domains/data/toy.jsonl is not a regular file" in result.stdout + result.stderr
+
+
+def test_an_allowed_signers_file_that_is_not_utf8_is_bad_input_not_a_traceback(cli, proj):
+    """policies/allowed_signers is read with every policy: a byte that is not UTF-8 raised UnicodeDecodeError out of
+    `status --require` (a traceback, exit 1: "denied" for what is bad input)."""
+    (proj / "policies" / "allowed_signers").write_bytes(b'alice@example.org namespaces="graduation" ssh-ed25519 AAAA\n'
+                                                        b"\xff\xfe\n")
+    for args in (("status", "toy", "--require", "train:grpo"), ("policy", "validate")):
+        result = cli(*args)
+        assert result.exit_code == 2, result.output
+        assert "allowed_signers:2: not valid UTF-8" in result.output
