@@ -289,3 +289,11 @@ def test_an_allowed_signers_file_that_is_not_utf8_is_bad_input_not_a_traceback(c
         result = cli(*args)
         assert result.exit_code == 2, result.output
         assert "allowed_signers:2: not valid UTF-8" in result.output
+
+
+def test_a_nul_in_the_project_configuration_is_bad_input_not_a_traceback(cli, proj):
+    """graduation.yaml's allowed_roots were resolved as given: a NUL raised ValueError (a traceback, exit 1)."""
+    (proj / "graduation.yaml").write_text('allowed_roots: ["shared\\x00data"]\n')
+    result = cli("register", str(proj / "domains"))
+    assert result.exit_code == 2, result.output
+    assert "graduation.yaml:1:1: the project configuration must be" in result.output
