@@ -172,14 +172,23 @@ def shadowing_modules(base: Path) -> list[Path]:
         found = module_file(name, base)
         if found is None or found in out:
             continue
-        shadows = name in sys.stdlib_module_names or name in sys.builtin_module_names
+        shadows = name in sys.stdlib_module_names or name in sys.builtin_module_names or name in sys.modules
         if not shadows:
             if elsewhere is None:
                 elsewhere = [p for p in sys.path if p and Path(p).resolve() != resolved]
-            try:
-                shadows = importlib.machinery.PathFinder.find_spec(name, elsewhere) is not None
-            except (ImportError, ValueError, OSError):
-                shadows = False
+            for finder in sys.meta_path:  # the path (without this directory), and finders of editable installs
+                try:
+                    if finder is importlib.machinery.PathFinder:
+                        spec = finder.find_spec(name, elsewhere)
+                    else:
+                        find = getattr(finder, "find_spec", None)
+                        spec = find(name, None) if find is not None else None
+                except Exception:  # noqa: BLE001 - a third-party finder that fails finds nothing here
+                    spec = None
+                origin = getattr(spec, "origin", None)
+                if spec is not None and not (origin and _under(Path(origin), base)):
+                    shadows = True
+                    break
         if shadows:
             out.append(found)
     return out
