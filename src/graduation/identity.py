@@ -172,7 +172,7 @@ def shadowing_modules(base: Path) -> list[Path]:
         found = module_file(name, base)
         if found is None or found in out:
             continue
-        shadows = name in sys.stdlib_module_names or name in sys.builtin_module_names or name in sys.modules
+        shadows = name in sys.stdlib_module_names or name in sys.builtin_module_names
         if not shadows:
             if elsewhere is None:
                 elsewhere = [p for p in sys.path if p and Path(p).resolve() != resolved]
