@@ -297,3 +297,20 @@ def test_a_nul_in_the_project_configuration_is_bad_input_not_a_traceback(cli, pr
     result = cli("register", str(proj / "domains"))
     assert result.exit_code == 2, result.output
     assert "graduation.yaml:1:1: the project configuration must be" in result.output
+
+
+def test_planted_bytecode_never_runs_in_place_of_a_command_scripts_local_import(cli, project, db_url, tmp_path):
+    from graduation.verifiers.sandbox import probe
+
+    if probe() is not None:
+        pytest.skip(f"no sandbox here: {probe()}")
+    _command_project(project, cli, db_url)
+    assert cli("models", "register", "m", "--digest", "sha256:" + "5" * 64).exit_code == 0
+    _plant_bytecode(project / "scripts" / "rules.py", "def same(o, r):\n    return True\n")
+    assert cli("status", "cmd", "--require", "train:grpo").exit_code == 0  # the hashed files did not change
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    result = cli("evaluate", "cmd", "--outputs", str(outputs), "--model", "m", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)["record"]
+    assert (record["n"], record["passed"]) == (1, 0), record

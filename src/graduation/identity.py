@@ -158,15 +158,18 @@ def shadowing_modules(base: Path) -> list[Path]:
     import importlib.machinery
     import sys
 
+    import os
+
+    suffixes = tuple(_import_suffixes())
     try:
-        entries = sorted(base.iterdir())
+        with os.scandir(base) as it:  # a directory (a package?) or a file with an import suffix: a module?
+            names = sorted({e.name.split(".", 1)[0] for e in it if e.name.endswith(suffixes) or e.is_dir()})
     except OSError:
         return []
     resolved = base.resolve()
     elsewhere = None
     out: list[Path] = []
-    for entry in entries:
-        name = entry.name.split(".", 1)[0]
+    for name in names:
         if not name.isidentifier():
             continue
         found = module_file(name, base)

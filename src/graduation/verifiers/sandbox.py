@@ -124,8 +124,8 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
     parent_sock, child_sock = socket.socketpair()
     fd = child_sock.fileno()
     path = [_graduation_path()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    # PYTHONPYCACHEPREFIX (set below): bytecode is read only from a private, empty tree, never from a
-    # `__pycache__` of the project (a planted .pyc whose header matches the hashed source would run instead)
+    # a python verifier's modules are compiled from their source (``python_kind``), and a command's Python
+    # reads and writes bytecode in a private tree (``command``): never a `.pyc` planted in the project
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(path),
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
     # -P: `-m` does not put the working directory (the project) first on the worker's own path, so a
@@ -136,7 +136,7 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
     root = Path(root).resolve()
     if mode == "bwrap":
         exe = shutil.which("bwrap") or "bwrap"
-        env.update(HOME="/tmp/home", TMPDIR="/tmp", PYTHONPYCACHEPREFIX="/tmp/pycache")
+        env.update(HOME="/tmp/home", TMPDIR="/tmp")
         cmd = [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
         needed = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(),
                   Path(sys.executable).resolve().parent, Path(_graduation_path()), root]
@@ -163,7 +163,7 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
                                  preexec_fn=_limits(memory_mb))
     else:
         home = tempfile.mkdtemp(prefix="graduation-worker-")
-        env.update(HOME=home, TMPDIR=home, PYTHONPYCACHEPREFIX=os.path.join(home, "pycache"))
+        env.update(HOME=home, TMPDIR=home)
         popen = subprocess.Popen(argv, pass_fds=(fd,), env=env, cwd=root, stdin=subprocess.DEVNULL,
                                  preexec_fn=_limits(memory_mb))
     child_sock.close()
