@@ -314,3 +314,31 @@ def test_planted_bytecode_never_runs_in_place_of_a_command_scripts_local_import(
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["record"]
     assert (record["n"], record["passed"]) == (1, 0), record
+
+
+def test_a_file_changed_while_registration_hashed_it_gets_no_fast_path(cli, project, monkeypatch):
+    """Registration hashed every file, then took their stats: a file replaced in between (same size) had the
+    new file's stat recorded beside the old content's hash, and the gate's fast path trusted that pair: the
+    disk differed from the version while `status` said nothing had changed."""
+    import graduation.identity as identity
+
+    (project / "checks").mkdir()
+    (project / "checks" / "__init__.py").write_text("")
+    (project / "checks" / "toy.py").write_text(HONEST)
+    (project / "checks" / "helper.py").write_text("def norm(x):\n    return str(x).strip()\n")
+    write_domain(project, "toy", text=DOMAIN, rows='{"prompt": "1+1=", "answer": "2"}\n')
+    target = project / "checks" / "helper.py"
+    real = identity.sha256_file
+
+    def racing(path, *args, **kwargs):
+        digest = real(path, *args, **kwargs)
+        if Path(path) == target:  # the attacker's write lands right after the read
+            target.write_text("def norm(x):\n    return str(x)[:0]+' '\n")  # the same size
+        return digest
+
+    monkeypatch.setattr(identity, "sha256_file", racing)
+    assert cli("register", str(project / "domains")).exit_code == 0
+    monkeypatch.setattr(identity, "sha256_file", real)
+    result = cli("status", "toy", "--require", "train:grpo")
+    assert "checks/helper.py changed" in result.output, result.output
+    assert result.exit_code == 1

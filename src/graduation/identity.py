@@ -369,8 +369,21 @@ def check_files(root: Path, hashes: dict[str, str], cache: StatCache, spec: Any 
     return changed
 
 
-def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-    """(name -> sha256 or version of everything the domain's identity covers, missing files)."""
+def _hash_bracketed(path: Path, name: str, stats: dict[str, list[int]] | None) -> str:
+    """The file's sha256; with ``stats``, its stat key too, taken before the read and kept only when the file
+    is unchanged after it: a stat taken later could vouch (on the gate's fast path) for content never hashed."""
+    before = _stat_key(path) if stats is not None else None
+    digest = sha256_file(path)
+    if before is not None and _stat_key(path) == before:
+        stats[name] = before
+    return digest
+
+
+def all_hashes(spec, root: Path, referenced: Iterable[str],
+               stats: dict[str, list[int]] | None = None) -> tuple[dict[str, str], list[str]]:
+    """(name -> sha256 or version of everything the domain's identity covers, missing files).
+
+    ``stats``: filled with the stat key of each file that did not change while it was hashed."""
     hashes: dict[str, str] = {}
     missing: list[str] = []
     inside, outside = verifier_files(spec, root)
@@ -379,9 +392,9 @@ def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, s
         if not path.is_file():
             missing.append(rel)
             continue
-        hashes[rel] = sha256_file(path)
+        hashes[rel] = _hash_bracketed(path, rel, stats)
     for exe in outside:
-        hashes[EXEC_PREFIX + exe] = sha256_file(Path(exe))
+        hashes[EXEC_PREFIX + exe] = _hash_bracketed(Path(exe), EXEC_PREFIX + exe, stats)
     hashes.update(package_versions(spec))
     return hashes, missing
 
