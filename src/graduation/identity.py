@@ -26,6 +26,7 @@ import ast
 import hashlib
 import shutil
 from collections.abc import Iterable
+from stat import S_ISREG
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,39 @@ def _rel(path: Path, root: Path) -> str:
     return path.resolve().relative_to(root.resolve()).as_posix()
 
 
+def _lexical_rel(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` as written, symlinks not followed (hashing ``root / rel`` reads the file a
+    link points to, wherever that is, and the gate reads it the same way); absolute when not under ``root``."""
+    for base in (root, root.resolve()):
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(path)
+
+
+def _import_suffixes() -> list[str]:
+    import importlib.machinery as m
+
+    # the order of Python's own FileFinder: extension modules, then source, then bytecode
+    return [*m.EXTENSION_SUFFIXES, *m.SOURCE_SUFFIXES, *m.BYTECODE_SUFFIXES]
+
+
 def module_file(name: str, root: Path) -> Path | None:
-    """The file of module ``a.b.c`` under ``root`` (``a/b/c.py`` or ``a/b/c/__init__.py``), if any."""
-    base = root.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+    """The file Python imports for module ``a.b.c`` under ``root``, if any, found as Python's finder finds it:
+    a package (``a/b/c/__init__`` + any suffix) before a module, an extension module (``c.*.so``) before
+    ``c.py``. A file planted where Python would look first is then what the identity covers."""
+    parts = name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    base = root.joinpath(*parts)
+    suffixes = _import_suffixes()
+    for suffix in suffixes:
+        candidate = base / f"__init__{suffix}"
+        if candidate.is_file():
+            return candidate
+    for suffix in suffixes:
+        candidate = base.with_name(base.name + suffix)
         if candidate.is_file():
             return candidate
     return None
@@ -64,16 +94,43 @@ def _package_inits(name: str, root: Path) -> list[Path]:
     parts = name.split(".")
     out = []
     for i in range(1, len(parts)):
-        init = root.joinpath(*parts[:i], "__init__.py")
-        if init.is_file():
+        init = module_file(".".join(parts[:i]), root)
+        if init is not None and init.name.startswith("__init__"):
             out.append(init)
     return out
 
 
-def local_imports(module: str, root: Path) -> list[Path]:
-    """The module's file and, transitively, every module under ``root`` it imports (sorted, no repeats)."""
+def _imports_of(tree: ast.AST, package: str) -> list[str]:
+    """The module names an AST imports (``a.b`` of ``from a import b`` too: it may be a module)."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base:
+                names.append(base)
+                names.extend(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def local_imports(module: str | None, root: Path, script: Path | None = None) -> list[Path]:
+    """The module's file and, transitively, every module under ``root`` it imports (sorted, no repeats).
+
+    ``script``: start from a script run as ``python SCRIPT`` instead (its directory, ``root``, comes first on
+    its path): the modules it imports, not the script itself."""
     seen: dict[Path, None] = {}
-    todo = [module]
+    todo = [module] if module else []
+    if script is not None:
+        try:
+            todo.extend(_imports_of(ast.parse(script.read_bytes(), str(script)), ""))
+        except (SyntaxError, ValueError, OSError):
+            pass  # not Python source: nothing it imports
     while todo:
         name = todo.pop()
         path = module_file(name, root)
@@ -86,41 +143,101 @@ def local_imports(module: str, root: Path) -> list[Path]:
             tree = ast.parse(path.read_bytes(), str(path))
         except (SyntaxError, ValueError, OSError):
             continue  # building the verifier reports it
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                todo.extend(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    parts = package.split(".") if package else []
-                    parts = parts[:len(parts) - (node.level - 1)] if node.level > 1 else parts
-                    base = ".".join(parts + ([node.module] if node.module else []))
-                else:
-                    base = node.module or ""
-                if base:
-                    todo.append(base)
-                    todo.extend(f"{base}.{alias.name}" for alias in node.names)
+        package = name if path.name.startswith("__init__.") else name.rpartition(".")[0]
+        todo.extend(_imports_of(tree, package))
     return sorted(seen)
 
 
-def verifier_files(spec, root: Path) -> tuple[list[str], list[str]]:
-    """(paths under the project, executables outside it) that the domain's verifiers read or run."""
-    inside: list[str] = []
-    outside: list[str] = []
+def shadowing_modules(base: Path) -> list[Path]:
+    """Modules in ``base``, the directory first on the path of a verifier's code (the project root for a
+    python verifier, a command script's own directory), named like a standard-library or installed module.
+
+    Any import of that name, by the verifier or by the libraries it uses (``statistics`` imports
+    ``_statistics``), loads the file in ``base`` instead: it is verifier code, whether or not the verifier
+    names it, so the identity covers it, and one planted later is a change."""
+    import importlib.machinery
+    import sys
+
+    import os
+
+    suffixes = tuple(_import_suffixes())
+    try:
+        with os.scandir(base) as it:  # a directory (a package?) or a file with an import suffix: a module?
+            names = sorted({e.name.split(".", 1)[0] for e in it if e.name.endswith(suffixes) or e.is_dir()})
+    except OSError:
+        return []
+    resolved = base.resolve()
+    elsewhere = None
+    out: list[Path] = []
+    for name in names:
+        if not name.isidentifier():
+            continue
+        found = module_file(name, base)
+        if found is None or found in out:
+            continue
+        shadows = name in sys.stdlib_module_names or name in sys.builtin_module_names
+        if not shadows:
+            if elsewhere is None:
+                elsewhere = [p for p in sys.path if p and Path(p).resolve() != resolved]
+            for finder in sys.meta_path:  # the path (without this directory), and finders of editable installs
+                try:
+                    if finder is importlib.machinery.PathFinder:
+                        spec = finder.find_spec(name, elsewhere)
+                    else:
+                        find = getattr(finder, "find_spec", None)
+                        spec = find(name, None) if find is not None else None
+                except Exception:  # noqa: BLE001 - a third-party finder that fails finds nothing here
+                    spec = None
+                origin = getattr(spec, "origin", None)
+                if spec is not None and not (origin and _under(Path(origin), base)):
+                    shadows = True
+                    break
+        if shadows:
+            out.append(found)
+    return out
+
+
+def _command_args(opts: dict) -> list[str]:
+    import shlex
+
+    argv = opts.get("argv")
+    try:
+        args = shlex.split(argv) if isinstance(argv, str) else list(argv or [])
+    except ValueError:
+        args = []
+    return [a for a in args if isinstance(a, str)]
+
+
+def python_files(spec, root: Path) -> list[str]:
+    """The project's files that the domain's python code imports, as Python would resolve them now: a python
+    verifier's module and its local imports, and the local imports of a command's ``.py`` scripts."""
+    out: list[str] = []
+    bases: dict[Path, None] = {}
     for v in spec.verifiers:
         opts = v.options or {}
         if v.kind == "python" and isinstance(opts.get("function"), str) and ":" in opts["function"]:
             for path in local_imports(opts["function"].split(":")[0], root):
-                inside.append(_rel(path, root))
+                out.append(_lexical_rel(path, root))
+            bases[root] = None
         if v.kind == "command":
-            import shlex
+            for arg in _command_args(opts):
+                script = root / arg
+                if arg.endswith(".py") and script.is_file() and _under(script, root):
+                    out.extend(_lexical_rel(p, root) for p in local_imports(None, script.resolve().parent, script))
+                    bases[script.resolve().parent] = None
+    for base in bases:
+        out.extend(_lexical_rel(p, root) for p in shadowing_modules(base))
+    return sorted(set(out))
 
-            argv = opts.get("argv")
-            try:
-                args = shlex.split(argv) if isinstance(argv, str) else list(argv or [])
-            except ValueError:
-                args = []
-            for i, arg in enumerate(a for a in args if isinstance(a, str)):
+
+def verifier_files(spec, root: Path) -> tuple[list[str], list[str]]:
+    """(paths under the project, executables outside it) that the domain's verifiers read or run."""
+    inside: list[str] = list(python_files(spec, root))
+    outside: list[str] = []
+    for v in spec.verifiers:
+        opts = v.options or {}
+        if v.kind == "command":
+            for i, arg in enumerate(_command_args(opts)):
                 candidate = root / arg
                 if arg and candidate.is_file() and _under(candidate, root):
                     inside.append(_rel(candidate, root))
@@ -215,11 +332,18 @@ class StatCache:
         return digest
 
 
-def check_files(root: Path, hashes: dict[str, str], cache: StatCache) -> list[str]:
-    """What no longer matches ``hashes`` on disk: ["data/x.jsonl changed", ...] (empty when all match)."""
+def check_files(root: Path, hashes: dict[str, str], cache: StatCache, spec: Any = None) -> list[str]:
+    """What no longer matches ``hashes`` on disk: ["data/x.jsonl changed", ...] (empty when all match).
+
+    With ``spec`` (the version's domain), also every file its python verifiers would import now that the
+    version does not cover: a package, extension module or module planted where Python looks first (the
+    project root comes first on a python verifier's path) runs in place of the hashed file."""
     from importlib.metadata import PackageNotFoundError, version
 
     changed = []
+    if spec is not None:
+        changed += [f"{rel} is new: a verifier's python code would import it" for rel in python_files(spec, root)
+                    if rel not in hashes]
     for name, expected in hashes.items():
         if name.startswith(PACKAGE_PREFIX):
             try:
@@ -230,6 +354,13 @@ def check_files(root: Path, hashes: dict[str, str], cache: StatCache) -> list[st
                 changed.append(f"package {name[len(PACKAGE_PREFIX):]} is {have}, was {expected}")
             continue
         path = Path(name[len(EXEC_PREFIX):]) if name.startswith(EXEC_PREFIX) else root / name
+        try:
+            regular = S_ISREG(path.stat().st_mode)
+        except OSError:
+            regular = True  # missing: said below
+        if not regular:  # a FIFO or a link to /dev/zero would be read forever: a change, never a hang
+            changed.append(f"{path if name.startswith(EXEC_PREFIX) else name} is not a regular file")
+            continue
         digest = cache.digest(path)
         if digest is None:
             changed.append(f"{path if name.startswith(EXEC_PREFIX) else name} is missing")
@@ -238,8 +369,21 @@ def check_files(root: Path, hashes: dict[str, str], cache: StatCache) -> list[st
     return changed
 
 
-def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, str], list[str]]:
-    """(name -> sha256 or version of everything the domain's identity covers, missing files)."""
+def _hash_bracketed(path: Path, name: str, stats: dict[str, list[int]] | None) -> str:
+    """The file's sha256; with ``stats``, its stat key too, taken before the read and kept only when the file
+    is unchanged after it: a stat taken later could vouch (on the gate's fast path) for content never hashed."""
+    before = _stat_key(path) if stats is not None else None
+    digest = sha256_file(path)
+    if before is not None and _stat_key(path) == before:
+        stats[name] = before
+    return digest
+
+
+def all_hashes(spec, root: Path, referenced: Iterable[str],
+               stats: dict[str, list[int]] | None = None) -> tuple[dict[str, str], list[str]]:
+    """(name -> sha256 or version of everything the domain's identity covers, missing files).
+
+    ``stats``: filled with the stat key of each file that did not change while it was hashed."""
     hashes: dict[str, str] = {}
     missing: list[str] = []
     inside, outside = verifier_files(spec, root)
@@ -248,12 +392,12 @@ def all_hashes(spec, root: Path, referenced: Iterable[str]) -> tuple[dict[str, s
         if not path.is_file():
             missing.append(rel)
             continue
-        hashes[rel] = sha256_file(path)
+        hashes[rel] = _hash_bracketed(path, rel, stats)
     for exe in outside:
-        hashes[EXEC_PREFIX + exe] = sha256_file(Path(exe))
+        hashes[EXEC_PREFIX + exe] = _hash_bracketed(Path(exe), EXEC_PREFIX + exe, stats)
     hashes.update(package_versions(spec))
     return hashes, missing
 
 
-__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "local_imports", "package_versions",
-           "verifier_files", "file_stats"]
+__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "file_stats", "local_imports", "package_versions",
+           "python_files", "shadowing_modules", "verifier_files"]

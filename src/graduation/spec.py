@@ -401,7 +401,7 @@ def allowed_roots(project_root: Path | None) -> list[Path]:
     data = located.data if isinstance(located.data, dict) else None
     roots = data.get("allowed_roots", []) if data is not None else None
     if data is None or set(data) - {"allowed_roots"} or not isinstance(roots, list) \
-            or not all(isinstance(r, str) and r.strip() for r in roots):
+            or not all(isinstance(r, str) and r.strip() and "\x00" not in r for r in roots):
         raise SpecError([located.problem((), "the project configuration must be a mapping with allowed_roots: "
                                               "a list of directories", "e.g. allowed_roots: [../shared-data]")])
     return [(Path(project_root) / r).resolve() for r in roots]

@@ -350,7 +350,7 @@ def load_policy(path: Path | str | None = None, project_root: Path | None = None
     signers_path = path.parent / name
     if not signers_path.is_file() and project_root is not None:  # the packaged policy: the project's own list
         signers_path = Path(project_root) / "policies" / name
-    signers = signers_path.read_text("utf-8") if signers_path.is_file() else ""
+    signers = read_text(signers_path) if signers_path.is_file() else ""  # not UTF-8: a located error, exit 2
     return parse_policy(text, shown, signers, str(signers_path), located=located)
 
 

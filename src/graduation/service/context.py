@@ -74,7 +74,7 @@ def load_context(db: Any, root: Path, domain: str) -> DomainContext:
         check_rows(session, "domain_version", [row])
     spec = version_spec(row)
     # every file the version's identity covers (data, controls, verifier code, fixtures, packages), hashed in full
-    changed = check_files(Path(root), json.loads(row.data_hashes_json), StatCache())
+    changed = check_files(Path(root), json.loads(row.data_hashes_json), StatCache(), spec)
     if changed:
         raise InputError(f"{'; '.join(changed)}: changed since domain {domain!r} v{row.version} was registered; "
                          "run `registry register` so that evidence is counted against what decides now")

@@ -239,7 +239,7 @@ def _decisions(db, policy: Policy, names: list[str] | None, root: Path | None, m
     for v in versions:
         spec = specs[v.domain]
         if stats is not None:
-            changed = _changed_on_disk(root, v, stats)
+            changed = _changed_on_disk(root, v, stats, spec)
             if changed:
                 out.append(DomainDecision(changed, v.version, v.content_hash, v.source_file))
                 continue
@@ -276,12 +276,12 @@ def _decide(spec: DomainSpec, inputs: _Inputs, policy: Policy, mfacts, generator
     return conclude(spec, summary.facts, ph, summary.evidence_hashes, policy)
 
 
-def _changed_on_disk(root: Path, v, cache) -> Decision | None:
+def _changed_on_disk(root: Path, v, cache, spec: DomainSpec | None = None) -> Decision | None:
     """A decision denying everything when the disk no longer matches version ``v`` (None when it does)."""
 
     hashes = json.loads(v.data_hashes_json)
     cache.seed(Path(root), hashes, json.loads(v.file_stats_json) if v.file_stats_json else None)
-    changed = check_files(Path(root), hashes, cache)
+    changed = check_files(Path(root), hashes, cache, spec)
     if not changed:
         return None
     shown = "; ".join(changed[:3]) + (f" (and {len(changed) - 3} more)" if len(changed) > 3 else "")

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 from graduation.errors import InputError, Problem, SpecError
-from graduation.identity import all_hashes, file_stats
+from graduation.identity import all_hashes
 from graduation.records import LoadedDomain
 from graduation.spec import DomainSpec, load_domain
 
@@ -39,12 +39,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dict[str, str]:
+def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str,
+                          stats: dict[str, list[int]] | None = None) -> dict[str, str]:
     """SHA-256 of every file the domain's identity covers (``graduation.identity``): data, controls,
     verifier modules and their local imports, command scripts and executables, schemas, declared fixtures;
     plus the versions of verifier packages. A missing file is a located error."""
 
-    hashes, missing = all_hashes(spec, root, spec.referenced_paths())
+    hashes, missing = all_hashes(spec, root, spec.referenced_paths(), stats)
     problems = [Problem(f"referenced file {rel!r} does not exist", source_file,
                         hint="create it or fix the path (paths are relative to the domain file; verifier "
                              "options name paths relative to the project)") for rel in missing]
@@ -56,8 +57,9 @@ def hash_referenced_files(spec: DomainSpec, root: Path, source_file: str) -> dic
 def load_project_domain(path: Path, root: Path) -> LoadedDomain:
     spec = load_domain(path, root)
     source = _display(path, root)
-    hashes = hash_referenced_files(spec, root, source)
-    return LoadedDomain(spec, source, hashes, file_stats(root, hashes))
+    stats: dict[str, list[int]] = {}  # taken around each hash: a file changed meanwhile gets no fast path
+    hashes = hash_referenced_files(spec, root, source, stats)
+    return LoadedDomain(spec, source, hashes, stats)
 
 
 def load_many(paths: list[Path], root: Path) -> list[LoadedDomain]:

@@ -41,7 +41,8 @@ def command(*, argv: list[str] | str, timeout: float = 10.0, threshold: float = 
                               "reference": reference, "row": dict(row) if row else None},
                              ensure_ascii=True, default=str)
         try:
-            proc = subprocess.run(args, input=payload.encode(), capture_output=True, timeout=limit, cwd=cwd)
+            proc = subprocess.run(args, input=payload.encode(), capture_output=True, timeout=limit, cwd=cwd,
+                                  env=_child_env())
         except subprocess.TimeoutExpired:
             return Verdict.error(f"command timed out after {limit:g}s")
         except OSError as exc:
@@ -62,6 +63,18 @@ def command(*, argv: list[str] | str, timeout: float = 10.0, threshold: float = 
                              f"{proc.stderr.decode('utf-8', 'replace').strip()[:200]}")
 
     return check
+
+
+def _child_env() -> dict[str, str]:
+    """The worker's environment, but a Python command reads and writes bytecode only in a tree of the worker's
+    own temporary directory (written once per worker): a `.pyc` planted in a `__pycache__` of the project, with
+    the header of the script's hashed local import, never runs in its place."""
+    import os
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(tempfile.gettempdir(), "graduation-pycache")
+    return env
 
 
 def _from_json(answer: dict, threshold: float) -> Verdict:

@@ -9,6 +9,7 @@ receives is untrusted data, never code. A float is a score: it passes at ``thres
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import math
 import sys
 from pathlib import Path
@@ -19,12 +20,51 @@ from graduation.verifiers import runtime
 from graduation.verifiers.base import BuildContext, Check, Verdict, verifier
 
 
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """A project module's loader that never reads bytecode: a ``.pyc`` planted in the project's ``__pycache__``
+    with the header of the hashed source (its mtime and size) would otherwise run instead of that source."""
+
+    def path_stats(self, path: str):
+        raise OSError("project modules are compiled from their source")  # get_code then skips the cache
+
+
+_SOURCE_ONLY_ROOTS: list[Path] = []
+
+
+def _source_only(root: Path) -> None:
+    """Modules found under ``root`` are compiled from their source (extension modules and sourceless files, which
+    the domain's identity covers when Python would pick them, load as usual)."""
+    if root in _SOURCE_ONLY_ROOTS:
+        return
+    if not _SOURCE_ONLY_ROOTS:
+        m = importlib.machinery
+        details = [(m.ExtensionFileLoader, m.EXTENSION_SUFFIXES), (_SourceOnlyLoader, m.SOURCE_SUFFIXES),
+                   (m.SourcelessFileLoader, m.BYTECODE_SUFFIXES)]
+
+        def hook(entry: str):
+            where = Path(entry or ".").resolve()
+            if any(where == r or where.is_relative_to(r) for r in _SOURCE_ONLY_ROOTS):
+                return m.FileFinder(entry, *details)
+            raise ImportError("not a project directory")
+
+        sys.path_hooks.insert(0, hook)
+    _SOURCE_ONLY_ROOTS.append(root)
+    for entry in [e for e in sys.path_importer_cache if e]:  # finders made before the hook: made again
+        try:
+            where = Path(entry).resolve()
+        except (OSError, ValueError):
+            continue
+        if where == root or where.is_relative_to(root):
+            del sys.path_importer_cache[entry]
+
+
 def load_function(target: str, root: Path):
     if not isinstance(target, str) or target.count(":") != 1:
         raise VerifierError(f"option function must look like 'package.module:function', got {target!r}")
     module_name, attr = target.split(":")
     root_path = Path(root).resolve()
     root_str = str(root_path)
+    _source_only(root_path)
     if root_str in sys.path:
         sys.path.remove(root_str)
     sys.path.insert(0, root_str)  # the project's own module wins over one of the same name elsewhere

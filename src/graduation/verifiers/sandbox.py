@@ -124,9 +124,14 @@ def start(mode: str, root: str | Path, soft_timeout: float, memory_mb: int):
     parent_sock, child_sock = socket.socketpair()
     fd = child_sock.fileno()
     path = [_graduation_path()] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # a python verifier's modules are compiled from their source (``python_kind``), and a command's Python
+    # reads and writes bytecode in a private tree (``command``): never a `.pyc` planted in the project
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": os.pathsep.join(path),
            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
-    argv = [sys.executable, "-m", "graduation.verifiers.worker", str(fd), repr(soft_timeout), str(memory_mb)]
+    # -P: `-m` does not put the working directory (the project) first on the worker's own path, so a
+    # `graduation/` or stdlib-named module planted in the project never replaces the worker's code (a python
+    # verifier puts the project on the path itself; a command's scripts keep their own directory first)
+    argv = [sys.executable, "-P", "-m", "graduation.verifiers.worker", str(fd), repr(soft_timeout), str(memory_mb)]
     home = None
     root = Path(root).resolve()
     if mode == "bwrap":
