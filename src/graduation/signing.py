@@ -28,6 +28,7 @@ NAMESPACE = "graduation"
 SIGNOFF_TYPE = "graduation/signoff/v1"
 AUDIT_TYPE = "graduation/human-audit/v1"
 RETRACTION_TYPE = "graduation/retraction/v1"
+PIN_TYPE = "graduation/policy-pin/v1"
 
 
 def now() -> str:
@@ -146,6 +147,6 @@ def sign(msg: bytes, key_file: Path) -> str:
     return proc.stdout.decode("ascii")
 
 
-__all__ = ["AUDIT_TYPE", "NAMESPACE", "RETRACTION_TYPE", "SIGNOFF_TYPE", "SignatureError", "SignerKey",
+__all__ = ["AUDIT_TYPE", "NAMESPACE", "PIN_TYPE", "RETRACTION_TYPE", "SIGNOFF_TYPE", "SignatureError", "SignerKey",
            "audit_payload", "message", "now", "parse_allowed_signers", "retraction_payload", "sign",
            "signoff_payload", "verify"]

@@ -267,6 +267,41 @@ def approve_cmd(
 
 # -- policy files -------------------------------------------------------------------------------------
 
+@command("pin", group=policy_app)
+def policy_pin_cmd(
+    ctx: typer.Context,
+    by: str = typer.Option(..., "--by", help="The signing principal: an approver of the policy pinned before "
+                                             "(of this one, for the first pin)."),
+    key: Path = typer.Option(..., "--key", help="Their SSH key: a private key file, or a public key whose private "
+                                               "half is in ssh-agent."),
+    as_json: bool = JSON_OPTION,
+    policy_file: Path | None = POLICY_OPTION,
+) -> None:
+    """Pin the project's policy in the registry: from then on, a policy file whose digest is not the newest
+    pinned one decides nothing (every action denied, naming the pin) until an approver pins it.
+
+    Signed with the principal's SSH key and chained in the audit log. Who may pin: a holder of one of the
+    approver roles of the policy pinned before (any principal of its allowed_signers when it lists no roles),
+    with a key that policy's allowed_signers lists; the first pin applies that rule to the policy it pins.
+    Refused (exit 1, nothing written) otherwise.
+    """
+    from graduation.service.pins import pin
+
+    st = state(ctx)
+    policy = _policy(st, policy_file)
+    with open_registry(st) as db:
+        done = pin(db, policy, by=by, key=key)
+    if as_json:
+        print_json({"pinned": True, "policy": {"name": policy.name, "file": policy.file, "digest": policy.digest},
+                    "by": done.principal, "entry": {"seq": done.entry.seq, "hash": done.entry.entry_hash},
+                    "previous": done.previous})
+        return
+    from graduation.cli.output import info
+
+    info(f"pinned policy {policy.name} ({policy.file}, digest {policy.digest[:12]}) as audit entry "
+         f"{done.entry.seq}, signed by {done.principal}")
+
+
 @command("validate", group=policy_app)
 def policy_validate_cmd(
     ctx: typer.Context,

@@ -40,6 +40,7 @@ from graduation.store.chain import check_rows
 from graduation.store.domains import latest_versions
 from graduation.store.evidence import current_evidence_rows
 from graduation.store.models import find_model, resolve_model
+from graduation.store.pins import pin_problem
 from graduation.store.summaries import read_summaries
 from graduation.tally import BULK_KINDS, decode_models, record_hashes
 from graduation.trust import screen
@@ -228,6 +229,10 @@ def _decisions(db, policy: Policy, names: list[str] | None, root: Path | None, m
     with db.read() as session:
         versions = latest_versions(session, names)
         check_rows(session, "domain_version", versions)
+        unpinned = pin_problem(session, policy)
+        if unpinned is not None:  # a policy file changed since an approver pinned it decides nothing
+            return [DomainDecision(deny_all(v.domain, unpinned, risk=v.risk), v.version, v.content_hash, v.source_file)
+                    for v in versions]
         inputs = read_inputs(session, {v.domain: v.basis_hash for v in versions}, from_rows=from_rows)
         specs = {v.domain: DomainSpec.model_validate_json(v.spec_json) for v in versions}  # 8 ms less per 1,000
         cache: dict[str, str | None] = {}
@@ -300,6 +305,9 @@ def decision_in(session, name: str, policy: Policy, model: Any = None, extra: li
     versions = latest_versions(session, [name])
     check_rows(session, "domain_version", versions)
     v = versions[0]
+    unpinned = pin_problem(session, policy)
+    if unpinned is not None:
+        return DomainDecision(deny_all(v.domain, unpinned, risk=v.risk), v.version, v.content_hash, v.source_file)
     spec = DomainSpec.model_validate_json(v.spec_json)
     folds = not extra or all(ev.kind in ("signoff", "human_audit") for ev in extra)
     inputs = read_inputs(session, {v.domain: v.basis_hash}, from_rows=from_rows or not folds)[v.domain]

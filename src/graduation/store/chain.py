@@ -260,6 +260,12 @@ def verify_records(session, limit: int = 20) -> tuple[int, list[RecordProblem]]:
         counted, found = verify_groups(session)  # each group of cached verdicts against its entry
         checked += counted
         problems += [RecordProblem("verdicts", key, problem) for key, problem in found]
+    if len(problems) < limit:
+        from graduation.store.pins import verify_pins
+
+        counted, found = verify_pins(session)  # each policy pin against the one before it
+        checked += counted
+        problems += [RecordProblem("policy_pin", key, problem) for key, problem in found]
     return checked, problems[:limit]
 
 
