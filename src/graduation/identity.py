@@ -208,25 +208,38 @@ def _command_args(opts: dict) -> list[str]:
     return [a for a in args if isinstance(a, str)]
 
 
-def python_files(spec, root: Path) -> list[str]:
+def python_files(spec, root: Path, memo: dict | None = None) -> list[str]:
     """The project's files that the domain's python code imports, as Python would resolve them now: a python
-    verifier's module and its local imports, and the local imports of a command's ``.py`` scripts."""
+    verifier's module and its local imports, and the local imports of a command's ``.py`` scripts.
+
+    ``memo``: what one run found already (a status checks every domain; many share a verifier module and
+    every python verifier shares the project root), so each module is parsed and each directory scanned once."""
+    memo = {} if memo is None else memo
+
+    def once(key, compute):
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
     out: list[str] = []
     bases: dict[Path, None] = {}
     for v in spec.verifiers:
         opts = v.options or {}
         if v.kind == "python" and isinstance(opts.get("function"), str) and ":" in opts["function"]:
-            for path in local_imports(opts["function"].split(":")[0], root):
+            module = opts["function"].split(":")[0]
+            for path in once(("imports", module, root), lambda: local_imports(module, root)):
                 out.append(_lexical_rel(path, root))
             bases[root] = None
         if v.kind == "command":
             for arg in _command_args(opts):
                 script = root / arg
                 if arg.endswith(".py") and script.is_file() and _under(script, root):
-                    out.extend(_lexical_rel(p, root) for p in local_imports(None, script.resolve().parent, script))
-                    bases[script.resolve().parent] = None
+                    here = script.resolve().parent
+                    out.extend(_lexical_rel(p, root) for p in once(("script", str(script), root),
+                                                                   lambda: local_imports(None, here, script)))
+                    bases[here] = None
     for base in bases:
-        out.extend(_lexical_rel(p, root) for p in shadowing_modules(base))
+        out.extend(_lexical_rel(p, root) for p in once(("shadows", base), lambda: shadowing_modules(base)))
     return sorted(set(out))
 
 
@@ -308,6 +321,7 @@ class StatCache:
 
     def __init__(self) -> None:
         self.entries: dict[str, Any] = {}
+        self.found: dict[Any, Any] = {}  # what ``python_files`` found in this run (modules parsed, directories)
 
     def seed(self, root: Path, hashes: dict[str, str], stats: dict[str, list[int]] | None) -> None:
         for name, key in (stats or {}).items():
@@ -342,8 +356,8 @@ def check_files(root: Path, hashes: dict[str, str], cache: StatCache, spec: Any 
 
     changed = []
     if spec is not None:
-        changed += [f"{rel} is new: a verifier's python code would import it" for rel in python_files(spec, root)
-                    if rel not in hashes]
+        changed += [f"{rel} is new: a verifier's python code would import it"
+                    for rel in python_files(spec, root, cache.found) if rel not in hashes]
     for name, expected in hashes.items():
         if name.startswith(PACKAGE_PREFIX):
             try:
