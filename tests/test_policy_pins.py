@@ -37,6 +37,18 @@ def weaken(project: Path) -> None:
                     .replace("required_signoffs: 2", "required_signoffs: 1"))
 
 
+def mallory_takes_over(project: Path, keys) -> None:
+    """Mallory, with the project files, lists her own key, makes herself a clinical safety officer and weakens
+    the policy."""
+    signers = project / "policies" / "allowed_signers"
+    mallory = keys["mallory"].with_suffix(".pub").read_text().strip()
+    signers.write_text(signers.read_text() + f'mallory@example.org namespaces="graduation" {mallory}\n')
+    path = project / POLICY
+    path.write_text(path.read_text().replace("clinical-safety-officer: [alice@example.org,",
+                                             "clinical-safety-officer: [mallory@example.org, alice@example.org,"))
+    weaken(project)
+
+
 def test_without_a_pin_the_project_policy_decides(cli, keys, domains, project):  # noqa: F811
     assert approve(cli, keys, "alice@example.org", key="alice@example.org").exit_code == 0
     assert cli(*GATE).exit_code == 1  # two clinical safety officers needed
@@ -81,13 +93,7 @@ def test_only_an_approver_of_the_pinned_policy_may_pin_another(cli, keys, domain
     assert refused.exit_code == 1 and "may not pin" in refused.output
     # mallory writes herself into the files as an approver, weakens the policy and pins it with her own key:
     # the pinned policy does not list her, so the pin is refused and the weaker file decides nothing
-    signers = project / "policies" / "allowed_signers"
-    mallory = keys["mallory"].with_suffix(".pub").read_text().strip()
-    signers.write_text(signers.read_text() + f'mallory@example.org namespaces="graduation" {mallory}\n')
-    path = project / POLICY
-    path.write_text(path.read_text().replace("clinical-safety-officer: [alice@example.org,",
-                                             "clinical-safety-officer: [mallory@example.org, alice@example.org,"))
-    weaken(project)
+    mallory_takes_over(project, keys)
     forged = pin(cli, keys, "mallory@example.org", key="mallory")
     assert forged.exit_code == 1 and "may not pin" in forged.output
     assert cli(*GATE).exit_code == 1
@@ -171,13 +177,7 @@ def test_a_pin_signed_by_a_key_the_pinned_policy_does_not_list_is_registry_integ
     assert pin(cli, keys, "alice@example.org").exit_code == 0
     conn = _entries(db_url)
     real = conn.execute("SELECT entry_hash FROM audit_log WHERE kind = 'policy_pin'").fetchone()[0]
-    signers = project / "policies" / "allowed_signers"
-    mallory = keys["mallory"].with_suffix(".pub").read_text().strip()
-    signers.write_text(signers.read_text() + f'mallory@example.org namespaces="graduation" {mallory}\n')
-    path = project / POLICY
-    path.write_text(path.read_text().replace("clinical-safety-officer: [alice@example.org,",
-                                             "clinical-safety-officer: [mallory@example.org, alice@example.org,"))
-    weaken(project)
+    mallory_takes_over(project, keys)
     policy = load_policy(None, project)
     body = {"type": PIN_TYPE, "policy": policy.name, "digest": policy.digest, "previous": real,
             "allowed_signers": signers_digest(policy.allowed_signers), "approvers": approvers_of(policy),
