@@ -137,6 +137,8 @@ class AuditEntryRow(SQLModel, table=True):
     """An entry of the hash-chained decision log. ``entry_hash`` covers ``prev_hash`` and the payload."""
 
     __tablename__ = "audit_log"
+    #: the newest entries of one kind (a policy pin) without walking the log
+    __table_args__ = (Index("ix_audit_log_kind_seq", "kind", "seq"),)
 
     seq: int = Field(primary_key=True)
     kind: str = Field(max_length=32)

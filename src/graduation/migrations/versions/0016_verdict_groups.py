@@ -8,6 +8,9 @@ that read it. Each write now stores its new verdicts with one ``verdicts`` entry
 them (``graduation.store.verdicts``), and a verdict is read back only from a group that still hashes to its
 entry. Rows cached before this revision belong to no entry, so they are deleted: the next scan verifies
 again (a cache, so nothing is lost but time). A downgrade drops the column and keeps the rows.
+
+The audit log gets an index on (kind, seq): every decision looks up the newest policy pin (``store.pins``),
+which without it walked the whole log when there is none (14 ms at 100,000 entries).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -23,9 +26,11 @@ def upgrade() -> None:
     with op.batch_alter_table("verdict_cache", schema=None) as batch_op:
         batch_op.add_column(sa.Column("entry_hash", sa.String(length=64), nullable=True))
         batch_op.create_index("ix_verdict_cache_entry_hash", ["entry_hash"], unique=False)
+    op.create_index("ix_audit_log_kind_seq", "audit_log", ["kind", "seq"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_log_kind_seq", table_name="audit_log")
     with op.batch_alter_table("verdict_cache", schema=None) as batch_op:
         batch_op.drop_index("ix_verdict_cache_entry_hash")
         batch_op.drop_column("entry_hash")
