@@ -38,6 +38,10 @@ from graduation.store.tables import AuditEntryRow, EvidenceRow, ModelRow, Summar
 from graduation.tally import BODY_FORMAT, add, dumps, loads, new_body
 
 ADVICE = "; run `registry audit verify` and restore the registry from a backup"
+#: a body this version cannot read: the registry upgrades its database as it opens it, and the upgrade to this
+#: format (revision 0015) rebuilt every summary from its rows, so this one was written or edited since
+REWRITTEN = (": the upgrade that opening the registry runs rebuilt every summary in this version's format, so this "
+             "one was written by an older registry or edited since" + ADVICE)
 
 
 def summary_digest(domain: str, basis: str, rows: int, last_id: int, body_json: str, columns: bytes) -> str:
@@ -59,11 +63,10 @@ def _decoded(domain: str, body_json: str, columns: bytes, object_hook=None) -> d
             problem = "is of format 1"
         else:
             problem = f"does not decode ({type(exc).__name__}: {exc})"
-        raise IntegrityError(f"the evidence summary of {domain} {problem}: run `registry migrate` (it rebuilds "
-                             "summaries from their rows), then `registry audit verify`") from None
+        raise IntegrityError(f"the evidence summary of {domain} {problem}{REWRITTEN}") from None
     if body.get("format") != BODY_FORMAT:
         raise IntegrityError(f"the evidence summary of {domain} is of format {body.get('format')!r}, not "
-                             f"{BODY_FORMAT}: run `registry migrate` (it rebuilds summaries from their rows)")
+                             f"{BODY_FORMAT}{REWRITTEN}")
     return body
 
 
