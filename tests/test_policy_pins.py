@@ -165,31 +165,44 @@ def test_an_older_pin_put_back_at_the_tail_is_registry_integrity(cli, keys, doma
     conn.close()
 
 
-def test_a_pin_signed_by_a_key_the_pinned_policy_does_not_list_is_registry_integrity(cli, keys, domains,  # noqa: F811
-                                                                                      project, db_url):
-    """Mallory, who holds the database and the files, signs a pin of her weaker policy with her own key (listed in
-    her edited allowed_signers) and appends it after the real pin: the pinned policy never let her pin."""
-    from graduation.policy.model import load_policy
+def mallory_pin(keys, policy, previous: str) -> dict:
+    """A pin of ``policy`` that mallory signs with her own key, naming ``previous`` as the pin before it."""
     from graduation.signing import PIN_TYPE, message, parse_allowed_signers, sign, verify
     from graduation.store.pins import approvers_of, signers_digest
 
-    approved(cli, keys)
-    assert pin(cli, keys, "alice@example.org").exit_code == 0
-    conn = _entries(db_url)
-    real = conn.execute("SELECT entry_hash FROM audit_log WHERE kind = 'policy_pin'").fetchone()[0]
-    mallory_takes_over(project, keys)
-    policy = load_policy(None, project)
-    body = {"type": PIN_TYPE, "policy": policy.name, "digest": policy.digest, "previous": real,
+    body = {"type": PIN_TYPE, "policy": policy.name, "digest": policy.digest, "previous": previous,
             "allowed_signers": signers_digest(policy.allowed_signers), "approvers": approvers_of(policy),
             "principal": "mallory@example.org", "signed_at": "2026-12-01T00:00:00Z"}
     signature = sign(message(body), keys["mallory"])
     fingerprint = verify(message(body), signature, "mallory@example.org",
                          parse_allowed_signers(policy.allowed_signers))
+    return {"record": "policy_pin", "policy": policy.name, "digest": policy.digest,
+            "allowed_signers": policy.allowed_signers, "approvers": body["approvers"],
+            "signed": {"payload": body, "signature": signature, "fingerprint": fingerprint}}
+
+
+@pytest.mark.parametrize("how", ["after the real pin", "after a forged pin of her own"])
+def test_a_pin_signed_by_a_key_the_pinned_policy_does_not_list_is_registry_integrity(cli, keys, domains,  # noqa: F811
+                                                                                      project, db_url, how):
+    """Mallory, who holds the database and the files, signs a pin of her weaker policy with her own key (listed in
+    her edited allowed_signers) and appends it: after the real pin, which never let her pin; or after a pin of
+    her own forged first (unsigned by anyone the real pin lets pin), on whose authority hers would hold."""
+    from graduation.policy.model import load_policy
+
+    approved(cli, keys)
+    assert pin(cli, keys, "alice@example.org").exit_code == 0
+    conn = _entries(db_url)
+    previous = conn.execute("SELECT entry_hash FROM audit_log WHERE kind = 'policy_pin'").fetchone()[0]
+    mallory_takes_over(project, keys)
+    policy = load_policy(None, project)
     with conn:
-        _forge_tail(conn, {"record": "policy_pin", "policy": policy.name, "digest": policy.digest,
-                           "allowed_signers": policy.allowed_signers, "approvers": body["approvers"],
-                           "signed": {"payload": body, "signature": signature, "fingerprint": fingerprint}})
+        if how != "after the real pin":
+            stepping_stone = mallory_pin(keys, policy, previous)
+            stepping_stone["signed"]["signature"] = "not a signature"
+            _forge_tail(conn, stepping_stone)
+            previous = conn.execute("SELECT entry_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        _forge_tail(conn, mallory_pin(keys, policy, previous))
     forged = cli(*GATE)
-    assert forged.exit_code == 2 and "may not pin" in forged.output, forged.output
+    assert forged.exit_code == 2 and "registry integrity" in forged.output, forged.output
     assert cli("audit", "verify").exit_code == 1
     conn.close()

@@ -47,15 +47,13 @@ def signers_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _pins(session, newest_first: bool = False, limit: int | None = None) -> list[tuple]:
+def _pins(session) -> list[tuple]:
+    """Every pin entry, oldest first (the index on audit_log (kind, seq) finds them)."""
     from sqlalchemy import select as core_select
 
     t = AuditEntryRow.__table__
     stmt = core_select(t.c.seq, t.c.kind, t.c.domain, t.c.created_at, t.c.payload_json, t.c.prev_hash,
-                       t.c.entry_hash).where(t.c.kind == ENTRY_KIND)
-    stmt = stmt.order_by(t.c.seq.desc() if newest_first else t.c.seq)
-    if limit is not None:
-        stmt = stmt.limit(limit)
+                       t.c.entry_hash).where(t.c.kind == ENTRY_KIND).order_by(t.c.seq)
     return [tuple(row) for row in session.connection().execute(stmt)]
 
 
@@ -97,21 +95,15 @@ def _pin_problem(entry: tuple, before: dict[str, Any] | None, before_hash: str |
 
 
 def newest(session) -> tuple[tuple, dict] | None:
-    """The newest pin and its payload, checked against the pin before it in the log (``IntegrityError``)."""
-    found = _pins(session, newest_first=True, limit=2)
-    if not found:
-        return None
-    entry = found[0]
-    before, before_hash = None, None
-    if len(found) > 1:
-        before, problem = entry_payload(found[1], f"the policy pin of audit entry {found[1][0]}")
+    """The newest pin and its payload, every pin checked against the one before it from the first
+    (``IntegrityError``): a forged pin slipped in before a pin signed on its authority breaks the walk there."""
+    before, before_hash, found = None, None, None
+    for entry in _pins(session):
+        payload, problem = _pin_problem(entry, before, before_hash)
         if problem:
             raise IntegrityError(problem + ADVICE)
-        before_hash = found[1][6]
-    payload, problem = _pin_problem(entry, before, before_hash)
-    if problem:
-        raise IntegrityError(problem + ADVICE)
-    return entry, payload
+        before, before_hash, found = payload, entry[6], (entry, payload)
+    return found
 
 
 def pin_problem(session, policy) -> str | None:
