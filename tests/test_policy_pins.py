@@ -206,3 +206,23 @@ def test_a_pin_signed_by_a_key_the_pinned_policy_does_not_list_is_registry_integ
     assert forged.exit_code == 2 and "registry integrity" in forged.output, forged.output
     assert cli("audit", "verify").exit_code == 1
     conn.close()
+
+
+def test_a_first_pin_forged_with_unreadable_signers_is_integrity_not_a_traceback(cli, keys, domains,  # noqa: F811
+                                                                                 project, db_url):
+    from graduation.policy.model import load_policy
+    from graduation.store.pins import signers_digest
+
+    approved(cli, keys)
+    conn = _entries(db_url)
+    mallory_takes_over(project, keys)
+    forged = mallory_pin(keys, load_policy(None, project), None)
+    forged["allowed_signers"] = "this is no allowed_signers line\n"
+    forged["signed"]["payload"]["allowed_signers"] = signers_digest(forged["allowed_signers"])
+    with conn:
+        _forge_tail(conn, forged)
+    result = cli(*GATE)
+    assert result.exit_code == 2 and "registry integrity" in result.output, result.output
+    verify = cli("audit", "verify")
+    assert verify.exit_code == 1 and "policy pin" in verify.output, verify.output
+    conn.close()

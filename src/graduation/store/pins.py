@@ -7,9 +7,9 @@
 A policy file is a project file: whoever can write there could permit anything. Once a registry holds a pin,
 a policy whose digest (rules, thresholds, approvers and the allowed_signers text) is not the newest pinned
 one decides nothing: every action is denied, naming the pin, until an approver pins the new file. A pin is
-signed (``ssh-keygen -Y sign``) by a principal whom the previously pinned policy lets approve: a holder of
-one of its ``approvers.roles``, or any principal of its allowed_signers when it lists no roles; the key must
-be one the previous pin's allowed_signers lists for them. The first pin is trusted on first use, by the same
+signed (``ssh-keygen -Y sign``) by a principal whom the previously pinned policy lets approve (``approvers_of``:
+a holder of the roles it requires, of any of its roles when it requires none, of any key it lists when it names
+no roles); the key must be one the previous pin's allowed_signers lists for them. The first pin is trusted on first use, by the same
 rule applied to the policy it pins. Each signed pin names the pin before it, so an older pin put back at the
 tail of the log is refused. Without any pin, the project's policy file decides (as before pins existed).
 Deleting every pin means rewriting the log: the unkeyed chain's limit, found by `audit verify --checkpoint`.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from graduation.errors import IntegrityError, SignatureError
+from graduation.errors import InputError, IntegrityError, SignatureError
 from graduation.signing import PIN_TYPE, message, parse_allowed_signers, verify
 from graduation.store.chain import entry_payload
 from graduation.store.tables import AuditEntryRow
@@ -87,7 +87,7 @@ def _pin_problem(entry: tuple, before: dict[str, Any] | None, before_hash: str |
     try:
         signers = parse_allowed_signers(authority.get("allowed_signers", ""), "the pinned allowed_signers")
         fingerprint = verify(message(body), str(signed.get("signature", "")), principal, signers)
-    except (SignatureError, ValueError) as exc:
+    except (SignatureError, InputError, ValueError) as exc:  # a forged allowed_signers text too
         return {}, f"{what}: {exc}"
     if fingerprint != signed.get("fingerprint"):
         return {}, f"{what}: the stored key fingerprint is not the key that signed"
