@@ -413,5 +413,34 @@ def all_hashes(spec, root: Path, referenced: Iterable[str],
     return hashes, missing
 
 
-__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "file_stats", "local_imports", "package_versions",
+def code_fingerprint(kind: str, options: Any, root: Path) -> str:
+    """sha256 over the project files that are a verifier's code, as they are now: a python verifier's module and its
+    local imports, a command's files named in argv and their local imports, and the modules shadowing others where
+    that code runs (``python_files``). The verdict cache key covers it: a verdict cached while one of these files
+    was edited never answers for the file put back (or for any other content)."""
+    import json
+    from types import SimpleNamespace
+
+    root = Path(root)
+    opts = dict(options) if isinstance(options, dict) else {}
+    files = set(python_files(SimpleNamespace(verifiers=[SimpleNamespace(kind=kind, options=opts)]), root))
+    if kind == "command":
+        for arg in _command_args(opts):
+            try:
+                path = root / arg
+                if path.is_file() and _under(path, root):
+                    files.add(_lexical_rel(path, root))
+            except (OSError, ValueError):
+                continue
+    digest = hashlib.sha256(b"graduation-verifier-code-1\n")
+    for rel in sorted(files):
+        try:
+            content = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+        except (OSError, ValueError):
+            content = None
+        digest.update(json.dumps([rel, content]).encode("utf-8", "surrogatepass") + b"\n")
+    return digest.hexdigest()
+
+
+__all__ = ["KIND_PACKAGES", "StatCache", "all_hashes", "check_files", "code_fingerprint", "file_stats", "local_imports", "package_versions",
            "python_files", "shadowing_modules", "verifier_files"]

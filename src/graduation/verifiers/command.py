@@ -34,6 +34,10 @@ def command(*, argv: list[str] | str, timeout: float = 10.0, threshold: float = 
         def outside(output: Any, reference: Any, row=None) -> Verdict:
             return Verdict.error(f"{args[0]}: command verifiers run only in the sandboxed worker pool")
 
+        from graduation.identity import code_fingerprint
+
+        # the cache key covers the scripts argv names and what they import, not only argv
+        outside.fingerprint = code_fingerprint("command", {"argv": argv}, cwd)  # type: ignore[attr-defined]
         return outside
 
     def check(output: Any, reference: Any, row=None) -> Verdict:

@@ -111,7 +111,10 @@ def python(*, function: str, threshold: float = 1.0, context: BuildContext = Bui
         def outside(output: Any, reference: Any, row=None) -> Verdict:
             return Verdict.error(f"{function}: python verifiers run only in the sandboxed worker pool")
 
-        outside.fingerprint = _file_hash(source)  # type: ignore[attr-defined]
+        from graduation.identity import code_fingerprint
+
+        # the module and every local module it imports (a helper edited changes the cache key too)
+        outside.fingerprint = f"{_file_hash(source)}:{code_fingerprint('python', {'function': function}, context.root)}"  # type: ignore[attr-defined]  # noqa: E501
         return outside
     fn = load_function(function, context.root)
 
