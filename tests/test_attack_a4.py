@@ -57,3 +57,40 @@ def test_verdicts_cached_by_a_python_verifier_whose_helper_was_edited_do_not_ans
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["record"]
     assert (record["n"], record["passed"]) == (1, 0), record
+
+
+def test_weights_an_index_names_outside_the_registered_directory_are_not_sampled(project, cli, tmp_path):
+    """The digest covers the files under the model directory, but transformers reads the shards that
+    model.safetensors.index.json names, joined to the directory as written: `../outside.safetensors` loaded
+    weights the digest never covered, so they could be swapped for another model's after registration and the
+    round recorded as sampled from the registered digest."""
+    pytest.importorskip("transformers")
+    import shutil
+
+    from safetensors import safe_open
+
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+    from tests.conftest import REPO
+
+    tiny = tmp_path / "tiny"
+    build_tiny_base(tiny, arithmetic_corpus(200, p_correct=0.35, max_operand=9),
+                    TinyConfig(hidden_size=32, intermediate_size=64, pretrain_steps=2))
+    shutil.copy(REPO / "domains" / "toy-arithmetic.yaml", project / "domains")
+    shutil.copytree(REPO / "domains" / "data" / "toy-arithmetic", project / "domains" / "data" / "toy-arithmetic")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    model_dir = tmp_path / "models" / "tiny"
+    shutil.copytree(tiny, model_dir)
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    shutil.move(model_dir / "model.safetensors", tmp_path / "models" / "outside.safetensors")
+    (model_dir / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {k: "../outside.safetensors" for k in keys}}))
+    registered = cli("models", "register", "tiny", "--path", str(model_dir))
+    assert registered.exit_code in (0, 2), registered.output
+    if registered.exit_code == 0:
+        result = cli("evaluate", "toy-arithmetic", "--model", "tiny", "--generate", "--limit", "2",
+                     "--max-new-tokens", "4", "--json")
+        assert result.exit_code == 2, result.output
+        assert "outside.safetensors" in result.output
+    else:
+        assert "outside.safetensors" in registered.output
