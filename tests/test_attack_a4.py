@@ -94,3 +94,5 @@ def test_weights_an_index_names_outside_the_registered_directory_are_not_sampled
         assert "outside.safetensors" in result.output
     else:
         assert "outside.safetensors" in registered.output
+    gate = cli("status", "toy-arithmetic", "--model-path", str(model_dir), "--require", "deploy:sandbox")
+    assert gate.exit_code == 2 and "outside.safetensors" in gate.output, gate.output  # the directory about to ship

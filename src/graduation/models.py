@@ -146,7 +146,34 @@ def manifest(path: Path | str, progress: Progress | None = None) -> Manifest:
                 if progress is not None:
                     progress(done, total)
         out.append((rel, digest.hexdigest(), size))
+    _check_shards(root, {rel for rel, _sha, _size in out})
     return Manifest(tuple(out))
+
+
+def _check_shards(root: Path, files: set[str]) -> None:
+    """Every shard a weight index names is one of the directory's hashed files: transformers (and vLLM) join the
+    names an ``*.index.json`` lists to the directory as written, so ``../elsewhere.safetensors`` would load weights
+    the digest never covers (swappable after registration, like a symbolic link)."""
+    import json
+    from pathlib import PurePosixPath
+
+    for rel in sorted(f for f in files if f.endswith(".index.json")):
+        try:
+            data = json.loads((root / rel).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{root / rel}: not a readable weight index ({exc})") from None
+        weight_map = data.get("weight_map") if isinstance(data, dict) else None
+        if weight_map is None:
+            continue
+        if not isinstance(weight_map, dict):
+            raise InputError(f"{root / rel}: its weight_map is not a mapping of tensor names to shard files")
+        base = PurePosixPath(rel).parent
+        for shard in sorted({str(v) for v in weight_map.values()}):
+            named = PurePosixPath(shard)
+            if named.is_absolute() or ".." in named.parts or "\\" in shard or (base / named).as_posix() not in files:
+                raise InputError(f"{root / rel} names the shard {shard!r}, which is not a file of the model "
+                                 "directory: its weights would not be covered by the digest; keep every shard inside "
+                                 "the directory")
 
 
 __all__ = ["DIGEST_KINDS", "Manifest", "ModelRef", "check_digest", "check_name", "manifest", "parse_ref"]
