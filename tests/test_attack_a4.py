@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_attack_a3 import _command_project, proj  # noqa: F401 - fixture
+from tests.test_signoffs import domains, keys  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
 
@@ -96,3 +97,26 @@ def test_weights_an_index_names_outside_the_registered_directory_are_not_sampled
         assert "outside.safetensors" in registered.output
     gate = cli("status", "toy-arithmetic", "--model-path", str(model_dir), "--require", "deploy:sandbox")
     assert gate.exit_code == 2 and "outside.safetensors" in gate.output, gate.output  # the directory about to ship
+
+
+def test_every_pin_hidden_from_the_lookup_by_its_kind_is_found_by_audit_verify(cli, keys, domains, project,  # noqa: F811
+                                                                               db_url):
+    """The decision path finds pins by kind (`WHERE kind = 'policy_pin'`): a pin whose kind column is edited is no
+    longer looked at, and the project file decides again. The kind is in the entry's hash, so `audit verify` names
+    the entry (re-hashing it and every entry after it is the unkeyed chain's limit, found by --checkpoint)."""
+    import sqlite3
+
+    from tests.test_policy_pins import GATE, approved, pin, weaken
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite file edited as an attacker does")
+    approved(cli, keys)
+    assert pin(cli, keys, "alice@example.org").exit_code == 0
+    weaken(project)
+    assert cli(*GATE).exit_code == 1
+    conn = sqlite3.connect(db_url.split("///", 1)[1])
+    with conn:
+        conn.execute("UPDATE audit_log SET kind = 'decision' WHERE kind = 'policy_pin'")
+    conn.close()
+    verify = cli("audit", "verify")
+    assert verify.exit_code == 1, verify.output
