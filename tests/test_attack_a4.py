@@ -120,3 +120,55 @@ def test_every_pin_hidden_from_the_lookup_by_its_kind_is_found_by_audit_verify(c
     conn.close()
     verify = cli("audit", "verify")
     assert verify.exit_code == 1, verify.output
+
+
+MODULE_COMMAND = """\
+domain: cmd
+title: Cmd
+risk: low
+owners: [a@example.org]
+ground_truth:
+  - {name: ref, path: data/cmd.jsonl, provenance: expert, audited: true}
+verifiers:
+  - name: answer
+    kind: command
+    role: substance
+    options: {argv: [python3, -m, judge]}
+"""
+
+
+def test_a_module_a_command_runs_with_python_m_is_part_of_the_identity(cli, project, db_url, tmp_path):
+    """`python3 -m judge` runs judge.py from the project root (the command's working directory): the identity
+    covered only the `.py` arguments, so editing judge.py to pass everything changed every verdict without a
+    new version."""
+    from graduation.records import VerifierCheck, VerifierValidationRecord
+    from graduation.store import Database
+    from graduation.store.auditlog import anchor_path
+    from graduation.store.evidence import add_evidence
+    from tests.conftest import write_domain
+
+    (project / "judge.py").write_text(
+        "import json, sys\nfrom rules import same\n\nd = json.load(sys.stdin)\n"
+        "print(json.dumps({'pass': same(d['output'], d['reference'])}))\n")
+    (project / "rules.py").write_text(HONEST)
+    write_domain(project, "cmd", text=MODULE_COMMAND, rows='{"prompt": "1+1=", "answer": "2"}\n')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    with db.write() as s:
+        add_evidence(s, "cmd", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
+            name="answer", role="substance", kind="command", references=10, references_accepted=10, controls=30,
+            controls_rejected=30, trustworthy=True)]))
+    db.dispose()
+    assert cli("status", "cmd", "--require", "train:grpo").exit_code == 0
+    assert cli("models", "register", "m1", "--digest", "sha256:" + "1" * 64).exit_code == 0
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    honest = json.loads(cli("evaluate", "cmd", "--outputs", str(outputs), "--model", "m1", "--json").stdout)
+    assert honest["record"]["passed"] == 0
+    (project / "rules.py").write_text("def same(o, r):\n    return True\n")
+    result = cli("status", "cmd", "--require", "train:grpo")
+    assert result.exit_code == 1 and "rules.py changed" in result.output, result.output
+    (project / "rules.py").write_text(HONEST)
+    (project / "judge.py").write_text("print('{\"pass\": true}')\n")
+    result = cli("status", "cmd", "--require", "train:grpo")
+    assert result.exit_code == 1 and "judge.py changed" in result.output, result.output

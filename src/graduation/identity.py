@@ -208,6 +208,37 @@ def _command_args(opts: dict) -> list[str]:
     return [a for a in args if isinstance(a, str)]
 
 
+def _python_entry_modules(args: list[str]) -> list[str]:
+    """The modules a command's Python interpreter runs or imports from its working directory without naming a
+    ``.py`` file: ``-m MODULE`` and the imports of ``-c CODE`` (an interpreter named ``python...``)."""
+    if not args or not Path(args[0]).name.startswith("python"):
+        return []
+    out: list[str] = []
+    rest = args[1:]
+    skip = False
+    for i, arg in enumerate(rest):
+        if skip:  # the value of -W or -X
+            skip = False
+            continue
+        if arg in ("-W", "-X"):
+            skip = True
+            continue
+        if not arg.startswith("-") or arg == "--":
+            break  # a script (or its arguments) from here on
+        for flag in ("-m", "-c"):
+            if arg == flag or (arg.startswith(flag) and len(arg) > 2):
+                value = arg[2:] if len(arg) > 2 else (rest[i + 1] if i + 1 < len(rest) else "")
+                if flag == "-m":
+                    out.append(value)
+                else:
+                    try:
+                        out.extend(_imports_of(ast.parse(value), ""))
+                    except (SyntaxError, ValueError):
+                        pass
+                return [m for m in out if m and all(p.isidentifier() for p in m.split("."))]
+    return []
+
+
 def python_files(spec, root: Path, memo: dict | None = None) -> list[str]:
     """The project's files that the domain's python code imports, as Python would resolve them now: a python
     verifier's module and its local imports, and the local imports of a command's ``.py`` scripts.
@@ -231,6 +262,10 @@ def python_files(spec, root: Path, memo: dict | None = None) -> list[str]:
                 out.append(_lexical_rel(path, root))
             bases[root] = None
         if v.kind == "command":
+            for name in _python_entry_modules(_command_args(opts)):  # `python -m judge`, `python -c "import judge"`
+                for path in once(("imports", name, root), lambda: local_imports(name, root)):
+                    out.append(_lexical_rel(path, root))
+                bases[root] = None  # the working directory (the project root) is first on that path
             for arg in _command_args(opts):
                 script = root / arg
                 if arg.endswith(".py") and script.is_file() and _under(script, root):
