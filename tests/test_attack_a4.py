@@ -172,3 +172,25 @@ def test_a_module_a_command_runs_with_python_m_is_part_of_the_identity(cli, proj
     (project / "judge.py").write_text("print('{\"pass\": true}')\n")
     result = cli("status", "cmd", "--require", "train:grpo")
     assert result.exit_code == 1 and "judge.py changed" in result.output, result.output
+
+
+def test_an_output_given_as_text_does_not_read_the_verdict_of_the_same_output_given_as_json(cli, proj, tmp_path):
+    """The cache key hashed a text part as it is and any other value as its JSON: the output `{"a": 1}` (an object)
+    and the text '{"a": 1}' had one key, so a verdict on one answered for the other (a verifier may tell them
+    apart: this one passes only an object)."""
+    (proj / "checks" / "toy.py").write_text("def same(o, r, row=None):\n    return isinstance(o, dict)\n")
+    assert cli("register", str(proj / "domains")).exit_code == 0
+    for name, digit in (("m1", "1"), ("m2", "2"), ("m3", "3")):
+        assert cli("models", "register", name, "--digest", "sha256:" + digit * 64).exit_code == 0
+    as_json = tmp_path / "json.jsonl"
+    as_json.write_text(json.dumps({"prompt": "1+1=", "output": {"a": 1}}) + "\n")
+    first = cli("evaluate", "toy", "--outputs", str(as_json), "--model", "m1", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["record"]["passed"] == 1
+    as_text = tmp_path / "text.jsonl"
+    as_text.write_text(json.dumps({"prompt": "1+1=", "output": json.dumps({"a": 1}, sort_keys=True)}) + "\n")
+    honest = cli("evaluate", "toy", "--outputs", str(as_text), "--model", "m3", "--json", "--no-cache")
+    assert json.loads(honest.stdout)["record"]["passed"] == 0, honest.output  # what the verifier says of the text
+    second = cli("evaluate", "toy", "--outputs", str(as_text), "--model", "m2", "--json")
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["record"]["passed"] == 0

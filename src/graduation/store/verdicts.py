@@ -30,12 +30,13 @@ def cache_key(identity: str, reference: Any, output: Any, row: Any = None) -> st
     """The cache key of one check; ``identity`` already covers the verifier's kind, version and options.
 
     The reference row is part of the key when given: some kinds (reasoning_gym, python) read more of it
-    than the reference answer.
+    than the reference answer. Each part is tagged text or JSON: a verifier may tell a text from the value it spells.
     """
     digest = hashlib.sha256(identity.encode())
     for part in (reference, output) if row is None else (reference, output, row):
         text = part if isinstance(part, str) else json.dumps(part, sort_keys=True, ensure_ascii=False, default=str)
         data = text.encode("utf-8", "surrogatepass")
+        digest.update(b"s" if isinstance(part, str) else b"j")  # the text '{"a": 1}' is not the object {"a": 1}
         digest.update(len(data).to_bytes(8, "little"))
         digest.update(data)
     return digest.hexdigest()
