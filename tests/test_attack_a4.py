@@ -194,3 +194,49 @@ def test_an_output_given_as_text_does_not_read_the_verdict_of_the_same_output_gi
     second = cli("evaluate", "toy", "--outputs", str(as_text), "--model", "m2", "--json")
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["record"]["passed"] == 0
+
+
+FIXTURE_DOMAIN = """\
+domain: toy
+title: Toy
+risk: low
+owners: [a@example.org]
+ground_truth:
+  - {name: ref, path: data/toy.jsonl, provenance: expert, audited: true}
+verifiers:
+  - name: answer
+    kind: python
+    role: substance
+    options: {function: "checks.fixture:same", files: [checks/accepted.json]}
+"""
+
+
+def test_verdicts_cached_while_a_fixture_was_edited_do_not_answer_for_the_restored_fixture(cli, project, tmp_path):
+    """`options.files` (the fixtures a verifier reads) are in the domain's identity but were not in the cache key:
+    a fixture edited to accept everything, registered and evaluated, left passes that answered for the honest
+    fixture put back and registered again."""
+    from tests.conftest import write_domain
+
+    (project / "checks").mkdir()
+    (project / "checks" / "__init__.py").write_text("")
+    (project / "checks" / "fixture.py").write_text(
+        "import json\nfrom pathlib import Path\n\n\ndef same(o, r, row=None):\n"
+        "    accepted = json.loads((Path(__file__).parent / 'accepted.json').read_text())\n"
+        "    return accepted == '*' or str(o).strip() == str(r).strip()\n")
+    fixture = project / "checks" / "accepted.json"
+    fixture.write_text('"exact"')
+    write_domain(project, "toy", text=FIXTURE_DOMAIN, rows='{"prompt": "1+1=", "answer": "2"}\n')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    for name, digit in (("m1", "1"), ("m2", "2")):
+        assert cli("models", "register", name, "--digest", "sha256:" + digit * 64).exit_code == 0
+    outputs = tmp_path / "out.jsonl"
+    outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
+    fixture.write_text('"*"')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    forged = json.loads(cli("evaluate", "toy", "--outputs", str(outputs), "--model", "m1", "--json").stdout)
+    assert forged["record"]["passed"] == 1
+    fixture.write_text('"exact"')
+    assert cli("register", str(project / "domains")).exit_code == 0
+    result = cli("evaluate", "toy", "--outputs", str(outputs), "--model", "m2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["record"]["passed"] == 0

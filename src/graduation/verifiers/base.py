@@ -166,13 +166,15 @@ class Verifier:
     isolated: bool
     check: Check = field(repr=False, compare=False)
     root: str = "."
+    fixtures: str | None = None  # the hash of the ``files`` it reads, as built (None: it lists none)
 
     @property
     def identity(self) -> str:
         """Hash of what decides a verdict: kind, version, options, and the fingerprint a kind may give its
         check (the python kind: its module's source), but not the verifier's name or role."""
         return sha256_json({"kind": self.kind, "version": self.version, "options": dict(self.options),
-                            "fingerprint": getattr(self.check, "fingerprint", None)})
+                            "fingerprint": getattr(self.check, "fingerprint", None),
+                            **({"fixtures": self.fixtures} if self.fixtures is not None else {})})
 
     def payload(self) -> dict[str, Any]:
         """What a worker process needs to rebuild this verifier."""
@@ -224,7 +226,21 @@ def build(spec: VerifierSpec | Mapping[str, Any], root: Path | str | None = None
     except (TypeError, ValueError) as exc:
         raise VerifierError(f"verifier {spec.name!r} (kind {spec.kind}): bad options {options!r}: {exc}") from None
     return Verifier(spec.name, spec.kind, spec.role.value, spec.version, options, kind.isolated, check,
-                    str(root_path))
+                    str(root_path), _fixtures_hash(files, root_path) if files else None)
+
+
+def _fixtures_hash(files: list[str], root: Path) -> str:
+    """The fixtures' content as they are now (in the verdict cache key: a verdict cached while a fixture was
+    edited never answers for the fixture put back)."""
+    import hashlib
+
+    out = []
+    for name in files:
+        try:
+            out.append([name, hashlib.sha256((root / name).read_bytes()).hexdigest()])
+        except (OSError, ValueError):
+            out.append([name, None])
+    return sha256_json(out)
 
 
 #: Options every kind takes, besides its factory's own: ``files``, the fixtures a verifier reads (hashed into
