@@ -240,3 +240,42 @@ def test_verdicts_cached_while_a_fixture_was_edited_do_not_answer_for_the_restor
     result = cli("evaluate", "toy", "--outputs", str(outputs), "--model", "m2", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["record"]["passed"] == 0
+
+
+def test_an_adapter_of_an_adapter_is_not_sampled_on_a_base_no_digest_covers(project, cli, tmp_path):
+    """`--adapter-of` accepts an adapter as the base. Sampling the second adapter loaded its base's directory with
+    transformers, which (peft installed) loads the model named by that directory's adapter_config.json
+    (`base_model_name_or_path`, any path) and applies the adapter: weights no registered digest covers."""
+    pytest.importorskip("peft")
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+    from tests.conftest import REPO
+
+    tiny = tmp_path / "tiny"
+    build_tiny_base(tiny, arithmetic_corpus(200, p_correct=0.35, max_operand=9),
+                    TinyConfig(hidden_size=32, intermediate_size=64, pretrain_steps=2))
+    elsewhere = shutil.copytree(tiny, tmp_path / "elsewhere")  # any model, swappable at will
+    for name in ("a1", "a2"):
+        peft = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny)),
+                              LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+        peft.save_pretrained(str(tmp_path / name))
+        config = tmp_path / name / "adapter_config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "base_model_name_or_path": str(elsewhere)}))
+        for kept in ("tokenizer.json", "tokenizer_config.json"):  # the tokenizer kept beside the adapter
+            shutil.copy(tiny / kept, tmp_path / name / kept)
+    shutil.copy(REPO / "domains" / "toy-arithmetic.yaml", project / "domains")
+    shutil.copytree(REPO / "domains" / "data" / "toy-arithmetic", project / "domains" / "data" / "toy-arithmetic")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "base", "--path", str(tiny)).exit_code == 0
+    assert cli("models", "register", "a1", "--path", str(tmp_path / "a1"), "--adapter-of", "base").exit_code == 0
+    second = cli("models", "register", "a2", "--path", str(tmp_path / "a2"), "--adapter-of", "a1")
+    assert second.exit_code in (0, 2), second.output
+    if second.exit_code == 0:
+        result = cli("evaluate", "toy-arithmetic", "--model", "a2", "--generate", "--limit", "2",
+                     "--max-new-tokens", "4", "--json")
+        assert result.exit_code == 2, result.output
+        assert "a1" in result.output and "adapter" in result.output

@@ -179,6 +179,12 @@ def adapter_base(db: Any, info: ModelInfo) -> ModelInfo | None:
     with db.read() as session:
         base = resolve_model(session, digest)
     _has_files(base, "the base of the adapter, ")
+    if base.lineage.get("kind") == "adapter" or (Path(base.path) / "adapter_config.json").is_file():
+        # loaded as a model, an adapter's directory loads the base its adapter_config.json names (any path, no
+        # digest checked) and applies itself: the answers would be of weights nothing registered covers
+        raise InputError(f"{info.ref} is a LoRA adapter of {base.ref}, itself a LoRA adapter "
+                         f"({base.path} holds adapter_config.json): an adapter is sampled only on a whole registered "
+                         "model; register and evaluate the merged model of the base (`jobs generate ... --merge`)")
     return base
 
 
