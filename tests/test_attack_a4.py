@@ -279,3 +279,26 @@ def test_an_adapter_of_an_adapter_is_not_sampled_on_a_base_no_digest_covers(proj
                      "--max-new-tokens", "4", "--json")
         assert result.exit_code == 2, result.output
         assert "a1" in result.output and "adapter" in result.output
+
+
+@pytest.mark.parametrize("config", ["[]", '{"model_type": "llama", "hidden_size": "x"}',
+                                    '{"model_type": "llama", "num_hidden_layers": -1}'])
+def test_a_registered_model_whose_config_does_not_load_is_exit_2_not_a_traceback(project, cli, tmp_path, config):
+    """`evaluate --generate` of a model directory whose config.json is of another shape (or holds values of another
+    type) raised TypeError / RuntimeError out of transformers: a traceback, exit 1."""
+    pytest.importorskip("transformers")
+    import shutil
+
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+    from tests.conftest import REPO
+
+    tiny = tmp_path / "tiny"
+    build_tiny_base(tiny, arithmetic_corpus(100, p_correct=0.35, max_operand=9),
+                    TinyConfig(hidden_size=32, intermediate_size=64, pretrain_steps=1))
+    (tiny / "config.json").write_text(config)
+    shutil.copy(REPO / "domains" / "toy-arithmetic.yaml", project / "domains")
+    shutil.copytree(REPO / "domains" / "data" / "toy-arithmetic", project / "domains" / "data" / "toy-arithmetic")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "t", "--path", str(tiny)).exit_code == 0
+    result = cli("evaluate", "toy-arithmetic", "--model", "t", "--generate", "--limit", "2", "--max-new-tokens", "3")
+    assert result.exit_code == 2, result.output

@@ -189,7 +189,8 @@ def load_model(model: str, tokenizer_from: str | None = None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_from or model)
         loaded = AutoModelForCausalLM.from_pretrained(model)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a config.json of another shape or with values of another type raises
+        # TypeError, RuntimeError or a library's own validation error: a model that does not load, exit 2
         raise ConfigError(f"model {model!r} cannot be loaded offline: not a local model directory nor a cached hub "
                           f"id ({str(exc).splitlines()[0][:200]}); download it first or point base_model at a "
                           "local path") from None
