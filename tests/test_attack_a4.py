@@ -302,3 +302,29 @@ def test_a_registered_model_whose_config_does_not_load_is_exit_2_not_a_traceback
     assert cli("models", "register", "t", "--path", str(tiny)).exit_code == 0
     result = cli("evaluate", "toy-arithmetic", "--model", "t", "--generate", "--limit", "2", "--max-new-tokens", "3")
     assert result.exit_code == 2, result.output
+
+
+@pytest.mark.parametrize("config", ["[]", '{"peft_type": "LORA", "r": "x", "target_modules": ["q_proj"]}'])
+def test_an_adapter_whose_config_does_not_load_is_exit_2_not_a_traceback(project, cli, tmp_path, config):
+    """An adapter_config.json of another shape (or a value of another type) raised AttributeError / TypeError out of
+    peft while the adapter was applied to its base: a traceback, exit 1."""
+    pytest.importorskip("peft")
+    import shutil
+
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+    from tests.conftest import REPO
+
+    tiny = tmp_path / "tiny"
+    build_tiny_base(tiny, arithmetic_corpus(100, p_correct=0.35, max_operand=9),
+                    TinyConfig(hidden_size=32, intermediate_size=64, pretrain_steps=1))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(config)
+    (adapter / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    shutil.copy(REPO / "domains" / "toy-arithmetic.yaml", project / "domains")
+    shutil.copytree(REPO / "domains" / "data" / "toy-arithmetic", project / "domains" / "data" / "toy-arithmetic")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "base", "--path", str(tiny)).exit_code == 0
+    assert cli("models", "register", "a", "--path", str(adapter), "--adapter-of", "base").exit_code == 0
+    result = cli("evaluate", "toy-arithmetic", "--model", "a", "--generate", "--limit", "2", "--max-new-tokens", "3")
+    assert result.exit_code == 2, result.output
