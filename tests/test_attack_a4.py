@@ -328,3 +328,28 @@ def test_an_adapter_whose_config_does_not_load_is_exit_2_not_a_traceback(project
     assert cli("models", "register", "a", "--path", str(adapter), "--adapter-of", "base").exit_code == 0
     result = cli("evaluate", "toy-arithmetic", "--model", "a", "--generate", "--limit", "2", "--max-new-tokens", "3")
     assert result.exit_code == 2, result.output
+
+
+def test_a_tokenizer_whose_ids_the_model_has_no_embedding_for_is_exit_2_not_a_traceback(project, cli, tmp_path):
+    """tokenizer.json edited (before registration) to give ids past the model's vocabulary: generation raised
+    IndexError out of torch, a traceback, exit 1."""
+    pytest.importorskip("transformers")
+    import shutil
+
+    from graduation.training.tiny import TinyConfig, arithmetic_corpus, build_tiny_base
+    from tests.conftest import REPO
+
+    tiny = tmp_path / "tiny"
+    build_tiny_base(tiny, arithmetic_corpus(100, p_correct=0.35, max_operand=9),
+                    TinyConfig(hidden_size=32, intermediate_size=64, pretrain_steps=1))
+    data = json.loads((tiny / "tokenizer.json").read_text())
+    vocab = data["model"]["vocab"]
+    for token in list(vocab)[:40]:
+        vocab[token] += 100_000
+    (tiny / "tokenizer.json").write_text(json.dumps(data))
+    shutil.copy(REPO / "domains" / "toy-arithmetic.yaml", project / "domains")
+    shutil.copytree(REPO / "domains" / "data" / "toy-arithmetic", project / "domains" / "data" / "toy-arithmetic")
+    assert cli("register", str(project / "domains")).exit_code == 0
+    assert cli("models", "register", "t", "--path", str(tiny)).exit_code == 0
+    result = cli("evaluate", "toy-arithmetic", "--model", "t", "--generate", "--limit", "2", "--max-new-tokens", "3")
+    assert result.exit_code == 2 and "does not generate" in result.output, result.output

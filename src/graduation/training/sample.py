@@ -53,9 +53,16 @@ def sample(model_dir: Path, rows: Sequence[Mapping[str, Any]], *, prompt_field: 
             model = _with_adapter(model, Path(model_dir), Path(base_dir))
     except ConfigError as exc:
         raise InputError(str(exc)) from None
-    return answer_rows(model, tokenizer, rows, prompt_field=prompt_field, answer_field=answer_field,
-                       id_field=id_field, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
-                       seed=seed)
+    try:
+        return answer_rows(model, tokenizer, rows, prompt_field=prompt_field, answer_field=answer_field,
+                           id_field=id_field, samples=samples, temperature=temperature,
+                           max_new_tokens=max_new_tokens, seed=seed)
+    except (IndexError, RuntimeError, ValueError, TypeError, KeyError) as exc:
+        # a tokenizer whose ids the model has no embedding for, and the like: the registered files do not make a
+        # model that generates (exit 2, never a traceback)
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(f"{model_dir}: the registered model does not generate ({type(exc).__name__}: {first}); "
+                         "its tokenizer and weights do not fit together") from None
 
 
 def _with_adapter(base, adapter_dir: Path, base_dir: Path):
