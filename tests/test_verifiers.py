@@ -180,3 +180,19 @@ def test_python_modules_of_the_same_name_in_two_projects_do_not_mix(tmp_path):
     with VerifierPool(1, timeout=5) as pool:
         assert pool.verify(first, [("x", "y")])[0].verdict == "pass"
         assert pool.verify(second, [("x", "y")])[0].verdict == "pass"
+
+
+def test_a_verifier_identity_names_the_versions_of_the_packages_its_kind_runs(monkeypatch):
+    """The verdict cache keys on a verifier's identity: a verdict math-verify gave must not answer for another
+    release of it (the domain's own identity already names the version; this is the cache's side)."""
+    import importlib.metadata
+
+    from graduation.verifiers.base import build
+
+    spec = {"name": "m", "kind": "math", "role": "substance"}
+    before = build(spec)
+    assert dict(before.packages) == {"math-verify": importlib.metadata.version("math-verify")}
+    assert build(spec).identity == before.identity
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1-other")
+    assert build(spec).identity != before.identity
+    assert build({"name": "e", "kind": "exact", "role": "substance"}).packages == ()

@@ -167,6 +167,7 @@ class Verifier:
     check: Check = field(repr=False, compare=False)
     root: str = "."
     fixtures: str | None = None  # the hash of the ``files`` it reads, as built (None: it lists none)
+    packages: tuple[tuple[str, str], ...] = ()  # (name, version) of the packages its kind runs (math-verify ...)
 
     @property
     def identity(self) -> str:
@@ -174,7 +175,8 @@ class Verifier:
         check (the python kind: its module's source), but not the verifier's name or role."""
         return sha256_json({"kind": self.kind, "version": self.version, "options": dict(self.options),
                             "fingerprint": getattr(self.check, "fingerprint", None),
-                            **({"fixtures": self.fixtures} if self.fixtures is not None else {})})
+                            **({"fixtures": self.fixtures} if self.fixtures is not None else {}),
+                            **({"packages": dict(self.packages)} if self.packages else {})})
 
     def payload(self) -> dict[str, Any]:
         """What a worker process needs to rebuild this verifier."""
@@ -226,7 +228,23 @@ def build(spec: VerifierSpec | Mapping[str, Any], root: Path | str | None = None
     except (TypeError, ValueError) as exc:
         raise VerifierError(f"verifier {spec.name!r} (kind {spec.kind}): bad options {options!r}: {exc}") from None
     return Verifier(spec.name, spec.kind, spec.role.value, spec.version, options, kind.isolated, check,
-                    str(root_path), _fixtures_hash(files, root_path) if files else None)
+                    str(root_path), _fixtures_hash(files, root_path) if files else None, _packages(spec.kind))
+
+
+def _packages(kind: str) -> tuple[tuple[str, str], ...]:
+    """The installed versions of the packages whose code decides this kind's verdicts (in the verdict cache key:
+    a verdict cached by math-verify 0.8 never answers for 0.9)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from graduation.identity import KIND_PACKAGES
+
+    out = []
+    for name in KIND_PACKAGES.get(kind, ()):
+        try:
+            out.append((name, version(name)))
+        except PackageNotFoundError:
+            out.append((name, "not installed"))
+    return tuple(out)
 
 
 def _fixtures_hash(files: list[str], root: Path) -> str:
