@@ -45,6 +45,18 @@ HONEST = ("import fractions\nimport statistics\n\nfrom checks.helper import norm
 ALWAYS = "def same(o, r, row=None):\n    return True\n"
 
 
+def registered_and_validated(cli, project: Path, db_url: str, domain: str, kind: str) -> None:
+    """Register the project's domains and record a trustworthy validation of ``domain``'s verifier: the gate opens."""
+    assert cli("register", str(project / "domains")).exit_code == 0
+    db = Database(db_url, anchor=anchor_path(project, db_url))
+    with db.write() as s:
+        add_evidence(s, domain, "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
+            name="answer", role="substance", kind=kind, references=10, references_accepted=10, controls=30,
+            controls_rejected=30, trustworthy=True)]))
+    db.dispose()
+    assert cli("status", domain, "--require", "train:grpo").exit_code == 0
+
+
 @pytest.fixture
 def proj(project: Path, cli, db_url: str) -> Path:
     (project / "checks").mkdir()
@@ -52,14 +64,7 @@ def proj(project: Path, cli, db_url: str) -> Path:
     (project / "checks" / "toy.py").write_text(HONEST)
     (project / "checks" / "helper.py").write_text("def norm(x):\n    return str(x).strip()\n")
     write_domain(project, "toy", text=DOMAIN, rows='{"prompt": "1+1=", "answer": "2"}\n')
-    assert cli("register", str(project / "domains")).exit_code == 0
-    db = Database(db_url, anchor=anchor_path(project, db_url))
-    with db.write() as s:
-        add_evidence(s, "toy", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
-            name="answer", role="substance", kind="python", references=10, references_accepted=10, controls=30,
-            controls_rejected=30, trustworthy=True)]))
-    db.dispose()
-    assert cli("status", "toy", "--require", "train:grpo").exit_code == 0
+    registered_and_validated(cli, project, db_url, "toy", "python")
     return project
 
 
@@ -139,14 +144,7 @@ def _command_project(project: Path, cli, db_url: str) -> None:
         "print(json.dumps({'pass': same(d['output'], d['reference'])}))\n")
     (project / "scripts" / "rules.py").write_text("def same(o, r):\n    return str(o).strip() == str(r).strip()\n")
     write_domain(project, "cmd", text=COMMAND_DOMAIN, rows='{"prompt": "1+1=", "answer": "2"}\n')
-    assert cli("register", str(project / "domains")).exit_code == 0
-    db = Database(db_url, anchor=anchor_path(project, db_url))
-    with db.write() as s:
-        add_evidence(s, "cmd", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
-            name="answer", role="substance", kind="command", references=10, references_accepted=10, controls=30,
-            controls_rejected=30, trustworthy=True)]))
-    db.dispose()
-    assert cli("status", "cmd", "--require", "train:grpo").exit_code == 0
+    registered_and_validated(cli, project, db_url, "cmd", "command")
 
 
 @pytest.mark.parametrize("edit", ["changed", "planted", "shadow"])

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.test_attack_a3 import _command_project, proj  # noqa: F401 - fixture
+from tests.test_attack_a3 import _command_project, proj, registered_and_validated  # noqa: F401 - fixture
 from tests.test_signoffs import domains, keys  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.db
@@ -141,10 +140,6 @@ def test_a_module_a_command_runs_with_python_m_is_part_of_the_identity(cli, proj
     """`python3 -m judge` runs judge.py from the project root (the command's working directory): the identity
     covered only the `.py` arguments, so editing judge.py to pass everything changed every verdict without a
     new version."""
-    from graduation.records import VerifierCheck, VerifierValidationRecord
-    from graduation.store import Database
-    from graduation.store.auditlog import anchor_path
-    from graduation.store.evidence import add_evidence
     from tests.conftest import write_domain
 
     (project / "judge.py").write_text(
@@ -152,14 +147,7 @@ def test_a_module_a_command_runs_with_python_m_is_part_of_the_identity(cli, proj
         "print(json.dumps({'pass': same(d['output'], d['reference'])}))\n")
     (project / "rules.py").write_text(HONEST)
     write_domain(project, "cmd", text=MODULE_COMMAND, rows='{"prompt": "1+1=", "answer": "2"}\n')
-    assert cli("register", str(project / "domains")).exit_code == 0
-    db = Database(db_url, anchor=anchor_path(project, db_url))
-    with db.write() as s:
-        add_evidence(s, "cmd", "verifier_validation", VerifierValidationRecord(verifiers=[VerifierCheck(
-            name="answer", role="substance", kind="command", references=10, references_accepted=10, controls=30,
-            controls_rejected=30, trustworthy=True)]))
-    db.dispose()
-    assert cli("status", "cmd", "--require", "train:grpo").exit_code == 0
+    registered_and_validated(cli, project, db_url, "cmd", "command")
     assert cli("models", "register", "m1", "--digest", "sha256:" + "1" * 64).exit_code == 0
     outputs = tmp_path / "out.jsonl"
     outputs.write_text(json.dumps({"prompt": "1+1=", "output": "banana"}) + "\n")
